@@ -1,0 +1,29 @@
+// Copyright 2026 The ripcord Authors.
+//
+// check.h: RIPCORD_CHECK(cond, "message") for programming errors (print the
+// message and abort), and RIPCORD_RETURN_IF_ERROR(expr) for absl::Status.
+// Internal only: public headers use neither.
+#ifndef RIPCORD_EXECUTOR_CHECK_H_
+#define RIPCORD_EXECUTOR_CHECK_H_
+
+#include <cstdio>
+#include <cstdlib>
+
+#define RIPCORD_CHECK(cond, ...)                                         \
+  do {                                                                   \
+    if (__builtin_expect(!(cond), 0)) {                                  \
+      std::fprintf(stderr, "ripcord: fatal: ");                          \
+      std::fprintf(stderr, __VA_ARGS__);                                 \
+      std::fprintf(stderr, " [%s:%d: %s]\n", __FILE__, __LINE__, #cond); \
+      std::fflush(stderr);                                               \
+      std::abort();                                                      \
+    }                                                                    \
+  } while (false)
+
+#define RIPCORD_RETURN_IF_ERROR(expr)             \
+  do {                                            \
+    ::absl::Status ripcord_status_ = (expr);      \
+    if (!ripcord_status_.ok()) return ripcord_status_; \
+  } while (false)
+
+#endif  // RIPCORD_EXECUTOR_CHECK_H_
