@@ -1,0 +1,562 @@
+// Copyright 2026 The ripcord Authors.
+//
+// group_state.cc: TaskGroup's join, stop and accounting protocols.
+//
+// Join protocol (pending_):
+//  1. Every spawned task, blocking call or coroutine adds 1 to pending_
+//     before it can run; a child group adds 1 to its parent's pending_ when
+//     its own count goes 0 -> 1, and releases it when the count goes 1 -> 0.
+//     So the parent's count is non-zero while any child group has work.
+//  2. A finishing task settles its statistics and its error first, then
+//     releases pending_ as the very last touch of the group's memory. It reads
+//     parent_ and exec_ before that release.
+//  3. A waiter loads pending_ (acquire); if the count is non-zero it sets the
+//     WAITERS bit (CAS) and sleeps: external threads on the futex of pending_
+//     itself, workers in their Parker after publishing waiting_on.
+//  4. The release that takes the count to zero sees WAITERS (its fetch_sub
+//     reads the bit) and wakes both kinds: FutexWakeAll(&pending_) and
+//     ExecutorImpl::WakeWaitersOf(this). Both use the address as a key only,
+//     so they are harmless if the waiter has already returned and destroyed
+//     the group.
+// Why Wait() never returns early: the release in step 2 is an acq_rel RMW and
+// the waiter's load is acquire, so all of a task's effects happen-before a
+// Wait() that sees the count at zero. Why it never hangs: step 4.
+//
+// Stop protocol (Stop):
+//  1. A shielded group ignores kParent and kExecutor stops.
+//  2. Under mu_ the first stop records reason and time; a kExecutorAll stop
+//     also records that shielded children must be reached.
+//  3. The first stop sets the StopState bit, which runs user StopCallbacks
+//     on this thread.
+//  4. If this call recorded something new, the children are pinned under
+//     children_mu_ and stopped outside it (kParent, or kExecutorAll when
+//     forced), so a StopCallback may create or destroy groups.
+// A child linked while its parent is stopped is stopped in LinkChild under
+// the parent's children_mu_, so no child misses a stop: either it is in the
+// list when step 4 copies it, or it sees stopped_ when it links.
+#include <cstdio>
+#include <exception>
+#include <memory>
+#include <string>
+#include <utility>
+#include <vector>
+
+#include <sched.h>
+
+#include "absl/status/status.h"
+#include "absl/strings/str_cat.h"
+#include "absl/strings/str_format.h"
+#include "absl/synchronization/mutex.h"
+#include "absl/time/clock.h"
+#include "executor/check.h"
+#include "executor/futex.h"
+#include "executor/scheduler.h"
+#include "executor/timer.h"
+#include "ripcord/internal/group_state.h"
+#include "ripcord/internal/spawn.h"
+#include "ripcord/task_group.h"
+
+namespace ripcord {
+namespace internal {
+namespace {
+
+thread_local GroupState* tls_current_group = nullptr;
+
+std::atomic<uint64_t> next_group_id{1};
+
+}  // namespace
+
+// GroupTimeout: the timer entry that stops a group when its timeout elapses.
+class GroupTimeout {
+ public:
+  GroupTimeout(GroupState* group, absl::Duration timeout)
+      : entry_(&Fire), group_(group), timeout_(timeout) {}
+  TimerEntry* entry() { return &entry_; }
+  std::string Reason() const {
+    return absl::StrCat("timeout of ", absl::FormatDuration(timeout_),
+                        " elapsed in ", group_->Label());
+  }
+
+ private:
+  static void Fire(TimerEntry* e) {
+    // The entry is the first member: recover the owner.
+    auto* self = reinterpret_cast<GroupTimeout*>(e);
+    self->group_->Stop(self->Reason(), StopOrigin::kSelf);
+  }
+  TimerEntry entry_;  // must stay the first member (see Fire)
+  GroupState* group_;
+  absl::Duration timeout_;
+};
+
+absl::Status StatusFromException(std::exception_ptr e, const char* what_ran) {
+  try {
+    std::rethrow_exception(e);
+  } catch (const std::exception& ex) {
+    return absl::UnknownError(
+        absl::StrCat(what_ran, " threw an exception: ", ex.what()));
+  } catch (...) {
+    return absl::UnknownError(
+        absl::StrCat(what_ran, " threw a non-std::exception"));
+  }
+}
+
+GroupState::GroupState(ExecutorImpl* exec, GroupState* parent,
+                       GroupOptions&& options)
+    : exec_(exec),
+      parent_(parent),
+      depth_(parent == nullptr ? 0 : parent->depth_ + 1),
+      shielded_(options.shielded),
+      name_(std::move(options.name)),
+      // relaxed: a unique number for labels; no ordering needed.
+      id_(next_group_id.fetch_add(1, std::memory_order_relaxed)),
+      created_(absl::Now()) {
+  if (parent_ != nullptr) {
+    parent_->LinkChild(this);
+  } else {
+    exec_->RegisterRoot(this);
+  }
+  if (options.timeout != absl::InfiniteDuration()) {
+    timeout_ = std::make_unique<GroupTimeout>(this, options.timeout);
+    if (options.timeout <= absl::ZeroDuration()) {
+      Stop(timeout_->Reason(), StopOrigin::kSelf);
+    } else {
+      exec_->timers().Schedule(timeout_->entry(), created_ + options.timeout);
+    }
+  }
+}
+
+void GroupState::CheckNoChildren() const {
+  absl::MutexLock lock(&children_mu_);
+  RIPCORD_CHECK(num_children_ == 0,
+                "TaskGroup %s destroyed while %d child group(s) are alive; "
+                "children must end before their parent",
+                Label().c_str(), num_children_);
+}
+
+GroupState::~GroupState() {
+  CheckNoChildren();
+  if (timeout_ != nullptr) exec_->timers().Cancel(timeout_->entry());
+  if (parent_ != nullptr) {
+    parent_->UnlinkChild(this);
+  } else {
+    exec_->UnregisterRoot(this);
+  }
+  WaitForUnpinned();
+}
+
+void GroupState::WaitForUnpinned() const {
+  // acquire: pairs with the release in Unpin(); the stopping thread is done
+  // with this group. Short: a pin lasts one Stop() call.
+  while (pins_.load(std::memory_order_acquire) != 0) sched_yield();
+}
+
+std::string GroupState::Label() const {
+  if (!name_.empty()) return absl::StrCat("group '", name_, "'");
+  return absl::StrCat("unnamed group #", id_);
+}
+
+bool GroupState::IsWithin(const GroupState* ancestor) const {
+  const GroupState* g = this;
+  while (g != nullptr && g->depth_ > ancestor->depth_) g = g->parent_;
+  return g == ancestor;
+}
+
+GroupState* GroupState::Current() { return tls_current_group; }
+
+GroupState* GroupState::Enter() {
+  GroupState* previous = tls_current_group;
+  tls_current_group = this;
+  return previous;
+}
+
+void GroupState::Leave(GroupState* previous) { tls_current_group = previous; }
+
+// ---- accounting -----------------------------------------------------------
+
+void GroupState::AddPending() {
+  // relaxed: an increment publishes nothing; the task it accounts for is
+  // published by the queue push that follows, and the decrement that pairs
+  // with it is acq_rel.
+  const uint32_t prev = pending_.fetch_add(1, std::memory_order_relaxed);
+  RIPCORD_CHECK((prev & kCountMask) != kCountMask,
+                "TaskGroup %s: more than 2^31 unfinished tasks",
+                Label().c_str());
+  if ((prev & kCountMask) == 0 && parent_ != nullptr) parent_->AddPending();
+}
+
+void GroupState::ReleasePending() {
+  // Read before the release: once the count is zero, a waiter may destroy us.
+  GroupState* const parent = parent_;
+  ExecutorImpl* const exec = exec_;
+  // acq_rel: release publishes the task's effects and counters to the
+  // waiter's acquire load (join step 3); acquire orders the WAITERS bit (and
+  // the waiter's waiting_on store before it) before our wake-ups.
+  const uint32_t prev = pending_.fetch_sub(1, std::memory_order_acq_rel);
+  if ((prev & kCountMask) != 1) return;
+  if ((prev & kWaiters) != 0) {
+    FutexWakeAll(&pending_);
+    exec->WakeWaitersOf(this);
+  }
+  if (parent != nullptr) parent->ReleasePending();
+}
+
+bool GroupState::SetWaitersBit() {
+  // acquire: as in Idle().
+  uint32_t v = pending_.load(std::memory_order_acquire);
+  for (;;) {
+    if ((v & kCountMask) == 0) return false;
+    if ((v & kWaiters) != 0) return true;
+    // acq_rel: release orders our waiting_on store before the bit (the last
+    // releaser's fetch_sub reads it); acquire as in Idle().
+    if (pending_.compare_exchange_weak(v, v | kWaiters,
+                                       std::memory_order_acq_rel,
+                                       std::memory_order_acquire)) {
+      return true;
+    }
+  }
+}
+
+bool GroupState::Idle() const {
+  // acquire: pairs with the acq_rel fetch_sub in ReleasePending(); after it
+  // sees zero, every finished task's effects are visible.
+  return (pending_.load(std::memory_order_acquire) & kCountMask) == 0;
+}
+
+void GroupState::AddTask() {
+  AddPending();
+  // relaxed: statistics (see the field comment).
+  spawned_.fetch_add(1, std::memory_order_relaxed);
+}
+
+void GroupState::Submit(TaskNode* task) {
+  AddTask();
+  if (stop_requested()) {
+    task->run(task, /*drop=*/true);
+    return;
+  }
+  exec_->Schedule(task);
+}
+
+void GroupState::CountStarted() {
+  started_.fetch_add(1, std::memory_order_relaxed);
+}
+
+void GroupState::CountOutcome(const absl::Status& status) {
+  if (status.ok()) {
+    completed_.fetch_add(1, std::memory_order_relaxed);
+  } else if (absl::IsCancelled(status) && stop_requested()) {
+    cancelled_.fetch_add(1, std::memory_order_relaxed);
+  } else {
+    failed_.fetch_add(1, std::memory_order_relaxed);
+  }
+}
+
+void GroupState::FinishOk() {
+  completed_.fetch_add(1, std::memory_order_relaxed);
+  ReleasePending();
+}
+
+void GroupState::FinishDropped() {
+  cancelled_.fetch_add(1, std::memory_order_relaxed);
+  dropped_.fetch_add(1, std::memory_order_relaxed);
+  ReleasePending();
+}
+
+void GroupState::FinishWithoutCount() { ReleasePending(); }
+
+void GroupState::FinishTask(absl::Status status) {
+  if (status.ok()) {
+    FinishOk();
+    return;
+  }
+  if (absl::IsCancelled(status) && stop_requested()) {
+    // It passed on what Sleep/SleepFor told it: not a failure (Trio's rule).
+    cancelled_.fetch_add(1, std::memory_order_relaxed);
+    ReleasePending();
+    return;
+  }
+  failed_.fetch_add(1, std::memory_order_relaxed);
+  std::string reason = absl::StrCat("a task failed: ", status.ToString());
+  {
+    absl::MutexLock lock(&mu_);
+    if (first_error_.ok()) first_error_ = std::move(status);
+  }
+  Stop(reason, StopOrigin::kSelf);
+  ReleasePending();
+}
+
+// ---- join -----------------------------------------------------------------
+
+absl::Status GroupState::CheckNotInside(const char* api) const {
+  const GroupState* current = tls_current_group;
+  if (current != nullptr && current->IsWithin(this)) {
+    return absl::FailedPreconditionError(absl::StrCat(
+        api, " called from a task of ", Label(),
+        current == this ? "" : " (or of one of its descendants)",
+        "; it would wait for itself. Use co_await group.Join() in a "
+        "coroutine, or wait from outside the group"));
+  }
+  return absl::OkStatus();
+}
+
+absl::Status GroupState::WaitUntil(absl::Time deadline, bool* timed_out) {
+  *timed_out = false;
+  if (Idle()) return absl::OkStatus();
+  if (exec_->OnWorkerThread()) {
+    *timed_out = !exec_->HelpWhileWaiting(this, deadline);
+    return absl::OkStatus();
+  }
+  // External thread: sleep on the futex of pending_ itself (join step 3).
+  for (;;) {
+    uint32_t v = pending_.load(std::memory_order_acquire);
+    if ((v & kCountMask) == 0) break;
+    if ((v & kWaiters) == 0) {
+      if (!pending_.compare_exchange_weak(v, v | kWaiters,
+                                          std::memory_order_acq_rel,
+                                          std::memory_order_acquire)) {
+        continue;
+      }
+      v |= kWaiters;
+    }
+    if (deadline == absl::InfiniteFuture()) {
+      FutexWait(&pending_, v);
+    } else if (!FutexWaitUntil(&pending_, v, deadline)) {
+      if (!Idle()) {
+        *timed_out = true;
+        return absl::OkStatus();
+      }
+    }
+  }
+  // Best effort: clear WAITERS so later idle transitions skip the wake-up.
+  // relaxed: if it fails, one extra wake-up happens later; harmless.
+  uint32_t expected = kWaiters;
+  pending_.compare_exchange_strong(expected, 0, std::memory_order_relaxed);
+  return absl::OkStatus();
+}
+
+absl::Status GroupState::Wait() {
+  RIPCORD_RETURN_IF_ERROR(CheckNotInside("TaskGroup::Wait()"));
+  bool timed_out = false;
+  WaitUntil(absl::InfiniteFuture(), &timed_out).IgnoreError();
+  return Outcome();
+}
+
+absl::Status GroupState::WaitFor(absl::Duration timeout) {
+  RIPCORD_RETURN_IF_ERROR(CheckNotInside("TaskGroup::WaitFor()"));
+  bool timed_out = false;
+  const absl::Time deadline = timeout <= absl::ZeroDuration()
+                                  ? absl::InfinitePast()
+                                  : absl::Now() + timeout;
+  if (timeout > absl::ZeroDuration() || Idle()) {
+    WaitUntil(deadline, &timed_out).IgnoreError();
+  } else {
+    timed_out = true;
+  }
+  if (timed_out && !Idle()) {
+    return absl::DeadlineExceededError(absl::StrCat(
+        "TaskGroup::WaitFor(", absl::FormatDuration(timeout), "): ", Label(),
+        " still has tasks running or queued"));
+  }
+  return Outcome();
+}
+
+absl::Status GroupState::Outcome() const {
+  absl::MutexLock lock(&mu_);
+  if (!first_error_.ok()) return first_error_;
+  if (stopped_) {
+    return absl::CancelledError(
+        absl::StrCat(Label(), " stopped: ", stop_reason_));
+  }
+  return absl::OkStatus();
+}
+
+// ---- stop -----------------------------------------------------------------
+
+void GroupState::Stop(std::string_view reason, StopOrigin origin) {
+  if (shielded_ &&
+      (origin == StopOrigin::kParent || origin == StopOrigin::kExecutor)) {
+    return;
+  }
+  const bool force = origin == StopOrigin::kExecutorAll;
+  bool first = false;
+  bool propagate = false;
+  {
+    absl::MutexLock lock(&mu_);
+    if (!stopped_) {
+      first = true;
+      stopped_ = true;
+      stop_reason_ = std::string(reason);
+      stop_time_ = absl::Now();
+    }
+    propagate = first || (force && !forced_);
+    if (force) forced_ = true;
+  }
+  if (first) stop_.RequestStop();
+  if (!propagate) return;
+  std::vector<GroupState*> children;
+  {
+    absl::MutexLock lock(&children_mu_);
+    children.reserve(num_children_);
+    for (GroupState* c = first_child_; c != nullptr; c = c->next_sibling_) {
+      c->Pin();
+      children.push_back(c);
+    }
+  }
+  const StopOrigin child_origin =
+      force ? StopOrigin::kExecutorAll : StopOrigin::kParent;
+  for (GroupState* c : children) {
+    c->Stop(reason, child_origin);
+    c->Unpin();
+  }
+}
+
+void GroupState::LinkChild(GroupState* child) {
+  std::string reason;
+  bool stopped = false;
+  bool forced = false;
+  absl::MutexLock lock(&children_mu_);
+  child->prev_sibling_ = nullptr;
+  child->next_sibling_ = first_child_;
+  if (first_child_ != nullptr) first_child_->prev_sibling_ = child;
+  first_child_ = child;
+  ++num_children_;
+  {
+    absl::MutexLock status_lock(&mu_);
+    stopped = stopped_;
+    forced = forced_;
+    if (stopped) reason = stop_reason_;
+  }
+  // Under children_mu_, so a concurrent Stop() either copied the child or we
+  // see its stopped_ here. The child is new: it has no StopCallbacks and no
+  // children yet, so stopping it here runs no user code.
+  if (stopped) {
+    child->Stop(reason,
+                forced ? StopOrigin::kExecutorAll : StopOrigin::kParent);
+  }
+}
+
+void GroupState::UnlinkChild(GroupState* child) {
+  absl::MutexLock lock(&children_mu_);
+  if (child->prev_sibling_ != nullptr) {
+    child->prev_sibling_->next_sibling_ = child->next_sibling_;
+  } else {
+    first_child_ = child->next_sibling_;
+  }
+  if (child->next_sibling_ != nullptr) {
+    child->next_sibling_->prev_sibling_ = child->prev_sibling_;
+  }
+  --num_children_;
+}
+
+// ---- diagnostics ----------------------------------------------------------
+
+GroupStats GroupState::Stats() const {
+  GroupStats s;
+  // relaxed: a snapshot; exact once joined (see the field comment).
+  const int64_t started = started_.load(std::memory_order_relaxed);
+  const int64_t dropped = dropped_.load(std::memory_order_relaxed);
+  s.completed = completed_.load(std::memory_order_relaxed);
+  s.failed = failed_.load(std::memory_order_relaxed);
+  s.cancelled = cancelled_.load(std::memory_order_relaxed);
+  s.spawned = spawned_.load(std::memory_order_relaxed);
+  const int64_t finished_after_start = s.completed + s.failed + s.cancelled -
+                                       dropped;
+  s.running = std::max<int64_t>(0, started - finished_after_start);
+  s.queued = std::max<int64_t>(0, s.spawned - started - dropped);
+  return s;
+}
+
+void GroupState::DescribeTree(std::string* out, int indent,
+                              absl::Time now) const {
+  GroupStats s = Stats();
+  std::string stop;
+  {
+    absl::MutexLock lock(&mu_);
+    if (stopped_) {
+      stop = absl::StrCat(" stopped ", absl::FormatDuration(absl::Trunc(
+                                           now - stop_time_, absl::Milliseconds(1))),
+                          " ago: ", stop_reason_);
+    }
+  }
+  absl::StrAppendFormat(
+      out,
+      "%*s%s%s%s: spawned=%lld completed=%lld failed=%lld cancelled=%lld "
+      "running=%lld queued=%lld\n",
+      2 * indent, "", Label(), shielded_ ? " [shielded]" : "", stop,
+      static_cast<long long>(s.spawned), static_cast<long long>(s.completed),
+      static_cast<long long>(s.failed), static_cast<long long>(s.cancelled),
+      static_cast<long long>(s.running), static_cast<long long>(s.queued));
+  absl::MutexLock lock(&children_mu_);
+  for (GroupState* c = first_child_; c != nullptr; c = c->next_sibling_) {
+    c->DescribeTree(out, indent + 1, now);
+  }
+}
+
+void GroupState::CountBusy(int64_t* tasks, int64_t* groups) const {
+  GroupStats s = Stats();
+  if (s.running + s.queued > 0) {
+    *tasks += s.running + s.queued;
+    ++*groups;
+  }
+  absl::MutexLock lock(&children_mu_);
+  for (GroupState* c = first_child_; c != nullptr; c = c->next_sibling_) {
+    c->CountBusy(tasks, groups);
+  }
+}
+
+// ---- blocking calls -------------------------------------------------------
+
+void SubmitBlockingJob(GroupState* group, TaskNode* job) {
+  group->AddTask();
+  if (group->stop_requested()) {
+    // fn never runs: the job's first phase sees the stop and schedules done
+    // with CancelledError.
+    job->run(job, /*drop=*/false);
+    return;
+  }
+  group->executor()->blocking().Submit([job] { job->run(job, false); });
+}
+
+void ScheduleContinuation(TaskNode* node) {
+  node->group->executor()->Schedule(node);
+}
+
+}  // namespace internal
+
+// ---- TaskGroup --------------------------------------------------------------
+
+TaskGroup::TaskGroup(Executor& executor, GroupOptions options)
+    : state_(executor.impl(), nullptr, std::move(options)),
+      uncaught_at_construction_(std::uncaught_exceptions()) {}
+
+TaskGroup::TaskGroup(TaskGroup& parent, GroupOptions options)
+    : state_(parent.state_.executor(), &parent.state_, std::move(options)),
+      uncaught_at_construction_(std::uncaught_exceptions()) {}
+
+TaskGroup::~TaskGroup() {
+  state_.CheckNoChildren();
+  if (std::uncaught_exceptions() > uncaught_at_construction_) {
+    state_.Stop("an exception is unwinding the scope that owns the group",
+                internal::StopOrigin::kSelf);
+  }
+  absl::Status inside = state_.CheckNotInside("~TaskGroup()");
+  RIPCORD_CHECK(inside.ok(), "%s", inside.ToString().c_str());
+  state_.Wait().IgnoreError();
+}
+
+// ---- Executor ---------------------------------------------------------------
+
+Executor::Executor(ExecutorOptions options)
+    : impl_(std::make_unique<internal::ExecutorImpl>(options)) {}
+
+Executor::~Executor() = default;
+
+int Executor::num_workers() const { return impl_->num_workers(); }
+
+void Executor::RequestStop(StopTarget target, std::string_view reason) {
+  impl_->RequestStop(target, reason);
+}
+
+std::string Executor::DebugString() const { return impl_->DebugString(); }
+
+}  // namespace ripcord

@@ -1,0 +1,81 @@
+// Copyright 2026 The ripcord Authors.
+#include "executor/idle.h"
+
+#include <atomic>
+
+namespace ripcord::internal {
+
+Idle::Idle(int num_workers)
+    : num_workers_(num_workers),
+      state_(static_cast<uint32_t>(num_workers) * kUnparkedOne),
+      is_sleeping_(num_workers, 0) {
+  sleepers_.reserve(num_workers);
+}
+
+bool Idle::ShouldNotify() const {
+  // seq_cst: the load half of the producer's StoreLoad (protocol step 1);
+  // pairs with the seq_cst RMW in TransitionToParked + the re-check.
+  uint32_t s = state_.load(std::memory_order_seq_cst);
+  return Searching(s) == 0 && Unparked(s) < num_workers_;
+}
+
+int Idle::WorkerToNotify() {
+  if (!ShouldNotify()) return -1;
+  absl::MutexLock lock(&mu_);
+  // Re-check under the lock: another producer may have woken the worker.
+  if (!ShouldNotify() || sleepers_.empty()) return -1;
+  int w = sleepers_.back();
+  sleepers_.pop_back();
+  is_sleeping_[w] = 0;
+  // seq_cst: keeps the state in the single total order of step 1/3.
+  state_.fetch_add(kUnparkedOne + kSearchingOne, std::memory_order_seq_cst);
+  return w;
+}
+
+bool Idle::TransitionToSearching() {
+  uint32_t s = state_.load(std::memory_order_seq_cst);
+  if (2 * Searching(s) >= num_workers_) return false;
+  state_.fetch_add(kSearchingOne, std::memory_order_seq_cst);
+  return true;
+}
+
+bool Idle::TransitionFromSearching() {
+  uint32_t prev = state_.fetch_sub(kSearchingOne, std::memory_order_seq_cst);
+  return Searching(prev) == 1;
+}
+
+bool Idle::TransitionToParked(int worker, bool is_searching) {
+  absl::MutexLock lock(&mu_);
+  uint32_t dec = kUnparkedOne + (is_searching ? kSearchingOne : 0);
+  // seq_cst: the RMW half of the parking worker's StoreLoad (step 3).
+  uint32_t prev = state_.fetch_sub(dec, std::memory_order_seq_cst);
+  sleepers_.push_back(worker);
+  is_sleeping_[worker] = 1;
+  return is_searching && Searching(prev) == 1;
+}
+
+bool Idle::TransitionFromParked(int worker) {
+  absl::MutexLock lock(&mu_);
+  if (!is_sleeping_[worker]) return true;
+  for (size_t i = 0; i < sleepers_.size(); ++i) {
+    if (sleepers_[i] == worker) {
+      sleepers_[i] = sleepers_.back();
+      sleepers_.pop_back();
+      break;
+    }
+  }
+  is_sleeping_[worker] = 0;
+  state_.fetch_add(kUnparkedOne, std::memory_order_seq_cst);
+  return false;
+}
+
+int Idle::num_parked() const {
+  absl::MutexLock lock(&mu_);
+  return static_cast<int>(sleepers_.size());
+}
+
+int Idle::num_searching() const {
+  return Searching(state_.load(std::memory_order_relaxed));
+}
+
+}  // namespace ripcord::internal

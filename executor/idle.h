@@ -1,0 +1,80 @@
+// Copyright 2026 The ripcord Authors.
+//
+// idle.h: which workers are parked and which are searching for work, and the
+// decision whether a newly queued task must wake one. The protocol follows
+// Tokio's scheduler/multi_thread/idle.rs (and Go's proc.go: "spinning" Ms);
+// the code is ours.
+//
+// Protocol:
+//  1. A producer makes a task visible (deque Push's seq_cst store of bottom,
+//     or the injection queue's seq_cst fetch_add of its length), then calls
+//     ShouldNotify(), a seq_cst load of state_. It wakes a parked worker only
+//     when no worker is searching and some worker is parked: a searching
+//     worker will find the task, and waking more would be a thundering herd.
+//  2. A worker that runs out of local work becomes searching (at most half
+//     the workers search at once) and tries to steal. When it finds work it
+//     stops searching; if it was the last searcher it wakes one more worker,
+//     so the work it found can keep spreading (Go: "wakep after we found
+//     work while spinning").
+//  3. A worker with nothing to do parks: TransitionToParked() (a seq_cst RMW
+//     under the mutex). If it was the last searcher it re-checks every queue
+//     with seq_cst loads and wakes a worker if it sees work.
+// Why no wake-up is lost: in step 1 the producer's store and load are seq_cst,
+// and so are the last searcher's RMW and re-check in step 3. In the single
+// total order either the producer's load sees the worker still searching (and
+// the worker's re-check, which comes later, sees the task), or the producer
+// sees no searcher and wakes a parked worker.
+#ifndef RIPCORD_EXECUTOR_IDLE_H_
+#define RIPCORD_EXECUTOR_IDLE_H_
+
+#include <atomic>
+#include <cstdint>
+#include <vector>
+
+#include "absl/base/thread_annotations.h"
+#include "absl/synchronization/mutex.h"
+
+namespace ripcord::internal {
+
+// Idle: Thread-safe.
+class Idle {
+ public:
+  explicit Idle(int num_workers);
+
+  // Step 1: should a producer wake a worker? seq_cst load.
+  bool ShouldNotify() const;
+  // Picks a parked worker to wake and counts it as unparked and searching
+  // (the woken worker starts out searching). -1 when none should be woken.
+  int WorkerToNotify() ABSL_LOCKS_EXCLUDED(mu_);
+  // Step 2. Returns false when enough workers already search.
+  bool TransitionToSearching();
+  // Returns true if the caller was the last searcher.
+  bool TransitionFromSearching();
+  // Step 3. Returns true if the caller was the last searcher.
+  bool TransitionToParked(int worker, bool is_searching) ABSL_LOCKS_EXCLUDED(mu_);
+  // After a wake-up: returns true if the worker was woken by
+  // WorkerToNotify() (it is now counted unparked and searching); false if it
+  // was still listed as parked (spurious or shutdown wake-up), in which case
+  // it is removed from the list and counted unparked, not searching.
+  bool TransitionFromParked(int worker) ABSL_LOCKS_EXCLUDED(mu_);
+  int num_parked() const ABSL_LOCKS_EXCLUDED(mu_);
+  int num_searching() const;
+
+ private:
+  // state_: low 16 bits = workers not parked, next 16 bits = searching.
+  static constexpr uint32_t kUnparkedOne = 1;
+  static constexpr uint32_t kSearchingOne = 1u << 16;
+  static constexpr uint32_t kMask = 0xffff;
+  static int Unparked(uint32_t s) { return static_cast<int>(s & kMask); }
+  static int Searching(uint32_t s) { return static_cast<int>(s >> 16); }
+
+  const int num_workers_;
+  std::atomic<uint32_t> state_;
+  mutable absl::Mutex mu_;
+  std::vector<int> sleepers_ ABSL_GUARDED_BY(mu_);
+  std::vector<char> is_sleeping_ ABSL_GUARDED_BY(mu_);
+};
+
+}  // namespace ripcord::internal
+
+#endif  // RIPCORD_EXECUTOR_IDLE_H_

@@ -1,0 +1,434 @@
+// Copyright 2026 The ripcord Authors.
+//
+// scheduler.cc: the workers' run loop, helping waits, and the root registry.
+//
+// Run loop (WorkerMain), per round:
+//  1. Every 61st round the injection queue first (so external submissions
+//     are not starved by a worker that keeps feeding its own deque; Tokio and
+//     Go use the same constant), then the worker's own deque (LIFO), then the
+//     injection queue.
+//  2. Nothing local: become searching (idle.h step 2) and steal from the
+//     other workers, starting at a random victim.
+//  3. Still nothing: park (idle.h step 3). A parked worker is woken by a
+//     producer (idle.h step 1) or by shutdown.
+// A task whose group was stopped before it started is dropped, not run: the
+// drop costs the worker one check, and stopping a group never walks its
+// queued tasks.
+//
+// Helping waits (HelpWhileWaiting), called by TaskGroup::Wait() on a worker:
+//  1. Run what the waiting task itself spawned: the own deque above `base`,
+//     the bottom it had when the task started.
+//  2. Take tasks of the waited group's subtree from the injection queue (the
+//     first 64) and from other workers' deques. A stolen task from outside
+//     the subtree goes back to the front of the injection queue.
+//  3. Nothing to run: count this worker in blocked_waiters_. If every worker
+//     is a blocked waiter, nobody else will run the unrelated tasks that the
+//     waited tasks may be stuck behind (a single worker waiting inside a task
+//     is the common case, oneTBB issue 2056), so run any task (fallback).
+//  4. Otherwise set waiting_on, set the group's WAITERS bit, count the worker
+//     in parked_waiters_ (seq_cst), search once more (step 1-2), and park.
+//     Woken by: the last task of the group (GroupState wakes its waiters via
+//     WakeWaitersOf), a producer that found no ordinary parked worker to wake
+//     (NotifyAfterPush), or the deadline.
+// Why a helping wait never hangs: the group's last release sees WAITERS
+// (its fetch_sub reads the bit set in step 4, which is sequenced after the
+// waiting_on store) and unparks us. A task we may run that appears while we
+// park is published by a seq_cst store/RMW before the producer's seq_cst load
+// of parked_waiters_, while our seq_cst increment precedes our re-check: one
+// of the two sees the other. Tasks we may not run are run by ordinary workers
+// (idle.h's protocol covers them), or, when none is left, by step 3.
+// Bounded lateness (oneTBB issue 942): a waiter runs an unrelated task only in
+// step 3's fallback, when no other worker could run it.
+#include "executor/scheduler.h"
+
+#include <sched.h>
+
+#include <algorithm>
+#include <atomic>
+#include <cstdio>
+#include <memory>
+#include <string>
+#include <thread>
+#include <utility>
+#include <vector>
+
+#include "absl/strings/str_cat.h"
+#include "absl/strings/str_format.h"
+#include "absl/synchronization/mutex.h"
+#include "absl/time/clock.h"
+#include "executor/check.h"
+#include "executor/threads.h"
+
+namespace ripcord::internal {
+namespace {
+
+thread_local Worker* tls_worker = nullptr;
+
+constexpr uint32_t kInjectInterval = 61;
+constexpr int kRootShards = 16;
+// Rounds a helping wait searches before it parks.
+constexpr int kWaitSpinRounds = 32;
+
+int ResolveWorkers(const ExecutorOptions& o) {
+  RIPCORD_CHECK(o.num_workers >= 0,
+                "ExecutorOptions::num_workers must be >= 0 (0 = hardware "
+                "concurrency), got %d",
+                o.num_workers);
+  RIPCORD_CHECK(o.max_blocking_threads >= 1,
+                "ExecutorOptions::max_blocking_threads must be >= 1, got %d",
+                o.max_blocking_threads);
+  RIPCORD_CHECK(o.blocking_keep_alive >= absl::ZeroDuration(),
+                "ExecutorOptions::blocking_keep_alive must be >= 0, got %s",
+                absl::FormatDuration(o.blocking_keep_alive).c_str());
+  int n = o.num_workers;
+  if (n == 0) n = std::max(1u, std::thread::hardware_concurrency());
+  RIPCORD_CHECK(n < 0xffff, "ExecutorOptions::num_workers too large: %d", n);
+  return n;
+}
+
+uint64_t NextRandom(uint64_t* state) {
+  // xorshift64*: victim selection only.
+  uint64_t x = *state;
+  x ^= x >> 12;
+  x ^= x << 25;
+  x ^= x >> 27;
+  *state = x;
+  return x * 0x2545F4914F6CDD1DULL;
+}
+
+void CpuRelax() {
+#if defined(__x86_64__) || defined(__i386__)
+  __builtin_ia32_pause();
+#endif
+}
+
+int ThreadShardIndex() {
+  static std::atomic<int> next{0};
+  // relaxed: any spread of threads over shards is correct.
+  thread_local int index = next.fetch_add(1, std::memory_order_relaxed);
+  return index;
+}
+
+}  // namespace
+
+ExecutorImpl::ExecutorImpl(const ExecutorOptions& options)
+    : idle_(ResolveWorkers(options)), created_(absl::Now()) {
+  const int n = ResolveWorkers(options);
+  shards_.reserve(kRootShards);
+  for (int i = 0; i < kRootShards; ++i) {
+    shards_.push_back(std::make_unique<RootShard>());
+  }
+  timers_ = std::make_unique<TimerQueue>();
+  blocking_ = std::make_unique<BlockingPool>(options.max_blocking_threads,
+                                             options.blocking_keep_alive);
+  workers_.reserve(n);
+  for (int i = 0; i < n; ++i) {
+    workers_.push_back(std::make_unique<Worker>(this, i));
+    workers_.back()->rng = 0x9e3779b97f4a7c15ULL * (i + 1);
+  }
+  // Every Worker exists before any thread starts: a thread steals from all.
+  for (auto& w : workers_) {
+    Worker* worker = w.get();
+    w->thread = StartThread("ripcord-worker", [this, worker] {
+      WorkerMain(worker);
+    });
+  }
+}
+
+ExecutorImpl::~ExecutorImpl() {
+  int64_t live = 0;
+  for (auto& shard : shards_) {
+    absl::MutexLock lock(&shard->mu);
+    live += shard->count;
+  }
+  RIPCORD_CHECK(live == 0,
+                "Executor destroyed while %lld root TaskGroup(s) are alive; "
+                "destroy or Wait() them first",
+                static_cast<long long>(live));
+  RIPCORD_CHECK(!OnWorkerThread(),
+                "Executor destroyed from one of its own worker threads");
+  // seq_cst: a worker that checks shutdown_ after this store and then parks
+  // is unparked below (Unpark before Park makes Park return).
+  shutdown_.store(true, std::memory_order_seq_cst);
+  for (auto& w : workers_) w->parker.Unpark();
+  for (auto& w : workers_) w->thread.join();
+  blocking_.reset();
+  timers_.reset();
+}
+
+bool ExecutorImpl::OnWorkerThread() const {
+  return tls_worker != nullptr && tls_worker->exec == this;
+}
+
+void ExecutorImpl::Schedule(TaskNode* task) {
+  Worker* w = tls_worker;
+  if (w != nullptr && w->exec == this) {
+    w->deque.Push(task);  // seq_cst store of bottom: see NotifyAfterPush.
+  } else {
+    inject_.PushBack(task);  // seq_cst RMW of the length.
+  }
+  NotifyAfterPush();
+}
+
+void ExecutorImpl::ScheduleBack(TaskNode* task) {
+  inject_.PushBack(task);
+  NotifyAfterPush();
+}
+
+void ExecutorImpl::NotifyAfterPush() {
+  if (idle_.ShouldNotify() && NotifyOne()) return;
+  // seq_cst: the load half of the producer's StoreLoad towards parked
+  // waiters; pairs with the seq_cst fetch_add in HelpWhileWaiting step 4.
+  if (parked_waiters_.load(std::memory_order_seq_cst) > 0) {
+    WakeOneParkedWaiter();
+  }
+}
+
+bool ExecutorImpl::NotifyOne() {
+  const int w = idle_.WorkerToNotify();
+  if (w < 0) return false;
+  workers_[w]->parker.Unpark();
+  return true;
+}
+
+void ExecutorImpl::WakeOneParkedWaiter() {
+  for (auto& w : workers_) {
+    if (w->parked_waiter.load(std::memory_order_relaxed) &&
+        w->parked_waiter.exchange(false, std::memory_order_acq_rel)) {
+      parked_waiters_.fetch_sub(1, std::memory_order_seq_cst);
+      w->parker.Unpark();
+      return;
+    }
+  }
+}
+
+void ExecutorImpl::WakeWaitersOf(const GroupState* group) {
+  for (auto& w : workers_) {
+    // acquire: pairs with the release store of waiting_on in
+    // HelpWhileWaiting (ordered before the WAITERS bit our caller saw).
+    if (w->waiting_on.load(std::memory_order_acquire) == group) {
+      if (w->parked_waiter.exchange(false, std::memory_order_acq_rel)) {
+        parked_waiters_.fetch_sub(1, std::memory_order_seq_cst);
+      }
+      w->parker.Unpark();
+    }
+  }
+}
+
+bool ExecutorImpl::AnyWorkVisible() const {
+  if (!inject_.Empty()) return true;
+  for (const auto& w : workers_) {
+    if (!w->deque.EmptyHint()) return true;
+  }
+  return false;
+}
+
+void ExecutorImpl::RunTask(Worker* w, TaskNode* t) {
+  const int64_t saved_base = w->base;
+  w->base = w->deque.Bottom();
+  const bool drop =
+      (t->flags & TaskNode::kDroppable) != 0 && t->group->stop_requested();
+  t->run(t, drop);
+  w->base = saved_base;
+}
+
+TaskNode* ExecutorImpl::StealFromOthers(Worker* w, const GroupState* filter,
+                                        bool fallback) {
+  const int n = num_workers();
+  if (n <= 1) return nullptr;
+  const int start = static_cast<int>(NextRandom(&w->rng) % n);
+  for (int i = 0; i < n; ++i) {
+    const int v = (start + i) % n;
+    if (v == w->index) continue;
+    bool lost_race = false;
+    TaskNode* t = workers_[v]->deque.Steal(&lost_race);
+    if (t == nullptr && lost_race) t = workers_[v]->deque.Steal(&lost_race);
+    if (t == nullptr) continue;
+    if (filter == nullptr || fallback || t->group->IsWithin(filter)) return t;
+    // Not ours to run while waiting: hand it to the injection queue's front
+    // (it was the oldest task of its deque) for an ordinary worker.
+    inject_.PushFront(t);
+    NotifyAfterPush();
+  }
+  return nullptr;
+}
+
+TaskNode* ExecutorImpl::FindWork(Worker* w, const GroupState* filter,
+                                 bool fallback) {
+  TaskNode* t = nullptr;
+  if (fallback || w->deque.Bottom() > w->base) t = w->deque.Pop();
+  if (t != nullptr) return t;
+  if (fallback) {
+    t = inject_.Pop();
+  } else {
+    t = inject_.PopIf(
+        [filter](const TaskNode* n) { return n->group->IsWithin(filter); },
+        64);
+  }
+  if (t != nullptr) return t;
+  return StealFromOthers(w, filter, fallback);
+}
+
+void ExecutorImpl::WorkerMain(Worker* w) {
+  tls_worker = w;
+  bool searching = false;
+  uint32_t tick = 0;
+  for (;;) {
+    TaskNode* t = nullptr;
+    if (++tick % kInjectInterval == 0) t = inject_.Pop();
+    if (t == nullptr) t = w->deque.Pop();
+    if (t == nullptr) t = inject_.Pop();
+    if (t == nullptr) {
+      if (!searching) searching = idle_.TransitionToSearching();
+      if (searching) {
+        t = StealFromOthers(w, nullptr, false);
+        if (t == nullptr) t = inject_.Pop();
+      }
+    }
+    if (t != nullptr) {
+      if (searching) {
+        searching = false;
+        if (idle_.TransitionFromSearching()) NotifyOne();
+      }
+      RunTask(w, t);
+      continue;
+    }
+    // seq_cst: pairs with the store in ~ExecutorImpl.
+    if (shutdown_.load(std::memory_order_seq_cst)) break;
+    const bool last_searcher = idle_.TransitionToParked(w->index, searching);
+    searching = false;
+    // The last searcher re-checks every queue (idle.h step 3).
+    if (last_searcher && AnyWorkVisible()) NotifyOne();
+    if (!shutdown_.load(std::memory_order_seq_cst)) w->parker.Park();
+    searching = idle_.TransitionFromParked(w->index);
+  }
+  tls_worker = nullptr;
+}
+
+bool ExecutorImpl::HelpWhileWaiting(GroupState* group, absl::Time deadline) {
+  Worker* w = tls_worker;
+  int rounds = 0;
+  for (;;) {
+    if (group->Idle()) return true;
+    TaskNode* t = FindWork(w, group, /*fallback=*/false);
+    if (t != nullptr) {
+      RunTask(w, t);
+      rounds = 0;
+      continue;
+    }
+    if (++rounds < kWaitSpinRounds) {
+      CpuRelax();
+      continue;
+    }
+    rounds = 0;
+    if (deadline != absl::InfiniteFuture() && absl::Now() >= deadline) {
+      return group->Idle();
+    }
+    // Step 3.
+    const int blocked =
+        blocked_waiters_.fetch_add(1, std::memory_order_seq_cst) + 1;
+    if (blocked >= num_workers()) {
+      t = FindWork(w, group, /*fallback=*/true);
+      if (t != nullptr) {
+        blocked_waiters_.fetch_sub(1, std::memory_order_seq_cst);
+        RunTask(w, t);
+        continue;
+      }
+    }
+    // Step 4. release: pairs with the acquire load in WakeWaitersOf().
+    w->waiting_on.store(group, std::memory_order_release);
+    bool park = group->SetWaitersBit();
+    if (park) {
+      w->parked_waiter.store(true, std::memory_order_seq_cst);
+      // seq_cst: the RMW half of our StoreLoad; the re-check follows.
+      parked_waiters_.fetch_add(1, std::memory_order_seq_cst);
+      t = FindWork(w, group, blocked >= num_workers());
+      if (t == nullptr && !group->Idle()) w->parker.ParkUntil(deadline);
+      if (w->parked_waiter.exchange(false, std::memory_order_acq_rel)) {
+        parked_waiters_.fetch_sub(1, std::memory_order_seq_cst);
+      }
+    }
+    w->waiting_on.store(nullptr, std::memory_order_relaxed);
+    blocked_waiters_.fetch_sub(1, std::memory_order_seq_cst);
+    if (t != nullptr) RunTask(w, t);
+  }
+}
+
+// ---- root registry ------------------------------------------------------
+
+void ExecutorImpl::RegisterRoot(GroupState* group) {
+  RootShard* shard = shards_[ThreadShardIndex() % kRootShards].get();
+  absl::MutexLock lock(&shard->mu);
+  group->shard_ = shard;
+  group->prev_root_ = nullptr;
+  group->next_root_ = shard->head;
+  if (shard->head != nullptr) shard->head->prev_root_ = group;
+  shard->head = group;
+  ++shard->count;
+}
+
+void ExecutorImpl::UnregisterRoot(GroupState* group) {
+  RootShard* shard = group->shard_;
+  absl::MutexLock lock(&shard->mu);
+  if (group->prev_root_ != nullptr) {
+    group->prev_root_->next_root_ = group->next_root_;
+  } else {
+    shard->head = group->next_root_;
+  }
+  if (group->next_root_ != nullptr) {
+    group->next_root_->prev_root_ = group->prev_root_;
+  }
+  --shard->count;
+}
+
+void ExecutorImpl::RequestStop(StopTarget target, std::string_view reason) {
+  const StopOrigin origin = target == StopTarget::kAll
+                                ? StopOrigin::kExecutorAll
+                                : StopOrigin::kExecutor;
+  for (auto& shard : shards_) {
+    // Pin the roots under the shard lock, stop them outside it: a stop runs
+    // user StopCallbacks, which may create or destroy root groups.
+    std::vector<GroupState*> roots;
+    {
+      absl::MutexLock lock(&shard->mu);
+      for (GroupState* g = shard->head; g != nullptr; g = g->next_root_) {
+        g->Pin();
+        roots.push_back(g);
+      }
+    }
+    for (GroupState* g : roots) {
+      g->Stop(reason, origin);
+      g->Unpin();
+    }
+  }
+}
+
+std::string ExecutorImpl::DebugString() const {
+  const absl::Time now = absl::Now();
+  std::string out = absl::StrFormat("Executor: %d workers (%d parked)\n",
+                                    num_workers(), idle_.num_parked());
+  for (const auto& shard : shards_) {
+    absl::MutexLock lock(&shard->mu);
+    for (GroupState* g = shard->head; g != nullptr; g = g->next_root_) {
+      g->DescribeTree(&out, 1, now);
+    }
+  }
+  BlockingPoolStats b = blocking_->stats();
+  absl::StrAppendFormat(&out,
+                        "blocking pool: %d threads (%d busy), %lld queued\n",
+                        b.threads, b.busy, static_cast<long long>(b.queued));
+  absl::StrAppendFormat(&out, "timers pending: %d\n",
+                        static_cast<int>(timers_->pending()));
+  return out;
+}
+
+void ExecutorImpl::CountBusy(int64_t* tasks, int64_t* groups) const {
+  for (const auto& shard : shards_) {
+    absl::MutexLock lock(&shard->mu);
+    for (GroupState* g = shard->head; g != nullptr; g = g->next_root_) {
+      g->CountBusy(tasks, groups);
+    }
+  }
+}
+
+}  // namespace ripcord::internal

@@ -1,0 +1,142 @@
+// Copyright 2026 The ripcord Authors.
+//
+// scheduler.h: ExecutorImpl, the machinery behind ripcord::Executor: the
+// work-stealing workers, the injection queue, parking, helping waits, the
+// root-group registry, the blocking pool and the timer. The protocols are
+// described atop scheduler.cc.
+#ifndef RIPCORD_EXECUTOR_SCHEDULER_H_
+#define RIPCORD_EXECUTOR_SCHEDULER_H_
+
+#include <atomic>
+#include <cstdint>
+#include <memory>
+#include <string>
+#include <string_view>
+#include <thread>
+#include <vector>
+
+#include "absl/base/thread_annotations.h"
+#include "absl/synchronization/mutex.h"
+#include "absl/time/time.h"
+#include "executor/blocking_pool.h"
+#include "executor/idle.h"
+#include "executor/inject_queue.h"
+#include "executor/parker.h"
+#include "executor/timer.h"
+#include "executor/ws_deque.h"
+#include "ripcord/executor.h"
+#include "ripcord/internal/group_state.h"
+#include "ripcord/internal/task_node.h"
+
+namespace ripcord::internal {
+
+class ExecutorImpl;
+
+// Worker: one work-stealing thread.
+// Thread-safety: deque_'s owner end, base_, rng_ and searching_ belong to the
+// worker's thread; Steal(), parker_.Unpark() and the atomics any thread.
+struct Worker {
+  Worker(ExecutorImpl* e, int i) : exec(e), index(i) {}
+
+  ExecutorImpl* const exec;
+  const int index;
+  WsDeque<TaskNode> deque;
+  Parker parker;
+  std::thread thread;
+  // Owner only: the deque's bottom when the task now running started. While
+  // that task waits, the worker pops only tasks above it (the task's own
+  // spawns), never older ones queued beneath by outer frames.
+  int64_t base = 0;
+  uint64_t rng = 0;
+  // The group whose Wait() this worker is parked in (null otherwise).
+  // Written by the worker (release) before it sets the group's WAITERS bit;
+  // read by the thread that finishes the group's last task (acquire), which
+  // unparks it. Compared only, never dereferenced by other threads.
+  std::atomic<const GroupState*> waiting_on{nullptr};
+  // True while parked inside a Wait(): producers wake such a worker when no
+  // ordinary worker is parked (it may want the new task). exchange()d to
+  // false by whoever wakes it.
+  std::atomic<bool> parked_waiter{false};
+};
+
+// RootShard: one slice of the root-group registry. Root groups register in
+// the shard of the creating thread, so threads creating root groups (a group
+// per request in a server) rarely share a lock.
+struct alignas(64) RootShard {
+  absl::Mutex mu;
+  GroupState* head ABSL_GUARDED_BY(mu) = nullptr;
+  int64_t count ABSL_GUARDED_BY(mu) = 0;
+};
+
+// ExecutorImpl: Thread-safe.
+class ExecutorImpl {
+ public:
+  explicit ExecutorImpl(const ExecutorOptions& options);
+  ~ExecutorImpl();
+
+  int num_workers() const { return static_cast<int>(workers_.size()); }
+
+  // Queues a task: on one of this executor's workers, at the bottom of its
+  // own deque (LIFO, runs next); from any other thread, at the back of the
+  // injection queue. Wakes a parked worker when one is needed.
+  void Schedule(TaskNode* task);
+  // Queues a task at the back of the injection queue, behind everything
+  // queued (Yield, continuations from blocking threads and the timer).
+  void ScheduleBack(TaskNode* task);
+
+  // Helps while `group` is not idle, then returns true; returns false at
+  // `deadline`. Called only on this executor's worker threads.
+  bool HelpWhileWaiting(GroupState* group, absl::Time deadline);
+  // Unparks the workers parked in a Wait() on `group` (compared, never
+  // dereferenced: the group may already be gone).
+  void WakeWaitersOf(const GroupState* group);
+  // True on one of this executor's worker threads.
+  bool OnWorkerThread() const;
+
+  TimerQueue& timers() { return *timers_; }
+  BlockingPool& blocking() { return *blocking_; }
+
+  // Root registry (no global lock: sharded by creating thread).
+  void RegisterRoot(GroupState* group);
+  void UnregisterRoot(GroupState* group);
+  void RequestStop(StopTarget target, std::string_view reason);
+  std::string DebugString() const;
+  // Running and queued tasks across all groups, and groups not idle.
+  void CountBusy(int64_t* tasks, int64_t* groups) const;
+
+ private:
+  friend struct WorkerLoop;
+  void WorkerMain(Worker* w);
+  // Runs or drops (group stopped) one task on worker `w`.
+  void RunTask(Worker* w, TaskNode* t);
+  // The search shared by the main loop and helping waits. With `filter` set
+  // (a waiting worker), takes only tasks inside filter's subtree, except its
+  // own deque's tasks above `base` and, in fallback mode, anything.
+  TaskNode* FindWork(Worker* w, const GroupState* filter, bool fallback);
+  TaskNode* StealFromOthers(Worker* w, const GroupState* filter, bool fallback);
+  // Protocol step 1 of idle.h, after a task became visible.
+  void NotifyAfterPush();
+  bool NotifyOne();
+  bool AnyWorkVisible() const;
+  void WakeOneParkedWaiter();
+
+  std::vector<std::unique_ptr<Worker>> workers_;
+  InjectQueue inject_;
+  Idle idle_;
+  std::atomic<bool> shutdown_{false};
+  // Workers parked inside a Wait(): seq_cst, the RMW half of the waiter's
+  // StoreLoad; producers read it after publishing a task (seq_cst).
+  std::atomic<int> parked_waiters_{0};
+  // Workers inside a Wait() that found nothing they may run (parked or about
+  // to park). When it reaches num_workers(), waiters run any task.
+  std::atomic<int> blocked_waiters_{0};
+
+  std::vector<std::unique_ptr<RootShard>> shards_;
+  std::unique_ptr<TimerQueue> timers_;
+  std::unique_ptr<BlockingPool> blocking_;
+  const absl::Time created_;
+};
+
+}  // namespace ripcord::internal
+
+#endif  // RIPCORD_EXECUTOR_SCHEDULER_H_

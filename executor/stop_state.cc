@@ -1,0 +1,202 @@
+// Copyright 2026 The ripcord Authors.
+//
+// stop_state.cc: StopState (the one-shot stop source behind every group's
+// StopToken) and SleepFor.
+//
+// Protocol (libunifex's inplace_stop_source; stdexec uses the same):
+//  1. state_ holds STOP_REQUESTED and LOCKED. LOCKED guards head_, every
+//     callback's next_/prev_, and notifying_thread_.
+//  2. TryAddCallback locks unless STOP_REQUESTED is set; if it is set the
+//     caller runs the callback itself, so a callback registered after the
+//     stop still runs exactly once.
+//  3. RequestStop sets STOP_REQUESTED and LOCKED in one CAS (only one caller
+//     wins), records its thread, then repeatedly unlinks the head callback,
+//     unlocks, runs it, marks it completed, and relocks.
+//  4. RemoveCallback locks; if the callback is still linked it unlinks it and
+//     is done (it never ran and never will). Otherwise the requester has
+//     unlinked it: if the requester is this thread, the callback is
+//     destroying itself from inside its own run, so it sets the requester's
+//     removed_during_callback flag and returns; else it waits for
+//     callback_completed_.
+// Why nothing is lost: a callback is either linked before STOP_REQUESTED was
+// set (then the requester unlinks and runs it, step 3) or sees the bit when it
+// tries to link (step 2) and runs inline. Both happen under LOCKED, so there is
+// no third case.
+#include <sched.h>
+
+#include <atomic>
+#include <thread>
+
+#include "absl/synchronization/mutex.h"
+#include "executor/check.h"
+#include "ripcord/internal/stop_state.h"
+#include "ripcord/stop_token.h"
+
+namespace ripcord {
+namespace internal {
+namespace {
+
+void SpinPause(int& spins) {
+  if (++spins < 64) {
+#if defined(__x86_64__) || defined(__i386__)
+    __builtin_ia32_pause();
+#endif
+  } else {
+    sched_yield();
+  }
+}
+
+}  // namespace
+
+bool StopState::Lock(bool fail_if_stopped) noexcept {
+  int spins = 0;
+  // relaxed: only a first guess for the CAS below, which re-reads on failure.
+  uint32_t cur = state_.load(std::memory_order_relaxed);
+  for (;;) {
+    if (fail_if_stopped && (cur & kStopRequested)) {
+      // acquire: pairs with the release in RequestStop's CAS; the caller is
+      // about to run its callback and must see what the requester published.
+      state_.load(std::memory_order_acquire);
+      return false;
+    }
+    if (cur & kLocked) {
+      SpinPause(spins);
+      cur = state_.load(std::memory_order_relaxed);
+      continue;
+    }
+    // acquire: pairs with the release in Unlock(); makes the list as the last
+    // holder left it visible.
+    if (state_.compare_exchange_weak(cur, cur | kLocked,
+                                     std::memory_order_acquire,
+                                     std::memory_order_relaxed)) {
+      return true;
+    }
+  }
+}
+
+void StopState::Unlock() noexcept {
+  // release: publishes list changes to the next Lock() (acquire CAS).
+  state_.fetch_and(~kLocked, std::memory_order_release);
+}
+
+bool StopState::RequestStop() noexcept {
+  int spins = 0;
+  uint32_t cur = state_.load(std::memory_order_relaxed);
+  for (;;) {
+    if (cur & kStopRequested) return false;
+    if (cur & kLocked) {
+      SpinPause(spins);
+      cur = state_.load(std::memory_order_relaxed);
+      continue;
+    }
+    // acq_rel: release publishes what the caller wrote before stopping (the
+    // group's reason) to every acquire load in stop_requested(); acquire
+    // takes the lock like Lock().
+    if (state_.compare_exchange_weak(cur, kStopRequested | kLocked,
+                                     std::memory_order_acq_rel,
+                                     std::memory_order_relaxed)) {
+      break;
+    }
+  }
+  notifying_thread_ = std::this_thread::get_id();
+  while (head_ != nullptr) {
+    StopCallbackBase* cb = head_;
+    head_ = cb->next_;
+    if (head_ != nullptr) head_->prev_ = &head_;
+    cb->prev_ = nullptr;  // unlinked: RemoveCallback() now waits or flags.
+    bool removed = false;
+    cb->removed_during_callback_ = &removed;
+    Unlock();
+    cb->Execute();
+    if (!removed) {
+      cb->removed_during_callback_ = nullptr;
+      // release: pairs with the acquire spin in RemoveCallback(); after it the
+      // requester no longer touches cb.
+      cb->callback_completed_.store(true, std::memory_order_release);
+    }
+    Lock(/*fail_if_stopped=*/false);
+  }
+  Unlock();
+  return true;
+}
+
+bool StopState::TryAddCallback(StopCallbackBase* cb) noexcept {
+  if (!Lock(/*fail_if_stopped=*/true)) return false;
+  cb->next_ = head_;
+  cb->prev_ = &head_;
+  if (head_ != nullptr) head_->prev_ = &cb->next_;
+  head_ = cb;
+  Unlock();
+  return true;
+}
+
+void StopState::RemoveCallback(StopCallbackBase* cb) noexcept {
+  Lock(/*fail_if_stopped=*/false);
+  if (cb->prev_ != nullptr) {
+    *cb->prev_ = cb->next_;
+    if (cb->next_ != nullptr) cb->next_->prev_ = cb->prev_;
+    cb->prev_ = nullptr;
+    Unlock();
+    return;
+  }
+  std::thread::id notifier = notifying_thread_;
+  Unlock();
+  if (notifier == std::this_thread::get_id()) {
+    // Destroyed from inside its own run (or after it, on the requester's
+    // thread): tell RequestStop not to touch cb again.
+    if (cb->removed_during_callback_ != nullptr) {
+      *cb->removed_during_callback_ = true;
+    }
+    return;
+  }
+  // Another thread runs it: wait for the end of that run. A spin, not a
+  // futex: the requester must not touch cb after the release store that ends
+  // the wait, so it cannot issue a wake on cb afterwards. Runs only when a
+  // callback is destroyed while it runs, which is rare and short.
+  int spins = 0;
+  // acquire: pairs with the release store after cb->Execute() in RequestStop.
+  while (!cb->callback_completed_.load(std::memory_order_acquire)) {
+    SpinPause(spins);
+  }
+}
+
+void StopCallbackBase::Register(StopState* state) noexcept {
+  state_ = state;
+  if (state == nullptr) return;
+  if (!state->TryAddCallback(this)) {
+    state_ = nullptr;  // ran inline: nothing to unregister.
+    Execute();
+  }
+}
+
+void StopCallbackBase::Unregister() noexcept {
+  if (state_ != nullptr) state_->RemoveCallback(this);
+}
+
+}  // namespace internal
+
+absl::Status SleepFor(absl::Duration d, StopToken token) {
+  if (token.stop_requested()) {
+    return absl::CancelledError("SleepFor: stop requested");
+  }
+  if (d <= absl::ZeroDuration()) return absl::OkStatus();
+  absl::Mutex mu;
+  bool stopped = false;
+  absl::CondVar cv;
+  const absl::Time deadline = absl::Now() + d;  // InfiniteFuture when d is inf.
+  {
+    StopCallback wake(token, [&]() noexcept {
+      absl::MutexLock lock(&mu);
+      stopped = true;
+      cv.Signal();
+    });
+    absl::MutexLock lock(&mu);
+    while (!stopped) {
+      if (cv.WaitWithDeadline(&mu, deadline) && absl::Now() >= deadline) break;
+    }
+  }
+  if (stopped) return absl::CancelledError("SleepFor: stop requested");
+  return absl::OkStatus();
+}
+
+}  // namespace ripcord

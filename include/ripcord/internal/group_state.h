@@ -1,0 +1,190 @@
+// Copyright 2026 The ripcord Authors.
+//
+// internal/group_state.h: the state of one task group. A TaskGroup holds its
+// GroupState inline (no allocation per group); the executor's queues hold
+// TaskNodes that point back to it. Algorithms live in executor/group_state.cc,
+// whose file comment describes the join and stop protocols.
+#ifndef RIPCORD_INTERNAL_GROUP_STATE_H_
+#define RIPCORD_INTERNAL_GROUP_STATE_H_
+
+#include <atomic>
+#include <cstdint>
+#include <memory>
+#include <string>
+#include <string_view>
+
+#include "absl/base/thread_annotations.h"
+#include "absl/status/status.h"
+#include "absl/synchronization/mutex.h"
+#include "absl/time/time.h"
+#include "ripcord/internal/stop_state.h"
+#include "ripcord/internal/task_node.h"
+#include "ripcord/stop_token.h"
+
+namespace ripcord {
+
+struct GroupOptions;
+struct GroupStats;
+
+namespace internal {
+
+class ExecutorImpl;
+class GroupTimeout;
+struct RootShard;
+
+// Who asked a group to stop; decides whether a shielded group listens.
+enum class StopOrigin {
+  kSelf,        // its own RequestStop(), timeout or failing task: always obeyed
+  kParent,      // propagated from the parent: a shielded group ignores it
+  kExecutor,    // Executor::RequestStop(kUnshielded), first signal: ignored when shielded
+  kExecutorAll  // Executor::RequestStop(kAll), second signal, grace period: obeyed
+};
+
+// GroupState. Thread-safe: every member may be called from any thread.
+class GroupState {
+ public:
+  GroupState(ExecutorImpl* exec, GroupState* parent, GroupOptions&& options);
+  // Programming-error checks (live children), then unlinks. The caller
+  // (~TaskGroup) joins first.
+  ~GroupState();
+  GroupState(const GroupState&) = delete;
+  GroupState& operator=(const GroupState&) = delete;
+
+  // ---- spawn path -------------------------------------------------------
+  // Accounts a new task and hands it to the scheduler; if the group is
+  // stopped the task is freed unrun and counted cancelled.
+  void Submit(TaskNode* task);
+  // Accounts work that is not a queued TaskNode but keeps Wait() waiting (a
+  // blocking call, a task that is about to be scheduled later). Pair with
+  // one Finish*() call.
+  void AddTask();
+  // A TaskNode's run function brackets user code with these. Enter makes
+  // this group current on the thread and returns the previous current group,
+  // to restore with Leave.
+  GroupState* Enter();
+  static void Leave(GroupState* previous);
+  // Settles one task; the last touch of the group by that task.
+  void FinishTask(absl::Status status);
+  void FinishOk();
+  void FinishDropped();          // dropped before it started
+  void FinishWithoutCount();     // settles pending only (stats counted elsewhere)
+  void CountStarted();
+  void CountOutcome(const absl::Status& status);  // completed/failed/cancelled
+
+  // Aborts with a message if child groups are still alive.
+  void CheckNoChildren() const ABSL_LOCKS_EXCLUDED(children_mu_);
+
+  // ---- join -------------------------------------------------------------
+  absl::Status Wait();
+  absl::Status WaitFor(absl::Duration timeout);
+  bool Idle() const;             // nothing pending (tasks or busy children)
+  // The status Wait() would return now (valid once Idle()).
+  absl::Status Outcome() const ABSL_LOCKS_EXCLUDED(mu_);
+  // FailedPrecondition if the calling thread runs a task of this group or of
+  // a descendant (Wait() would deadlock), else OK.
+  absl::Status CheckNotInside(const char* api) const;
+
+  // ---- stop -------------------------------------------------------------
+  // Stops this group (unless shielded from `origin`) and its subtree. The
+  // first stop records `reason`.
+  void Stop(std::string_view reason, StopOrigin origin);
+  StopToken token() { return StopToken(&stop_); }
+  bool stop_requested() const { return stop_.stop_requested(); }
+
+  // ---- accessors --------------------------------------------------------
+  const std::string& name() const { return name_; }
+  bool shielded() const { return shielded_; }
+  GroupState* parent() const { return parent_; }
+  ExecutorImpl* executor() const { return exec_; }
+  int depth() const { return depth_; }
+  GroupStats Stats() const;
+  // "group 'name'" or "unnamed group #id", for messages.
+  std::string Label() const;
+  // True if this group is `ancestor` or lies under it.
+  bool IsWithin(const GroupState* ancestor) const;
+  // The group of the task running on this thread (null outside tasks).
+  static GroupState* Current();
+
+  // Appends this group and its subtree to `out` (Executor::DebugString).
+  void DescribeTree(std::string* out, int indent, absl::Time now) const
+      ABSL_LOCKS_EXCLUDED(children_mu_);
+  // Counts running+queued tasks in the subtree, and the groups among them
+  // that are not idle (for shutdown reports).
+  void CountBusy(int64_t* tasks, int64_t* groups) const
+      ABSL_LOCKS_EXCLUDED(children_mu_);
+
+  // Sets the WAITERS bit so that the last release wakes waiters. Returns
+  // false (and sets nothing) if the group is already idle.
+  bool SetWaitersBit();
+  // Pins keep a group's memory alive while another thread stops it outside
+  // the lock of the list it was found in; unlinking waits for pins to drop.
+  void Pin() { pins_.fetch_add(1, std::memory_order_relaxed); }
+  void Unpin() { pins_.fetch_sub(1, std::memory_order_release); }
+
+  // Root registry links (executor/scheduler.cc): guarded by the shard's mutex.
+  GroupState* next_root_ = nullptr;
+  GroupState* prev_root_ = nullptr;
+  RootShard* shard_ = nullptr;
+
+ private:
+  friend class GroupTimeout;
+  // pending_: bit 31 = kWaiters (someone sleeps in FutexWait on this word),
+  // bits 0..30 = tasks not yet settled + child groups that are not idle.
+  static constexpr uint32_t kWaiters = 1u << 31;
+  static constexpr uint32_t kCountMask = kWaiters - 1;
+
+  void AddPending();
+  void ReleasePending();
+  void OnLastPendingReleased(uint32_t previous, GroupState* parent);
+  void StopLocked(std::string_view reason, bool force);
+  void LinkChild(GroupState* child) ABSL_LOCKS_EXCLUDED(children_mu_);
+  void UnlinkChild(GroupState* child) ABSL_LOCKS_EXCLUDED(children_mu_);
+  absl::Status WaitUntil(absl::Time deadline, bool* timed_out);
+
+  ExecutorImpl* const exec_;
+  GroupState* const parent_;
+  const int depth_;
+  const bool shielded_;
+  const std::string name_;
+  const uint64_t id_;
+  const absl::Time created_;
+
+  StopState stop_;
+
+  // Hot: every spawn and every completion touches this line.
+  alignas(64) std::atomic<uint32_t> pending_{0};
+  // Statistics, relaxed: counters, read only for reports (exact once joined,
+  // when Wait()'s acquire on pending_ orders them).
+  std::atomic<int64_t> spawned_{0};
+  std::atomic<int64_t> started_{0};
+  std::atomic<int64_t> completed_{0};
+  std::atomic<int64_t> failed_{0};
+  std::atomic<int64_t> cancelled_{0};
+  std::atomic<int64_t> dropped_{0};  // subset of cancelled_: never started
+
+  alignas(64) mutable absl::Mutex mu_;
+  absl::Status first_error_ ABSL_GUARDED_BY(mu_);
+  bool stopped_ ABSL_GUARDED_BY(mu_) = false;
+  bool forced_ ABSL_GUARDED_BY(mu_) = false;  // a kExecutorAll stop passed
+  std::string stop_reason_ ABSL_GUARDED_BY(mu_);
+  absl::Time stop_time_ ABSL_GUARDED_BY(mu_);
+
+  // The child list. Lock order: a parent's children_mu_ before a child's.
+  mutable absl::Mutex children_mu_;
+  GroupState* first_child_ ABSL_GUARDED_BY(children_mu_) = nullptr;
+  int num_children_ ABSL_GUARDED_BY(children_mu_) = 0;
+  // Sibling links, guarded by the parent's children_mu_.
+  GroupState* next_sibling_ = nullptr;
+  GroupState* prev_sibling_ = nullptr;
+
+  std::unique_ptr<GroupTimeout> timeout_;
+  // relaxed increments happen under the list lock the unlinker also takes;
+  // release decrements pair with the acquire spin in WaitForUnpinned().
+  std::atomic<int> pins_{0};
+  void WaitForUnpinned() const;
+};
+
+}  // namespace internal
+}  // namespace ripcord
+
+#endif  // RIPCORD_INTERNAL_GROUP_STATE_H_

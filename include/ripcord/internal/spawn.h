@@ -1,0 +1,268 @@
+// Copyright 2026 The ripcord Authors.
+//
+// internal/spawn.h: how TaskGroup::Spawn and SpawnBlocking adapt the callable
+// shapes the contract allows into one TaskNode each.
+#ifndef RIPCORD_INTERNAL_SPAWN_H_
+#define RIPCORD_INTERNAL_SPAWN_H_
+
+#include <exception>
+#include <string>
+#include <type_traits>
+#include <utility>
+
+#include "absl/status/status.h"
+#include "absl/status/statusor.h"
+#include "ripcord/internal/group_state.h"
+#include "ripcord/internal/task_node.h"
+#include "ripcord/stop_token.h"
+
+namespace ripcord {
+
+template <class T>
+class Task;
+
+namespace internal {
+
+template <class>
+inline constexpr bool kAlwaysFalse = false;
+
+template <class T>
+struct IsTaskType : std::false_type {};
+template <class T>
+struct IsTaskType<Task<T>> : std::true_type {};
+
+// The result type of calling F with a StopToken if it accepts one, else with
+// no arguments.
+template <class F, class = void>
+struct CallResult {
+  using type = void;
+  static constexpr bool kValid = false;
+};
+template <class F>
+struct CallResult<F, std::enable_if_t<std::is_invocable_v<F&, StopToken>>> {
+  using type = std::invoke_result_t<F&, StopToken>;
+  static constexpr bool kValid = true;
+};
+template <class F>
+struct CallResult<F, std::enable_if_t<!std::is_invocable_v<F&, StopToken> &&
+                                      std::is_invocable_v<F&>>> {
+  using type = std::invoke_result_t<F&>;
+  static constexpr bool kValid = true;
+};
+
+template <class F>
+decltype(auto) CallWithToken(F& f, StopToken token) {
+  if constexpr (std::is_invocable_v<F&, StopToken>) {
+    return f(token);
+  } else {
+    return f();
+  }
+}
+
+// The status for an exception caught at a task boundary.
+absl::Status StatusFromException(std::exception_ptr e, const char* what_ran);
+
+// Runs a plain task's callable and folds every outcome into a Status.
+template <class F>
+absl::Status RunPlain(F& f, StopToken token) noexcept {
+  using R = typename CallResult<F>::type;
+  try {
+    if constexpr (std::is_void_v<R>) {
+      CallWithToken(f, token);
+      return absl::OkStatus();
+    } else {
+      return CallWithToken(f, token);
+    }
+  } catch (...) {
+    return StatusFromException(std::current_exception(), "task");
+  }
+}
+
+// PlainTask<F>: a spawned callable and its TaskNode in one allocation.
+template <class F>
+struct PlainTask final : TaskNode {
+  template <class G>
+  PlainTask(GroupState* g, G&& fn)
+      : TaskNode(&Run, g, TaskNode::kDroppable), f(std::forward<G>(fn)) {}
+
+  static void Run(TaskNode* node, bool drop) {
+    auto* self = static_cast<PlainTask*>(node);
+    GroupState* group = self->group;
+    if (drop) {
+      delete self;
+      group->FinishDropped();
+      return;
+    }
+    group->CountStarted();
+    GroupState* previous = group->Enter();
+    absl::Status status = RunPlain(self->f, group->token());
+    // The callable (and its captures) dies before the group hears the task
+    // finished: after Wait() returns, no capture destructor is still running.
+    delete self;
+    GroupState::Leave(previous);
+    if (status.ok()) {
+      group->FinishOk();
+    } else {
+      group->FinishTask(std::move(status));
+    }
+  }
+
+  F f;
+};
+
+template <class F>
+void SpawnPlain(GroupState* group, F&& f) {
+  using Fn = std::decay_t<F>;
+  using R = typename CallResult<Fn>::type;
+  static_assert(CallResult<Fn>::kValid,
+                "TaskGroup::Spawn: f must be callable as void(StopToken), "
+                "absl::Status(StopToken), void() or absl::Status(), or return "
+                "a ripcord::Task");
+  static_assert(std::is_void_v<R> || std::is_same_v<R, absl::Status>,
+                "TaskGroup::Spawn: f must return void, absl::Status or a "
+                "ripcord::Task<...>");
+  group->Submit(new PlainTask<Fn>(group, std::forward<F>(f)));
+}
+
+// ---- SpawnBlocking -----------------------------------------------------
+
+// What done receives for a blocking fn returning R.
+template <class R>
+struct BlockingResult {
+  using type = absl::StatusOr<R>;
+};
+template <>
+struct BlockingResult<void> {
+  using type = absl::Status;
+};
+template <>
+struct BlockingResult<absl::Status> {
+  using type = absl::Status;
+};
+template <class T>
+struct BlockingResult<absl::StatusOr<T>> {
+  using type = absl::StatusOr<T>;
+};
+
+template <class Result>
+Result CancelledResult(const char* what) {
+  return Result(absl::CancelledError(what));
+}
+
+inline const absl::Status& StatusOf(const absl::Status& s) { return s; }
+template <class T>
+const absl::Status& StatusOf(const absl::StatusOr<T>& s) {
+  return s.status();
+}
+
+// Runs fn on the calling (blocking) thread and folds every outcome into the
+// result type done expects.
+template <class Fn>
+typename BlockingResult<typename CallResult<Fn>::type>::type RunBlockingFn(
+    Fn& fn, StopToken token) noexcept {
+  using R = typename CallResult<Fn>::type;
+  using Result = typename BlockingResult<R>::type;
+  try {
+    if constexpr (std::is_void_v<R>) {
+      CallWithToken(fn, token);
+      return absl::OkStatus();
+    } else {
+      return Result(CallWithToken(fn, token));
+    }
+  } catch (...) {
+    return Result(StatusFromException(std::current_exception(), "blocking fn"));
+  }
+}
+
+// Submits `job` to the executor's blocking pool (executor/group_state.cc).
+void SubmitBlockingJob(GroupState* group, TaskNode* job);
+// Schedules a continuation (a non-droppable TaskNode) on a worker.
+void ScheduleContinuation(TaskNode* node);
+
+// BlockingCall<Fn, Done>: one SpawnBlocking call. It travels as a TaskNode
+// twice: first to the blocking pool (phase kRunFn), then back to a worker as
+// a continuation that calls done (phase kRunDone).
+template <class Fn, class Done>
+struct BlockingCall final : TaskNode {
+  using R = typename CallResult<Fn>::type;
+  using Result = typename BlockingResult<R>::type;
+
+  template <class F, class D>
+  BlockingCall(GroupState* g, F&& f, D&& d)
+      : TaskNode(&RunFnPhase, g, 0),
+        fn(std::forward<F>(f)),
+        done(std::forward<D>(d)),
+        result(absl::UnknownError("unset")) {}
+
+  // Phase 1, on a blocking thread.
+  static void RunFnPhase(TaskNode* node, bool /*drop*/) {
+    auto* self = static_cast<BlockingCall*>(node);
+    GroupState* group = self->group;
+    if (group->stop_requested()) {
+      self->result = CancelledResult<Result>(
+          "SpawnBlocking: group stopped before fn started");
+      self->started = false;
+    } else {
+      group->CountStarted();
+      self->result = RunBlockingFn(self->fn, group->token());
+    }
+    self->run = &RunDonePhase;
+    ScheduleContinuation(self);
+  }
+
+  // Phase 2, on a worker.
+  static void RunDonePhase(TaskNode* node, bool /*drop*/) {
+    auto* self = static_cast<BlockingCall*>(node);
+    GroupState* group = self->group;
+    GroupState* previous = group->Enter();
+    absl::Status done_status;
+    try {
+      self->done(std::move(self->result));
+    } catch (...) {
+      done_status =
+          StatusFromException(std::current_exception(), "SpawnBlocking done");
+    }
+    const bool started = self->started;
+    absl::Status fn_status = StatusOf(self->result);
+    delete self;
+    GroupState::Leave(previous);
+    if (!done_status.ok()) {
+      // An exception thrown by done fails the group like a task's.
+      group->FinishTask(std::move(done_status));
+      return;
+    }
+    if (!started) {
+      group->FinishDropped();
+      return;
+    }
+    group->CountOutcome(fn_status);
+    group->FinishWithoutCount();
+  }
+
+  Fn fn;
+  Done done;
+  Result result;
+  bool started = true;
+};
+
+template <class Fn, class Done>
+void SpawnBlocking(GroupState* group, Fn&& fn, Done&& done) {
+  using F = std::decay_t<Fn>;
+  using D = std::decay_t<Done>;
+  static_assert(CallResult<F>::kValid,
+                "TaskGroup::SpawnBlocking: fn must be callable as R(StopToken) "
+                "or R()");
+  using Result = typename BlockingResult<typename CallResult<F>::type>::type;
+  static_assert(std::is_invocable_v<D&, Result>,
+                "TaskGroup::SpawnBlocking: done must be callable as "
+                "void(absl::Status) when fn returns void or absl::Status, and "
+                "as void(absl::StatusOr<T>) when fn returns T or "
+                "absl::StatusOr<T>");
+  SubmitBlockingJob(group, new BlockingCall<F, D>(group, std::forward<Fn>(fn),
+                                                  std::forward<Done>(done)));
+}
+
+}  // namespace internal
+}  // namespace ripcord
+
+#endif  // RIPCORD_INTERNAL_SPAWN_H_

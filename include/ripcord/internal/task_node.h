@@ -1,0 +1,39 @@
+// Copyright 2026 The ripcord Authors.
+//
+// internal/task_node.h: the unit the scheduler moves around. One TaskNode is
+// one heap allocation (the node and the user's callable together); no
+// std::function per task.
+#ifndef RIPCORD_INTERNAL_TASK_NODE_H_
+#define RIPCORD_INTERNAL_TASK_NODE_H_
+
+#include <cstdint>
+
+namespace ripcord::internal {
+
+class GroupState;
+
+// TaskNode: Thread-compatible. Owned by whichever queue holds it, then by the
+// worker that popped it; `run` consumes (frees) it.
+struct TaskNode {
+  // Runs the task, or, with drop == true, frees it without running user code
+  // (its group was stopped before it started). Either way it settles the
+  // task's accounting with its group and frees the node.
+  using RunFn = void (*)(TaskNode* self, bool drop);
+
+  // Flags.
+  // kDroppable: a spawned task; dropped unrun when its group is stopped.
+  // Continuations (a coroutine's resumption, a done callback) are not
+  // droppable: they must run to settle what they owe.
+  static constexpr uint32_t kDroppable = 1;
+
+  TaskNode(RunFn r, GroupState* g, uint32_t f) : run(r), group(g), flags(f) {}
+
+  RunFn run;
+  GroupState* group;
+  TaskNode* next = nullptr;  // link in the injection queue
+  uint32_t flags;
+};
+
+}  // namespace ripcord::internal
+
+#endif  // RIPCORD_INTERNAL_TASK_NODE_H_

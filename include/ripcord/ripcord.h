@@ -1,0 +1,14 @@
+// Copyright 2026 The ripcord Authors.
+//
+// ripcord.h: the umbrella header. Pulls in the whole public API:
+//   Executor, ExecutorOptions, StopTarget            (executor.h)
+//   StopToken, StopCallback, SleepFor                (stop_token.h)
+//   TaskGroup, GroupOptions, GroupStats              (task_group.h)
+#ifndef RIPCORD_RIPCORD_H_
+#define RIPCORD_RIPCORD_H_
+
+#include "ripcord/executor.h"
+#include "ripcord/stop_token.h"
+#include "ripcord/task_group.h"
+
+#endif  // RIPCORD_RIPCORD_H_

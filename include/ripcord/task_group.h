@@ -1,0 +1,217 @@
+// Copyright 2026 The ripcord Authors.
+//
+// task_group.h: GroupOptions, GroupStats and TaskGroup, the structured scope
+// every task lives in (Trio's nursery, asyncio's TaskGroup, tbb::task_group).
+//
+//   ripcord::Executor executor;
+//   ripcord::TaskGroup group(executor, {.name = "ingest"});
+//   for (const auto& file : files) {
+//     group.Spawn([&file](ripcord::StopToken token) -> absl::Status {
+//       return Ingest(file, token);    // the first error stops the siblings
+//     });
+//   }
+//   absl::Status status = group.Wait();  // OK, the first error, or Cancelled
+//
+// A group never detaches its tasks: ~TaskGroup joins. Child groups
+// (TaskGroup child(parent)) are stopped with their parent unless shielded,
+// and the parent's Wait() waits for them.
+#ifndef RIPCORD_TASK_GROUP_H_
+#define RIPCORD_TASK_GROUP_H_
+
+#include <cstdint>
+#include <exception>
+#include <string>
+#include <string_view>
+#include <type_traits>
+#include <utility>
+
+#include "absl/status/status.h"
+#include "absl/time/time.h"
+#include "ripcord/executor.h"
+#include "ripcord/internal/group_state.h"
+#include "ripcord/internal/spawn.h"
+#include "ripcord/stop_token.h"
+
+namespace ripcord {
+
+namespace internal {
+class JoinAwaitable;
+template <class F>
+void SpawnCoroutine(GroupState* group, F&& f);  // defined in ripcord/task.h
+}  // namespace internal
+
+// GroupOptions: how a group is created.
+struct GroupOptions {
+  // Shows up in diagnostics and in stop reasons ("group 'flush' stopped: ...").
+  std::string name;
+  // A shielded group ignores stop requests that come from its parent, from
+  // Executor::RequestStop(StopTarget::kUnshielded) and from the first
+  // interrupt signal. Its own RequestStop(), its own timeout, a failing task
+  // of its own and Executor::RequestStop(StopTarget::kAll) still stop it.
+  bool shielded = false;
+  // The group is stopped this long after its creation, as if RequestStop()
+  // were called with a reason that names the timeout and the group. Zero or
+  // less: the deadline has passed, the group starts stopped. Not an error.
+  absl::Duration timeout = absl::InfiniteDuration();
+};
+
+// GroupStats: counters of one group (not its children).
+struct GroupStats {
+  int64_t spawned = 0;    // tasks and blocking calls ever spawned into the group
+  int64_t completed = 0;  // finished with OK (or void)
+  int64_t failed = 0;     // finished with a non-OK status or an exception
+  int64_t cancelled = 0;  // dropped unrun because the group was stopped, or
+                          // returned CancelledError after the group was stopped
+  int64_t running = 0;    // started and not finished (incl. suspended coroutines)
+  int64_t queued = 0;     // waiting to run right now
+};
+
+// TaskGroup: a structured scope of tasks.
+//
+// Thread-safety: every member may be called from any thread, including from
+// tasks of this and other groups. The object itself must outlive every call
+// (it is not movable).
+class TaskGroup {
+ public:
+  // TaskGroup(executor, options): a root group. A root group created after
+  // Executor::RequestStop() or after a signal starts unstopped, so a program
+  // can open a fresh group for its clean-up work.
+  // Cost: no global lock (root groups register in a sharded list) and no
+  // allocation unless options.timeout is finite.
+  explicit TaskGroup(Executor& executor, GroupOptions options = {});
+  // TaskGroup(parent, options): a child group. It starts stopped if the
+  // parent is stopped (unless shielded). Creating, spawning into and joining a
+  // child group costs about what a tbb::task_group costs: no global lock and
+  // no allocation beyond its tasks. The child must be destroyed before the
+  // parent (else: abort with a message).
+  explicit TaskGroup(TaskGroup& parent, GroupOptions options = {});
+
+  // ~TaskGroup(): joins, like Wait() (the status is dropped: call Wait()
+  // first to see it). A group never detaches its tasks. Run during stack
+  // unwinding (an exception leaves the scope that owns the group), it first
+  // stops the group, like an error in a Trio nursery's body, then joins.
+  // Destroying a group whose child groups are still alive is a programming
+  // error: a message on stderr, then abort.
+  ~TaskGroup();
+
+  TaskGroup(const TaskGroup&) = delete;
+  TaskGroup& operator=(const TaskGroup&) = delete;
+
+  // TaskGroup::Spawn(f): runs f on a work-stealing worker.
+  //
+  // f is callable as one of void(StopToken), absl::Status(StopToken), void(),
+  // absl::Status(), or returns a ripcord::Task<> / Task<absl::Status> (a
+  // coroutine task; see task.h). f may be move-only; an lvalue callable is
+  // copied, never moved from. Called from a worker, the task goes to that
+  // worker's own deque; from any other thread, to the injection queue.
+  //
+  // If the group is stopped, f is destroyed without running and counted as
+  // cancelled; a task still queued when the group is stopped is dropped the
+  // same way when a worker pops it. A non-OK status (or an exception, which
+  // becomes UnknownError carrying what()) fails the group: it records the
+  // first such error and stops the group, cancelling the siblings. A task
+  // that returns CancelledError after the group was stopped is not a failure.
+  // Thread-safety: any thread. Cost: one allocation (the task).
+  template <class F>
+  void Spawn(F&& f) {
+    using Fn = std::decay_t<F>;
+    if constexpr (internal::IsTaskType<
+                      typename internal::CallResult<Fn>::type>::value) {
+      internal::SpawnCoroutine(&state_, std::forward<F>(f));
+    } else {
+      internal::SpawnPlain(&state_, std::forward<F>(f));
+    }
+  }
+
+  // TaskGroup::SpawnBlocking(fn, done): runs fn on the blocking pool (never on
+  // a work-stealing worker), then calls done exactly once, on a worker.
+  //
+  // fn is callable as R(StopToken) or R(); done is callable as
+  // void(absl::Status) when R is void or absl::Status, and as
+  // void(absl::StatusOr<T>) when R is T or absl::StatusOr<T>. done receives
+  // fn's result; an exception thrown by fn arrives as UnknownError with its
+  // what(); if the group was stopped before fn started, fn never runs and done
+  // receives CancelledError. A running fn is never interrupted: it sees its
+  // token and may return early. A failing fn does not fail the group by
+  // itself (done decides); an exception thrown by done fails the group like a
+  // task's. Wait() waits for fn and done both.
+  // Thread-safety: any thread.
+  template <class Fn, class Done>
+  void SpawnBlocking(Fn&& fn, Done&& done) {
+    internal::SpawnBlocking(&state_, std::forward<Fn>(fn),
+                            std::forward<Done>(done));
+  }
+
+  // TaskGroup::Wait(): blocks until every task of the group and of its child
+  // groups has finished (queued tasks of a stopped group are dropped).
+  //
+  // Called on a worker thread it runs other work while it waits: the tasks
+  // the waiting task spawned itself (its own deque, LIFO) and tasks of this
+  // group's subtree it can steal. It does not pick up unrelated tasks from
+  // other workers' deques or from the injection queue while any other worker
+  // is available to run them, so an unrelated long task cannot make Wait()
+  // return late (oneTBB issue 942). Only when every worker is blocked in a
+  // Wait() does a waiter run an unrelated task, because otherwise nothing
+  // would ever run it. Called on any other thread it blocks without spinning.
+  //
+  // Returns:
+  //   OkStatus() when every task succeeded and no stop was requested;
+  //   the first non-OK status returned by a task (other than CancelledError
+  //     after a stop); such an error outranks a stop, even one before it;
+  //   CancelledError when the group was stopped, with a message naming the
+  //     cause: the RequestStop() reason (a parent's reason for a child stopped
+  //     by its parent), "timeout" and the group's name, or the signal name;
+  //   FailedPrecondition when called from a task of this group or of one of
+  //     its descendants (that would deadlock); nothing is waited then.
+  // Concurrent calls return the same status, and so does a later call when
+  // nothing was spawned in between. The group may be spawned into again and
+  // waited again (a stopped group stays stopped).
+  // Memory ordering: everything a task did before finishing happens-before
+  // Wait() returns.
+  // Thread-safety: any thread.
+  [[nodiscard]] absl::Status Wait() { return state_.Wait(); }
+
+  // TaskGroup::WaitFor(timeout): Wait() for at most `timeout`.
+  // Returns DeadlineExceededError if tasks are still running or queued then
+  // (nothing is stopped by it), else what Wait() returns. A timeout of zero or
+  // less polls. Thread-safety: any thread.
+  [[nodiscard]] absl::Status WaitFor(absl::Duration timeout) {
+    return state_.WaitFor(timeout);
+  }
+
+  // TaskGroup::RequestStop(reason): stops the group and, recursively, every
+  // child group that is not shielded. Running tasks see
+  // stop_token().stop_requested() and finish on their own; queued tasks are
+  // dropped. StopCallbacks registered on the token run on this thread.
+  // The first stop of a group records its reason; of concurrent calls exactly
+  // one records it; later stops (its own, a parent's, a signal's) change
+  // nothing. Cost: O(number of groups in the subtree), never O(queued tasks).
+  // Thread-safety: any thread.
+  void RequestStop(std::string_view reason = "stop requested") {
+    state_.Stop(reason, internal::StopOrigin::kSelf);
+  }
+
+  // TaskGroup::stop_token(): the token every task of this group receives.
+  // Valid while the group lives.
+  StopToken stop_token() const { return state_.token(); }
+  bool stop_requested() const { return state_.stop_requested(); }
+  bool shielded() const { return state_.shielded(); }
+  const std::string& name() const { return state_.name(); }
+
+  // TaskGroup::stats(): this group's counters (not its children's). Exact once
+  // the group is joined: spawned == completed + failed + cancelled.
+  // Thread-safety: any thread; a snapshot while tasks run.
+  GroupStats stats() const { return state_.Stats(); }
+
+  // TaskGroup::Join(): `co_await group.Join()` inside a coroutine task is
+  // Wait() without holding a worker (see task.h).
+  internal::JoinAwaitable Join();
+
+ private:
+  mutable internal::GroupState state_;
+  const int uncaught_at_construction_;
+};
+
+}  // namespace ripcord
+
+#endif  // RIPCORD_TASK_GROUP_H_
