@@ -67,11 +67,11 @@ std::atomic<uint64_t> next_group_id{1};
 }  // namespace
 
 // GroupTimeout: the timer entry that stops a group when its timeout elapses.
-class GroupTimeout {
+class GroupTimeout : private TimerEntry {
  public:
   GroupTimeout(GroupState* group, absl::Duration timeout)
-      : entry_(&Fire), group_(group), timeout_(timeout) {}
-  TimerEntry* entry() { return &entry_; }
+      : TimerEntry(&Fire), group_(group), timeout_(timeout) {}
+  TimerEntry* entry() { return this; }
   std::string Reason() const {
     return absl::StrCat("timeout of ", absl::FormatDuration(timeout_),
                         " elapsed in ", group_->Label());
@@ -79,11 +79,9 @@ class GroupTimeout {
 
  private:
   static void Fire(TimerEntry* e) {
-    // The entry is the first member: recover the owner.
-    auto* self = reinterpret_cast<GroupTimeout*>(e);
+    auto* self = static_cast<GroupTimeout*>(e);
     self->group_->Stop(self->Reason(), StopOrigin::kSelf);
   }
-  TimerEntry entry_;  // must stay the first member (see Fire)
   GroupState* group_;
   absl::Duration timeout_;
 };

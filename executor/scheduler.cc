@@ -202,7 +202,51 @@ void ExecutorImpl::WakeOneParkedWaiter() {
   }
 }
 
+void ExecutorImpl::AddJoinWaiter(const GroupState* group, TaskNode* waiter) {
+  absl::MutexLock lock(&join_mu_);
+  TaskNode*& head = join_waiters_[group];
+  waiter->next = head;
+  head = waiter;
+  num_join_waiters_.fetch_add(1, std::memory_order_seq_cst);
+}
+
+bool ExecutorImpl::RemoveJoinWaiter(const GroupState* group,
+                                    TaskNode* waiter) {
+  absl::MutexLock lock(&join_mu_);
+  auto it = join_waiters_.find(group);
+  if (it == join_waiters_.end()) return false;
+  for (TaskNode** p = &it->second; *p != nullptr; p = &(*p)->next) {
+    if (*p != waiter) continue;
+    *p = waiter->next;
+    waiter->next = nullptr;
+    if (it->second == nullptr) join_waiters_.erase(it);
+    num_join_waiters_.fetch_sub(1, std::memory_order_relaxed);
+    return true;
+  }
+  return false;
+}
+
 void ExecutorImpl::WakeWaitersOf(const GroupState* group) {
+  // seq_cst: pairs with the seq_cst increment in AddJoinWaiter, which comes
+  // before the waiter sets the WAITERS bit our caller saw.
+  if (num_join_waiters_.load(std::memory_order_seq_cst) > 0) {
+    TaskNode* chain = nullptr;
+    {
+      absl::MutexLock lock(&join_mu_);
+      auto it = join_waiters_.find(group);
+      if (it != join_waiters_.end()) {
+        chain = it->second;
+        join_waiters_.erase(it);
+      }
+    }
+    while (chain != nullptr) {
+      TaskNode* next = chain->next;
+      chain->next = nullptr;
+      num_join_waiters_.fetch_sub(1, std::memory_order_relaxed);
+      Schedule(chain);
+      chain = next;
+    }
+  }
   for (auto& w : workers_) {
     // acquire: pairs with the release store of waiting_on in
     // HelpWhileWaiting (ordered before the WAITERS bit our caller saw).

@@ -16,6 +16,7 @@
 #include <vector>
 
 #include "absl/base/thread_annotations.h"
+#include "absl/container/flat_hash_map.h"
 #include "absl/synchronization/mutex.h"
 #include "absl/time/time.h"
 #include "executor/blocking_pool.h"
@@ -90,6 +91,13 @@ class ExecutorImpl {
   // Unparks the workers parked in a Wait() on `group` (compared, never
   // dereferenced: the group may already be gone).
   void WakeWaitersOf(const GroupState* group);
+  // Coroutines awaiting group.Join(): `waiter` is scheduled when `group`'s
+  // last release wakes its waiters. RemoveJoinWaiter returns false if a
+  // waker already took it (and will schedule it).
+  void AddJoinWaiter(const GroupState* group, TaskNode* waiter)
+      ABSL_LOCKS_EXCLUDED(join_mu_);
+  bool RemoveJoinWaiter(const GroupState* group, TaskNode* waiter)
+      ABSL_LOCKS_EXCLUDED(join_mu_);
   // True on one of this executor's worker threads.
   bool OnWorkerThread() const;
 
@@ -130,6 +138,13 @@ class ExecutorImpl {
   // Workers inside a Wait() that found nothing they may run (parked or about
   // to park). When it reaches num_workers(), waiters run any task.
   std::atomic<int> blocked_waiters_{0};
+
+  // Join waiters by group address; chains linked through TaskNode::next.
+  absl::Mutex join_mu_;
+  absl::flat_hash_map<const GroupState*, TaskNode*> join_waiters_
+      ABSL_GUARDED_BY(join_mu_);
+  // relaxed hint: skips join_mu_ in WakeWaitersOf when nobody joins.
+  std::atomic<int> num_join_waiters_{0};
 
   std::vector<std::unique_ptr<RootShard>> shards_;
   std::unique_ptr<TimerQueue> timers_;

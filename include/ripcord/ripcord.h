@@ -4,11 +4,14 @@
 //   Executor, ExecutorOptions, StopTarget            (executor.h)
 //   StopToken, StopCallback, SleepFor                (stop_token.h)
 //   TaskGroup, GroupOptions, GroupStats              (task_group.h)
+//   Task, Sleep, Yield, Blocking, TaskGroup::Join    (task.h)
 #ifndef RIPCORD_RIPCORD_H_
 #define RIPCORD_RIPCORD_H_
 
 #include "ripcord/executor.h"
+#include "ripcord/signal_watcher.h"
 #include "ripcord/stop_token.h"
+#include "ripcord/task.h"
 #include "ripcord/task_group.h"
 
 #endif  // RIPCORD_RIPCORD_H_

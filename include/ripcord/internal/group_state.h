@@ -151,8 +151,11 @@ class GroupState {
 
   StopState stop_;
 
-  // Hot: every spawn and every completion touches this line.
-  alignas(64) std::atomic<uint32_t> pending_{0};
+  // Hot: every spawn and every completion touches these. Padding, not
+  // alignas: an over-aligned TaskGroup would be misplaced in coroutine frames
+  // (gcc allocates them with plain operator new) and in user containers.
+  [[maybe_unused]] char pad_before_hot_[64];
+  std::atomic<uint32_t> pending_{0};
   // Statistics, relaxed: counters, read only for reports (exact once joined,
   // when Wait()'s acquire on pending_ orders them).
   std::atomic<int64_t> spawned_{0};
@@ -162,7 +165,8 @@ class GroupState {
   std::atomic<int64_t> cancelled_{0};
   std::atomic<int64_t> dropped_{0};  // subset of cancelled_: never started
 
-  alignas(64) mutable absl::Mutex mu_;
+  [[maybe_unused]] char pad_after_hot_[64];
+  mutable absl::Mutex mu_;
   absl::Status first_error_ ABSL_GUARDED_BY(mu_);
   bool stopped_ ABSL_GUARDED_BY(mu_) = false;
   bool forced_ ABSL_GUARDED_BY(mu_) = false;  // a kExecutorAll stop passed

@@ -1,0 +1,85 @@
+// Copyright 2026 The ripcord Authors.
+//
+// internal/coroutine.h: the machinery under ripcord::Task. Not public API.
+//
+// A spawned coroutine task is one CoroContext (a TaskNode that owns the
+// spawned callable and its root Task) plus one frame per Task in the await
+// chain. Coroutines never resume each other directly: a transfer of control
+// (start an awaited Task, resume the awaiter when it finishes) stores the
+// handle in the thread's DriverFrame, and Drive() resumes it from a loop. So
+// a chain of 100,000 nested co_awaits runs in constant stack even at -O0,
+// where gcc does not promise the tail call of symmetric transfer.
+// An awaitable that waits for something outside (a timer, a group, a blocking
+// call) records ctx->resume_handle and arranges for the CoroContext to be
+// scheduled again; the driver loop then ends without touching the context.
+#ifndef RIPCORD_INTERNAL_COROUTINE_H_
+#define RIPCORD_INTERNAL_COROUTINE_H_
+
+#include <coroutine>
+#include <exception>
+#include <type_traits>
+#include <utility>
+
+#include "absl/functional/any_invocable.h"
+#include "absl/status/status.h"
+#include "absl/time/time.h"
+#include "ripcord/internal/group_state.h"
+#include "ripcord/internal/task_node.h"
+
+namespace ripcord::internal {
+
+// The driver state of the thread running a coroutine chain right now.
+struct DriverFrame {
+  std::coroutine_handle<> next;  // resume this next (an internal transfer)
+  bool root_done = false;        // the root Task reached its final suspend
+};
+inline thread_local DriverFrame* tls_driver = nullptr;
+
+// CoroContext: one spawned coroutine task. Thread-compatible: owned by the
+// queue that holds it, then by the worker driving it; while the coroutine is
+// suspended on an external event, by that event's completion.
+struct CoroContext : TaskNode {
+  explicit CoroContext(GroupState* g)
+      : TaskNode(&Run, g, TaskNode::kDroppable) {}
+  virtual ~CoroContext() = default;
+
+  // The root Task's outcome once it finished (exception folded in).
+  virtual absl::Status RootStatus() noexcept = 0;
+  virtual std::coroutine_handle<> RootHandle() noexcept = 0;
+
+  static void Run(TaskNode* node, bool drop);
+
+  // Where the chain resumes when an external event completes.
+  std::coroutine_handle<> resume_handle;
+  bool started = false;
+};
+
+// Schedules ctx to resume ctx->resume_handle on a worker: on this worker's
+// deque when called from one, else the injection queue.
+void ScheduleResume(CoroContext* ctx);
+// The same, behind every queued task (Yield).
+void ScheduleResumeBack(CoroContext* ctx);
+
+// ---- out-of-line awaitable operations (executor/coroutine.cc) ------------
+// Each *Suspend returns true if the coroutine must stay suspended (the
+// operation will ScheduleResume(ctx) later), or false if the result is ready
+// now (in *result, or from *Finish).
+
+class SleepOp;
+bool SleepSuspend(CoroContext* ctx, absl::Duration d, SleepOp** op,
+                  absl::Status* result);
+absl::Status SleepFinish(SleepOp* op);
+
+class JoinOp;
+bool JoinSuspend(CoroContext* ctx, GroupState* group, JoinOp** op,
+                 absl::Status* result);
+absl::Status JoinFinish(JoinOp* op, GroupState* group);
+
+bool YieldSuspend(CoroContext* ctx);
+
+// Runs `job` on the blocking pool of ctx's executor.
+void SubmitBlocking(CoroContext* ctx, absl::AnyInvocable<void() &&> job);
+
+}  // namespace ripcord::internal
+
+#endif  // RIPCORD_INTERNAL_COROUTINE_H_

@@ -1,0 +1,362 @@
+// Copyright 2026 The ripcord Authors.
+//
+// task.h: coroutine tasks. Plain tasks hold their worker while they run,
+// which is right for compute; tasks that wait (for time, for a child group,
+// for blocking work) are coroutines, so thousands of them can wait at once on
+// a few workers.
+//
+//   group.Spawn([](ripcord::StopToken token) -> ripcord::Task<absl::Status> {
+//     for (int i = 0; i < 10; ++i) {
+//       absl::Status s = co_await ripcord::Sleep(absl::Milliseconds(100));
+//       if (!s.ok()) co_return s;          // CancelledError: the group stopped
+//       absl::StatusOr<std::string> page =
+//           co_await ripcord::Blocking([] { return Fetch(); });
+//       if (!page.ok()) co_return page.status();
+//     }
+//     co_return absl::OkStatus();
+//   });
+//
+// Every co_await below is a checkpoint, as in Trio: when the awaiting task's
+// group is stopped (a shielded group is not stopped by its parent), a pending
+// Sleep or Yield resumes at once with CancelledError; Join still waits for the
+// children (they are stopped too, unless shielded); Blocking waits for fn,
+// which cannot be interrupted, and hands back fn's result. Each awaitable
+// frees the worker while it waits and resumes on a work-stealing worker.
+// A coroutine's frame is destroyed on the thread that finishes it; nothing
+// leaks when a group is stopped while its coroutines are suspended (a stopped
+// group's suspended coroutines resume with CancelledError and unwind).
+//
+// The awaitables are valid only inside a ripcord::Task that runs under
+// TaskGroup::Spawn (directly, or awaited by such a Task).
+#ifndef RIPCORD_TASK_H_
+#define RIPCORD_TASK_H_
+
+#include <coroutine>
+#include <exception>
+#include <optional>
+#include <type_traits>
+#include <utility>
+
+#include "absl/status/status.h"
+#include "absl/status/statusor.h"
+#include "absl/time/time.h"
+#include "ripcord/internal/coroutine.h"
+#include "ripcord/internal/spawn.h"
+#include "ripcord/stop_token.h"
+#include "ripcord/task_group.h"
+
+namespace ripcord {
+
+template <class T>
+class Task;
+
+namespace internal {
+
+// PromiseBase: what every Task's promise shares. Thread-compatible.
+struct PromiseBase {
+  CoroContext* ctx = nullptr;              // the spawned task this runs under
+  std::coroutine_handle<> continuation;    // who co_awaited us (null: root)
+  std::exception_ptr exception;
+
+  std::suspend_always initial_suspend() noexcept { return {}; }
+
+  struct FinalAwaiter {
+    bool await_ready() noexcept { return false; }
+    template <class P>
+    bool await_suspend(std::coroutine_handle<P> h) noexcept {
+      PromiseBase& p = h.promise();
+      if (p.continuation) {
+        tls_driver->next = p.continuation;  // resume the awaiter (driver loop)
+      } else {
+        tls_driver->root_done = true;
+      }
+      return true;
+    }
+    void await_resume() noexcept {}
+  };
+  FinalAwaiter final_suspend() noexcept { return {}; }
+  void unhandled_exception() noexcept { exception = std::current_exception(); }
+};
+
+template <class T>
+struct Promise : PromiseBase {
+  Task<T> get_return_object() noexcept;
+  template <class U>
+  void return_value(U&& v) {
+    value.emplace(std::forward<U>(v));
+  }
+  T Take() {
+    if (exception) std::rethrow_exception(exception);
+    return std::move(*value);
+  }
+  std::optional<T> value;
+};
+
+template <>
+struct Promise<void> : PromiseBase {
+  Task<void> get_return_object() noexcept;
+  void return_void() noexcept {}
+  void Take() {
+    if (exception) std::rethrow_exception(exception);
+  }
+};
+
+// The awaiting coroutine's context, for awaitables.
+template <class P>
+CoroContext* ContextOf(std::coroutine_handle<P> h) {
+  static_assert(std::is_base_of_v<PromiseBase, P>,
+                "ripcord awaitables are valid only inside a ripcord::Task");
+  CoroContext* ctx = h.promise().ctx;
+  return ctx;
+}
+
+}  // namespace internal
+
+// Task<T>: a lazily started coroutine that co_returns T (void, a value,
+// absl::Status or absl::StatusOr<U>). Move-only; owns its frame.
+//
+// `co_await task` inside another Task runs it inline on the same worker (no
+// new task) and yields what it co_returns; an exception escaping it is
+// rethrown at the co_await. Pass a Task to TaskGroup::Spawn through a
+// callable: `group.Spawn([]() -> Task<> { ... })`.
+// Thread-safety: Thread-compatible.
+template <class T = void>
+class [[nodiscard]] Task {
+ public:
+  using promise_type = internal::Promise<T>;
+  using value_type = T;
+
+  Task() noexcept = default;
+  Task(Task&& other) noexcept : handle_(std::exchange(other.handle_, {})) {}
+  Task& operator=(Task&& other) noexcept {
+    if (this != &other) {
+      if (handle_) handle_.destroy();
+      handle_ = std::exchange(other.handle_, {});
+    }
+    return *this;
+  }
+  ~Task() {
+    if (handle_) handle_.destroy();
+  }
+
+  struct Awaiter {
+    std::coroutine_handle<promise_type> child;
+    bool await_ready() noexcept { return !child; }
+    template <class P>
+    bool await_suspend(std::coroutine_handle<P> parent) noexcept {
+      child.promise().ctx = internal::ContextOf(parent);
+      child.promise().continuation = parent;
+      internal::tls_driver->next = child;  // start the child (driver loop)
+      return true;
+    }
+    T await_resume() { return child.promise().Take(); }
+  };
+  Awaiter operator co_await() && noexcept { return Awaiter{handle_}; }
+  Awaiter operator co_await() & noexcept { return Awaiter{handle_}; }
+
+  // For the library: the frame's handle.
+  std::coroutine_handle<promise_type> handle() const noexcept {
+    return handle_;
+  }
+
+ private:
+  friend struct internal::Promise<T>;
+  explicit Task(std::coroutine_handle<promise_type> h) noexcept : handle_(h) {}
+  std::coroutine_handle<promise_type> handle_;
+};
+
+namespace internal {
+
+template <class T>
+Task<T> Promise<T>::get_return_object() noexcept {
+  return Task<T>(std::coroutine_handle<Promise<T>>::from_promise(*this));
+}
+inline Task<void> Promise<void>::get_return_object() noexcept {
+  return Task<void>(std::coroutine_handle<Promise<void>>::from_promise(*this));
+}
+
+// SpawnedCoroutine<F>: the callable (kept alive until the coroutine finished)
+// and its root Task.
+template <class F>
+struct SpawnedCoroutine final : CoroContext {
+  using TaskType = typename CallResult<F>::type;
+  using T = typename TaskType::value_type;
+  static_assert(std::is_void_v<T> || std::is_same_v<T, absl::Status>,
+                "TaskGroup::Spawn: a coroutine task must be a Task<> or a "
+                "Task<absl::Status>");
+
+  template <class G>
+  SpawnedCoroutine(GroupState* g, G&& fn)
+      : CoroContext(g), f(std::forward<G>(fn)) {}
+
+  std::coroutine_handle<> RootHandle() noexcept override {
+    if (!task.handle()) {
+      // First run: call f (which creates the frame, suspended at its start).
+      try {
+        task = CallWithToken(f, group->token());
+      } catch (...) {
+        create_error = StatusFromException(std::current_exception(), "task");
+        return {};
+      }
+      if (!task.handle()) {
+        create_error = absl::InternalError("Spawn: f returned an empty Task");
+        return {};
+      }
+      task.handle().promise().ctx = this;
+    }
+    return task.handle();
+  }
+
+  absl::Status RootStatus() noexcept override {
+    if (!create_error.ok()) return create_error;
+    try {
+      if constexpr (std::is_void_v<T>) {
+        task.handle().promise().Take();
+        return absl::OkStatus();
+      } else {
+        return task.handle().promise().Take();
+      }
+    } catch (...) {
+      return StatusFromException(std::current_exception(), "coroutine task");
+    }
+  }
+
+  F f;             // declared before task: destroyed after the frame
+  TaskType task;
+  absl::Status create_error;
+};
+
+template <class F>
+void SpawnCoroutine(GroupState* group, F&& f) {
+  group->Submit(new SpawnedCoroutine<std::decay_t<F>>(group, std::forward<F>(f)));
+}
+
+// ---- awaiters ---------------------------------------------------------------
+
+struct SleepAwaiter {
+  explicit SleepAwaiter(absl::Duration d) : duration(d) {}
+  absl::Duration duration;
+  SleepOp* op = nullptr;
+  absl::Status result;
+
+  bool await_ready() noexcept { return false; }
+  template <class P>
+  bool await_suspend(std::coroutine_handle<P> h) {
+    CoroContext* ctx = ContextOf(h);
+    ctx->resume_handle = h;
+    return SleepSuspend(ctx, duration, &op, &result);
+  }
+  absl::Status await_resume() {
+    if (op != nullptr) return SleepFinish(op);
+    return result;
+  }
+};
+
+struct YieldAwaiter {
+  CoroContext* ctx = nullptr;
+  bool await_ready() noexcept { return false; }
+  template <class P>
+  bool await_suspend(std::coroutine_handle<P> h) {
+    ctx = ContextOf(h);
+    ctx->resume_handle = h;
+    return YieldSuspend(ctx);
+  }
+  absl::Status await_resume() {
+    if (ctx->group->stop_requested()) {
+      return absl::CancelledError("Yield: the task's group was stopped");
+    }
+    return absl::OkStatus();
+  }
+};
+
+class JoinAwaitable {
+ public:
+  explicit JoinAwaitable(GroupState* group) : group_(group) {}
+  bool await_ready() noexcept { return false; }
+  template <class P>
+  bool await_suspend(std::coroutine_handle<P> h) {
+    CoroContext* ctx = ContextOf(h);
+    ctx->resume_handle = h;
+    return JoinSuspend(ctx, group_, &op_, &result_);
+  }
+  absl::Status await_resume() {
+    if (op_ != nullptr) return JoinFinish(op_, group_);
+    return result_;
+  }
+
+ private:
+  GroupState* group_;
+  JoinOp* op_ = nullptr;
+  absl::Status result_;
+};
+
+template <class Fn>
+class BlockingAwaiter {
+ public:
+  using R = typename CallResult<Fn>::type;
+  using Result = typename BlockingResult<R>::type;
+
+  template <class F>
+  explicit BlockingAwaiter(F&& f) : fn_(std::forward<F>(f)) {}
+
+  bool await_ready() noexcept { return false; }
+  template <class P>
+  bool await_suspend(std::coroutine_handle<P> h) {
+    CoroContext* ctx = ContextOf(h);
+    if (ctx->group->stop_requested()) {
+      result_.emplace(absl::CancelledError(
+          "Blocking: the task's group was stopped before fn started"));
+      return false;
+    }
+    ctx->resume_handle = h;
+    SubmitBlocking(ctx, [this, ctx]() {
+      result_.emplace(RunBlockingFn(fn_, ctx->group->token()));
+      // Last touch of this awaiter on the blocking thread.
+      ScheduleResume(ctx);
+    });
+    return true;
+  }
+  Result await_resume() { return std::move(*result_); }
+
+ private:
+  Fn fn_;
+  std::optional<Result> result_;
+};
+
+}  // namespace internal
+
+// Sleep(d): `co_await Sleep(d)` -> absl::Status: OkStatus after d, or
+// CancelledError as soon as the task's group is stopped. Zero or less is a
+// checkpoint (CancelledError if stopped, else OkStatus at once, without
+// suspending). Holds no worker while it waits; 100,000 sleeping tasks cost one
+// timer entry each.
+inline internal::SleepAwaiter Sleep(absl::Duration d) {
+  return internal::SleepAwaiter(d);
+}
+
+// Yield(): `co_await Yield()` -> absl::Status: a checkpoint; the task goes
+// behind the tasks already queued (not into a LIFO slot), so on one worker two
+// yielding tasks alternate. CancelledError if the group is stopped.
+inline internal::YieldAwaiter Yield() { return {}; }
+
+// Blocking(fn): `co_await Blocking(fn)` runs fn on the blocking pool, frees
+// the worker meanwhile, and yields absl::Status (fn returns void or Status) or
+// absl::StatusOr<T> (fn returns T or StatusOr<T>). fn is callable as R() or
+// R(StopToken) (the task's group token). An exception thrown by fn arrives as
+// UnknownError. If the group is already stopped, fn does not run and the
+// result is CancelledError; once running, fn is never interrupted.
+template <class Fn>
+internal::BlockingAwaiter<std::decay_t<Fn>> Blocking(Fn&& fn) {
+  return internal::BlockingAwaiter<std::decay_t<Fn>>(std::forward<Fn>(fn));
+}
+
+// TaskGroup::Join(): `co_await group.Join()` -> absl::Status: Wait() without
+// holding a worker. Returns FailedPrecondition when awaited from a task of
+// the group itself or of one of its descendants.
+inline internal::JoinAwaitable TaskGroup::Join() {
+  return internal::JoinAwaitable(&state_);
+}
+
+}  // namespace ripcord
+
+#endif  // RIPCORD_TASK_H_

@@ -1,0 +1,346 @@
+// Copyright 2026 The ripcord Authors.
+//
+// Coroutine tasks (API.md "Coroutine tasks"; issue 5): Task<T>, Sleep, Yield,
+// Blocking, TaskGroup::Join, and cancellation at every await.
+#include <atomic>
+#include <memory>
+#include <stdexcept>
+#include <string>
+#include <thread>
+#include <vector>
+
+#include "absl/status/status.h"
+#include "absl/status/statusor.h"
+#include "absl/synchronization/notification.h"
+#include "absl/time/clock.h"
+#include "absl/time/time.h"
+#include "gtest/gtest.h"
+#include "ripcord/ripcord.h"
+
+namespace ripcord {
+namespace {
+
+#ifdef RIPCORD_SANITIZER
+constexpr int kScale = 10;
+#else
+constexpr int kScale = 1;
+#endif
+
+// Waits for `pred` at most 20 s; a test fails instead of hanging.
+template <class Pred>
+bool Eventually(Pred pred) {
+  const absl::Time deadline = absl::Now() + absl::Seconds(20);
+  while (!pred()) {
+    if (absl::Now() > deadline) return false;
+    absl::SleepFor(absl::Milliseconds(1));
+  }
+  return true;
+}
+
+// Invariant: Sleep returns OK no earlier than its duration.
+TEST(Coroutine, SleepReturnsOkAfterItsTime) {
+  Executor ex({.num_workers = 2});
+  TaskGroup g(ex);
+  absl::Duration slept;
+  g.Spawn([&]() -> Task<absl::Status> {
+    const absl::Time start = absl::Now();
+    absl::Status s = co_await Sleep(absl::Milliseconds(50));
+    slept = absl::Now() - start;
+    co_return s;
+  });
+  ASSERT_TRUE(g.Wait().ok());
+  EXPECT_GE(slept, absl::Milliseconds(50));
+}
+
+// Invariant: Sleep of zero or less is a checkpoint: OK when not stopped,
+// CancelledError when stopped, and it does not suspend.
+TEST(Coroutine, SleepZeroIsACheckpoint) {
+  Executor ex({.num_workers = 1});
+  TaskGroup g(ex);
+  absl::Status before, after;
+  g.Spawn([&](StopToken) -> Task<> {
+    before = co_await Sleep(absl::ZeroDuration());
+    co_return;
+  });
+  ASSERT_TRUE(g.Wait().ok());
+  EXPECT_TRUE(before.ok()) << before;
+  TaskGroup h(ex);
+  absl::Notification started, stopped;
+  h.Spawn([&]() -> Task<> {
+    started.Notify();
+    stopped.WaitForNotification();  // plain block: the stop arrives meanwhile
+    after = co_await Sleep(-absl::Seconds(1));
+  });
+  started.WaitForNotification();
+  h.RequestStop("checkpoint test");
+  stopped.Notify();
+  EXPECT_TRUE(absl::IsCancelled(h.Wait()));
+  EXPECT_TRUE(absl::IsCancelled(after)) << after;
+  EXPECT_EQ(h.stats().completed, 1);  // a void task that ran to its end
+}
+
+// Invariant: stopping a group while 10,000 coroutines sleep wakes every one
+// with CancelledError, promptly, and frees every frame (ASan checks leaks).
+TEST(Coroutine, StopWakesAllSleepersWithCancelled) {
+  const int n = 10000 / kScale;
+  Executor ex({.num_workers = 2});
+  TaskGroup g(ex, {.name = "sleepers"});
+  std::atomic<int> asleep{0}, cancelled{0}, other{0};
+  for (int i = 0; i < n; ++i) {
+    g.Spawn([&, big = std::make_unique<int>(i)]() -> Task<absl::Status> {
+      asleep.fetch_add(1);
+      absl::Status s = co_await Sleep(absl::Seconds(600));
+      (absl::IsCancelled(s) ? cancelled : other).fetch_add(1);
+      co_return s;
+    });
+  }
+  ASSERT_TRUE(Eventually([&] { return asleep.load() == n; }));
+  const absl::Time stop_at = absl::Now();
+  g.RequestStop("wake up");
+  absl::Status s = g.Wait();
+  // Generous: a hang or a 600 s sleep is what this catches, not speed.
+  EXPECT_LT(absl::Now() - stop_at, absl::Seconds(10));
+  EXPECT_TRUE(absl::IsCancelled(s)) << s;
+  EXPECT_NE(std::string(s.message()).find("wake up"), std::string::npos);
+  EXPECT_EQ(cancelled.load(), n);
+  EXPECT_EQ(other.load(), 0);
+  GroupStats st = g.stats();
+  EXPECT_EQ(st.spawned, n);
+  EXPECT_EQ(st.cancelled, n);
+  EXPECT_EQ(st.running, 0);
+}
+
+// Invariant: coroutines of a shielded child keep sleeping through a parent
+// stop and finish OK, while the parent's own sleepers are cancelled.
+TEST(Coroutine, ShieldedCoroutinesSleepThroughParentStop) {
+  Executor ex({.num_workers = 2});
+  TaskGroup parent(ex, {.name = "parent"});
+  TaskGroup shielded(parent, {.name = "commit", .shielded = true});
+  std::atomic<int> started{0}, done{0};
+  for (int i = 0; i < 20; ++i) {
+    shielded.Spawn([&]() -> Task<absl::Status> {
+      started.fetch_add(1);
+      absl::Status s = co_await Sleep(absl::Milliseconds(100));
+      if (s.ok()) done.fetch_add(1);
+      co_return s;
+    });
+  }
+  parent.Spawn([]() -> Task<absl::Status> {
+    co_return co_await Sleep(absl::Seconds(600));
+  });
+  ASSERT_TRUE(Eventually([&] { return started.load() == 20; }));
+  parent.RequestStop("shutdown");
+  EXPECT_TRUE(shielded.Wait().ok());
+  EXPECT_EQ(done.load(), 20);
+  EXPECT_TRUE(absl::IsCancelled(parent.Wait()));
+}
+
+// Invariant: co_await child.Join() waits for the child's tasks without
+// holding a worker: with ONE worker, the joined child's tasks still run.
+TEST(Coroutine, JoinChildGroupOnOneWorker) {
+  Executor ex({.num_workers = 1});
+  TaskGroup g(ex);
+  std::atomic<int> ran{0};
+  absl::Status joined = absl::UnknownError("unset");
+  g.Spawn([&]() -> Task<absl::Status> {
+    TaskGroup child(g, {.name = "child"});
+    for (int i = 0; i < 100; ++i) {
+      child.Spawn([&]() -> Task<> {
+        co_await Sleep(absl::Milliseconds(1));
+        ran.fetch_add(1);
+      });
+    }
+    joined = co_await child.Join();
+    co_return joined;
+  });
+  ASSERT_TRUE(g.Wait().ok());
+  EXPECT_TRUE(joined.ok()) << joined;
+  EXPECT_EQ(ran.load(), 100);
+}
+
+// Invariant: Join reports the child's outcome (its first error), and Join on
+// the task's own group is FailedPrecondition, not a deadlock.
+TEST(Coroutine, JoinReportsOutcomeAndRejectsSelfJoin) {
+  Executor ex({.num_workers = 2});
+  TaskGroup g(ex);
+  absl::Status child_status, self_status;
+  g.Spawn([&]() -> Task<> {
+    TaskGroup child(g);
+    child.Spawn([]() -> absl::Status { return absl::DataLossError("disk"); });
+    child_status = co_await child.Join();
+    self_status = co_await g.Join();
+  });
+  ASSERT_TRUE(g.Wait().ok());
+  EXPECT_EQ(child_status.code(), absl::StatusCode::kDataLoss);
+  EXPECT_EQ(self_status.code(), absl::StatusCode::kFailedPrecondition);
+}
+
+// Invariant: Blocking runs fn off the workers and delivers its value, its
+// status, and an exception as a non-OK status.
+TEST(Coroutine, BlockingDeliversValueStatusAndException) {
+  Executor ex({.num_workers = 1});
+  TaskGroup g(ex);
+  absl::StatusOr<int> value = 0;
+  absl::Status status, thrown;
+  std::thread::id fn_thread, worker_thread;
+  g.Spawn([&]() -> Task<> {
+    worker_thread = std::this_thread::get_id();
+    value = co_await Blocking([&] {
+      fn_thread = std::this_thread::get_id();
+      return 42;
+    });
+    status = co_await Blocking(
+        [](StopToken) { return absl::NotFoundError("nothing"); });
+    thrown = co_await Blocking([]() -> absl::Status {
+      throw std::runtime_error("kaput");
+    });
+  });
+  ASSERT_TRUE(g.Wait().ok());
+  ASSERT_TRUE(value.ok());
+  EXPECT_EQ(*value, 42);
+  EXPECT_NE(fn_thread, worker_thread);
+  EXPECT_EQ(status.code(), absl::StatusCode::kNotFound);
+  EXPECT_FALSE(thrown.ok());
+  EXPECT_NE(std::string(thrown.message()).find("kaput"), std::string::npos);
+}
+
+// Invariant: a stop during Blocking lets fn finish and hands back fn's
+// result (fn is never interrupted; it sees its token).
+TEST(Coroutine, BlockingWaitsForFnAfterStop) {
+  Executor ex({.num_workers = 2});
+  TaskGroup g(ex);
+  absl::Notification in_fn;
+  absl::StatusOr<std::string> got = std::string();
+  g.Spawn([&]() -> Task<> {
+    got = co_await Blocking([&](StopToken token) -> absl::StatusOr<std::string> {
+      in_fn.Notify();
+      while (!token.stop_requested()) absl::SleepFor(absl::Milliseconds(1));
+      return std::string("finished anyway");
+    });
+  });
+  in_fn.WaitForNotification();
+  g.RequestStop("stop");
+  EXPECT_TRUE(absl::IsCancelled(g.Wait()));
+  ASSERT_TRUE(got.ok()) << got.status();
+  EXPECT_EQ(*got, "finished anyway");
+}
+
+Task<int64_t> Depth(int n) {
+  if (n == 0) co_return 0;
+  int64_t below = co_await Depth(n - 1);
+  co_return below + 1;
+}
+
+// Invariant: a chain of 100,000 nested co_awaits neither overflows the stack
+// nor loses a value (resumption goes through the driver loop).
+TEST(Coroutine, DeepAwaitChainDoesNotOverflow) {
+  Executor ex({.num_workers = 1});
+  TaskGroup g(ex);
+  int64_t depth = -1;
+  g.Spawn([&]() -> Task<> { depth = co_await Depth(100000); });
+  ASSERT_TRUE(g.Wait().ok());
+  EXPECT_EQ(depth, 100000);
+}
+
+Task<absl::StatusOr<int>> Half(int x) {
+  if (x % 2 != 0) co_return absl::InvalidArgumentError("odd");
+  co_return x / 2;
+}
+
+Task<> Throws() {
+  throw std::logic_error("escaped");
+  co_return;
+}
+
+// Invariant: Task<StatusOr<U>> awaited directly yields its value or error;
+// an exception escaping a coroutine fails the group with its what().
+TEST(Coroutine, StatusOrTasksAndExceptions) {
+  Executor ex({.num_workers = 2});
+  TaskGroup g(ex);
+  absl::StatusOr<int> a, b;
+  g.Spawn([&]() -> Task<> {
+    a = co_await Half(10);
+    b = co_await Half(3);
+  });
+  ASSERT_TRUE(g.Wait().ok());
+  EXPECT_EQ(*a, 5);
+  EXPECT_EQ(b.status().code(), absl::StatusCode::kInvalidArgument);
+  TaskGroup h(ex);
+  h.Spawn([]() -> Task<> { co_await Throws(); });
+  absl::Status s = h.Wait();
+  EXPECT_FALSE(s.ok());
+  EXPECT_NE(std::string(s.message()).find("escaped"), std::string::npos) << s;
+}
+
+// Invariant: on one worker two yielding coroutines alternate (Yield goes
+// behind the tasks already queued, not into a LIFO slot).
+TEST(Coroutine, YieldAlternatesOnOneWorker) {
+  Executor ex({.num_workers = 1});
+  TaskGroup g(ex);
+  std::string trace;
+  absl::Notification go;
+  // Occupy the worker so both coroutines are queued before either starts.
+  g.Spawn([&] { go.WaitForNotification(); });
+  for (char c : {'a', 'b'}) {
+    g.Spawn([&trace, c]() -> Task<absl::Status> {
+      for (int i = 0; i < 3; ++i) {
+        trace.push_back(c);
+        absl::Status s = co_await Yield();
+        if (!s.ok()) co_return s;
+      }
+      co_return absl::OkStatus();
+    });
+  }
+  go.Notify();
+  ASSERT_TRUE(g.Wait().ok());
+  EXPECT_EQ(trace, "ababab");
+}
+
+// Invariant: a capturing lambda's captures live until its coroutine has
+// finished, across suspensions.
+TEST(Coroutine, CapturesOutliveSuspensions) {
+  Executor ex({.num_workers = 2});
+  TaskGroup g(ex);
+  std::atomic<int> sum{0};
+  for (int i = 0; i < 100; ++i) {
+    g.Spawn([&sum, p = std::make_shared<int>(i), s = std::string(100, 'x')]()
+                -> Task<> {
+      co_await Sleep(absl::Milliseconds(1));
+      co_await Yield();
+      sum.fetch_add(*p + static_cast<int>(s.size()));
+    });
+  }
+  ASSERT_TRUE(g.Wait().ok());
+  EXPECT_EQ(sum.load(), 4950 + 100 * 100);
+}
+
+// Invariant: a stop racing many sleep deadlines never loses or doubles a
+// resumption: every coroutine finishes exactly once with OK or Cancelled.
+TEST(Coroutine, StopRacesTimersStress) {
+  Executor ex({.num_workers = 2});
+  for (int round = 0; round < 50 / kScale + 2; ++round) {
+    TaskGroup g(ex);
+    std::atomic<int> finished{0};
+    const int n = 200;
+    for (int i = 0; i < n; ++i) {
+      g.Spawn([&, i]() -> Task<absl::Status> {
+        absl::Status s = co_await Sleep(absl::Microseconds(50 * (i % 20)));
+        finished.fetch_add(1);
+        co_return s;
+      });
+    }
+    absl::SleepFor(absl::Microseconds(300));
+    g.RequestStop("race");
+    (void)g.Wait();
+    GroupStats st = g.stats();
+    EXPECT_EQ(st.spawned, n);
+    EXPECT_EQ(st.completed + st.cancelled, n);
+    EXPECT_EQ(st.failed, 0);
+    // Every OK completion ran its body once; none ran twice.
+    EXPECT_GE(finished.load(), st.completed);
+    EXPECT_LE(finished.load(), n);
+  }
+}
+
+}  // namespace
+}  // namespace ripcord
