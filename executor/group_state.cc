@@ -62,7 +62,16 @@ namespace {
 
 thread_local GroupState* tls_current_group = nullptr;
 
-std::atomic<uint64_t> next_group_id{1};
+// Group ids for labels: a per-thread counter under a per-thread prefix, so
+// creating a group touches no shared cache line (fib(30) creates 1.3 million).
+uint64_t NextGroupId() {
+  static std::atomic<uint64_t> next_thread{1};
+  // relaxed: only uniqueness matters.
+  thread_local uint64_t prefix =
+      next_thread.fetch_add(1, std::memory_order_relaxed) << 40;
+  thread_local uint64_t count = 0;
+  return prefix | ++count;
+}
 
 }  // namespace
 
@@ -105,9 +114,7 @@ GroupState::GroupState(ExecutorImpl* exec, GroupState* parent,
       depth_(parent == nullptr ? 0 : parent->depth_ + 1),
       shielded_(options.shielded),
       name_(std::move(options.name)),
-      // relaxed: a unique number for labels; no ordering needed.
-      id_(next_group_id.fetch_add(1, std::memory_order_relaxed)),
-      created_(absl::Now()) {
+      id_(NextGroupId()) {
   if (parent_ != nullptr) {
     parent_->LinkChild(this);
   } else {
@@ -118,7 +125,8 @@ GroupState::GroupState(ExecutorImpl* exec, GroupState* parent,
     if (options.timeout <= absl::ZeroDuration()) {
       Stop(timeout_->Reason(), StopOrigin::kSelf);
     } else {
-      exec_->timers().Schedule(timeout_->entry(), created_ + options.timeout);
+      exec_->timers().Schedule(timeout_->entry(),
+                               absl::Now() + options.timeout);
     }
   }
 }
@@ -150,7 +158,7 @@ void GroupState::WaitForUnpinned() const {
 
 std::string GroupState::Label() const {
   if (!name_.empty()) return absl::StrCat("group '", name_, "'");
-  return absl::StrCat("unnamed group #", id_);
+  return absl::StrCat("unnamed group #", id_ >> 40, ".", id_ & ((uint64_t{1} << 40) - 1));
 }
 
 bool GroupState::IsWithin(const GroupState* ancestor) const {
@@ -418,7 +426,10 @@ void GroupState::LinkChild(GroupState* child) {
   if (first_child_ != nullptr) first_child_->prev_sibling_ = child;
   first_child_ = child;
   ++num_children_;
-  {
+  // The stop bit is set (in Stop) before the child list is copied, both
+  // under children_mu_'s ordering, so checking the bit here is enough; mu_ is
+  // taken only when it is set, to read the reason.
+  if (stop_requested()) {
     absl::MutexLock status_lock(&mu_);
     stopped = stopped_;
     forced = forced_;

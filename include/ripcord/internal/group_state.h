@@ -147,7 +147,6 @@ class GroupState {
   const bool shielded_;
   const std::string name_;
   const uint64_t id_;
-  const absl::Time created_;
 
   StopState stop_;
 
