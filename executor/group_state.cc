@@ -47,6 +47,7 @@
 #include "absl/strings/str_cat.h"
 #include "absl/strings/str_format.h"
 #include "absl/synchronization/mutex.h"
+#include "ripcord/internal/mutex.h"
 #include "absl/time/clock.h"
 #include "executor/check.h"
 #include "executor/futex.h"
@@ -132,7 +133,7 @@ GroupState::GroupState(ExecutorImpl* exec, GroupState* parent,
 }
 
 void GroupState::CheckNoChildren() const {
-  absl::MutexLock lock(&children_mu_);
+  MutexLock lock(&children_mu_);
   RIPCORD_CHECK(num_children_ == 0,
                 "TaskGroup %s destroyed while %d child group(s) are alive; "
                 "children must end before their parent",
@@ -284,7 +285,7 @@ void GroupState::FinishTask(absl::Status status) {
   failed_.fetch_add(1, std::memory_order_relaxed);
   std::string reason = absl::StrCat("a task failed: ", status.ToString());
   {
-    absl::MutexLock lock(&mu_);
+    MutexLock lock(&mu_);
     if (first_error_.ok()) first_error_ = std::move(status);
   }
   Stop(reason, StopOrigin::kSelf);
@@ -367,7 +368,7 @@ absl::Status GroupState::WaitFor(absl::Duration timeout) {
 }
 
 absl::Status GroupState::Outcome() const {
-  absl::MutexLock lock(&mu_);
+  MutexLock lock(&mu_);
   if (!first_error_.ok()) return first_error_;
   if (stopped_) {
     return absl::CancelledError(
@@ -387,7 +388,7 @@ void GroupState::Stop(std::string_view reason, StopOrigin origin) {
   bool first = false;
   bool propagate = false;
   {
-    absl::MutexLock lock(&mu_);
+    MutexLock lock(&mu_);
     if (!stopped_) {
       first = true;
       stopped_ = true;
@@ -401,7 +402,7 @@ void GroupState::Stop(std::string_view reason, StopOrigin origin) {
   if (!propagate) return;
   std::vector<GroupState*> children;
   {
-    absl::MutexLock lock(&children_mu_);
+    MutexLock lock(&children_mu_);
     children.reserve(num_children_);
     for (GroupState* c = first_child_; c != nullptr; c = c->next_sibling_) {
       c->Pin();
@@ -420,7 +421,7 @@ void GroupState::LinkChild(GroupState* child) {
   std::string reason;
   bool stopped = false;
   bool forced = false;
-  absl::MutexLock lock(&children_mu_);
+  MutexLock lock(&children_mu_);
   child->prev_sibling_ = nullptr;
   child->next_sibling_ = first_child_;
   if (first_child_ != nullptr) first_child_->prev_sibling_ = child;
@@ -430,7 +431,7 @@ void GroupState::LinkChild(GroupState* child) {
   // under children_mu_'s ordering, so checking the bit here is enough; mu_ is
   // taken only when it is set, to read the reason.
   if (stop_requested()) {
-    absl::MutexLock status_lock(&mu_);
+    MutexLock status_lock(&mu_);
     stopped = stopped_;
     forced = forced_;
     if (stopped) reason = stop_reason_;
@@ -445,7 +446,7 @@ void GroupState::LinkChild(GroupState* child) {
 }
 
 void GroupState::UnlinkChild(GroupState* child) {
-  absl::MutexLock lock(&children_mu_);
+  MutexLock lock(&children_mu_);
   if (child->prev_sibling_ != nullptr) {
     child->prev_sibling_->next_sibling_ = child->next_sibling_;
   } else {
@@ -480,7 +481,7 @@ void GroupState::DescribeTree(std::string* out, int indent,
   GroupStats s = Stats();
   std::string stop;
   {
-    absl::MutexLock lock(&mu_);
+    MutexLock lock(&mu_);
     if (stopped_) {
       stop = absl::StrCat(" stopped ", absl::FormatDuration(absl::Trunc(
                                            now - stop_time_, absl::Milliseconds(1))),
@@ -495,7 +496,7 @@ void GroupState::DescribeTree(std::string* out, int indent,
       static_cast<long long>(s.spawned), static_cast<long long>(s.completed),
       static_cast<long long>(s.failed), static_cast<long long>(s.cancelled),
       static_cast<long long>(s.running), static_cast<long long>(s.queued));
-  absl::MutexLock lock(&children_mu_);
+  MutexLock lock(&children_mu_);
   for (GroupState* c = first_child_; c != nullptr; c = c->next_sibling_) {
     c->DescribeTree(out, indent + 1, now);
   }
@@ -507,7 +508,7 @@ void GroupState::CountBusy(int64_t* tasks, int64_t* groups) const {
     *tasks += s.running + s.queued;
     ++*groups;
   }
-  absl::MutexLock lock(&children_mu_);
+  MutexLock lock(&children_mu_);
   for (GroupState* c = first_child_; c != nullptr; c = c->next_sibling_) {
     c->CountBusy(tasks, groups);
   }

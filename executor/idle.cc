@@ -21,7 +21,7 @@ bool Idle::ShouldNotify() const {
 
 int Idle::WorkerToNotify() {
   if (!ShouldNotify()) return -1;
-  absl::MutexLock lock(&mu_);
+  MutexLock lock(&mu_);
   // Re-check under the lock: another producer may have woken the worker.
   if (!ShouldNotify() || sleepers_.empty()) return -1;
   int w = sleepers_.back();
@@ -45,7 +45,7 @@ bool Idle::TransitionFromSearching() {
 }
 
 bool Idle::TransitionToParked(int worker, bool is_searching) {
-  absl::MutexLock lock(&mu_);
+  MutexLock lock(&mu_);
   uint32_t dec = kUnparkedOne + (is_searching ? kSearchingOne : 0);
   // seq_cst: the RMW half of the parking worker's StoreLoad (step 3).
   uint32_t prev = state_.fetch_sub(dec, std::memory_order_seq_cst);
@@ -55,7 +55,7 @@ bool Idle::TransitionToParked(int worker, bool is_searching) {
 }
 
 bool Idle::TransitionFromParked(int worker) {
-  absl::MutexLock lock(&mu_);
+  MutexLock lock(&mu_);
   if (!is_sleeping_[worker]) return true;
   for (size_t i = 0; i < sleepers_.size(); ++i) {
     if (sleepers_[i] == worker) {
@@ -70,7 +70,7 @@ bool Idle::TransitionFromParked(int worker) {
 }
 
 int Idle::num_parked() const {
-  absl::MutexLock lock(&mu_);
+  MutexLock lock(&mu_);
   return static_cast<int>(sleepers_.size());
 }
 

@@ -33,6 +33,7 @@
 
 #include "absl/base/thread_annotations.h"
 #include "absl/synchronization/mutex.h"
+#include "ripcord/internal/mutex.h"
 
 namespace ripcord::internal {
 
@@ -70,7 +71,7 @@ class Idle {
 
   const int num_workers_;
   std::atomic<uint32_t> state_;
-  mutable absl::Mutex mu_;
+  mutable Mutex mu_;
   std::vector<int> sleepers_ ABSL_GUARDED_BY(mu_);
   std::vector<char> is_sleeping_ ABSL_GUARDED_BY(mu_);
 };

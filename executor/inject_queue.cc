@@ -5,7 +5,7 @@ namespace ripcord::internal {
 
 void InjectQueue::PushBack(TaskNode* t) {
   t->next = nullptr;
-  absl::MutexLock lock(&mu_);
+  MutexLock lock(&mu_);
   if (tail_ == nullptr) {
     head_ = tail_ = t;
   } else {
@@ -17,7 +17,7 @@ void InjectQueue::PushBack(TaskNode* t) {
 }
 
 void InjectQueue::PushFront(TaskNode* t) {
-  absl::MutexLock lock(&mu_);
+  MutexLock lock(&mu_);
   t->next = head_;
   head_ = t;
   if (tail_ == nullptr) tail_ = t;
@@ -28,7 +28,7 @@ TaskNode* InjectQueue::Pop() {
   // relaxed: a hint that skips the lock when empty; a task pushed right after
   // is found by the worker's next round or by the parking re-check.
   if (size_.load(std::memory_order_relaxed) == 0) return nullptr;
-  absl::MutexLock lock(&mu_);
+  MutexLock lock(&mu_);
   TaskNode* t = head_;
   if (t == nullptr) return nullptr;
   head_ = t->next;
@@ -42,7 +42,7 @@ TaskNode* InjectQueue::Pop() {
 TaskNode* InjectQueue::PopIf(absl::FunctionRef<bool(const TaskNode*)> pred,
                              int limit) {
   if (size_.load(std::memory_order_relaxed) == 0) return nullptr;
-  absl::MutexLock lock(&mu_);
+  MutexLock lock(&mu_);
   TaskNode* prev = nullptr;
   TaskNode* t = head_;
   for (int i = 0; t != nullptr && i < limit; ++i, prev = t, t = t->next) {

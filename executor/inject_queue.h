@@ -14,6 +14,7 @@
 #include "absl/base/thread_annotations.h"
 #include "absl/functional/function_ref.h"
 #include "absl/synchronization/mutex.h"
+#include "ripcord/internal/mutex.h"
 #include "ripcord/internal/task_node.h"
 
 namespace ripcord::internal {
@@ -39,7 +40,7 @@ class InjectQueue {
   int64_t Size() const { return size_.load(std::memory_order_relaxed); }
 
  private:
-  mutable absl::Mutex mu_;
+  mutable Mutex mu_;
   TaskNode* head_ ABSL_GUARDED_BY(mu_) = nullptr;
   TaskNode* tail_ ABSL_GUARDED_BY(mu_) = nullptr;
   std::atomic<int64_t> size_{0};

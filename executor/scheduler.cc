@@ -55,6 +55,7 @@
 #include "absl/strings/str_cat.h"
 #include "absl/strings/str_format.h"
 #include "absl/synchronization/mutex.h"
+#include "ripcord/internal/mutex.h"
 #include "absl/time/clock.h"
 #include "executor/check.h"
 #include "executor/threads.h"
@@ -138,7 +139,7 @@ ExecutorImpl::ExecutorImpl(const ExecutorOptions& options)
 ExecutorImpl::~ExecutorImpl() {
   int64_t live = 0;
   for (auto& shard : shards_) {
-    absl::MutexLock lock(&shard->mu);
+    MutexLock lock(&shard->mu);
     live += shard->count;
   }
   RIPCORD_CHECK(live == 0,
@@ -203,7 +204,7 @@ void ExecutorImpl::WakeOneParkedWaiter() {
 }
 
 void ExecutorImpl::AddJoinWaiter(const GroupState* group, TaskNode* waiter) {
-  absl::MutexLock lock(&join_mu_);
+  MutexLock lock(&join_mu_);
   TaskNode*& head = join_waiters_[group];
   waiter->next = head;
   head = waiter;
@@ -212,7 +213,7 @@ void ExecutorImpl::AddJoinWaiter(const GroupState* group, TaskNode* waiter) {
 
 bool ExecutorImpl::RemoveJoinWaiter(const GroupState* group,
                                     TaskNode* waiter) {
-  absl::MutexLock lock(&join_mu_);
+  MutexLock lock(&join_mu_);
   auto it = join_waiters_.find(group);
   if (it == join_waiters_.end()) return false;
   for (TaskNode** p = &it->second; *p != nullptr; p = &(*p)->next) {
@@ -232,7 +233,7 @@ void ExecutorImpl::WakeWaitersOf(const GroupState* group) {
   if (num_join_waiters_.load(std::memory_order_seq_cst) > 0) {
     TaskNode* chain = nullptr;
     {
-      absl::MutexLock lock(&join_mu_);
+      MutexLock lock(&join_mu_);
       auto it = join_waiters_.find(group);
       if (it != join_waiters_.end()) {
         chain = it->second;
@@ -402,7 +403,7 @@ bool ExecutorImpl::HelpWhileWaiting(GroupState* group, absl::Time deadline) {
 
 void ExecutorImpl::RegisterRoot(GroupState* group) {
   RootShard* shard = shards_[ThreadShardIndex() % kRootShards].get();
-  absl::MutexLock lock(&shard->mu);
+  MutexLock lock(&shard->mu);
   group->shard_ = shard;
   group->prev_root_ = nullptr;
   group->next_root_ = shard->head;
@@ -413,7 +414,7 @@ void ExecutorImpl::RegisterRoot(GroupState* group) {
 
 void ExecutorImpl::UnregisterRoot(GroupState* group) {
   RootShard* shard = group->shard_;
-  absl::MutexLock lock(&shard->mu);
+  MutexLock lock(&shard->mu);
   if (group->prev_root_ != nullptr) {
     group->prev_root_->next_root_ = group->next_root_;
   } else {
@@ -434,7 +435,7 @@ void ExecutorImpl::RequestStop(StopTarget target, std::string_view reason) {
     // user StopCallbacks, which may create or destroy root groups.
     std::vector<GroupState*> roots;
     {
-      absl::MutexLock lock(&shard->mu);
+      MutexLock lock(&shard->mu);
       for (GroupState* g = shard->head; g != nullptr; g = g->next_root_) {
         g->Pin();
         roots.push_back(g);
@@ -452,7 +453,7 @@ std::string ExecutorImpl::DebugString() const {
   std::string out = absl::StrFormat("Executor: %d workers (%d parked)\n",
                                     num_workers(), idle_.num_parked());
   for (const auto& shard : shards_) {
-    absl::MutexLock lock(&shard->mu);
+    MutexLock lock(&shard->mu);
     for (GroupState* g = shard->head; g != nullptr; g = g->next_root_) {
       g->DescribeTree(&out, 1, now);
     }
@@ -468,7 +469,7 @@ std::string ExecutorImpl::DebugString() const {
 
 void ExecutorImpl::CountBusy(int64_t* tasks, int64_t* groups) const {
   for (const auto& shard : shards_) {
-    absl::MutexLock lock(&shard->mu);
+    MutexLock lock(&shard->mu);
     for (GroupState* g = shard->head; g != nullptr; g = g->next_root_) {
       g->CountBusy(tasks, groups);
     }

@@ -18,6 +18,7 @@
 #include "absl/base/thread_annotations.h"
 #include "absl/container/flat_hash_map.h"
 #include "absl/synchronization/mutex.h"
+#include "ripcord/internal/mutex.h"
 #include "absl/time/time.h"
 #include "executor/blocking_pool.h"
 #include "executor/idle.h"
@@ -64,7 +65,7 @@ struct Worker {
 // the shard of the creating thread, so threads creating root groups (a group
 // per request in a server) rarely share a lock.
 struct alignas(64) RootShard {
-  absl::Mutex mu;
+  Mutex mu;
   GroupState* head ABSL_GUARDED_BY(mu) = nullptr;
   int64_t count ABSL_GUARDED_BY(mu) = 0;
 };
@@ -140,7 +141,7 @@ class ExecutorImpl {
   std::atomic<int> blocked_waiters_{0};
 
   // Join waiters by group address; chains linked through TaskNode::next.
-  absl::Mutex join_mu_;
+  Mutex join_mu_;
   absl::flat_hash_map<const GroupState*, TaskNode*> join_waiters_
       ABSL_GUARDED_BY(join_mu_);
   // relaxed hint: skips join_mu_ in WakeWaitersOf when nobody joins.

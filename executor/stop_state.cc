@@ -28,6 +28,7 @@
 #include <thread>
 
 #include "absl/synchronization/mutex.h"
+#include "ripcord/internal/mutex.h"
 #include "executor/check.h"
 #include "ripcord/internal/stop_state.h"
 #include "ripcord/stop_token.h"
@@ -180,17 +181,17 @@ absl::Status SleepFor(absl::Duration d, StopToken token) {
     return absl::CancelledError("SleepFor: stop requested");
   }
   if (d <= absl::ZeroDuration()) return absl::OkStatus();
-  absl::Mutex mu;
+  internal::Mutex mu;
   bool stopped = false;
-  absl::CondVar cv;
+  internal::CondVar cv;
   const absl::Time deadline = absl::Now() + d;  // InfiniteFuture when d is inf.
   {
     StopCallback wake(token, [&]() noexcept {
-      absl::MutexLock lock(&mu);
+      internal::MutexLock lock(&mu);
       stopped = true;
       cv.Signal();
     });
-    absl::MutexLock lock(&mu);
+    internal::MutexLock lock(&mu);
     while (!stopped) {
       if (cv.WaitWithDeadline(&mu, deadline) && absl::Now() >= deadline) break;
     }

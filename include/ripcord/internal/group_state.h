@@ -16,6 +16,7 @@
 #include "absl/base/thread_annotations.h"
 #include "absl/status/status.h"
 #include "absl/synchronization/mutex.h"
+#include "ripcord/internal/mutex.h"
 #include "absl/time/time.h"
 #include "ripcord/internal/stop_state.h"
 #include "ripcord/internal/task_node.h"
@@ -165,7 +166,7 @@ class GroupState {
   std::atomic<int64_t> dropped_{0};  // subset of cancelled_: never started
 
   [[maybe_unused]] char pad_after_hot_[64];
-  mutable absl::Mutex mu_;
+  mutable Mutex mu_;
   absl::Status first_error_ ABSL_GUARDED_BY(mu_);
   bool stopped_ ABSL_GUARDED_BY(mu_) = false;
   bool forced_ ABSL_GUARDED_BY(mu_) = false;  // a kExecutorAll stop passed
@@ -173,7 +174,7 @@ class GroupState {
   absl::Time stop_time_ ABSL_GUARDED_BY(mu_);
 
   // The child list. Lock order: a parent's children_mu_ before a child's.
-  mutable absl::Mutex children_mu_;
+  mutable Mutex children_mu_;
   GroupState* first_child_ ABSL_GUARDED_BY(children_mu_) = nullptr;
   int num_children_ ABSL_GUARDED_BY(children_mu_) = 0;
   // Sibling links, guarded by the parent's children_mu_.
