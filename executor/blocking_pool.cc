@@ -79,78 +79,13 @@
 #include <vector>
 
 #include "executor/check.h"
+#include "ripcord/internal/mutex.h"
 #include "executor/threads.h"
-
-// Debian's Abseil is not built with -fsanitize=thread, so TSan cannot see
-// absl::Mutex's lock and unlock (they are futex calls inside an
-// uninstrumented .so) and reports every access to a mu_-guarded field as a
-// race. Under TSan we tell it about mu_ ourselves: a release on mu_'s address
-// before every unlock (and before a CondVar wait, which unlocks), an acquire
-// after every lock (and after the wait, which relocks). These pair up exactly
-// as the real unlock/lock pairs do. Without TSan they compile to nothing.
-#if defined(__SANITIZE_THREAD__)
-#define RIPCORD_BLOCKING_POOL_TSAN 1
-#elif defined(__has_feature)
-#if __has_feature(thread_sanitizer)
-#define RIPCORD_BLOCKING_POOL_TSAN 1
-#endif
-#endif
-
-#ifdef RIPCORD_BLOCKING_POOL_TSAN
-extern "C" void __tsan_acquire(void* addr);
-extern "C" void __tsan_release(void* addr);
-#endif
 
 namespace ripcord::internal {
 namespace {
 
 using Job = absl::AnyInvocable<void() &&>;
-
-void TsanAcquire([[maybe_unused]] absl::Mutex* mu) {
-#ifdef RIPCORD_BLOCKING_POOL_TSAN
-  __tsan_acquire(mu);
-#endif
-}
-
-void TsanRelease([[maybe_unused]] absl::Mutex* mu) {
-#ifdef RIPCORD_BLOCKING_POOL_TSAN
-  __tsan_release(mu);
-#endif
-}
-
-// mu->Lock() / mu->Unlock() / cv->WaitWithDeadline(), told to TSan (above).
-void Lock(absl::Mutex* mu) ABSL_EXCLUSIVE_LOCK_FUNCTION(mu) {
-  mu->Lock();
-  TsanAcquire(mu);
-}
-
-void Unlock(absl::Mutex* mu) ABSL_UNLOCK_FUNCTION(mu) {
-  TsanRelease(mu);
-  mu->Unlock();
-}
-
-bool WaitWithDeadline(absl::CondVar* cv, absl::Mutex* mu, absl::Time deadline)
-    ABSL_EXCLUSIVE_LOCKS_REQUIRED(mu) {
-  TsanRelease(mu);
-  const bool timed_out = cv->WaitWithDeadline(mu, deadline);
-  TsanAcquire(mu);
-  return timed_out;
-}
-
-// absl::MutexLock, told to TSan (above).
-class ABSL_SCOPED_LOCKABLE ScopedLock {
- public:
-  explicit ScopedLock(absl::Mutex* mu) ABSL_EXCLUSIVE_LOCK_FUNCTION(mu)
-      : mu_(mu) {
-    Lock(mu_);
-  }
-  ScopedLock(const ScopedLock&) = delete;
-  ScopedLock& operator=(const ScopedLock&) = delete;
-  ~ScopedLock() ABSL_UNLOCK_FUNCTION() { Unlock(mu_); }
-
- private:
-  absl::Mutex* const mu_;
-};
 
 // The pool whose thread this is, if any. Lets ~BlockingPool refuse to run on
 // one of its own threads (it would join itself).
@@ -193,7 +128,7 @@ BlockingPool::~BlockingPool() {
                 "thread it does not own");
   std::vector<std::thread> to_join;
   {
-    ScopedLock lock(&mu_);
+    MutexLock lock(&mu_);
     shutting_down_ = true;
     for (Worker* w = idle_head_; w != nullptr; w = w->idle_next) {
       w->cv.Signal();
@@ -211,7 +146,7 @@ BlockingPool::~BlockingPool() {
 void BlockingPool::Submit(Job job) {
   RIPCORD_CHECK(job != nullptr,
                 "BlockingPool::Submit() called with an empty job");
-  ScopedLock lock(&mu_);
+  MutexLock lock(&mu_);
   RIPCORD_CHECK(!shutting_down_,
                 "BlockingPool::Submit() called after ~BlockingPool began (the "
                 "Executor is being destroyed); blocking work must be "
@@ -238,7 +173,7 @@ void BlockingPool::Submit(Job job) {
 }
 
 BlockingPoolStats BlockingPool::stats() const {
-  ScopedLock lock(&mu_);
+  MutexLock lock(&mu_);
   BlockingPoolStats s;
   s.threads = threads_;
   s.idle = idle_;
@@ -253,14 +188,14 @@ void BlockingPool::WorkerMain(Worker* w, Job first) {
   tls_current_pool = this;
   Job job = std::move(first);
   std::thread join_after_unlock;
-  Lock(&mu_);
+  mu_.Lock();
   do {
-    Unlock(&mu_);
+    mu_.Unlock();
     RunJob(job);  // 2: unlocked.
-    Lock(&mu_);
+    mu_.Lock();
     ++completed_;
   } while (NextJobLocked(w, &job, &join_after_unlock));
-  Unlock(&mu_);
+  mu_.Unlock();
   // `w` may be gone (step 3). Join the thread that retired before this one.
   if (join_after_unlock.joinable()) join_after_unlock.join();
 }
@@ -284,7 +219,7 @@ bool BlockingPool::NextJobLocked(Worker* w, Job* job,
   // Now + InfiniteDuration() is InfiniteFuture(): the wait has no deadline.
   const absl::Time deadline = absl::Now() + keep_alive_;
   for (;;) {
-    const bool timed_out = WaitWithDeadline(&w->cv, &mu_, deadline);
+    const bool timed_out = w->cv.WaitWithDeadline(&mu_, deadline);
     if (w->handoff != nullptr) {
       // Submit (1b) unlinked us. Checked first: a job handed over just as
       // the deadline passed still runs here.

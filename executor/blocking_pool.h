@@ -28,6 +28,7 @@
 #include "absl/base/thread_annotations.h"
 #include "absl/functional/any_invocable.h"
 #include "absl/synchronization/mutex.h"
+#include "ripcord/internal/mutex.h"
 #include "absl/time/time.h"
 
 namespace ripcord::internal {
@@ -119,7 +120,7 @@ class BlockingPool {
     absl::AnyInvocable<void() &&> handoff;
     // This worker waits on it while idle; Submit() and ~BlockingPool signal
     // it. One condvar per worker, so one job wakes exactly one thread.
-    absl::CondVar cv;
+    CondVar cv;
     // Links in the idle list (most recently idle first). Valid iff `idle`.
     bool idle = false;
     Worker* idle_prev = nullptr;
@@ -152,7 +153,7 @@ class BlockingPool {
   const int max_threads_;
   const absl::Duration keep_alive_;
 
-  mutable absl::Mutex mu_;
+  mutable Mutex mu_;
   // Jobs waiting for a thread. Non-empty only while every thread is busy and
   // threads_ == max_threads_ (see the protocol in blocking_pool.cc).
   std::deque<absl::AnyInvocable<void() &&>> queue_ ABSL_GUARDED_BY(mu_);
