@@ -1,53 +1,33 @@
 // Copyright 2026 The ripcord Authors.
 //
-// internal/mutex.h: Mutex, MutexLock and CondVar: absl::Mutex and
-// absl::CondVar with ThreadSanitizer annotations. Not public API.
+// internal/mutex.h: Mutex, MutexLock and CondVar for ripcord's internals. Not
+// public API.
 //
-// Why: Debian's Abseil is not built with -fsanitize=thread, so TSan sees
-// neither absl::Mutex's lock/unlock nor the atomics inside it, and reports
-// every access protected by one as a data race. Under TSan these wrappers tell
-// it what the lock means: __tsan_acquire after locking, __tsan_release before
-// unlocking (and around a CondVar wait, which unlocks and relocks). Outside
-// TSan they compile to plain absl calls. The layout is the same in both
-// builds (one absl::Mutex), so a TSan build of ripcord links with user code
-// built without it.
+// Why not absl::Mutex, measured: Debian's Abseil (20220623) is built in a
+// mode where every absl::Mutex destructor runs its deadlock-detection
+// bookkeeping (GraphCycles::GetId/RemoveNode under one process-wide
+// spinlock). A TaskGroup holds two mutexes and fib(30) destroys 1.3 million
+// groups: perf showed ~45% of worker time in that bookkeeping, which
+// serialized the workers (fib(30) ran 9x slower than oneTBB). And that build
+// is not TSan-instrumented, so TSan could not see absl::Mutex at all.
+// These are the classic futex mutex (Drepper, "Futexes Are Tricky", mutex 3:
+// 0 unlocked, 1 locked, 2 locked with waiters; a short spin first) and a
+// sequence-number condition variable. Both are made of std::atomic, which
+// TSan sees, and cost nothing to construct or destroy.
 //
-// Thread-safety: as absl::Mutex / absl::CondVar. Lock annotations are
-// Abseil's, so clang's -Wthread-safety checks users of these types.
+// Thread-safety: Thread-safe. A Mutex may be destroyed as soon as no thread
+// holds it, even while the thread that unlocked it last is still inside
+// Unlock() (the wake-up uses the address only as a futex key).
 #ifndef RIPCORD_INTERNAL_MUTEX_H_
 #define RIPCORD_INTERNAL_MUTEX_H_
 
+#include <atomic>
+#include <cstdint>
+
 #include "absl/base/thread_annotations.h"
-#include "absl/synchronization/mutex.h"
 #include "absl/time/time.h"
 
-#if defined(__SANITIZE_THREAD__)
-#define RIPCORD_TSAN 1
-#elif defined(__has_feature)
-#if __has_feature(thread_sanitizer)
-#define RIPCORD_TSAN 1
-#endif
-#endif
-
-#ifdef RIPCORD_TSAN
-extern "C" void __tsan_acquire(void* addr);
-extern "C" void __tsan_release(void* addr);
-#endif
-
 namespace ripcord::internal {
-
-// Tells TSan that `addr` was acquired / released (no-ops without TSan). For
-// other synchronization TSan cannot see (absl::Notification in tests).
-inline void TsanAcquire([[maybe_unused]] const void* addr) {
-#ifdef RIPCORD_TSAN
-  __tsan_acquire(const_cast<void*>(addr));
-#endif
-}
-inline void TsanRelease([[maybe_unused]] const void* addr) {
-#ifdef RIPCORD_TSAN
-  __tsan_release(const_cast<void*>(addr));
-#endif
-}
 
 class CondVar;
 
@@ -58,18 +38,33 @@ class ABSL_LOCKABLE Mutex {
   Mutex& operator=(const Mutex&) = delete;
 
   void Lock() ABSL_EXCLUSIVE_LOCK_FUNCTION() {
-    mu_.Lock();
-    TsanAcquire(this);
+    uint32_t expected = kUnlocked;
+    // acquire: pairs with the release in Unlock(); the critical section
+    // sees what the previous holder wrote.
+    if (state_.compare_exchange_strong(expected, kLocked,
+                                       std::memory_order_acquire,
+                                       std::memory_order_relaxed)) {
+      return;
+    }
+    LockSlow();
   }
   void Unlock() ABSL_UNLOCK_FUNCTION() {
-    TsanRelease(this);
-    mu_.Unlock();
+    // release: publishes the critical section to the next Lock().
+    if (state_.fetch_sub(1, std::memory_order_release) != kLocked) {
+      UnlockSlow();
+    }
   }
-  void AssertHeld() const ABSL_ASSERT_EXCLUSIVE_LOCK() { mu_.AssertHeld(); }
+  // For lock annotations only: does not check anything at run time.
+  void AssertHeld() const ABSL_ASSERT_EXCLUSIVE_LOCK() {}
 
  private:
   friend class CondVar;
-  absl::Mutex mu_;
+  static constexpr uint32_t kUnlocked = 0;
+  static constexpr uint32_t kLocked = 1;
+  static constexpr uint32_t kContended = 2;
+  void LockSlow();
+  void UnlockSlow();
+  std::atomic<uint32_t> state_{kUnlocked};
 };
 
 class ABSL_SCOPED_LOCKABLE MutexLock {
@@ -85,27 +80,25 @@ class ABSL_SCOPED_LOCKABLE MutexLock {
   Mutex* const mu_;
 };
 
+// CondVar: waits are woken by Signal/SignalAll issued after the waiter
+// started waiting (with or without the mutex held); spurious wake-ups
+// happen, so callers loop on their predicate.
 class CondVar {
  public:
+  CondVar() = default;
+  CondVar(const CondVar&) = delete;
+  CondVar& operator=(const CondVar&) = delete;
+
   // Unlocks *mu, waits for a signal (or a spurious wake-up), relocks.
-  void Wait(Mutex* mu) ABSL_EXCLUSIVE_LOCKS_REQUIRED(mu) {
-    TsanRelease(mu);
-    cv_.Wait(&mu->mu_);
-    TsanAcquire(mu);
-  }
-  // As Wait, but returns by `deadline`; true if the deadline passed.
+  void Wait(Mutex* mu) ABSL_EXCLUSIVE_LOCKS_REQUIRED(mu);
+  // As Wait, but returns by `deadline`. Returns true if the deadline passed.
   bool WaitWithDeadline(Mutex* mu, absl::Time deadline)
-      ABSL_EXCLUSIVE_LOCKS_REQUIRED(mu) {
-    TsanRelease(mu);
-    const bool timed_out = cv_.WaitWithDeadline(&mu->mu_, deadline);
-    TsanAcquire(mu);
-    return timed_out;
-  }
-  void Signal() { cv_.Signal(); }
-  void SignalAll() { cv_.SignalAll(); }
+      ABSL_EXCLUSIVE_LOCKS_REQUIRED(mu);
+  void Signal();
+  void SignalAll();
 
  private:
-  absl::CondVar cv_;
+  std::atomic<uint32_t> seq_{0};
 };
 
 }  // namespace ripcord::internal
