@@ -133,11 +133,11 @@ GroupState::GroupState(ExecutorImpl* exec, GroupState* parent,
 }
 
 void GroupState::CheckNoChildren() const {
-  MutexLock lock(&children_mu_);
-  RIPCORD_CHECK(num_children_ == 0,
+  const int children = num_children_.load(std::memory_order_relaxed);
+  RIPCORD_CHECK(children == 0,
                 "TaskGroup %s destroyed while %d child group(s) are alive; "
                 "children must end before their parent",
-                Label().c_str(), num_children_);
+                Label().c_str(), children);
 }
 
 GroupState::~GroupState() {
@@ -368,6 +368,10 @@ absl::Status GroupState::WaitFor(absl::Duration timeout) {
 }
 
 absl::Status GroupState::Outcome() const {
+  // Every non-OK outcome sets the stop bit (a failure stops the group), and
+  // it is set before the failing task's final release, which the caller's
+  // join observed. So an unset bit means OK, without taking mu_.
+  if (!stop_.stop_requested()) return absl::OkStatus();
   MutexLock lock(&mu_);
   if (!first_error_.ok()) return first_error_;
   if (stopped_) {
@@ -402,8 +406,8 @@ void GroupState::Stop(std::string_view reason, StopOrigin origin) {
   if (!propagate) return;
   std::vector<GroupState*> children;
   {
-    MutexLock lock(&children_mu_);
-    children.reserve(num_children_);
+    SpinLockHolder lock(&children_mu_);
+    children.reserve(num_children_.load(std::memory_order_relaxed));
     for (GroupState* c = first_child_; c != nullptr; c = c->next_sibling_) {
       c->Pin();
       children.push_back(c);
@@ -421,12 +425,12 @@ void GroupState::LinkChild(GroupState* child) {
   std::string reason;
   bool stopped = false;
   bool forced = false;
-  MutexLock lock(&children_mu_);
+  SpinLockHolder lock(&children_mu_);
   child->prev_sibling_ = nullptr;
   child->next_sibling_ = first_child_;
   if (first_child_ != nullptr) first_child_->prev_sibling_ = child;
   first_child_ = child;
-  ++num_children_;
+  num_children_.fetch_add(1, std::memory_order_relaxed);
   // The stop bit is set (in Stop) before the child list is copied, both
   // under children_mu_'s ordering, so checking the bit here is enough; mu_ is
   // taken only when it is set, to read the reason.
@@ -446,7 +450,7 @@ void GroupState::LinkChild(GroupState* child) {
 }
 
 void GroupState::UnlinkChild(GroupState* child) {
-  MutexLock lock(&children_mu_);
+  SpinLockHolder lock(&children_mu_);
   if (child->prev_sibling_ != nullptr) {
     child->prev_sibling_->next_sibling_ = child->next_sibling_;
   } else {
@@ -455,7 +459,7 @@ void GroupState::UnlinkChild(GroupState* child) {
   if (child->next_sibling_ != nullptr) {
     child->next_sibling_->prev_sibling_ = child->prev_sibling_;
   }
-  --num_children_;
+  num_children_.fetch_sub(1, std::memory_order_relaxed);
 }
 
 // ---- diagnostics ----------------------------------------------------------
@@ -496,7 +500,7 @@ void GroupState::DescribeTree(std::string* out, int indent,
       static_cast<long long>(s.spawned), static_cast<long long>(s.completed),
       static_cast<long long>(s.failed), static_cast<long long>(s.cancelled),
       static_cast<long long>(s.running), static_cast<long long>(s.queued));
-  MutexLock lock(&children_mu_);
+  SpinLockHolder lock(&children_mu_);
   for (GroupState* c = first_child_; c != nullptr; c = c->next_sibling_) {
     c->DescribeTree(out, indent + 1, now);
   }
@@ -508,7 +512,7 @@ void GroupState::CountBusy(int64_t* tasks, int64_t* groups) const {
     *tasks += s.running + s.queued;
     ++*groups;
   }
-  MutexLock lock(&children_mu_);
+  SpinLockHolder lock(&children_mu_);
   for (GroupState* c = first_child_; c != nullptr; c = c->next_sibling_) {
     c->CountBusy(tasks, groups);
   }

@@ -4,6 +4,8 @@
 // internal/mutex.h for why ripcord has its own).
 #include "ripcord/internal/mutex.h"
 
+#include <sched.h>
+
 #include <atomic>
 #include <climits>
 #include <cstdint>
@@ -50,6 +52,22 @@ void Mutex::UnlockSlow() {
   // release: as in Unlock().
   state_.store(kUnlocked, std::memory_order_release);
   FutexWake(&state_, 1);  // the address is only a key: see the header
+}
+
+void SpinLock::LockSlow() {
+  int spins = 0;
+  for (;;) {
+    // relaxed: spin on a read (no cache-line ping-pong), then retry the RMW.
+    while (locked_.load(std::memory_order_relaxed)) {
+      if (++spins < 128) {
+        CpuRelax();
+      } else {
+        sched_yield();
+      }
+    }
+    // acquire: as in Lock().
+    if (!locked_.exchange(true, std::memory_order_acquire)) return;
+  }
 }
 
 void CondVar::Wait(Mutex* mu) { WaitWithDeadline(mu, absl::InfiniteFuture()); }

@@ -174,9 +174,12 @@ class GroupState {
   absl::Time stop_time_ ABSL_GUARDED_BY(mu_);
 
   // The child list. Lock order: a parent's children_mu_ before a child's.
-  mutable Mutex children_mu_;
+  mutable SpinLock children_mu_;
   GroupState* first_child_ ABSL_GUARDED_BY(children_mu_) = nullptr;
-  int num_children_ ABSL_GUARDED_BY(children_mu_) = 0;
+  // Written under children_mu_; read without it by CheckNoChildren()
+  // (relaxed: the destroying thread joined the group, and a child that is
+  // still alive was linked by code that happens-before the join).
+  std::atomic<int> num_children_{0};
   // Sibling links, guarded by the parent's children_mu_.
   GroupState* next_sibling_ = nullptr;
   GroupState* prev_sibling_ = nullptr;

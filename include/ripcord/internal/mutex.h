@@ -67,6 +67,45 @@ class ABSL_LOCKABLE Mutex {
   std::atomic<uint32_t> state_{kUnlocked};
 };
 
+// SpinLock: test-and-test-and-set, for critical sections of a few dozen
+// instructions that are almost never contended (a group's child list: link,
+// unlink). One RMW to lock and a plain release store to unlock, where Mutex
+// needs two RMWs. Spins, then yields the CPU; never sleeps.
+class ABSL_LOCKABLE SpinLock {
+ public:
+  SpinLock() = default;
+  SpinLock(const SpinLock&) = delete;
+  SpinLock& operator=(const SpinLock&) = delete;
+
+  void Lock() ABSL_EXCLUSIVE_LOCK_FUNCTION() {
+    // acquire: pairs with the release store in Unlock().
+    if (!locked_.exchange(true, std::memory_order_acquire)) return;
+    LockSlow();
+  }
+  void Unlock() ABSL_UNLOCK_FUNCTION() {
+    // release: publishes the critical section to the next Lock().
+    locked_.store(false, std::memory_order_release);
+  }
+
+ private:
+  void LockSlow();
+  std::atomic<bool> locked_{false};
+};
+
+class ABSL_SCOPED_LOCKABLE SpinLockHolder {
+ public:
+  explicit SpinLockHolder(SpinLock* mu) ABSL_EXCLUSIVE_LOCK_FUNCTION(mu)
+      : mu_(mu) {
+    mu_->Lock();
+  }
+  ~SpinLockHolder() ABSL_UNLOCK_FUNCTION() { mu_->Unlock(); }
+  SpinLockHolder(const SpinLockHolder&) = delete;
+  SpinLockHolder& operator=(const SpinLockHolder&) = delete;
+
+ private:
+  SpinLock* const mu_;
+};
+
 class ABSL_SCOPED_LOCKABLE MutexLock {
  public:
   explicit MutexLock(Mutex* mu) ABSL_EXCLUSIVE_LOCK_FUNCTION(mu) : mu_(mu) {
