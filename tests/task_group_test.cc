@@ -1173,6 +1173,67 @@ TEST_F(TaskGroupTest, SingleWorkerNestedWaitsThreeLevels) {
   }
 }
 
+// Invariant: with one worker, tasks spawned on one external thread and waited
+// for on another external thread run and the Wait() returns (the shape of
+// oneTBB issue 2056: run() on thread A, wait() on thread B).
+TEST_F(TaskGroupTest, SingleWorkerSpawnOnOneThreadWaitOnAnother) {
+  Executor ex({.num_workers = 1});
+  for (int rep = 0; rep < 20; ++rep) {
+    TaskGroup g(ex);
+    std::atomic<int> ran{0};
+    absl::Notification spawned;
+    std::thread a([&] {
+      for (int i = 0; i < 10; ++i) g.Spawn([&] { ran++; });
+      spawned.Notify();
+    });
+    absl::Status s;
+    std::thread b([&] {
+      spawned.WaitForNotificationWithTimeout(kHangTimeout);
+      s = JoinOrDie(g);
+    });
+    a.join();
+    b.join();
+    EXPECT_TRUE(s.ok()) << s;
+    EXPECT_EQ(ran.load(), 10);
+  }
+}
+
+// Invariant: with one worker, a task T1 of child group g waiting on its child
+// d, and a task T2 of the root waiting on g, both finish. T1's helping Wait
+// finds none of d's tasks among the first entries of the injection queue, so
+// (every worker being a blocked waiter) it runs an unrelated task: T2, queued
+// right behind. T2 then waits on g on top of T1's stack frame; g cannot
+// finish until T1 returns, and T1 cannot resume until T2 returns.
+// DISABLED: library bug (fallback of a helping wait runs a task that waits on
+// work suspended beneath it on the same stack: permanent hang with
+// num_workers = 1). See the test report; re-enable when fixed.
+TEST_F(TaskGroupTest, DISABLED_SingleWorkerFallbackDoesNotNestAWaitOnItsOwnWaiter) {
+  Executor ex({.num_workers = 1});
+  TaskGroup root(ex, {.name = "root"});
+  TaskGroup g(root, {.name = "g"});
+  TaskGroup d(g, {.name = "d"});
+  TaskGroup unrelated(ex, {.name = "unrelated"});
+  absl::Notification t1_started, queued;
+  absl::Status t1_status, t2_status;
+  g.Spawn([&] {  // T1
+    t1_started.Notify();
+    queued.WaitForNotificationWithTimeout(kHangTimeout);
+    t1_status = d.Wait();
+  });
+  ASSERT_TRUE(BlockUntil(t1_started));
+  root.Spawn([&] { t2_status = g.Wait(); });  // T2: a parent waits on a child
+  std::atomic<int> ran{0};
+  for (int i = 0; i < 100; ++i) unrelated.Spawn([&] { ran++; });
+  d.Spawn([&] { ran++; });
+  queued.Notify();
+  // JoinOrDie aborts (with the executor's state) instead of hanging.
+  EXPECT_TRUE(JoinOrDie(root, kHangTimeout, &ex).ok());
+  EXPECT_TRUE(t1_status.ok()) << t1_status;
+  EXPECT_TRUE(t2_status.ok()) << t2_status;
+  EXPECT_TRUE(JoinOrDie(unrelated).ok());
+  EXPECT_EQ(ran.load(), 101);
+}
+
 // ---------------------------------------------------------------------------
 // Callables.
 
