@@ -1,0 +1,1097 @@
+// Copyright 2026 The ripcord Authors.
+//
+// signal_watcher_test.cc: SignalWatcher and SignalOptions with real signals.
+//
+// Signals are process-wide, so no signal is ever raised inside the gtest
+// process. Each scenario runs in a child process: the test re-executes its own
+// binary (/proc/self/exe) with RIPCORD_SIGNAL_CHILD=<scenario> and
+// --gtest_filter=SignalWatcherChild.Main, so the child starts from exec with
+// one thread (no fork of a multithreaded process), builds an Executor, groups
+// and a SignalWatcher, and reports on fd 3 ("ready" once it is safe to signal
+// it, then key=value results). The parent sends real signals with kill(),
+// writes commands to the child's fd 4, captures its stderr and checks its
+// waitpid() status. Every wait is bounded (kWait); a child still alive when
+// its test ends is killed with SIGKILL.
+//
+// The environment given to the child drops Bazel's and gtest's reporting
+// variables (XML_OUTPUT_FILE, TEST_PREMATURE_EXIT_FILE, GTEST_*, sharding),
+// so a child that dies by a signal leaves no trace in the parent's results.
+// Sanitizer reports in a child's stderr fail the test.
+#include "ripcord/signal_watcher.h"
+
+#include <errno.h>
+#include <fcntl.h>
+#include <poll.h>
+#include <signal.h>
+#include <spawn.h>
+#include <sys/types.h>
+#include <sys/wait.h>
+#include <unistd.h>
+
+#include <atomic>
+#include <cstdarg>
+#include <cstdio>
+#include <cstdlib>
+#include <cstring>
+#include <map>
+#include <stdexcept>
+#include <string>
+#include <vector>
+
+#include "absl/status/status.h"
+#include "absl/strings/match.h"
+#include "absl/strings/str_cat.h"
+#include "absl/strings/str_format.h"
+#include "absl/strings/string_view.h"
+#include "absl/time/clock.h"
+#include "absl/time/time.h"
+#include "gtest/gtest.h"
+#include "ripcord/ripcord.h"
+
+extern char** environ;
+
+namespace ripcord {
+namespace {
+
+constexpr char kScenarioEnv[] = "RIPCORD_SIGNAL_CHILD";
+// Bound of every wait in these tests; generous for TSan on a loaded machine.
+constexpr absl::Duration kWait = absl::Seconds(20);
+constexpr int kCtlFd = 3;  // child -> parent: "ready", results
+constexpr int kCmdFd = 4;  // parent -> child: commands
+
+// ===========================================================================
+// Child side: runs in the re-executed binary only.
+// ===========================================================================
+
+// Writes one line to the parent (fd 3). Callable from any thread of the
+// child, including the signal thread (on_signal): one write(2) per line.
+void Say(const std::string& line) {
+  std::string s = line + "\n";
+  const char* p = s.data();
+  size_t left = s.size();
+  while (left > 0) {
+    ssize_t n = ::write(kCtlFd, p, left);
+    if (n < 0) {
+      if (errno == EINTR) continue;
+      return;
+    }
+    p += n;
+    left -= static_cast<size_t>(n);
+  }
+}
+
+// A failed expectation inside the child: report it and exit with code 3, so
+// the parent's exit-status check fails and prints the child's stderr.
+#define CHILD_CHECK(cond)                                                   \
+  do {                                                                      \
+    if (!(cond)) {                                                          \
+      std::fprintf(stderr, "child check failed: %s [%s:%d]\n", #cond,       \
+                   __FILE__, __LINE__);                                     \
+      std::fflush(stderr);                                                  \
+      Say(absl::StrCat("child check failed: ", #cond));                     \
+      std::_Exit(3);                                                        \
+    }                                                                       \
+  } while (false)
+
+// Waits (bounded) for the command line `expected` from the parent on fd 4.
+void AwaitCommand(absl::string_view expected) {
+  std::string buf;
+  const absl::Time deadline = absl::Now() + kWait;
+  while (absl::Now() < deadline) {
+    pollfd p = {kCmdFd, POLLIN, 0};
+    if (::poll(&p, 1, 50) <= 0) continue;
+    char c;
+    ssize_t n = ::read(kCmdFd, &c, 1);
+    if (n == 0) break;  // parent gone
+    if (n < 0) continue;
+    if (c != '\n') {
+      buf.push_back(c);
+      continue;
+    }
+    CHILD_CHECK(buf == expected);
+    return;
+  }
+  CHILD_CHECK(false && "command from the parent did not arrive");
+}
+
+// Polls `pred` every millisecond for at most kWait.
+template <class Pred>
+bool Eventually(Pred pred) {
+  const absl::Time deadline = absl::Now() + kWait;
+  while (!pred()) {
+    if (absl::Now() > deadline) return false;
+    absl::SleepFor(absl::Milliseconds(1));
+  }
+  return true;
+}
+
+std::string Str(const absl::Status& s) { return s.ToString(); }
+
+// Never set: a task that waits on it ignores its stop token ("stubborn").
+std::atomic<bool> g_never{false};
+
+void SpawnStubborn(TaskGroup& group) {
+  group.Spawn([] {
+    while (!g_never.load(std::memory_order_relaxed)) {
+      absl::SleepFor(absl::Milliseconds(5));
+    }
+  });
+}
+
+// Sleeps 60 s or until its group is stopped (then CancelledError).
+void SpawnSleeper(TaskGroup& group) {
+  group.Spawn(
+      [](StopToken t) { return SleepFor(absl::Seconds(60), t); });
+}
+
+// A shielded task that waits until `other` is stopped, then works `work`
+// more, ignoring its own token, and records that it finished.
+void SpawnWorkAfterStopOf(TaskGroup& group, TaskGroup& other,
+                          absl::Duration work, std::atomic<bool>* done) {
+  group.Spawn([&other, work, done]() -> absl::Status {
+    if (!Eventually([&] { return other.stop_requested(); })) {
+      return absl::DeadlineExceededError("the other group was never stopped");
+    }
+    absl::SleepFor(work);
+    done->store(true);
+    return absl::OkStatus();
+  });
+}
+
+// Reports on_signal calls to the parent: "on_signal <signo> <count> ...".
+std::function<void(int, int)> ReportingOnSignal(TaskGroup* unshielded,
+                                                TaskGroup* shielded,
+                                                std::atomic<int>* calls,
+                                                std::atomic<const SignalWatcher*>* w) {
+  return [=](int signo, int count) {
+    calls->fetch_add(1);
+    Say(absl::StrFormat(
+        "on_signal %d %d unshielded_stopped=%d shielded_stopped=%d "
+        "received=%d",
+        signo, count, unshielded->stop_requested() ? 1 : 0,
+        shielded->stop_requested() ? 1 : 0,
+        w->load() != nullptr ? w->load()->signals_received() : -1));
+  };
+}
+
+// The calling thread's mask, as a bit string over 1..NSIG-1.
+std::string MaskString() {
+  sigset_t m;
+  pthread_sigmask(SIG_SETMASK, nullptr, &m);
+  std::string s;
+  for (int i = 1; i < NSIG; ++i) s.push_back(sigismember(&m, i) == 1 ? '1' : '0');
+  return s;
+}
+
+int ChildFirstSignal() {
+  Executor ex({.num_workers = 2});
+  TaskGroup web(ex, {.name = "web"});
+  TaskGroup flush(ex, {.name = "flush", .shielded = true});
+  std::atomic<bool> flushed{false};
+  std::atomic<int> calls{0};
+  std::atomic<int> blocking_result{0};
+  std::atomic<bool> blocking_started{false};
+  // Set after construction; atomic because the signal thread reads it (a
+  // signal from the parent is no happens-before edge TSan can see).
+  std::atomic<const SignalWatcher*> wp{nullptr};
+  SignalWatcher w(ex, {.on_signal = ReportingOnSignal(&web, &flush, &calls, &wp)});
+  wp = &w;
+  SpawnSleeper(web);
+  SpawnSleeper(web);
+  // Blocking work: runs until its token is stopped, then returns 42, which
+  // done must receive (fn is started before the parent may signal).
+  web.SpawnBlocking(
+      [&blocking_started](StopToken t) {
+        blocking_started = true;
+        while (!t.stop_requested()) absl::SleepFor(absl::Milliseconds(2));
+        return 42;
+      },
+      [&](absl::StatusOr<int> r) { blocking_result = r.ok() ? *r : -1; });
+  SpawnWorkAfterStopOf(flush, web, absl::Milliseconds(300), &flushed);
+  CHILD_CHECK(Eventually([&] { return blocking_started.load(); }));
+  Say("ready");
+  absl::Status ws = web.Wait();
+  absl::Status fs = flush.Wait();
+  CHILD_CHECK(Eventually([&] { return w.signals_received() == 1; }));
+  Say(absl::StrCat("web=", Str(ws)));
+  Say(absl::StrCat("flush=", Str(fs)));
+  Say(absl::StrCat("flushed=", flushed.load() ? 1 : 0));
+  Say(absl::StrCat("flush_stopped=", flush.stop_requested() ? 1 : 0));
+  Say(absl::StrCat("blocking=", blocking_result.load()));
+  Say(absl::StrCat("received=", w.signals_received()));
+  Say(absl::StrCat("calls=", calls.load()));
+  return 0;
+}
+
+int ChildSecondSignal() {
+  Executor ex({.num_workers = 2});
+  TaskGroup web(ex, {.name = "web"});
+  TaskGroup flush(ex, {.name = "flush", .shielded = true});
+  std::atomic<int> calls{0};
+  // Set after construction; atomic because the signal thread reads it (a
+  // signal from the parent is no happens-before edge TSan can see).
+  std::atomic<const SignalWatcher*> wp{nullptr};
+  SignalWatcher w(ex, {.on_signal = ReportingOnSignal(&web, &flush, &calls, &wp)});
+  wp = &w;
+  SpawnSleeper(web);
+  SpawnSleeper(flush);
+  Say("ready");
+  absl::Status ws = web.Wait();
+  absl::Status fs = flush.Wait();
+  CHILD_CHECK(Eventually([&] { return calls.load() == 2; }));
+  Say(absl::StrCat("web=", Str(ws)));
+  Say(absl::StrCat("flush=", Str(fs)));
+  Say(absl::StrCat("received=", w.signals_received()));
+  return 0;
+}
+
+int ChildGrace() {
+  Executor ex({.num_workers = 2});
+  TaskGroup web(ex, {.name = "web"});
+  TaskGroup flush(ex, {.name = "flush", .shielded = true});
+  std::atomic<int> calls{0};
+  std::atomic<int64_t> first_ns{0};
+  SignalWatcher w(ex, {.grace_period = absl::Milliseconds(300),
+                       .on_signal = [&](int, int) {
+                         calls.fetch_add(1);
+                         first_ns = absl::GetCurrentTimeNanos();
+                       }});
+  SpawnSleeper(web);
+  SpawnSleeper(flush);
+  Say("ready");
+  absl::Status ws = web.Wait();
+  absl::Status fs = flush.Wait();
+  const int64_t end_ns = absl::GetCurrentTimeNanos();
+  CHILD_CHECK(Eventually([&] { return calls.load() == 1; }));
+  Say(absl::StrCat("web=", Str(ws)));
+  Say(absl::StrCat("flush=", Str(fs)));
+  Say(absl::StrCat("escalated_after_ms=", (end_ns - first_ns.load()) / 1000000));
+  absl::SleepFor(absl::Milliseconds(100));  // on_signal must not run again
+  Say(absl::StrCat("calls=", calls.load()));
+  Say(absl::StrCat("received=", w.signals_received()));
+  return 0;
+}
+
+// Three signals: the child must die by the third one with a report.
+int ChildThird() {
+  Executor ex({.num_workers = 2});
+  TaskGroup web(ex, {.name = "web"});
+  TaskGroup stubborn(ex, {.name = "stubborn", .shielded = true});
+  std::atomic<int> calls{0};
+  // Set after construction; atomic because the signal thread reads it (a
+  // signal from the parent is no happens-before edge TSan can see).
+  std::atomic<const SignalWatcher*> wp{nullptr};
+  SignalWatcher w(ex, {.on_signal = ReportingOnSignal(&web, &stubborn, &calls, &wp)});
+  wp = &w;
+  SpawnSleeper(web);
+  SpawnStubborn(stubborn);
+  Say("ready");
+  CHILD_CHECK(web.Wait().code() == absl::StatusCode::kCancelled);
+  Say("web_done");
+  absl::Status s = stubborn.Wait();  // never returns: the stubborn task ignores stops
+  Say(absl::StrCat("survived: ", Str(s)));
+  return 4;
+}
+
+// Two watchers one after the other; the mask is restored after each.
+int ChildRecreate() {
+  const std::string mask0 = MaskString();
+  Executor ex({.num_workers = 2});
+  {
+    TaskGroup g1(ex, {.name = "round1"});
+    SpawnSleeper(g1);
+    {
+      SignalWatcher w1(ex);
+      CHILD_CHECK(MaskString() != mask0);
+      Say("ready1");
+      Say(absl::StrCat("round1=", Str(g1.Wait())));
+      CHILD_CHECK(Eventually([&] { return w1.signals_received() == 1; }));
+      Say(absl::StrCat("received1=", w1.signals_received()));
+    }
+    Say(absl::StrCat("mask_restored1=", MaskString() == mask0 ? 1 : 0));
+  }
+  {
+    TaskGroup g2(ex, {.name = "round2"});
+    SpawnSleeper(g2);
+    {
+      SignalWatcher w2(ex, {.signals = {SIGTERM, SIGINT}});
+      Say("ready2");
+      Say(absl::StrCat("round2=", Str(g2.Wait())));
+      CHILD_CHECK(Eventually([&] { return w2.signals_received() == 1; }));
+      Say(absl::StrCat("received2=", w2.signals_received()));
+    }
+    Say(absl::StrCat("mask_restored2=", MaskString() == mask0 ? 1 : 0));
+  }
+  return 0;
+}
+
+int ChildBackToBack() {
+  Executor ex({.num_workers = 2});
+  TaskGroup web(ex, {.name = "web"});
+  TaskGroup flush(ex, {.name = "flush", .shielded = true});
+  std::atomic<int> calls{0};
+  // Set after construction; atomic because the signal thread reads it (a
+  // signal from the parent is no happens-before edge TSan can see).
+  std::atomic<const SignalWatcher*> wp{nullptr};
+  SignalWatcher w(ex, {.on_signal = ReportingOnSignal(&web, &flush, &calls, &wp)});
+  wp = &w;
+  SpawnSleeper(web);
+  SpawnSleeper(flush);
+  Say("ready");
+  absl::Status ws = web.Wait();
+  absl::Status fs = flush.Wait();
+  CHILD_CHECK(Eventually([&] { return w.signals_received() == 2; }));
+  CHILD_CHECK(Eventually([&] { return calls.load() == 2; }));
+  Say(absl::StrCat("web=", Str(ws)));
+  Say(absl::StrCat("flush=", Str(fs)));
+  Say(absl::StrCat("received=", w.signals_received()));
+  return 0;
+}
+
+// SIGUSR1 dumps and changes nothing; a later SIGINT is still the first.
+int ChildDump() {
+  Executor ex({.num_workers = 2});
+  TaskGroup web(ex, {.name = "web-frontend"});
+  TaskGroup flush(ex, {.name = "flush-journal", .shielded = true});
+  std::atomic<int> calls{0};
+  // Set after construction; atomic because the signal thread reads it (a
+  // signal from the parent is no happens-before edge TSan can see).
+  std::atomic<const SignalWatcher*> wp{nullptr};
+  SignalWatcher w(ex, {.on_signal = ReportingOnSignal(&web, &flush, &calls, &wp)});
+  wp = &w;
+  SpawnSleeper(web);
+  SpawnSleeper(flush);
+  Say("ready");
+  AwaitCommand("check");  // the parent saw the dump on our stderr
+  Say(absl::StrFormat("after_dump web_stopped=%d flush_stopped=%d received=%d calls=%d",
+                      web.stop_requested() ? 1 : 0, flush.stop_requested() ? 1 : 0,
+                      w.signals_received(), calls.load()));
+  Say("ready_for_sigint");
+  absl::Status ws = web.Wait();
+  CHILD_CHECK(Eventually([&] { return w.signals_received() == 1; }));
+  Say(absl::StrCat("web=", Str(ws)));
+  Say(absl::StrCat("flush_stopped=", flush.stop_requested() ? 1 : 0));
+  flush.RequestStop("test over");
+  CHILD_CHECK(absl::IsCancelled(flush.Wait()));
+  return 0;
+}
+
+// A signal listed in `signals` is a stop signal even if it is the dump signal.
+int ChildDumpSignalListedAsStop() {
+  Executor ex({.num_workers = 2});
+  TaskGroup web(ex, {.name = "web"});
+  SpawnSleeper(web);
+  SignalWatcher w(ex, {.signals = {SIGINT, SIGUSR1}, .dump_signal = SIGUSR1});
+  Say("ready");
+  Say(absl::StrCat("web=", Str(web.Wait())));
+  CHILD_CHECK(Eventually([&] { return w.signals_received() == 1; }));
+  Say(absl::StrCat("received=", w.signals_received()));
+  return 0;
+}
+
+// dump_signal = 0: SIGUSR1 is neither blocked nor read; its default action
+// ends the process.
+int ChildDumpOff() {
+  Executor ex({.num_workers = 2});
+  SignalWatcher w(ex, {.dump_signal = 0});
+  sigset_t m;
+  pthread_sigmask(SIG_SETMASK, nullptr, &m);
+  Say(absl::StrCat("usr1_blocked=", sigismember(&m, SIGUSR1)));
+  Say("ready");
+  absl::SleepFor(kWait);
+  return 4;
+}
+
+// quiet = true: no line at all, even with progress lines due.
+int ChildQuiet() {
+  Executor ex({.num_workers = 2});
+  TaskGroup web(ex, {.name = "web"});
+  TaskGroup flush(ex, {.name = "flush", .shielded = true});
+  std::atomic<bool> flushed{false};
+  SignalWatcher w(ex, {.quiet = true, .progress_interval = absl::Milliseconds(20)});
+  SpawnSleeper(web);
+  SpawnWorkAfterStopOf(flush, web, absl::Milliseconds(300), &flushed);
+  Say("ready");
+  Say(absl::StrCat("web=", Str(web.Wait())));
+  Say(absl::StrCat("flush=", Str(flush.Wait())));
+  return 0;
+}
+
+// Progress lines while shielded work runs after the first signal.
+int ChildProgress() {
+  Executor ex({.num_workers = 2});
+  TaskGroup web(ex, {.name = "web"});
+  TaskGroup flush(ex, {.name = "flush", .shielded = true});
+  std::atomic<bool> flushed{false};
+  SignalWatcher w(ex, {.progress_interval = absl::Milliseconds(100)});
+  SpawnSleeper(web);
+  SpawnWorkAfterStopOf(flush, web, absl::Milliseconds(800), &flushed);
+  Say("ready");
+  Say(absl::StrCat("web=", Str(web.Wait())));
+  Say(absl::StrCat("flush=", Str(flush.Wait())));
+  absl::SleepFor(absl::Milliseconds(300));  // no progress line once idle
+  Say("done");
+  return 0;
+}
+
+// An exception from on_signal is reported and the watcher keeps working.
+int ChildThrowingOnSignal() {
+  Executor ex({.num_workers = 2});
+  TaskGroup web(ex, {.name = "web"});
+  TaskGroup flush(ex, {.name = "flush", .shielded = true});
+  std::atomic<int> calls{0};
+  SignalWatcher w(ex, {.on_signal = [&](int, int count) {
+                         calls.fetch_add(1);
+                         Say(absl::StrCat("on_signal ", count));
+                         throw std::runtime_error("boom from on_signal");
+                       }});
+  SpawnSleeper(web);
+  SpawnSleeper(flush);
+  Say("ready");
+  Say(absl::StrCat("web=", Str(web.Wait())));
+  Say(absl::StrCat("flush=", Str(flush.Wait())));
+  CHILD_CHECK(Eventually([&] { return calls.load() == 2; }));
+  return 0;
+}
+
+// A signal pending when ~SignalWatcher begins is handled before the thread
+// exits, and nothing is left pending to kill the process once the mask is
+// restored.
+int ChildPendingAtDestruction() {
+  Executor ex({.num_workers = 2});
+  TaskGroup g(ex, {.name = "g"});
+  SpawnSleeper(g);
+  std::atomic<int> calls{0};
+  {
+    SignalWatcher w(ex, {.on_signal = [&](int, int) { calls.fetch_add(1); }});
+    // SIGTERM is blocked in every thread, so this leaves it pending in the
+    // process before kill() returns (this child is not the gtest process).
+    CHILD_CHECK(kill(getpid(), SIGTERM) == 0);
+  }
+  Say(absl::StrCat("calls=", calls.load()));
+  Say(absl::StrCat("g=", Str(g.Wait())));
+  sigset_t pending;
+  sigpending(&pending);
+  Say(absl::StrCat("pending=", sigismember(&pending, SIGTERM)));
+  return 0;
+}
+
+// A signal ignored at construction is handled while the watcher lives and
+// ignored again after it.
+int ChildIgnoredAtStart() {
+  signal(SIGINT, SIG_IGN);
+  Executor ex({.num_workers = 2});
+  {
+    TaskGroup g(ex, {.name = "g"});
+    SpawnSleeper(g);
+    SignalWatcher w(ex);
+    Say("ready");
+    Say(absl::StrCat("g=", Str(g.Wait())));
+  }
+  struct sigaction sa;
+  sigaction(SIGINT, nullptr, &sa);
+  Say(absl::StrCat("ign_restored=", sa.sa_handler == SIG_IGN ? 1 : 0));
+  Say("ready_ignored");
+  AwaitCommand("exit");  // the parent sent SIGINT before this: ignored
+  return 0;
+}
+
+int ChildSecondWatcher() {
+  Executor ex({.num_workers = 1});
+  SignalWatcher a(ex);
+  Say("first constructed");
+  SignalWatcher b(ex);  // aborts
+  Say("second constructed");
+  return 4;
+}
+
+int ChildBadSignal() {
+  Executor ex({.num_workers = 1});
+  SignalWatcher a(ex, {.signals = {SIGINT, SIGSEGV}});
+  return 4;
+}
+
+int RunChild(absl::string_view scenario) {
+  static const std::map<std::string, int (*)(), std::less<>> kScenarios = {
+      {"first_signal", ChildFirstSignal},
+      {"second_signal", ChildSecondSignal},
+      {"grace", ChildGrace},
+      {"third", ChildThird},
+      {"recreate", ChildRecreate},
+      {"back_to_back", ChildBackToBack},
+      {"dump", ChildDump},
+      {"dump_listed_as_stop", ChildDumpSignalListedAsStop},
+      {"dump_off", ChildDumpOff},
+      {"quiet", ChildQuiet},
+      {"progress", ChildProgress},
+      {"throwing_on_signal", ChildThrowingOnSignal},
+      {"pending_at_destruction", ChildPendingAtDestruction},
+      {"ignored_at_start", ChildIgnoredAtStart},
+      {"second_watcher", ChildSecondWatcher},
+      {"bad_signal", ChildBadSignal},
+  };
+  auto it = kScenarios.find(scenario);
+  if (it == kScenarios.end()) {
+    std::fprintf(stderr, "unknown scenario '%s'\n", std::string(scenario).c_str());
+    return 5;
+  }
+  return it->second();
+}
+
+// The child's entry point. In the normal test run it is skipped.
+TEST(SignalWatcherChild, Main) {
+  const char* scenario = std::getenv(kScenarioEnv);
+  if (scenario == nullptr) {
+    GTEST_SKIP() << "child-process entry point; runs only when re-executed";
+  }
+  const int code = RunChild(scenario);
+  std::fflush(stdout);
+  std::fflush(stderr);
+  std::_Exit(code);  // leave gtest at once: the parent reads only our status
+}
+
+// ===========================================================================
+// Parent side.
+// ===========================================================================
+
+void SetNonBlocking(int fd) {
+  fcntl(fd, F_SETFL, fcntl(fd, F_GETFL) | O_NONBLOCK);
+}
+
+// A pipe whose ends are close-on-exec and numbered >= 10, so dup2 onto 2, 3
+// and 4 in the child never meets an end already there.
+void HighPipe(int fds[2]) {
+  int raw[2];
+  ASSERT_EQ(pipe(raw), 0);
+  for (int i = 0; i < 2; ++i) {
+    fds[i] = fcntl(raw[i], F_DUPFD_CLOEXEC, 10);
+    close(raw[i]);
+  }
+}
+
+bool DroppedFromChildEnv(absl::string_view entry) {
+  for (absl::string_view prefix :
+       {"XML_OUTPUT_FILE=", "TEST_PREMATURE_EXIT_FILE=", "GTEST_",
+        "TEST_SHARD_STATUS_FILE=", "TEST_TOTAL_SHARDS=", "TEST_SHARD_INDEX=",
+        "RIPCORD_SIGNAL_CHILD="}) {
+    if (absl::StartsWith(entry, prefix)) return true;
+  }
+  return false;
+}
+
+// A re-executed copy of this binary running one scenario.
+class Child {
+ public:
+  explicit Child(const std::string& scenario) : scenario_(scenario) {
+    signal(SIGPIPE, SIG_IGN);  // writing to a dead child's fd 4 must not kill us
+    int ctl[2], err[2], cmd[2];
+    HighPipe(ctl);
+    HighPipe(err);
+    HighPipe(cmd);
+    posix_spawn_file_actions_t fa;
+    posix_spawn_file_actions_init(&fa);
+    // The child's gtest banner is noise: its stdout goes to /dev/null.
+    posix_spawn_file_actions_addopen(&fa, 1, "/dev/null", O_WRONLY, 0);
+    posix_spawn_file_actions_adddup2(&fa, err[1], 2);
+    posix_spawn_file_actions_adddup2(&fa, ctl[1], kCtlFd);
+    posix_spawn_file_actions_adddup2(&fa, cmd[0], kCmdFd);
+    posix_spawnattr_t attr;
+    posix_spawnattr_init(&attr);
+    // A known start: nothing blocked, the signals we use at SIG_DFL (Bazel or
+    // a shell may have left SIGINT ignored or blocked in this process).
+    sigset_t none, dfl;
+    sigemptyset(&none);
+    sigemptyset(&dfl);
+    for (int s : {SIGINT, SIGTERM, SIGHUP, SIGQUIT, SIGUSR1, SIGUSR2, SIGPIPE}) {
+      sigaddset(&dfl, s);
+    }
+    posix_spawnattr_setsigmask(&attr, &none);
+    posix_spawnattr_setsigdefault(&attr, &dfl);
+    posix_spawnattr_setflags(&attr, POSIX_SPAWN_SETSIGMASK | POSIX_SPAWN_SETSIGDEF);
+
+    char exe[4096];
+    ssize_t n = readlink("/proc/self/exe", exe, sizeof exe - 1);
+    exe[n > 0 ? n : 0] = '\0';
+    std::string filter = "--gtest_filter=SignalWatcherChild.Main";
+    std::vector<char*> argv = {exe, filter.data(), nullptr};
+    std::vector<std::string> env_store;
+    for (char** e = environ; *e != nullptr; ++e) {
+      if (!DroppedFromChildEnv(*e)) env_store.emplace_back(*e);
+    }
+    env_store.push_back(absl::StrCat(kScenarioEnv, "=", scenario));
+    std::vector<char*> envp;
+    for (auto& s : env_store) envp.push_back(s.data());
+    envp.push_back(nullptr);
+
+    const int rc = posix_spawn(&pid_, exe, &fa, &attr, argv.data(), envp.data());
+    posix_spawn_file_actions_destroy(&fa);
+    posix_spawnattr_destroy(&attr);
+    close(ctl[1]);
+    close(err[1]);
+    close(cmd[0]);
+    ctl_fd_ = ctl[0];
+    err_fd_ = err[0];
+    cmd_fd_ = cmd[1];
+    SetNonBlocking(ctl_fd_);
+    SetNonBlocking(err_fd_);
+    if (rc != 0) {
+      ADD_FAILURE() << "posix_spawn: " << std::strerror(rc);
+      pid_ = -1;
+    }
+  }
+
+  ~Child() {
+    if (pid_ > 0 && !reaped_) {
+      kill(pid_, SIGKILL);
+      int status;
+      waitpid(pid_, &status, 0);
+    }
+    close(ctl_fd_);
+    close(err_fd_);
+    close(cmd_fd_);
+  }
+
+  // Waits until a line from the child starts with `prefix`; returns it.
+  // On timeout or if the child ends first: a test failure and "".
+  std::string WaitLine(absl::string_view prefix) {
+    const absl::Time deadline = absl::Now() + kWait;
+    for (;;) {
+      for (const std::string& l : lines_) {
+        if (absl::StartsWith(l, prefix)) return l;
+      }
+      if (ctl_eof_ || absl::Now() > deadline) break;
+      Pump(absl::Milliseconds(20));
+    }
+    ADD_FAILURE() << "child '" << scenario_ << "' never said '" << prefix
+                  << "'" << Transcript();
+    return "";
+  }
+
+  // The value of the "key=value" line the child wrote ("" if none).
+  std::string Value(absl::string_view key) const {
+    const std::string p = absl::StrCat(key, "=");
+    for (const std::string& l : lines_) {
+      if (absl::StartsWith(l, p)) return l.substr(p.size());
+    }
+    return "";
+  }
+
+  // True if a line the child wrote starts with `prefix`.
+  bool HasLine(absl::string_view prefix) const {
+    for (const std::string& l : lines_) {
+      if (absl::StartsWith(l, prefix)) return true;
+    }
+    return false;
+  }
+
+  // Waits until the child's stderr contains `needle`.
+  bool WaitStderr(absl::string_view needle) {
+    const absl::Time deadline = absl::Now() + kWait;
+    while (!absl::StrContains(err_, needle)) {
+      if (err_eof_ || absl::Now() > deadline) {
+        ADD_FAILURE() << "child '" << scenario_ << "' never wrote '" << needle
+                      << "' to stderr" << Transcript();
+        return false;
+      }
+      Pump(absl::Milliseconds(20));
+    }
+    return true;
+  }
+
+  void Signal(int signo) { ASSERT_EQ(kill(pid_, signo), 0); }
+
+  void Command(absl::string_view line) {
+    std::string s = absl::StrCat(line, "\n");
+    ASSERT_EQ(write(cmd_fd_, s.data(), s.size()), static_cast<ssize_t>(s.size()));
+  }
+
+  // Waits for the child to end (kills it after kWait) and returns its
+  // waitpid status; reads its output to the end first.
+  int Wait() {
+    const absl::Time deadline = absl::Now() + kWait;
+    int status = 0;
+    for (;;) {
+      pid_t r = waitpid(pid_, &status, WNOHANG);
+      if (r == pid_) break;
+      if (absl::Now() > deadline) {
+        ADD_FAILURE() << "child '" << scenario_ << "' still running after "
+                      << kWait << "; killing it" << Transcript();
+        kill(pid_, SIGKILL);
+        waitpid(pid_, &status, 0);
+        break;
+      }
+      Pump(absl::Milliseconds(10));
+    }
+    reaped_ = true;
+    // The child is gone: its pipe ends are closed, so this reaches EOF.
+    const absl::Time drain_deadline = absl::Now() + absl::Seconds(5);
+    while ((!ctl_eof_ || !err_eof_) && absl::Now() < drain_deadline) {
+      Pump(absl::Milliseconds(10));
+    }
+    EXPECT_FALSE(absl::StrContains(err_, "Sanitizer") ||
+                 absl::StrContains(err_, "runtime error:"))
+        << "sanitizer report in child '" << scenario_ << "'" << Transcript();
+    return status;
+  }
+
+  // Expects the child to exit with code 0.
+  void ExpectCleanExit() {
+    const int status = Wait();
+    EXPECT_TRUE(WIFEXITED(status) && WEXITSTATUS(status) == 0)
+        << "child '" << scenario_ << "' status " << Describe(status) << Transcript();
+  }
+
+  const std::string& err() const { return err_; }
+  const std::vector<std::string>& lines() const { return lines_; }
+
+  std::string Transcript() const {
+    std::string t = "\n--- child stdout-ctl ---\n";
+    for (const auto& l : lines_) absl::StrAppend(&t, l, "\n");
+    absl::StrAppend(&t, "--- child stderr ---\n", err_, "--- end ---");
+    return t;
+  }
+
+  static std::string Describe(int status) {
+    if (WIFEXITED(status)) return absl::StrCat("exited ", WEXITSTATUS(status));
+    if (WIFSIGNALED(status)) {
+      return absl::StrCat("killed by signal ", WTERMSIG(status), " (",
+                          strsignal(WTERMSIG(status)), ")");
+    }
+    return absl::StrCat("raw ", status);
+  }
+
+ private:
+  // Reads whatever the child wrote, waiting at most `timeout` for some.
+  void Pump(absl::Duration timeout) {
+    pollfd fds[2] = {{ctl_eof_ ? -1 : ctl_fd_, POLLIN, 0},
+                     {err_eof_ ? -1 : err_fd_, POLLIN, 0}};
+    poll(fds, 2, static_cast<int>(absl::ToInt64Milliseconds(timeout)));
+    char buf[4096];
+    if (!ctl_eof_) {
+      for (;;) {
+        ssize_t n = read(ctl_fd_, buf, sizeof buf);
+        if (n == 0) ctl_eof_ = true;
+        if (n <= 0) break;
+        ctl_buf_.append(buf, static_cast<size_t>(n));
+      }
+      size_t nl;
+      while ((nl = ctl_buf_.find('\n')) != std::string::npos) {
+        lines_.push_back(ctl_buf_.substr(0, nl));
+        ctl_buf_.erase(0, nl + 1);
+      }
+    }
+    if (!err_eof_) {
+      for (;;) {
+        ssize_t n = read(err_fd_, buf, sizeof buf);
+        if (n == 0) err_eof_ = true;
+        if (n <= 0) break;
+        err_.append(buf, static_cast<size_t>(n));
+      }
+    }
+  }
+
+  const std::string scenario_;
+  pid_t pid_ = -1;
+  bool reaped_ = false;
+  int ctl_fd_ = -1, err_fd_ = -1, cmd_fd_ = -1;
+  bool ctl_eof_ = false, err_eof_ = false;
+  std::string ctl_buf_, err_;
+  std::vector<std::string> lines_;
+};
+
+// Number of lines of `text` that contain `needle`.
+int CountLines(const std::string& text, absl::string_view needle) {
+  int n = 0;
+  size_t start = 0;
+  while (start < text.size()) {
+    size_t end = text.find('\n', start);
+    if (end == std::string::npos) end = text.size();
+    if (absl::StrContains(absl::string_view(text).substr(start, end - start), needle)) ++n;
+    start = end + 1;
+  }
+  return n;
+}
+
+// Invariant: the first SIGINT stops unshielded groups (their Wait() names
+// SIGINT, blocking work returns early and done gets its value) and leaves
+// shielded groups running to completion; on_signal runs once, after the
+// stops, with signals_received() already 1; one line on stderr says so.
+TEST(SignalWatcher, FirstSigintStopsUnshieldedOnlyAndShieldedComplete) {
+  Child c("first_signal");
+  ASSERT_FALSE(c.WaitLine("ready").empty());
+  c.Signal(SIGINT);
+  c.ExpectCleanExit();
+  bool saw = false;
+  for (const auto& l : c.lines()) {
+    if (absl::StartsWith(l, "on_signal ")) {
+      EXPECT_EQ(l, "on_signal 2 1 unshielded_stopped=1 shielded_stopped=0 received=1");
+      saw = true;
+    }
+  }
+  EXPECT_TRUE(saw) << c.Transcript();
+  EXPECT_TRUE(absl::StartsWith(c.Value("web"), "CANCELLED")) << c.Transcript();
+  EXPECT_TRUE(absl::StrContains(c.Value("web"), "SIGINT")) << c.Transcript();
+  EXPECT_EQ(c.Value("flush"), "OK") << c.Transcript();
+  EXPECT_EQ(c.Value("flushed"), "1");
+  EXPECT_EQ(c.Value("flush_stopped"), "0");
+  EXPECT_EQ(c.Value("blocking"), "42");
+  EXPECT_EQ(c.Value("received"), "1");
+  EXPECT_EQ(c.Value("calls"), "1");
+  EXPECT_EQ(CountLines(c.err(), "ripcord: SIGINT: stopped unshielded groups; "), 1)
+      << c.Transcript();
+  // The flush group was still at work when the line was written.
+  EXPECT_TRUE(absl::StrContains(c.err(), "; waiting for ")) << c.Transcript();
+}
+
+// Invariant: the second stop signal stops shielded groups too (their Wait()
+// names the signal); on_signal saw the shielded group unstopped after the
+// first signal and stopped after the second.
+TEST(SignalWatcher, SecondSigintStopsShielded) {
+  Child c("second_signal");
+  ASSERT_FALSE(c.WaitLine("ready").empty());
+  c.Signal(SIGINT);
+  EXPECT_EQ(c.WaitLine("on_signal 2 1"),
+            "on_signal 2 1 unshielded_stopped=1 shielded_stopped=0 received=1");
+  c.Signal(SIGINT);
+  EXPECT_EQ(c.WaitLine("on_signal 2 2"),
+            "on_signal 2 2 unshielded_stopped=1 shielded_stopped=1 received=2");
+  c.ExpectCleanExit();
+  EXPECT_TRUE(absl::StrContains(c.Value("web"), "SIGINT")) << c.Transcript();
+  EXPECT_TRUE(absl::StartsWith(c.Value("flush"), "CANCELLED")) << c.Transcript();
+  EXPECT_TRUE(absl::StrContains(c.Value("flush"), "SIGINT")) << c.Transcript();
+  EXPECT_EQ(c.Value("received"), "2");
+  EXPECT_EQ(CountLines(c.err(), "ripcord: SIGINT: stopped unshielded groups"), 1)
+      << c.Transcript();
+  EXPECT_EQ(CountLines(c.err(), "ripcord: SIGINT (2nd signal): stopped all groups, "
+                                "shielded too"),
+            1)
+      << c.Transcript();
+}
+
+// Invariant: with no second signal, shielded groups are stopped once
+// grace_period has passed since the first, not before; the reason names the
+// signal and the grace period; on_signal runs only for the real signal.
+TEST(SignalWatcher, GracePeriodEscalatesWithoutSecondSignal) {
+  Child c("grace");
+  ASSERT_FALSE(c.WaitLine("ready").empty());
+  c.Signal(SIGINT);
+  c.ExpectCleanExit();
+  EXPECT_TRUE(absl::StrContains(c.Value("web"), "SIGINT")) << c.Transcript();
+  const std::string flush = c.Value("flush");
+  EXPECT_TRUE(absl::StartsWith(flush, "CANCELLED")) << c.Transcript();
+  EXPECT_TRUE(absl::StrContains(flush, "SIGINT")) << flush;
+  EXPECT_TRUE(absl::StrContains(flush, "grace period 300ms expired")) << flush;
+  int ms = std::atoi(c.Value("escalated_after_ms").c_str());
+  EXPECT_GE(ms, 250) << c.Transcript();  // 300 ms, minus clock granularity
+  EXPECT_LT(ms, 15000) << c.Transcript();
+  EXPECT_EQ(c.Value("calls"), "1");
+  EXPECT_EQ(c.Value("received"), "1");
+  EXPECT_TRUE(absl::StrContains(
+      c.err(), "ripcord: SIGINT: grace period 300ms expired: stopped all groups"))
+      << c.Transcript();
+}
+
+// Invariant: the third stop signal ends the process as killed by that
+// signal (what a shell reports as 128 + signo), after a report on stderr
+// naming the group still running and counting its task.
+void ExpectThirdSignalKills(int signo, const char* name) {
+  Child c("third");
+  ASSERT_FALSE(c.WaitLine("ready").empty());
+  c.Signal(signo);
+  c.WaitLine(absl::StrCat("on_signal ", signo, " 1 "));
+  c.WaitLine("web_done");  // so that only the stubborn task is left
+  c.Signal(signo);
+  c.WaitLine(absl::StrCat("on_signal ", signo, " 2 "));
+  c.Signal(signo);
+  const int status = c.Wait();
+  EXPECT_TRUE(WIFSIGNALED(status) && WTERMSIG(status) == signo)
+      << Child::Describe(status) << c.Transcript();
+  EXPECT_TRUE(absl::StrContains(
+      c.err(), absl::StrCat("ripcord: ", name,
+                            " (3rd signal): ending the process now; still running "
+                            "or queued: 1 task in 1 group")))
+      << c.Transcript();
+  EXPECT_TRUE(absl::StrContains(c.err(), "stubborn")) << c.Transcript();
+  EXPECT_FALSE(c.HasLine("survived")) << c.Transcript();
+}
+
+TEST(SignalWatcher, ThirdSigintKillsTheProcessBySigint) {
+  ExpectThirdSignalKills(SIGINT, "SIGINT");
+}
+
+TEST(SignalWatcher, ThirdSigtermKillsTheProcessBySigterm) {
+  ExpectThirdSignalKills(SIGTERM, "SIGTERM");
+}
+
+// Invariant: a watcher can be destroyed and another constructed in the same
+// process; each counts its own signals; the thread's mask is restored after
+// each.
+TEST(SignalWatcher, DestroyedAndRecreatedInOneProcess) {
+  Child c("recreate");
+  ASSERT_FALSE(c.WaitLine("ready1").empty());
+  c.Signal(SIGINT);
+  ASSERT_FALSE(c.WaitLine("ready2").empty());
+  c.Signal(SIGTERM);
+  c.ExpectCleanExit();
+  EXPECT_TRUE(absl::StrContains(c.Value("round1"), "SIGINT")) << c.Transcript();
+  EXPECT_TRUE(absl::StrContains(c.Value("round2"), "SIGTERM")) << c.Transcript();
+  EXPECT_EQ(c.Value("received1"), "1");
+  EXPECT_EQ(c.Value("received2"), "1");
+  EXPECT_EQ(c.Value("mask_restored1"), "1");
+  EXPECT_EQ(c.Value("mask_restored2"), "1");
+}
+
+// Invariant: two different stop signals sent back to back are both received
+// (no loss): signals_received() reaches 2 and shielded groups are stopped.
+TEST(SignalWatcher, BackToBackSignalsBothCount) {
+  Child c("back_to_back");
+  ASSERT_FALSE(c.WaitLine("ready").empty());
+  c.Signal(SIGINT);
+  c.Signal(SIGTERM);
+  c.ExpectCleanExit();
+  EXPECT_EQ(c.Value("received"), "2") << c.Transcript();
+  // Pending signals are dequeued lowest number first, so SIGINT is first
+  // whether or not the two were pending together.
+  EXPECT_TRUE(absl::StrContains(c.Value("web"), "SIGINT")) << c.Transcript();
+  EXPECT_TRUE(absl::StartsWith(c.Value("flush"), "CANCELLED")) << c.Transcript();
+  EXPECT_TRUE(absl::StrContains(c.Value("flush"), "SIGTERM")) << c.Transcript();
+}
+
+// Invariant: SIGUSR1 writes DebugString() (naming every group) to stderr and
+// changes nothing: no group stopped, nothing counted, no on_signal, and the
+// next SIGINT is still a first signal (shielded groups keep running).
+TEST(SignalWatcher, DumpSignalDumpsAndStopsNothing) {
+  Child c("dump");
+  ASSERT_FALSE(c.WaitLine("ready").empty());
+  c.Signal(SIGUSR1);
+  ASSERT_TRUE(c.WaitStderr("ripcord: SIGUSR1: state dump"));
+  ASSERT_TRUE(c.WaitStderr("flush-journal"));
+  EXPECT_TRUE(absl::StrContains(c.err(), "web-frontend")) << c.Transcript();
+  c.Command("check");
+  EXPECT_EQ(c.WaitLine("after_dump"),
+            "after_dump web_stopped=0 flush_stopped=0 received=0 calls=0");
+  ASSERT_FALSE(c.WaitLine("ready_for_sigint").empty());
+  c.Signal(SIGINT);
+  c.ExpectCleanExit();
+  EXPECT_TRUE(absl::StrContains(c.Value("web"), "SIGINT")) << c.Transcript();
+  EXPECT_EQ(c.Value("flush_stopped"), "0") << c.Transcript();
+}
+
+// Invariant: a signal listed in `signals` is a stop signal even if it is
+// also the dump signal: it stops and counts, and dumps nothing.
+TEST(SignalWatcher, DumpSignalListedInSignalsIsAStopSignal) {
+  Child c("dump_listed_as_stop");
+  ASSERT_FALSE(c.WaitLine("ready").empty());
+  c.Signal(SIGUSR1);
+  c.ExpectCleanExit();
+  EXPECT_TRUE(absl::StrContains(c.Value("web"), "SIGUSR1")) << c.Transcript();
+  EXPECT_EQ(c.Value("received"), "1");
+  EXPECT_FALSE(absl::StrContains(c.err(), "state dump")) << c.Transcript();
+}
+
+// Invariant: dump_signal = 0 leaves SIGUSR1 alone: not blocked, so its
+// default action ends the process.
+TEST(SignalWatcher, DumpSignalZeroTurnsTheDumpOff) {
+  Child c("dump_off");
+  ASSERT_FALSE(c.WaitLine("ready").empty());
+  EXPECT_EQ(c.Value("usr1_blocked"), "0");
+  c.Signal(SIGUSR1);
+  const int status = c.Wait();
+  EXPECT_TRUE(WIFSIGNALED(status) && WTERMSIG(status) == SIGUSR1)
+      << Child::Describe(status) << c.Transcript();
+}
+
+// Invariant: quiet = true writes no line, even with progress lines due.
+TEST(SignalWatcher, QuietWritesNoLine) {
+  Child c("quiet");
+  ASSERT_FALSE(c.WaitLine("ready").empty());
+  c.Signal(SIGINT);
+  c.ExpectCleanExit();
+  EXPECT_TRUE(absl::StrContains(c.Value("web"), "SIGINT")) << c.Transcript();
+  EXPECT_EQ(c.Value("flush"), "OK") << c.Transcript();
+  EXPECT_FALSE(absl::StrContains(c.err(), "ripcord:")) << c.Transcript();
+}
+
+// Invariant: while work runs after a stop signal, a progress line says what
+// shutdown still waits for; once nothing runs, the lines stop.
+TEST(SignalWatcher, ProgressLinesWhileShieldedWorkRuns) {
+  Child c("progress");
+  ASSERT_FALSE(c.WaitLine("ready").empty());
+  c.Signal(SIGINT);
+  ASSERT_TRUE(c.WaitStderr(
+      "ago: still waiting for 1 group (1 task running or queued)"));
+  c.ExpectCleanExit();
+  EXPECT_EQ(c.Value("flush"), "OK") << c.Transcript();
+  // 800 ms of work at one line per 100 ms: several lines, but not dozens.
+  const int n = CountLines(c.err(), "ago: still waiting for");
+  EXPECT_GE(n, 2) << c.Transcript();
+  EXPECT_LE(n, 12) << c.Transcript();
+}
+
+// Invariant: an exception from on_signal is reported on stderr and does not
+// end the signal thread: the next signal still escalates.
+TEST(SignalWatcher, ThrowingOnSignalIsReportedAndIgnored) {
+  Child c("throwing_on_signal");
+  ASSERT_FALSE(c.WaitLine("ready").empty());
+  c.Signal(SIGTERM);
+  c.WaitLine("on_signal 1");
+  ASSERT_TRUE(c.WaitStderr("on_signal threw: boom from on_signal (ignored)"));
+  c.Signal(SIGTERM);
+  c.ExpectCleanExit();
+  EXPECT_TRUE(absl::StrContains(c.Value("web"), "SIGTERM")) << c.Transcript();
+  EXPECT_TRUE(absl::StrContains(c.Value("flush"), "SIGTERM")) << c.Transcript();
+}
+
+// Invariant: a signal already pending when ~SignalWatcher() begins is
+// handled (stop requested, on_signal called) before the destructor returns,
+// and none is left pending to take its default action afterwards.
+TEST(SignalWatcher, SignalPendingAtDestructionIsHandled) {
+  Child c("pending_at_destruction");
+  c.ExpectCleanExit();
+  EXPECT_EQ(c.Value("calls"), "1") << c.Transcript();
+  EXPECT_TRUE(absl::StrContains(c.Value("g"), "SIGTERM")) << c.Transcript();
+  EXPECT_EQ(c.Value("pending"), "0");
+}
+
+// Invariant: a watched signal whose disposition was SIG_IGN is handled while
+// the watcher lives (else the kernel would discard it) and is ignored again
+// after the watcher is destroyed.
+TEST(SignalWatcher, IgnoredSignalIsWatchedThenIgnoredAgain) {
+  Child c("ignored_at_start");
+  ASSERT_FALSE(c.WaitLine("ready").empty());
+  c.Signal(SIGINT);
+  ASSERT_FALSE(c.WaitLine("ready_ignored").empty());
+  EXPECT_TRUE(absl::StrContains(c.Value("g"), "SIGINT")) << c.Transcript();
+  EXPECT_EQ(c.Value("ign_restored"), "1");
+  c.Signal(SIGINT);  // ignored again: the child must survive it
+  absl::SleepFor(absl::Milliseconds(50));
+  c.Command("exit");
+  c.ExpectCleanExit();
+}
+
+// Invariant: a second live SignalWatcher is a programming error: abort with
+// a message that says why.
+TEST(SignalWatcher, SecondConcurrentWatcherAborts) {
+  Child c("second_watcher");
+  const int status = c.Wait();
+  EXPECT_TRUE(WIFSIGNALED(status) && WTERMSIG(status) == SIGABRT)
+      << Child::Describe(status) << c.Transcript();
+  EXPECT_TRUE(absl::StrContains(
+      c.err(), "SignalWatcher constructed while another SignalWatcher is alive"))
+      << c.Transcript();
+  EXPECT_TRUE(c.HasLine("first constructed")) << c.Transcript();
+  EXPECT_FALSE(c.HasLine("second constructed")) << c.Transcript();
+}
+
+// Invariant: a signal outside the permitted set aborts with a message.
+TEST(SignalWatcher, UnwatchableSignalAborts) {
+  Child c("bad_signal");
+  const int status = c.Wait();
+  EXPECT_TRUE(WIFSIGNALED(status) && WTERMSIG(status) == SIGABRT)
+      << Child::Describe(status) << c.Transcript();
+  EXPECT_TRUE(absl::StrContains(c.err(), "SignalOptions::signals contains 11"))
+      << c.Transcript();
+}
+
+}  // namespace
+}  // namespace ripcord
