@@ -15,35 +15,43 @@
 // drop costs the worker one check, and stopping a group never walks its
 // queued tasks.
 //
-// Helping waits (HelpWhileWaiting), called by TaskGroup::Wait() on a worker:
-//  1. Run what the waiting task itself spawned: the own deque above `base`,
-//     the bottom it had when the task started.
-//  2. Take tasks of the waited group's subtree from the injection queue (the
-//     first 64) and from other workers' deques. A stolen task from outside
-//     the subtree goes back to the front of the injection queue.
-//  3. Nothing to run: count this worker in blocked_waiters_. If every worker
-//     is a blocked waiter, nobody else will run the unrelated tasks that the
-//     waited tasks may be stuck behind (a single worker waiting inside a task
-//     is the common case, oneTBB issue 2056), so run any task (fallback).
-//  4. Otherwise set waiting_on, set the group's WAITERS bit, count the worker
-//     in parked_waiters_ (seq_cst), search once more (step 1-2), and park.
+// Helping waits (HelpWhileWaiting), called by TaskGroup::Wait() on a worker.
+// A waiter runs ONLY tasks of the waited group's subtree (the group and its
+// descendants), wherever it finds them:
+//  1. Its own deque above `base` (the bottom when the waiting task started):
+//     what the waiting task spawned itself. A popped task from outside the
+//     subtree goes to the injection queue for an ordinary worker.
+//  2. The injection queue (the first 64 tasks while spinning, all of them in
+//     the last search before parking) and other workers' deques (a stolen
+//     task from outside the subtree goes to the injection queue's front).
+//  3. Before parking, its own deque below `base` is drained from the top:
+//     subtree tasks run, others move to the injection queue.
+//  4. Nothing: set waiting_on, set the group's WAITERS bit, count the worker
+//     in parked_waiters_ (seq_cst), search once more (1-3), and park.
 //     Woken by: the last task of the group (GroupState wakes its waiters via
 //     WakeWaitersOf), a producer that found no ordinary parked worker to wake
 //     (NotifyAfterPush), or the deadline.
-// Why a helping wait never hangs: the group's last release sees WAITERS
-// (its fetch_sub reads the bit set in step 4, which is sequenced after the
-// waiting_on store) and unparks us. A task we may run that appears while we
-// park is published by a seq_cst store/RMW before the producer's seq_cst load
-// of parked_waiters_, while our seq_cst increment precedes our re-check: one
-// of the two sees the other. Tasks we may not run are run by ordinary workers
-// (idle.h's protocol covers them), or, when none is left, by step 3.
-// Bounded lateness (oneTBB issue 942): a waiter runs an unrelated task only in
-// step 3's fallback, when no other worker could run it.
+// Why a helping wait never deadlocks on its own stack: a nested task runs on
+// top of the waiting frame, so it must never wait for that frame. Every task
+// a waiter runs lies in the waited group's subtree, and a task can only wait
+// for a group it is not inside (Wait() from inside is FailedPrecondition);
+// in a tree, no group outside a task's ancestors contains the frames below.
+// Why it never hangs: the group's last release sees WAITERS (its fetch_sub
+// reads the bit set in step 4, which is sequenced after the waiting_on
+// store) and unparks us. A subtree task that appears while we park is
+// published by a seq_cst store/RMW before the producer's seq_cst load of
+// parked_waiters_, while our seq_cst increment precedes our re-check: one of
+// the two sees the other. Every subtree task is in a place steps 1-3 search.
+// Bounded lateness (oneTBB issue 942): a waiter never runs an unrelated task,
+// so an unrelated long task cannot make Wait() return late. The price: a
+// waiter with no subtree work sleeps instead of running other work; ordinary
+// workers run that work.
 #include "executor/scheduler.h"
 
 #include <sched.h>
 
 #include <algorithm>
+#include <climits>
 #include <atomic>
 #include <cstdio>
 #include <memory>
@@ -277,8 +285,8 @@ void ExecutorImpl::RunTask(Worker* w, TaskNode* t) {
   w->base = saved_base;
 }
 
-TaskNode* ExecutorImpl::StealFromOthers(Worker* w, const GroupState* filter,
-                                        bool fallback) {
+TaskNode* ExecutorImpl::StealFromOthers(Worker* w,
+                                        const GroupState* filter) {
   const int n = num_workers();
   if (n <= 1) return nullptr;
   const int start = static_cast<int>(NextRandom(&w->rng) % n);
@@ -289,7 +297,7 @@ TaskNode* ExecutorImpl::StealFromOthers(Worker* w, const GroupState* filter,
     TaskNode* t = workers_[v]->deque.Steal(&lost_race);
     if (t == nullptr && lost_race) t = workers_[v]->deque.Steal(&lost_race);
     if (t == nullptr) continue;
-    if (filter == nullptr || fallback || t->group->IsWithin(filter)) return t;
+    if (filter == nullptr || t->group->IsWithin(filter)) return t;
     // Not ours to run while waiting: hand it to the injection queue's front
     // (it was the oldest task of its deque) for an ordinary worker.
     inject_.PushFront(t);
@@ -299,19 +307,31 @@ TaskNode* ExecutorImpl::StealFromOthers(Worker* w, const GroupState* filter,
 }
 
 TaskNode* ExecutorImpl::FindWork(Worker* w, const GroupState* filter,
-                                 bool fallback) {
-  TaskNode* t = nullptr;
-  if (fallback || w->deque.Bottom() > w->base) t = w->deque.Pop();
-  if (t != nullptr) return t;
-  if (fallback) {
-    t = inject_.Pop();
-  } else {
-    t = inject_.PopIf(
-        [filter](const TaskNode* n) { return n->group->IsWithin(filter); },
-        64);
+                                 bool last_search) {
+  auto within = [filter](const TaskNode* n) {
+    return n->group->IsWithin(filter);
+  };
+  // Step 1.
+  while (w->deque.Bottom() > w->base) {
+    TaskNode* t = w->deque.Pop();
+    if (t == nullptr) break;
+    if (within(t)) return t;
+    inject_.PushFront(t);
+    NotifyAfterPush();
   }
+  // Step 2.
+  TaskNode* t = inject_.PopIf(within, last_search ? INT_MAX : 64);
   if (t != nullptr) return t;
-  return StealFromOthers(w, filter, fallback);
+  t = StealFromOthers(w, filter);
+  if (t != nullptr) return t;
+  if (!last_search) return nullptr;
+  // Step 3.
+  while ((t = w->deque.Steal()) != nullptr) {
+    if (within(t)) return t;
+    inject_.PushBack(t);
+    NotifyAfterPush();
+  }
+  return nullptr;
 }
 
 void ExecutorImpl::WorkerMain(Worker* w) {
@@ -326,7 +346,7 @@ void ExecutorImpl::WorkerMain(Worker* w) {
     if (t == nullptr) {
       if (!searching) searching = idle_.TransitionToSearching();
       if (searching) {
-        t = StealFromOthers(w, nullptr, false);
+        t = StealFromOthers(w, nullptr);
         if (t == nullptr) t = inject_.Pop();
       }
     }
@@ -355,7 +375,7 @@ bool ExecutorImpl::HelpWhileWaiting(GroupState* group, absl::Time deadline) {
   int rounds = 0;
   for (;;) {
     if (group->Idle()) return true;
-    TaskNode* t = FindWork(w, group, /*fallback=*/false);
+    TaskNode* t = FindWork(w, group, /*last_search=*/false);
     if (t != nullptr) {
       RunTask(w, t);
       rounds = 0;
@@ -369,32 +389,19 @@ bool ExecutorImpl::HelpWhileWaiting(GroupState* group, absl::Time deadline) {
     if (deadline != absl::InfiniteFuture() && absl::Now() >= deadline) {
       return group->Idle();
     }
-    // Step 3.
-    const int blocked =
-        blocked_waiters_.fetch_add(1, std::memory_order_seq_cst) + 1;
-    if (blocked >= num_workers()) {
-      t = FindWork(w, group, /*fallback=*/true);
-      if (t != nullptr) {
-        blocked_waiters_.fetch_sub(1, std::memory_order_seq_cst);
-        RunTask(w, t);
-        continue;
-      }
-    }
     // Step 4. release: pairs with the acquire load in WakeWaitersOf().
     w->waiting_on.store(group, std::memory_order_release);
-    bool park = group->SetWaitersBit();
-    if (park) {
+    if (group->SetWaitersBit()) {
       w->parked_waiter.store(true, std::memory_order_seq_cst);
       // seq_cst: the RMW half of our StoreLoad; the re-check follows.
       parked_waiters_.fetch_add(1, std::memory_order_seq_cst);
-      t = FindWork(w, group, blocked >= num_workers());
+      t = FindWork(w, group, /*last_search=*/true);
       if (t == nullptr && !group->Idle()) w->parker.ParkUntil(deadline);
       if (w->parked_waiter.exchange(false, std::memory_order_acq_rel)) {
         parked_waiters_.fetch_sub(1, std::memory_order_seq_cst);
       }
     }
     w->waiting_on.store(nullptr, std::memory_order_relaxed);
-    blocked_waiters_.fetch_sub(1, std::memory_order_seq_cst);
     if (t != nullptr) RunTask(w, t);
   }
 }

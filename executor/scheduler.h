@@ -118,11 +118,12 @@ class ExecutorImpl {
   void WorkerMain(Worker* w);
   // Runs or drops (group stopped) one task on worker `w`.
   void RunTask(Worker* w, TaskNode* t);
-  // The search shared by the main loop and helping waits. With `filter` set
-  // (a waiting worker), takes only tasks inside filter's subtree, except its
-  // own deque's tasks above `base` and, in fallback mode, anything.
-  TaskNode* FindWork(Worker* w, const GroupState* filter, bool fallback);
-  TaskNode* StealFromOthers(Worker* w, const GroupState* filter, bool fallback);
+  // A helping wait's search (steps 1-3 atop scheduler.cc): only tasks inside
+  // filter's subtree; others it meets move to the injection queue.
+  TaskNode* FindWork(Worker* w, const GroupState* filter, bool last_search);
+  // Steals one task from another worker; with a filter, a stolen task outside
+  // filter's subtree moves to the injection queue's front instead.
+  TaskNode* StealFromOthers(Worker* w, const GroupState* filter);
   // Protocol step 1 of idle.h, after a task became visible.
   void NotifyAfterPush();
   bool NotifyOne();
@@ -136,9 +137,6 @@ class ExecutorImpl {
   // Workers parked inside a Wait(): seq_cst, the RMW half of the waiter's
   // StoreLoad; producers read it after publishing a task (seq_cst).
   std::atomic<int> parked_waiters_{0};
-  // Workers inside a Wait() that found nothing they may run (parked or about
-  // to park). When it reaches num_workers(), waiters run any task.
-  std::atomic<int> blocked_waiters_{0};
 
   // Join waiters by group address; chains linked through TaskNode::next.
   Mutex join_mu_;

@@ -1199,15 +1199,13 @@ TEST_F(TaskGroupTest, SingleWorkerSpawnOnOneThreadWaitOnAnother) {
 }
 
 // Invariant: with one worker, a task T1 of child group g waiting on its child
-// d, and a task T2 of the root waiting on g, both finish. T1's helping Wait
-// finds none of d's tasks among the first entries of the injection queue, so
-// (every worker being a blocked waiter) it runs an unrelated task: T2, queued
-// right behind. T2 then waits on g on top of T1's stack frame; g cannot
-// finish until T1 returns, and T1 cannot resume until T2 returns.
-// DISABLED: library bug (fallback of a helping wait runs a task that waits on
-// work suspended beneath it on the same stack: permanent hang with
-// num_workers = 1). See the test report; re-enable when fixed.
-TEST_F(TaskGroupTest, DISABLED_SingleWorkerFallbackDoesNotNestAWaitOnItsOwnWaiter) {
+// d, and a task T2 of the root waiting on g, both finish. d's task sits behind
+// 100 unrelated tasks and T2 in the injection queue. Regression test for
+// SingleWorkerFallbackDoesNotNestAWaitOnItsOwnWaiter: the old fallback ran
+// an unrelated task (T2) on top of T1's frame; T2 then waited on g, which
+// cannot finish until T1 resumes: a permanent hang. A helping wait now runs
+// only tasks of the waited subtree and scans the whole injection queue.
+TEST_F(TaskGroupTest, SingleWorkerFallbackDoesNotNestAWaitOnItsOwnWaiter) {
   Executor ex({.num_workers = 1});
   TaskGroup root(ex, {.name = "root"});
   TaskGroup g(root, {.name = "g"});

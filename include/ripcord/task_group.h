@@ -145,14 +145,13 @@ class TaskGroup {
   // TaskGroup::Wait(): blocks until every task of the group and of its child
   // groups has finished (queued tasks of a stopped group are dropped).
   //
-  // Called on a worker thread it runs other work while it waits: the tasks
-  // the waiting task spawned itself (its own deque, LIFO) and tasks of this
-  // group's subtree it can steal. It does not pick up unrelated tasks from
-  // other workers' deques or from the injection queue while any other worker
-  // is available to run them, so an unrelated long task cannot make Wait()
-  // return late (oneTBB issue 942). Only when every worker is blocked in a
-  // Wait() does a waiter run an unrelated task, because otherwise nothing
-  // would ever run it. Called on any other thread it blocks without spinning.
+  // Called on a worker thread it runs other work while it waits, but only
+  // tasks of this group and its descendants (wherever they are queued): an
+  // unrelated long task can never make Wait() return late (oneTBB issue 942),
+  // and a nested task can never wait for the frame beneath it. Unrelated
+  // tasks it meets are handed to the other workers. With no such task to run
+  // it parks until the group is idle. Called on any other thread it blocks
+  // without spinning.
   //
   // Returns:
   //   OkStatus() when every task succeeded and no stop was requested;
