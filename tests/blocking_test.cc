@@ -318,7 +318,7 @@ TEST_F(BlockingTest, CapIsRespected) {
   EXPECT_EQ(max_inside.load(), 4);
   EXPECT_LE(fn_threads.Get().size(), 4u);
   EXPECT_EQ(dones.load(), kCalls);
-  s = g.stats();  // outcome counts: see DISABLED_StatsCountByFnOutcome
+  s = g.stats();  // outcome counts: see StatsCountByFnOutcome
   EXPECT_EQ(s.spawned, s.completed + s.failed + s.cancelled);
   EXPECT_EQ(s.running, 0);
   EXPECT_EQ(s.queued, 0);
@@ -473,7 +473,7 @@ TEST_F(BlockingTest, StopDuringFnLetsItFinishAndDoneGetsItsValue) {
 
 // Invariant: a fn that passes on the CancelledError SleepFor gave it after
 // the stop hands that error to done, and the group's status stays the stop's
-// reason (not a failure). (How it counts: DISABLED_StatsCountByFnOutcome.)
+// reason (not a failure). (How it counts: StatsCountByFnOutcome.)
 TEST_F(BlockingTest, FnReturningCancelledAfterStopIsNotAFailure) {
   Executor ex({.num_workers = 2});
   TaskGroup g(ex, {.name = "sleepy"});
@@ -559,7 +559,7 @@ TEST_F(BlockingTest, StopWhileQueuedBehindCapGivesCancelled) {
   GroupStats st = g.stats();
   EXPECT_EQ(st.spawned, 2);
   // The dropped call; the first one counts by fn's outcome (completed), see
-  // DISABLED_StatsCountByFnOutcome.
+  // StatsCountByFnOutcome.
   EXPECT_EQ(st.cancelled, 1);
   EXPECT_EQ(st.spawned, st.completed + st.failed + st.cancelled);
 }
@@ -771,8 +771,8 @@ TEST_F(BlockingTest, WaitWaitsForFnAndDone) {
   EXPECT_TRUE(done_captures_gone.load());
 }
 
-// The library bug that DISABLED_StatsCountByFnOutcome and
-// DISABLED_StressStatsAgreeWithDones show:
+// The bug (now fixed) that StatsCountByFnOutcome and
+// StressStatsAgreeWithDones caught:
 //
 // BlockingCall::RunDonePhase (include/ripcord/internal/spawn.h) calls
 // `self->done(std::move(self->result))` and only then reads fn's status with
@@ -791,16 +791,15 @@ TEST_F(BlockingTest, WaitWaitsForFnAndDone) {
 //   g.Wait();   // OK
 //   g.stats();  // completed == 0, failed == 1; expected completed == 1
 //
-// Fix: take `absl::Status fn_status = StatusOf(self->result);` before calling
-// done.
+// Fixed by taking `absl::Status fn_status = StatusOf(self->result);` before
+// calling done.
 
 // Invariant: a blocking call counts in stats() by fn's outcome: OK (void,
 // OkStatus, a value) -> completed; an error, an exception, or CancelledError
 // without a stop -> failed; CancelledError passed on after the group's stop
 // -> cancelled; whatever done does with the result it receives.
-//
-// DISABLED: library bug (done's moved-from argument is counted), see above.
-TEST_F(BlockingTest, DISABLED_StatsCountByFnOutcome) {
+// Regression test for the moved-from result bug described above.
+TEST_F(BlockingTest, StatsCountByFnOutcome) {
   Executor ex({.num_workers = 2});
   auto ignore = [](absl::Status) {};
   auto ignore_int = [](absl::StatusOr<int>) {};
@@ -889,12 +888,11 @@ TEST_F(BlockingTest, StatsOfStoppedCallsAndThrowingDone) {
 // was stopped), the call counts as failed and, once joined, nothing is
 // reported queued or running: spawned == completed + failed + cancelled.
 //
-// DISABLED: library bug. BlockingCall::RunDonePhase (internal/spawn.h) ends
+// Regression test: BlockingCall::RunDonePhase (internal/spawn.h) used to end
 // such a call through FinishTask() (failed += 1) without counting it started
 // or dropped, and GroupState::Stats() derives queued = spawned - started -
-// dropped, so stats().queued stays 1 forever after the join (and running is
-// clamped from -1 to 0). Repro: plain build, this test: queued == 1.
-TEST_F(BlockingTest, DISABLED_StatsAfterDoneThrowsOnStoppedGroup) {
+// dropped, so stats().queued stayed 1 forever after the join.
+TEST_F(BlockingTest, StatsAfterDoneThrowsOnStoppedGroup) {
   Executor ex({.num_workers = 2});
   TaskGroup g(ex, {.name = "stopped-done-throws"});
   g.RequestStop();
@@ -999,10 +997,8 @@ TEST_F(BlockingTest, StressSpawnBlockingRacingStop) {
 // Invariant (stress): as above, and stats() agree exactly with what the dones
 // saw: completed == values delivered, cancelled == CancelledErrors delivered,
 // failed == 0 (plus the plain spawner task).
-//
-// DISABLED: library bug (done's moved-from argument is counted as fn's
-// outcome), see DISABLED_StatsCountByFnOutcome.
-TEST_F(BlockingTest, DISABLED_StressStatsAgreeWithDones) {
+// Regression test for the moved-from result bug (see StatsCountByFnOutcome).
+TEST_F(BlockingTest, StressStatsAgreeWithDones) {
   StressSpawnBlockingRacingStop(/*check_outcomes=*/true);
 }
 

@@ -513,15 +513,11 @@ TEST_F(DiagnosticsTest, StatsExactUnderRandomStops) {
 // Invariant (stress): as above, with the blocking calls' done taking its
 // absl::Status by value.
 //
-// DISABLED: library bug. BlockingCall::RunDonePhase
-// (include/ripcord/internal/spawn.h) moves fn's result into done and then
-// reads fn's status from the moved-from object for CountOutcome(), so a
-// blocking call whose done takes its argument by value is counted failed
-// whatever fn returned (a moved-from absl::Status reads as InternalError).
-// See DISABLED_StatsCountByFnOutcome in blocking_test.cc for the minimal
-// repro. (The enabled test above passes a done taking const absl::Status&,
-// which binds without moving.)
-TEST_F(DiagnosticsTest, DISABLED_StatsExactUnderRandomStopsDoneByValue) {
+// Regression test: BlockingCall::RunDonePhase used to read fn's status from
+// the result after moving it into done, so a done taking its argument by
+// value made every call count as failed. See StatsCountByFnOutcome in
+// blocking_test.cc.
+TEST_F(DiagnosticsTest, StatsExactUnderRandomStopsDoneByValue) {
   StressRandomStops(/*done_by_value=*/true);
 }
 

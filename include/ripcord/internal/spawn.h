@@ -214,6 +214,10 @@ struct BlockingCall final : TaskNode {
   static void RunDonePhase(TaskNode* node, bool /*drop*/) {
     auto* self = static_cast<BlockingCall*>(node);
     GroupState* group = self->group;
+    // Read fn's outcome first: done may take the result by value and leave
+    // a moved-from Status behind (regression: StatsCountByFnOutcome).
+    const bool started = self->started;
+    absl::Status fn_status = StatusOf(self->result);
     GroupState* previous = group->Enter();
     absl::Status done_status;
     try {
@@ -222,12 +226,13 @@ struct BlockingCall final : TaskNode {
       done_status =
           StatusFromException(std::current_exception(), "SpawnBlocking done");
     }
-    const bool started = self->started;
-    absl::Status fn_status = StatusOf(self->result);
     delete self;
     GroupState::Leave(previous);
     if (!done_status.ok()) {
-      // An exception thrown by done fails the group like a task's.
+      // An exception thrown by done fails the group like a task's. A call
+      // whose fn never ran still counts as started (and failed) then, so
+      // that stats() shows nothing queued after the join.
+      if (!started) group->CountStarted();
       group->FinishTask(std::move(done_status));
       return;
     }
