@@ -264,7 +264,9 @@ class Appender {
   absl::Status error_ ABSL_GUARDED_BY(mu_);
 };
 
-// Counts every item (line) known to be in the file. Thread-safe.
+// Progress of this run. Thread-safe. relaxed is enough: it feeds the
+// progress line, and the final count is read after writer.Wait(), which
+// orders every write before it.
 struct Progress {
   std::atomic<uint64_t> written{0};  // lines appended by this run
 };
@@ -413,14 +415,17 @@ int main(int argc, char** argv) {
         if (n > 0) {
           // Hand everything computed to the shielded writer, stopped or not.
           writer.SpawnBlocking(
-              [&appender, lines = std::move(lines)] {
-                return appender.Append(lines);
-              },
-              [n, &progress, &first_error, &compute,
-               &writer](absl::Status status) {
+              [&appender, &progress, n, lines = std::move(lines)] {
+                absl::Status status = appender.Append(lines);
+                // Counted here, not in done: done runs on a worker, behind
+                // the compute tasks already queued, so it would lag.
                 if (status.ok()) {
                   progress.written.fetch_add(n, std::memory_order_relaxed);
-                } else if (!absl::IsCancelled(status)) {
+                }
+                return status;
+              },
+              [&first_error, &compute, &writer](absl::Status status) {
+                if (!status.ok() && !absl::IsCancelled(status)) {
                   // A failed write ends the job: nothing more can be
                   // appended safely.
                   first_error.Record(status);

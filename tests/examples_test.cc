@@ -51,13 +51,6 @@ extern char** environ;
 
 namespace {
 
-#if defined(RIPCORD_SANITIZER) || defined(__SANITIZE_THREAD__) || \
-    defined(__SANITIZE_ADDRESS__)
-constexpr bool kSanitizer = true;
-#else
-constexpr bool kSanitizer = false;
-#endif
-
 // The bound on any one child process. Its work takes at most a few seconds;
 // this catches a hang, not slowness (see the file comment).
 constexpr absl::Duration kChildTimeout = absl::Seconds(60);
@@ -522,11 +515,14 @@ TEST(ShutdownDemo, HelpDocumentsNumbering) {
 // ---------------------------------------------------------------------------
 // checkpointed_batch
 
-// Small enough that one run takes about a second on 2 cores (fastbuild is
-// -O0; sanitizer builds are -O1, where the arithmetic runs faster but every
-// process start, thread and write costs more).
-constexpr uint64_t kItems = kSanitizer ? 10000 : 20000;
+// The job: a second or two on 2 cores. Not scaled down under sanitizers:
+// their builds are -O1, so this arithmetic runs faster there than in the -O0
+// fastbuild (only process start, threads and writes cost more). The moments
+// of the interrupts are scaled to the measured speed instead (MeasuredTiming).
+constexpr uint64_t kItems = 20000;
 constexpr int kRounds = 10000;
+// Bytes per output line for a 5-digit item: "12345\t" + 16 hex + "\n".
+constexpr int kLineBytes = 23;
 
 uint64_t Mix(uint64_t z) {
   z += 0x9e3779b97f4a7c15ULL;
@@ -629,13 +625,13 @@ std::vector<std::string> BatchArgs(const std::string& output) {
 }
 
 // Runs checkpointed_batch to completion and checks: exit 0, every item
-// exactly once, every line whole and correct.
-void RunToCompletionAndVerify(const std::string& output) {
+// exactly once, every line whole and correct. Returns how long it ran.
+absl::Duration RunToCompletionAndVerify(const std::string& output) {
   Child child(BinaryPath("checkpointed_batch"), BatchArgs(output));
-  ASSERT_TRUE(child.ok());
+  EXPECT_TRUE(child.ok());
   bool timed_out;
   const int status = child.Finish(kChildTimeout, &timed_out);
-  ASSERT_FALSE(timed_out) << child.Transcript();
+  EXPECT_FALSE(timed_out) << child.Transcript();
   EXPECT_TRUE(WIFEXITED(status) && WEXITSTATUS(status) == 0)
       << DescribeStatus(status) << "\n"
       << child.Transcript();
@@ -643,6 +639,48 @@ void RunToCompletionAndVerify(const std::string& output) {
   EXPECT_EQ(c.error, "");
   EXPECT_EQ(c.torn_tail, "");
   EXPECT_EQ(c.lines, kItems) << "every item exactly once";
+  return child.elapsed();
+}
+
+// Timing: how long a run takes to get going (process start, flags, recovery
+// of an empty file, executor and watcher) and how long the whole job takes,
+// measured once on this machine in this build, so that "random moments" fall
+// in the same places of a run whether the build is -O0, -O1 with sanitizers,
+// or the machine is loaded. The uninterrupted calibration run is itself
+// checked line by line.
+struct Timing {
+  absl::Duration startup;
+  absl::Duration job;
+};
+
+const Timing& MeasuredTiming() {
+  static const Timing* timing = [] {
+    auto* t = new Timing;
+    Expected();
+    const std::string empty = TempPath("calibrate_empty.tsv");
+    std::remove(empty.c_str());
+    Child child(BinaryPath("checkpointed_batch"),
+                {absl::StrCat("--output=", empty), "--items=0"});
+    bool timed_out;
+    child.Finish(kChildTimeout, &timed_out);
+    t->startup = child.elapsed();
+    const std::string full = TempPath("calibrate_full.tsv");
+    std::remove(full.c_str());
+    t->job = RunToCompletionAndVerify(full);
+    std::printf("startup %s, whole job %s\n",
+                absl::FormatDuration(t->startup).c_str(),
+                absl::FormatDuration(t->job).c_str());
+    return t;
+  }();
+  return *timing;
+}
+
+// A random moment between the process start and `fraction` of the job.
+absl::Duration RandomMoment(std::mt19937& rng, double fraction) {
+  const Timing& t = MeasuredTiming();
+  const absl::Duration span =
+      t.startup + std::max(absl::ZeroDuration(), t.job - t.startup) * fraction;
+  return absl::Milliseconds(rng() % (absl::ToInt64Milliseconds(span) + 1));
 }
 
 // Interrupted at random moments (seeded), 20 times, by SIGINT or SIGTERM,
@@ -650,35 +688,50 @@ void RunToCompletionAndVerify(const std::string& output) {
 // and no item twice, and the run ended as killed by the signal (or exited 0
 // if it had finished before the signal arrived). Then one run without a
 // signal completes the output: every item exactly once.
+//
+// The moments, a third of the runs each: (a) any time from the process start
+// to a tenth of the job (this catches startup, before the watcher, and
+// recovery); (b) soon after the writer first appended (up to 1/20 of the
+// job later); (c) once this run has appended a random number of lines (up to
+// 1/20 of the job), i.e. while the writer is busy. Each run does a few
+// percent of the job, so most of the 20 runs find work left.
 TEST(CheckpointedBatch, InterruptedRunsThenCompleteRunHoldEveryItemOnce) {
   const std::string output = TempPath("interrupted.tsv");
   std::remove(output.c_str());
-  Expected();  // compute before the timing-sensitive part
+  MeasuredTiming();  // before the timing-sensitive part
   std::mt19937 rng(20260601);
   int partial_runs = 0;  // runs that wrote something and left work to do
   for (int run = 0; run < 20; ++run) {
     SCOPED_TRACE(absl::StrCat("run ", run));
     const int signo = (rng() % 2 == 0) ? SIGINT : SIGTERM;
     const bool twice = rng() % 4 == 0;
-    const bool after_first_write = rng() % 2 == 0;
-    // Sanitizer builds start slower (about 0.5 s before the watcher is up
-    // under TSan), so their random moments spread wider.
-    const int max_delay_ms = kSanitizer ? 1200 : 600;
-    const absl::Duration delay = after_first_write
-                                     ? absl::Milliseconds(rng() % 100)
-                                     : absl::Milliseconds(rng() % max_delay_ms);
+    const int mode = static_cast<int>(rng() % 3);
     const off_t size_before = FileSize(output);
     const uint64_t lines_before = CheckOutput(output).lines;
 
     Child child(BinaryPath("checkpointed_batch"), BatchArgs(output));
     ASSERT_TRUE(child.ok());
-    if (after_first_write) {
-      // Interrupt while the writer is busy: once the file has grown (or when
-      // the child ends: an output already complete never grows).
-      child.ReadUntil([&] { return FileSize(output) > size_before; },
-                      absl::Seconds(10));
+    std::string when;
+    if (mode == 0) {
+      const absl::Duration d = RandomMoment(rng, 0.1);
+      child.Pause(d);
+      when = absl::StrCat("after ", absl::FormatDuration(d));
+    } else {
+      // Wait for the file to grow (or for the child to end: an output
+      // already complete never grows).
+      const off_t grow =
+          mode == 1 ? 1 : kLineBytes * (1 + rng() % (kItems / 20));
+      child.ReadUntil([&] { return FileSize(output) >= size_before + grow; },
+                      kChildTimeout);
+      const int64_t max_ms =
+          absl::ToInt64Milliseconds(MeasuredTiming().job / 20);
+      const absl::Duration d = mode == 1
+                                   ? absl::Milliseconds(rng() % (max_ms + 1))
+                                   : absl::ZeroDuration();
+      child.Pause(d);
+      when =
+          absl::StrCat("after +", grow, " bytes + ", absl::FormatDuration(d));
     }
-    child.Pause(delay);
     child.Signal(signo);
     if (twice) {
       child.Pause(absl::Milliseconds(rng() % 20));
@@ -697,10 +750,8 @@ TEST(CheckpointedBatch, InterruptedRunsThenCompleteRunHoldEveryItemOnce) {
     ASSERT_EQ(c.torn_tail, "") << "a torn line after SIGINT/SIGTERM\n"
                                << child.Transcript();
     if (c.lines > lines_before && c.lines < kItems) ++partial_runs;
-    std::printf("run %2d: %s%s after %s%s: %s after %s, %llu -> %llu lines\n",
-                run, SignalName(signo).c_str(), twice ? " x2" : "",
-                after_first_write ? "first write + " : "",
-                absl::FormatDuration(delay).c_str(),
+    std::printf("run %2d: %s%s %s: %s after %s, %llu -> %llu lines\n", run,
+                SignalName(signo).c_str(), twice ? " x2" : "", when.c_str(),
                 DescribeStatus(status).c_str(),
                 absl::FormatDuration(child.elapsed()).c_str(),
                 static_cast<unsigned long long>(lines_before),
@@ -732,13 +783,13 @@ TEST(CheckpointedBatch, TornLastLineIsCutOffOnRestart) {
 TEST(CheckpointedBatch, KilledRunsThenCompleteRun) {
   const std::string output = TempPath("killed.tsv");
   std::remove(output.c_str());
-  Expected();
+  MeasuredTiming();
   std::mt19937 rng(7);
   for (int run = 0; run < 5; ++run) {
     SCOPED_TRACE(absl::StrCat("run ", run));
     Child child(BinaryPath("checkpointed_batch"), BatchArgs(output));
     ASSERT_TRUE(child.ok());
-    child.Pause(absl::Milliseconds(rng() % 500));
+    child.Pause(RandomMoment(rng, 0.3));
     child.Signal(SIGKILL);
     bool timed_out;
     child.Finish(kChildTimeout, &timed_out);
