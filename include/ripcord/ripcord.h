@@ -5,6 +5,7 @@
 //   StopToken, StopCallback, SleepFor                (stop_token.h)
 //   TaskGroup, GroupOptions, GroupStats              (task_group.h)
 //   Task, Sleep, Yield, Blocking, TaskGroup::Join    (task.h)
+//   SignalWatcher, SignalOptions                     (signal_watcher.h)
 #ifndef RIPCORD_RIPCORD_H_
 #define RIPCORD_RIPCORD_H_
 

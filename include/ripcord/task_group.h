@@ -43,7 +43,8 @@ void SpawnCoroutine(GroupState* group, F&& f);  // defined in ripcord/task.h
 // GroupOptions: how a group is created.
 struct GroupOptions {
   // Shows up in diagnostics and in stop reasons ("group 'flush' stopped: ...").
-  std::string name;
+  std::string name = {};  // an initializer: `{.shielded = true}` compiles
+                          // under -Wextra -Werror (-Wmissing-field-initializers)
   // A shielded group ignores stop requests that come from its parent, from
   // Executor::RequestStop(StopTarget::kUnshielded) and from the first
   // interrupt signal. Its own RequestStop(), its own timeout, a failing task
