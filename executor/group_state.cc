@@ -383,10 +383,10 @@ absl::Status GroupState::Outcome() const {
 
 // ---- stop -----------------------------------------------------------------
 
-void GroupState::Stop(std::string_view reason, StopOrigin origin) {
+int GroupState::Stop(std::string_view reason, StopOrigin origin) {
   if (shielded_ &&
       (origin == StopOrigin::kParent || origin == StopOrigin::kExecutor)) {
-    return;
+    return 0;
   }
   const bool force = origin == StopOrigin::kExecutorAll;
   bool first = false;
@@ -403,7 +403,8 @@ void GroupState::Stop(std::string_view reason, StopOrigin origin) {
     if (force) forced_ = true;
   }
   if (first) stop_.RequestStop();
-  if (!propagate) return;
+  int stopped = first ? 1 : 0;
+  if (!propagate) return stopped;
   std::vector<GroupState*> children;
   {
     SpinLockHolder lock(&children_mu_);
@@ -416,9 +417,10 @@ void GroupState::Stop(std::string_view reason, StopOrigin origin) {
   const StopOrigin child_origin =
       force ? StopOrigin::kExecutorAll : StopOrigin::kParent;
   for (GroupState* c : children) {
-    c->Stop(reason, child_origin);
+    stopped += c->Stop(reason, child_origin);
     c->Unpin();
   }
+  return stopped;
 }
 
 void GroupState::LinkChild(GroupState* child) {
@@ -506,15 +508,22 @@ void GroupState::DescribeTree(std::string* out, int indent,
   }
 }
 
-void GroupState::CountBusy(int64_t* tasks, int64_t* groups) const {
+void GroupState::CollectBusy(std::vector<BusyGroup>* out) const {
   GroupStats s = Stats();
   if (s.running + s.queued > 0) {
-    *tasks += s.running + s.queued;
-    ++*groups;
+    BusyGroup b;
+    b.label = Label();
+    b.shielded = shielded_;
+    b.stopped = stop_requested();
+    b.running = s.running;
+    b.queued = s.queued;
+    // relaxed: a report; exactness is not needed.
+    b.blocking = blocking_.load(std::memory_order_relaxed);
+    out->push_back(std::move(b));
   }
   SpinLockHolder lock(&children_mu_);
   for (GroupState* c = first_child_; c != nullptr; c = c->next_sibling_) {
-    c->CountBusy(tasks, groups);
+    c->CollectBusy(out);
   }
 }
 

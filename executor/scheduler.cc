@@ -433,7 +433,8 @@ void ExecutorImpl::UnregisterRoot(GroupState* group) {
   --shard->count;
 }
 
-void ExecutorImpl::RequestStop(StopTarget target, std::string_view reason) {
+int ExecutorImpl::RequestStop(StopTarget target, std::string_view reason) {
+  int stopped = 0;
   const StopOrigin origin = target == StopTarget::kAll
                                 ? StopOrigin::kExecutorAll
                                 : StopOrigin::kExecutor;
@@ -449,10 +450,11 @@ void ExecutorImpl::RequestStop(StopTarget target, std::string_view reason) {
       }
     }
     for (GroupState* g : roots) {
-      g->Stop(reason, origin);
+      stopped += g->Stop(reason, origin);
       g->Unpin();
     }
   }
+  return stopped;
 }
 
 std::string ExecutorImpl::DebugString() const {
@@ -474,13 +476,15 @@ std::string ExecutorImpl::DebugString() const {
   return out;
 }
 
-void ExecutorImpl::CountBusy(int64_t* tasks, int64_t* groups) const {
+std::vector<BusyGroup> ExecutorImpl::BusyGroups() const {
+  std::vector<BusyGroup> out;
   for (const auto& shard : shards_) {
     MutexLock lock(&shard->mu);
     for (GroupState* g = shard->head; g != nullptr; g = g->next_root_) {
-      g->CountBusy(tasks, groups);
+      g->CollectBusy(&out);
     }
   }
+  return out;
 }
 
 }  // namespace ripcord::internal

@@ -108,10 +108,11 @@ class ExecutorImpl {
   // Root registry (no global lock: sharded by creating thread).
   void RegisterRoot(GroupState* group);
   void UnregisterRoot(GroupState* group);
-  void RequestStop(StopTarget target, std::string_view reason);
+  // Returns how many groups this call newly stopped.
+  int RequestStop(StopTarget target, std::string_view reason);
   std::string DebugString() const;
-  // Running and queued tasks across all groups, and groups not idle.
-  void CountBusy(int64_t* tasks, int64_t* groups) const;
+  // Every live group with tasks running or queued, parents before children.
+  std::vector<BusyGroup> BusyGroups() const;
 
  private:
   friend struct WorkerLoop;

@@ -57,6 +57,7 @@
 #include <vector>
 
 #include "absl/strings/str_cat.h"
+#include "absl/strings/str_join.h"
 #include "absl/strings/str_format.h"
 #include "absl/strings/string_view.h"
 #include "absl/time/clock.h"
@@ -332,22 +333,25 @@ void SignalWatcherImpl::HandleStop(int signo) {
   if (n == 1) {
     first_name_ = name;
     first_time_ = now;
-    executor_.RequestStop(StopTarget::kUnshielded, name);
-    what = "stopped unshielded groups";
+    const int stopped =
+        executor_.impl()->RequestStop(StopTarget::kUnshielded, name);
+    what = absl::StrCat("stopped ", Count(stopped, "unshielded group"));
     if (options_.grace_period <= absl::ZeroDuration()) {
-      executor_.RequestStop(
+      const int more = executor_.impl()->RequestStop(
           StopTarget::kAll,
           absl::StrCat(name, ": grace period ",
                        absl::FormatDuration(options_.grace_period), " expired"));
-      what = "stopped all groups, shielded too (grace period 0)";
+      what = absl::StrCat("stopped ", Count(stopped + more, "group"),
+                          ", shielded too (grace period 0)");
       all_stopped = true;
     } else if (options_.grace_period != absl::InfiniteDuration()) {
       grace_deadline_ = now + absl::ToChronoNanoseconds(options_.grace_period);
     }
   } else {
-    executor_.RequestStop(StopTarget::kAll, name);
+    const int stopped = executor_.impl()->RequestStop(StopTarget::kAll, name);
     grace_deadline_.reset();
-    what = "stopped all groups, shielded too";
+    what = absl::StrCat("stopped ", Count(stopped, "more group"),
+                        ", shielded too");
     all_stopped = true;
   }
   // release: publishes the stop requests above; pairs with the acquire load
@@ -379,12 +383,13 @@ void SignalWatcherImpl::OnTimers(Clock::time_point now) {
   if (grace_deadline_.has_value() && now >= *grace_deadline_) {
     grace_deadline_.reset();
     const std::string grace = absl::FormatDuration(options_.grace_period);
-    executor_.RequestStop(StopTarget::kAll,
-                          absl::StrCat(first_name_, ": grace period ", grace,
-                                       " expired"));
+    const int stopped = executor_.impl()->RequestStop(
+        StopTarget::kAll,
+        absl::StrCat(first_name_, ": grace period ", grace, " expired"));
     if (!options_.quiet) {
       Line(absl::StrCat(first_name_, ": grace period ", grace,
-                        " expired: stopped all groups, shielded too; ",
+                        " expired: stopped ", Count(stopped, "more group"),
+                        ", shielded too; ",
                         WaitingAfterSettling(), "; next signal ends the process"));
       StartProgress(now);
     }
@@ -424,15 +429,10 @@ int SignalWatcherImpl::TimeoutMs(Clock::time_point now) const {
 }
 
 void SignalWatcherImpl::Die(int signo, int n) {
-  int64_t tasks = 0;
-  int64_t groups = 0;
-  executor_.impl()->CountBusy(&tasks, &groups);
   WriteAll(STDERR_FILENO,
            absl::StrCat("ripcord: ", SignalName(signo), " (", Ordinal(n),
-                        " signal): ending the process now; still running or "
-                        "queued: ",
-                        Count(tasks, "task"), " in ", Count(groups, "group"),
-                        "\n", executor_.DebugString()));
+                        " signal): ending the process now; ", Waiting(), "\n",
+                        executor_.DebugString()));
   // Restore the default action, unblock the signal in this thread only and
   // raise it at this thread: it is delivered before raise() returns and its
   // default action (terminate, or core for SIGQUIT) ends the whole process.
@@ -465,13 +465,46 @@ void SignalWatcherImpl::CallOnSignal(int signo, int n) {
 }
 
 std::string SignalWatcherImpl::Waiting(int64_t* tasks_out) const {
-  int64_t tasks = 0;
-  int64_t groups = 0;
-  executor_.impl()->CountBusy(&tasks, &groups);
-  if (tasks_out != nullptr) *tasks_out = tasks;
-  if (tasks == 0) return "nothing left running";
-  return absl::StrCat("waiting for ", Count(groups, "group"), " (",
-                      Count(tasks, "task"), " running or queued)");
+  const std::vector<BusyGroup> busy = executor_.impl()->BusyGroups();
+  int64_t running = 0;
+  int64_t queued = 0;
+  int64_t blocking = 0;
+  std::vector<std::string> shielded;
+  std::vector<std::string> others;
+  for (const BusyGroup& b : busy) {
+    running += b.running;
+    queued += b.queued;
+    blocking += b.blocking;
+    (b.shielded ? shielded : others).push_back(b.label);
+  }
+  if (tasks_out != nullptr) *tasks_out = running + queued;
+  if (busy.empty()) return "nothing left running";
+  // At most four names per kind: the line must stay one line.
+  auto names = [](const std::vector<std::string>& v) {
+    std::vector<std::string> head(v.begin(),
+                                  v.begin() + std::min<size_t>(v.size(), 4));
+    std::string out = absl::StrJoin(head, ", ");
+    if (v.size() > 4) absl::StrAppend(&out, ", ...");
+    return out;
+  };
+  std::vector<std::string> parts;
+  if (!shielded.empty()) {
+    parts.push_back(absl::StrCat(Count(shielded.size(), "shielded group"), " (",
+                                 names(shielded), ")"));
+  }
+  if (!others.empty()) {
+    parts.push_back(absl::StrCat(
+        Count(others.size(), shielded.empty() ? "group" : "other group"), " (",
+        names(others), ")"));
+  }
+  std::string tasks = absl::StrCat(Count(running, "task"), " running");
+  if (queued > 0) absl::StrAppend(&tasks, ", ", queued, " queued");
+  if (blocking > 0) {
+    absl::StrAppend(&tasks, ", ", Count(blocking, "blocking call"),
+                    " among them");
+  }
+  return absl::StrCat("waiting for ", absl::StrJoin(parts, " and "), ": ",
+                      tasks);
 }
 
 // Right after a stop request, tasks that honour their token are still
@@ -484,8 +517,7 @@ std::string SignalWatcherImpl::WaitingAfterSettling() const {
   const Clock::time_point until = Clock::now() + kSettle;
   for (;;) {
     int64_t tasks = 0;
-    int64_t groups = 0;
-    executor_.impl()->CountBusy(&tasks, &groups);
+    Waiting(&tasks);
     if (tasks == 0 || Clock::now() >= until) break;
     std::this_thread::sleep_for(std::chrono::milliseconds(1));
   }

@@ -12,6 +12,7 @@
 #include <memory>
 #include <string>
 #include <string_view>
+#include <vector>
 
 #include "absl/base/thread_annotations.h"
 #include "absl/status/status.h"
@@ -32,6 +33,16 @@ namespace internal {
 class ExecutorImpl;
 class GroupTimeout;
 struct RootShard;
+
+// One group with work left, for shutdown reports (SignalWatcher's lines).
+struct BusyGroup {
+  std::string label;  // GroupState::Label()
+  bool shielded = false;
+  bool stopped = false;
+  int64_t running = 0;   // tasks started and not finished (incl. blocking)
+  int64_t queued = 0;
+  int64_t blocking = 0;  // blocking calls whose fn is running
+};
 
 // Who asked a group to stop; decides whether a shielded group listens.
 enum class StopOrigin {
@@ -87,8 +98,9 @@ class GroupState {
 
   // ---- stop -------------------------------------------------------------
   // Stops this group (unless shielded from `origin`) and its subtree. The
-  // first stop records `reason`.
-  void Stop(std::string_view reason, StopOrigin origin);
+  // first stop records `reason`. Returns how many groups this call stopped
+  // (newly: already stopped ones do not count).
+  int Stop(std::string_view reason, StopOrigin origin);
   StopToken token() { return StopToken(&stop_); }
   bool stop_requested() const { return stop_.stop_requested(); }
 
@@ -109,10 +121,13 @@ class GroupState {
   // Appends this group and its subtree to `out` (Executor::DebugString).
   void DescribeTree(std::string* out, int indent, absl::Time now) const
       ABSL_LOCKS_EXCLUDED(children_mu_);
-  // Counts running+queued tasks in the subtree, and the groups among them
-  // that are not idle (for shutdown reports).
-  void CountBusy(int64_t* tasks, int64_t* groups) const
+  // Appends every group of the subtree that has tasks running or queued
+  // (for shutdown reports).
+  void CollectBusy(std::vector<BusyGroup>* out) const
       ABSL_LOCKS_EXCLUDED(children_mu_);
+  // A blocking call's fn starts / returns (for BusyGroup::blocking).
+  void BlockingFnStarted() { blocking_.fetch_add(1, std::memory_order_relaxed); }
+  void BlockingFnDone() { blocking_.fetch_sub(1, std::memory_order_relaxed); }
 
   // Sets the WAITERS bit so that the last release wakes waiters. Returns
   // false (and sets nothing) if the group is already idle.
@@ -164,6 +179,7 @@ class GroupState {
   std::atomic<int64_t> failed_{0};
   std::atomic<int64_t> cancelled_{0};
   std::atomic<int64_t> dropped_{0};  // subset of cancelled_: never started
+  std::atomic<int64_t> blocking_{0};  // blocking fns running now
 
   [[maybe_unused]] char pad_after_hot_[64];
   mutable Mutex mu_;

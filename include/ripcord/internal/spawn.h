@@ -204,7 +204,9 @@ struct BlockingCall final : TaskNode {
       self->started = false;
     } else {
       group->CountStarted();
+      group->BlockingFnStarted();
       self->result = RunBlockingFn(self->fn, group->token());
+      group->BlockingFnDone();
     }
     self->run = &RunDonePhase;
     ScheduleContinuation(self);
