@@ -3,7 +3,7 @@
 // The timer protocol. One mutex (mu_) guards the heap, every scheduled
 // entry's private fields, firing_, cancel_waiters_, sleeping_until_ and
 // stop_. There are no atomics: every cross-thread hand-off below is a
-// release/acquire of mu_ (spelled out for TSan, see TimerLock below).
+// release/acquire of mu_.
 //
 // An entry is in exactly one of three states, and every transition happens
 // under mu_:
@@ -77,55 +77,8 @@
 #include "executor/check.h"
 #include "executor/threads.h"
 
-#if defined(__SANITIZE_THREAD__)
-#define RIPCORD_TIMER_TSAN 1
-#elif defined(__has_feature)
-#if __has_feature(thread_sanitizer)
-#define RIPCORD_TIMER_TSAN 1
-#endif
-#endif
-#ifdef RIPCORD_TIMER_TSAN
-#include <sanitizer/tsan_interface.h>
-#endif
-
 namespace ripcord::internal {
 namespace {
-
-// Debian's Abseil is a prebuilt library without TSan instrumentation, so
-// TSan sees neither absl::Mutex's lock/unlock nor the unlock/relock inside
-// CondVar waits, and would report every access to a field guarded by mu_ as
-// a race. We tell it about mu_'s happens-before edges ourselves: an acquire
-// on mu_'s address after every lock, a release before every unlock. Every
-// Lock/Unlock of mu_ in this file goes through these; no-ops without TSan.
-void TsanAfterLock([[maybe_unused]] absl::Mutex* mu) {
-#ifdef RIPCORD_TIMER_TSAN
-  __tsan_acquire(mu);
-#endif
-}
-void TsanBeforeUnlock([[maybe_unused]] absl::Mutex* mu) {
-#ifdef RIPCORD_TIMER_TSAN
-  __tsan_release(mu);
-#endif
-}
-
-// absl::MutexLock plus the TSan edges above.
-class ABSL_SCOPED_LOCKABLE TimerLock {
- public:
-  explicit TimerLock(absl::Mutex* mu) ABSL_EXCLUSIVE_LOCK_FUNCTION(mu)
-      : mu_(mu) {
-    mu_->Lock();
-    TsanAfterLock(mu_);
-  }
-  ~TimerLock() ABSL_UNLOCK_FUNCTION() {
-    TsanBeforeUnlock(mu_);
-    mu_->Unlock();
-  }
-  TimerLock(const TimerLock&) = delete;
-  TimerLock& operator=(const TimerLock&) = delete;
-
- private:
-  absl::Mutex* const mu_;
-};
 
 // The queue whose timer thread is the current thread, or nullptr. Lets
 // Cancel() recognise a call from inside the firing callback (step 6) and
@@ -152,12 +105,12 @@ TimerQueue::~TimerQueue() {
                 "TimerQueue destroyed from inside one of its own timer "
                 "callbacks; the timer thread cannot join itself");
   {
-    TimerLock lock(&mu_);
+    MutexLock lock(&mu_);
     stop_ = true;
     wake_cv_.Signal();
   }
   thread_.join();
-  TimerLock lock(&mu_);
+  MutexLock lock(&mu_);
   for (TimerEntry* e : heap_) e->heap_index_ = -1;
   heap_.clear();
 }
@@ -166,7 +119,7 @@ void TimerQueue::Schedule(TimerEntry* e, absl::Time deadline) {
   // Step 1: a past deadline counts as now (read before locking, to keep the
   // critical section short).
   deadline = std::max(deadline, absl::Now());
-  TimerLock lock(&mu_);
+  MutexLock lock(&mu_);
   RIPCORD_CHECK(e->heap_index_ < 0,
                 "TimerQueue::Schedule() called on a TimerEntry that is "
                 "already scheduled (deadline %s); Cancel() it first",
@@ -183,7 +136,7 @@ void TimerQueue::Schedule(TimerEntry* e, absl::Time deadline) {
 }
 
 bool TimerQueue::Cancel(TimerEntry* e) {
-  TimerLock lock(&mu_);
+  MutexLock lock(&mu_);
   if (firing_ == e && tls_timer_thread_of != this) {
     // Step 6: wait for the running callback to return.
     ++cancel_waiters_;
@@ -200,19 +153,18 @@ bool TimerQueue::Cancel(TimerEntry* e) {
 }
 
 size_t TimerQueue::pending() const {
-  TimerLock lock(&mu_);
+  MutexLock lock(&mu_);
   return heap_.size();
 }
 
 uint64_t TimerQueue::wakeups() const {
-  TimerLock lock(&mu_);
+  MutexLock lock(&mu_);
   return wakeups_;
 }
 
 void TimerQueue::Run() {
   tls_timer_thread_of = this;
   mu_.Lock();
-  TsanAfterLock(&mu_);
   while (!stop_) {
     // Step 2.
     const absl::Time now = absl::Now();
@@ -224,11 +176,9 @@ void TimerQueue::Run() {
       Remove(e);
       firing_ = e;
       const TimerEntry::Fn fn = e->fn_;
-      TsanBeforeUnlock(&mu_);
       mu_.Unlock();
       fn(e);  // may free e (if it did not re-arm): don't touch it after.
       mu_.Lock();
-      TsanAfterLock(&mu_);
       firing_ = nullptr;
       // Step 4.
       if (cancel_waiters_ > 0) {
@@ -248,18 +198,15 @@ void TimerQueue::Run() {
     sleeping_until_ = absl::InfinitePast();
     ++wakeups_;
   }
-  TsanBeforeUnlock(&mu_);
   mu_.Unlock();
 }
 
-void TimerQueue::Wait(absl::CondVar* cv, absl::Time deadline) {
-  TsanBeforeUnlock(&mu_);  // the wait unlocks mu_ ...
+void TimerQueue::Wait(CondVar* cv, absl::Time deadline) {
   if (deadline == absl::InfiniteFuture()) {
     cv->Wait(&mu_);
   } else {
     cv->WaitWithDeadline(&mu_, deadline);
   }
-  TsanAfterLock(&mu_);  // ... and relocks it before returning
 }
 
 // ---- Heap (all under mu_) ----

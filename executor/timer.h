@@ -36,6 +36,7 @@
 
 #include "absl/base/thread_annotations.h"
 #include "absl/synchronization/mutex.h"
+#include "ripcord/internal/mutex.h"
 #include "absl/time/time.h"
 
 namespace ripcord::internal {
@@ -168,8 +169,8 @@ class TimerQueue {
   // The timer thread's loop.
   void Run() ABSL_LOCKS_EXCLUDED(mu_);
 
-  // cv->Wait(&mu_) (or WaitWithDeadline), with the TSan edges of timer.cc.
-  void Wait(absl::CondVar* cv, absl::Time deadline)
+  // cv->Wait(&mu_), or WaitWithDeadline for a finite deadline.
+  void Wait(CondVar* cv, absl::Time deadline)
       ABSL_EXCLUSIVE_LOCKS_REQUIRED(mu_);
 
   // Heap helpers. Every one keeps heap_index_ of each moved entry in step.
@@ -181,16 +182,16 @@ class TimerQueue {
   void Push(TimerEntry* e) ABSL_EXCLUSIVE_LOCKS_REQUIRED(mu_);
   void Remove(TimerEntry* e) ABSL_EXCLUSIVE_LOCKS_REQUIRED(mu_);
 
-  mutable absl::Mutex mu_;
+  mutable Mutex mu_;
 
   // The timer thread sleeps on wake_cv_: until the earliest deadline, or
   // until the last Cancel() waiter has left (timer.cc, step 4). Signalled by
   // Schedule() only for a new earliest deadline, by that last waiter, and by
   // the destructor.
-  absl::CondVar wake_cv_;
+  CondVar wake_cv_;
   // Cancel() callers wait on fired_cv_ for the running callback to return.
   // Signalled (all) by the timer thread after a callback when waiters exist.
-  absl::CondVar fired_cv_;
+  CondVar fired_cv_;
 
   // Min-heap by (deadline_, seq_). heap_[i]->heap_index_ == i.
   std::vector<TimerEntry*> heap_ ABSL_GUARDED_BY(mu_);
