@@ -442,6 +442,91 @@ TEST_F(TaskGroupStressTest, StopVsFailure) {
 }
 
 // ---------------------------------------------------------------------------
+// Stop vs group creation and destruction.
+
+// Invariant: no child misses a stop: when a parent's RequestStop() races the
+// creation of children and grandchildren on another thread, every child and
+// grandchild alive afterwards is stopped (those linked before the stop by
+// propagation, those linked after because they start stopped), except
+// shielded ones, which are never stopped by it.
+TEST_F(TaskGroupStressTest, StopVsChildCreation) {
+  const int reps = Scaled(300, 30);
+  Executor executor({.num_workers = 2});
+  for (int rep = 0; rep < reps; ++rep) {
+    SCOPED_TRACE(::testing::Message() << "rep " << rep);
+    TaskGroup root(executor, {.name = "root"});
+    std::vector<std::unique_ptr<TaskGroup>> groups;  // creation order
+    std::vector<bool> shielded;
+    std::atomic<bool> go{false};
+    std::thread creator([&] {
+      while (!go.load()) {
+      }
+      for (int i = 0; i < 8; ++i) {
+        const bool shield = (rep + i) % 5 == 0;
+        groups.push_back(std::make_unique<TaskGroup>(
+            root, GroupOptions{.name = "child", .shielded = shield}));
+        shielded.push_back(shield);
+        TaskGroup& child = *groups.back();
+        groups.push_back(std::make_unique<TaskGroup>(child, GroupOptions{.name = "grandchild"}));
+        shielded.push_back(shield);  // under a shield: not reached either
+      }
+    });
+    go.store(true);
+    for (int i = 0; i < rep % 13; ++i) std::this_thread::yield();
+    root.RequestStop("race");
+    creator.join();
+    for (size_t i = 0; i < groups.size(); ++i) {
+      ASSERT_EQ(groups[i]->stop_requested(), !shielded[i]) << "group " << i;
+    }
+    while (!groups.empty()) groups.pop_back();  // children before the root
+  }
+}
+
+// Invariant: stops of a parent (and of the executor) racing the creation and
+// destruction of child and root groups on other threads neither crash, nor
+// touch freed groups (ASan/TSan), nor hang.
+TEST_F(TaskGroupStressTest, StopVsGroupChurn) {
+  const int reps = Scaled(100, 10);
+  Executor executor({.num_workers = 2});
+  for (int rep = 0; rep < reps; ++rep) {
+    SCOPED_TRACE(::testing::Message() << "rep " << rep);
+    TaskGroup root(executor, {.name = "root"});
+    std::atomic<bool> done{false};
+    std::atomic<int> ran{0};
+    std::vector<std::thread> churners;
+    for (int t = 0; t < 2; ++t) {
+      churners.emplace_back([&, t] {
+        for (int i = 0; i < 30; ++i) {
+          if (t == 0) {
+            TaskGroup child(root);
+            TaskGroup grandchild(child);
+            grandchild.Spawn([&] { ran++; });
+            child.Spawn([&] { ran++; });
+          } else {
+            TaskGroup other_root(executor);
+            TaskGroup child(other_root);
+            child.Spawn([&] { ran++; });
+          }
+        }
+      });
+    }
+    std::thread stopper([&] {
+      for (int i = 0; i < 10 && !done.load(); ++i) {
+        executor.RequestStop(i % 2 == 0 ? StopTarget::kUnshielded : StopTarget::kAll,
+                             "churn");
+        std::this_thread::yield();
+      }
+      root.RequestStop("churn root");
+    });
+    for (auto& t : churners) t.join();
+    done.store(true);
+    stopper.join();
+    const absl::Status s = JoinOrDie(root, kHangTimeout, &executor);
+    ASSERT_TRUE(absl::IsCancelled(s)) << s;
+  }
+}
+
+// ---------------------------------------------------------------------------
 // Done racing Wait().
 
 // Invariant: several Wait()s (external threads, and a task of another group
