@@ -63,6 +63,14 @@ namespace {
 
 thread_local GroupState* tls_current_group = nullptr;
 
+// The lists of groups this thread has pinned and is stopping (StopPinned),
+// innermost first. Only this thread reads or writes them.
+struct PinFrame {
+  std::vector<GroupState*>* pinned;
+  PinFrame* outer;
+};
+thread_local PinFrame* tls_pin_frames = nullptr;
+
 // Group ids for labels: a per-thread counter under a per-thread prefix, so
 // creating a group touches no shared cache line (fib(30) creates 1.3 million).
 uint64_t NextGroupId() {
@@ -152,9 +160,35 @@ GroupState::~GroupState() {
 }
 
 void GroupState::WaitForUnpinned() const {
+  // Pins held by this thread belong to a StopPinned() frame below us on the
+  // stack (a StopCallback destroying a group the same stop pinned): take the
+  // group out of that frame and drop the pin, or we would wait for ourselves.
+  for (PinFrame* f = tls_pin_frames; f != nullptr; f = f->outer) {
+    for (GroupState*& g : *f->pinned) {
+      if (g == this) {
+        g = nullptr;
+        const_cast<GroupState*>(this)->Unpin();
+      }
+    }
+  }
   // acquire: pairs with the release in Unpin(); the stopping thread is done
   // with this group. Short: a pin lasts one Stop() call.
   while (pins_.load(std::memory_order_acquire) != 0) sched_yield();
+}
+
+int GroupState::StopPinned(std::vector<GroupState*>& pinned,
+                           std::string_view reason, StopOrigin origin) {
+  PinFrame frame{&pinned, tls_pin_frames};
+  tls_pin_frames = &frame;
+  int stopped = 0;
+  for (size_t i = 0; i < pinned.size(); ++i) {
+    if (pinned[i] == nullptr) continue;  // destroyed by an earlier callback
+    stopped += pinned[i]->Stop(reason, origin);
+    // Re-read: a callback of that very stop may have destroyed it.
+    if (pinned[i] != nullptr) pinned[i]->Unpin();
+  }
+  tls_pin_frames = frame.outer;
+  return stopped;
 }
 
 std::string GroupState::Label() const {
@@ -416,11 +450,7 @@ int GroupState::Stop(std::string_view reason, StopOrigin origin) {
   }
   const StopOrigin child_origin =
       force ? StopOrigin::kExecutorAll : StopOrigin::kParent;
-  for (GroupState* c : children) {
-    stopped += c->Stop(reason, child_origin);
-    c->Unpin();
-  }
-  return stopped;
+  return stopped + StopPinned(children, reason, child_origin);
 }
 
 void GroupState::LinkChild(GroupState* child) {

@@ -449,10 +449,7 @@ int ExecutorImpl::RequestStop(StopTarget target, std::string_view reason) {
         roots.push_back(g);
       }
     }
-    for (GroupState* g : roots) {
-      stopped += g->Stop(reason, origin);
-      g->Unpin();
-    }
+    stopped += GroupState::StopPinned(roots, reason, origin);
   }
   return stopped;
 }

@@ -107,6 +107,37 @@ TEST_F(TaskGroupTest, TasksRunOnWorkerThreads) {
   }
 }
 
+// Invariant: a task of one executor that spawns into (and waits on) a group
+// of another executor hands the task to that group's executor: it runs on
+// the other executor's workers, never on the spawning executor's.
+TEST_F(TaskGroupTest, SpawnIntoAGroupOfAnotherExecutor) {
+  Executor first({.num_workers = 1});
+  Executor second({.num_workers = 2});
+  TaskGroup on_first(first);
+  TaskGroup on_second(second);
+  std::thread::id first_worker;
+  absl::Mutex mu;
+  std::set<std::thread::id> ran_on;
+  absl::Status waited;
+  on_first.Spawn([&] {
+    first_worker = std::this_thread::get_id();
+    for (int i = 0; i < 20; ++i) {
+      on_second.Spawn([&] {
+        absl::MutexLock lock(&mu);
+        ran_on.insert(std::this_thread::get_id());
+      });
+    }
+    waited = on_second.WaitFor(kHangTimeout);  // from a foreign worker
+  });
+  ASSERT_TRUE(JoinOrDie(on_first).ok());
+  EXPECT_TRUE(waited.ok()) << waited;
+  ASSERT_TRUE(JoinOrDie(on_second).ok());
+  absl::MutexLock lock(&mu);
+  EXPECT_EQ(ran_on.count(first_worker), 0u);
+  EXPECT_EQ(ran_on.count(std::this_thread::get_id()), 0u);
+  EXPECT_LE(ran_on.size(), 2u);
+}
+
 // ---------------------------------------------------------------------------
 // Structure.
 
@@ -540,10 +571,10 @@ TEST_F(TaskGroupTest, StopCallbackMayReenterStopAndCreateGroups) {
 // Invariant: a StopCallback may destroy a sibling child group that the
 // parent's stop has not reached yet (a stop callback tearing down another
 // session): the parent's RequestStop() returns and the sibling is gone.
-// DISABLED: library bug: GroupState::Stop pins every child before stopping
-// them one by one; the callback's ~TaskGroup of a pinned sibling spins in
-// WaitForUnpinned() forever on the very thread that holds the pin.
-TEST_F(TaskGroupTest, DISABLED_StopCallbackMayDestroyAPinnedSiblingGroup) {
+// Regression test: GroupState::Stop pins every child before stopping them
+// one by one; the callback's ~TaskGroup of a pinned sibling used to spin in
+// WaitForUnpinned() forever on the very thread that held the pin.
+TEST_F(TaskGroupTest, StopCallbackMayDestroyAPinnedSiblingGroup) {
   Executor ex({.num_workers = 1});
   TaskGroup parent(ex, {.name = "parent"});
   // The child list is newest first: `destroyer` is stopped before `victim`.
@@ -558,9 +589,9 @@ TEST_F(TaskGroupTest, DISABLED_StopCallbackMayDestroyAPinnedSiblingGroup) {
 
 // Invariant: a StopCallback may destroy another root group during
 // Executor::RequestStop(): the executor's RequestStop() returns.
-// DISABLED: same library bug as above, for the root registry: ExecutorImpl::
-// RequestStop pins every root of a shard before stopping them one by one.
-TEST_F(TaskGroupTest, DISABLED_StopCallbackMayDestroyAPinnedRootGroup) {
+// Regression test, as above for the root registry: ExecutorImpl::RequestStop
+// pins every root of a shard before stopping them one by one.
+TEST_F(TaskGroupTest, StopCallbackMayDestroyAPinnedRootGroup) {
   Executor ex({.num_workers = 1});
   // Roots made by one thread share a shard, newest first.
   auto victim = std::make_unique<TaskGroup>(ex, GroupOptions{.name = "victim"});
@@ -1526,6 +1557,39 @@ TEST_F(TaskGroupTest, DestructorDuringUnwindingStopsThenJoins) {
   // The task would sleep 60 s without the stop; 10 s is a generous bound that
   // still tells the two apart under TSan on a loaded machine.
   EXPECT_LT(absl::Now() - thrown, absl::Seconds(10));
+}
+
+// Invariant: inside a task, an exception that leaves the scope owning a child
+// group stops that child (its sleeping task wakes) and joins it, and the
+// task's own group is not stopped when the task catches the exception.
+TEST_F(TaskGroupTest, DestructorDuringUnwindingInsideATask) {
+  Executor ex({.num_workers = 2});
+  TaskGroup root(ex, {.name = "root"});
+  std::atomic<bool> child_saw_stop{false};
+  root.Spawn([&]() -> absl::Status {
+    try {
+      TaskGroup child(root, {.name = "child"});
+      absl::Notification started;
+      child.Spawn([&](StopToken token) {
+        started.Notify();
+        absl::Status s = SleepFor(absl::Seconds(60), token);
+        child_saw_stop = absl::IsCancelled(s);
+        return s;
+      });
+      if (!started.WaitForNotificationWithTimeout(kHangTimeout)) {
+        return absl::DeadlineExceededError("child task never started");
+      }
+      throw std::runtime_error("abandon the child");
+    } catch (const std::runtime_error&) {
+    }
+    return absl::OkStatus();
+  });
+  const absl::Time start = absl::Now();
+  EXPECT_TRUE(JoinOrDie(root).ok());
+  EXPECT_TRUE(child_saw_stop.load());
+  EXPECT_FALSE(root.stop_requested());
+  // Generous: without the stop the child would sleep 60 s.
+  EXPECT_LT(absl::Now() - start, absl::Seconds(10));
 }
 
 // Invariant: a group created and destroyed during unwinding (in a destructor

@@ -136,6 +136,12 @@ class GroupState {
   // the lock of the list it was found in; unlinking waits for pins to drop.
   void Pin() { pins_.fetch_add(1, std::memory_order_relaxed); }
   void Unpin() { pins_.fetch_sub(1, std::memory_order_release); }
+  // Stops each of `pinned` (groups Pin()ned under their list's lock) and
+  // unpins it. A group destroyed meanwhile on this thread (a StopCallback
+  // tearing down a sibling) removes itself from the list instead of waiting
+  // for the pin this very thread holds. Returns the number newly stopped.
+  static int StopPinned(std::vector<GroupState*>& pinned,
+                        std::string_view reason, StopOrigin origin);
 
   // Root registry links (executor/scheduler.cc): guarded by the shard's mutex.
   GroupState* next_root_ = nullptr;
