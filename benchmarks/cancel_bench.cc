@@ -1,0 +1,203 @@
+// Copyright 2026 The ripcord Authors.
+//
+// Scenario 5: cancellation. 1,000,000 tiny tasks are queued into one group
+// from the benchmark thread, then the group is stopped at once
+// (TaskGroup::RequestStop / tbb::task_group::cancel). The time reported is
+// manual: from just before the stop request until Wait() returns. Counters
+// (per run): `ran` = tasks whose body ran at all, `ran_after_stop` = tasks
+// whose body started after RequestStop()/cancel() had returned.
+//
+//   BM_Cancel_*        the workers are free while the tasks are submitted,
+//                      so many run before the stop; what is still queued at
+//                      the stop must not run.
+//   BM_CancelQueued_*  every worker is first held by a task blocked on an
+//                      absl::Notification (in another group), so exactly
+//                      1,000,000 tasks are queued when the stop comes; the
+//                      holders are released right after the stop. This is the
+//                      bar's "Wait() returns within 1 ms of the stop with 1M
+//                      queued, and no queued task runs after the stop".
+// oneTBB runs with global_control(max_allowed_parallelism, 2): one worker plus
+// the submitting thread, which drains its own deque inside wait().
+#include <atomic>
+#include <chrono>
+#include <cstdint>
+
+#include "absl/synchronization/notification.h"
+#include "benchmark/benchmark.h"
+#include "benchmarks/bench_util.h"
+#include "oneapi/tbb/global_control.h"
+#include "oneapi/tbb/task_group.h"
+#include "ripcord/ripcord.h"
+
+namespace {
+
+using ripcord_bench::CheckOk;
+using ripcord_bench::kWorkers;
+using Clock = std::chrono::steady_clock;
+
+constexpr int64_t kTasks = 1000000;
+
+// Shared by the tasks of one run.
+struct Tally {
+  std::atomic<bool> stop_returned{false};
+  std::atomic<int64_t> ran{0};
+  std::atomic<int64_t> ran_after_stop{0};
+
+  void Run() {
+    // Read the flag first: a task that sees it set started its body after the
+    // stop request had returned.
+    const bool after = stop_returned.load(std::memory_order_acquire);
+    ran.fetch_add(1, std::memory_order_relaxed);
+    if (after) ran_after_stop.fetch_add(1, std::memory_order_relaxed);
+  }
+};
+
+void Report(benchmark::State& state, int64_t ran, int64_t ran_after) {
+  const double runs = static_cast<double>(state.iterations());
+  state.counters["ran"] = static_cast<double>(ran) / runs;
+  state.counters["ran_after_stop"] = static_cast<double>(ran_after) / runs;
+}
+
+double Seconds(Clock::time_point a, Clock::time_point b) {
+  return std::chrono::duration<double>(b - a).count();
+}
+
+// Holds every worker of `executor` in a task of `hold` until Release().
+class RipcordHolder {
+ public:
+  RipcordHolder(ripcord::Executor& executor, int workers)
+      : group_(executor) {
+    for (int i = 0; i < workers; ++i) {
+      group_.Spawn([this] {
+        started_.fetch_add(1, std::memory_order_acq_rel);
+        release_.WaitForNotification();
+      });
+    }
+    while (started_.load(std::memory_order_acquire) < workers) {
+    }
+  }
+  void Release() {
+    release_.Notify();
+    CheckOk(group_.Wait(), "holder group");
+  }
+
+ private:
+  ripcord::TaskGroup group_;
+  std::atomic<int> started_{0};
+  absl::Notification release_;
+};
+
+void BM_Cancel_Ripcord(benchmark::State& state) {
+  ripcord::Executor executor({.num_workers = kWorkers});
+  int64_t ran = 0;
+  int64_t ran_after = 0;
+  for (auto _ : state) {
+    Tally tally;
+    ripcord::TaskGroup group(executor);
+    for (int64_t i = 0; i < kTasks; ++i) {
+      group.Spawn([&tally] { tally.Run(); });
+    }
+    const auto t0 = Clock::now();
+    group.RequestStop("benchmark stop");
+    tally.stop_returned.store(true, std::memory_order_release);
+    const absl::Status status = group.Wait();
+    const auto t1 = Clock::now();
+    if (!absl::IsCancelled(status)) CheckOk(status, "cancel group");
+    state.SetIterationTime(Seconds(t0, t1));
+    ran += tally.ran.load();
+    ran_after += tally.ran_after_stop.load();
+  }
+  Report(state, ran, ran_after);
+}
+
+void BM_Cancel_Tbb(benchmark::State& state) {
+  tbb::global_control limit(tbb::global_control::max_allowed_parallelism,
+                            kWorkers);
+  int64_t ran = 0;
+  int64_t ran_after = 0;
+  for (auto _ : state) {
+    Tally tally;
+    tbb::task_group group;
+    for (int64_t i = 0; i < kTasks; ++i) {
+      group.run([&tally] { tally.Run(); });
+    }
+    const auto t0 = Clock::now();
+    group.cancel();
+    tally.stop_returned.store(true, std::memory_order_release);
+    group.wait();
+    const auto t1 = Clock::now();
+    state.SetIterationTime(Seconds(t0, t1));
+    ran += tally.ran.load();
+    ran_after += tally.ran_after_stop.load();
+  }
+  Report(state, ran, ran_after);
+}
+
+void BM_CancelQueued_Ripcord(benchmark::State& state) {
+  ripcord::Executor executor({.num_workers = kWorkers});
+  int64_t ran = 0;
+  int64_t ran_after = 0;
+  for (auto _ : state) {
+    Tally tally;
+    RipcordHolder holder(executor, kWorkers);
+    ripcord::TaskGroup group(executor);
+    for (int64_t i = 0; i < kTasks; ++i) {
+      group.Spawn([&tally] { tally.Run(); });
+    }
+    const auto t0 = Clock::now();
+    group.RequestStop("benchmark stop");
+    tally.stop_returned.store(true, std::memory_order_release);
+    holder.Release();
+    const absl::Status status = group.Wait();
+    const auto t1 = Clock::now();
+    if (!absl::IsCancelled(status)) CheckOk(status, "cancel group");
+    state.SetIterationTime(Seconds(t0, t1));
+    ran += tally.ran.load();
+    ran_after += tally.ran_after_stop.load();
+  }
+  Report(state, ran, ran_after);
+}
+
+void BM_CancelQueued_Tbb(benchmark::State& state) {
+  tbb::global_control limit(tbb::global_control::max_allowed_parallelism,
+                            kWorkers);
+  int64_t ran = 0;
+  int64_t ran_after = 0;
+  for (auto _ : state) {
+    Tally tally;
+    // Hold oneTBB's one worker: it steals the holder from this thread's deque.
+    tbb::task_group hold;
+    std::atomic<bool> held{false};
+    absl::Notification release;
+    hold.run([&held, &release] {
+      held.store(true, std::memory_order_release);
+      release.WaitForNotification();
+    });
+    while (!held.load(std::memory_order_acquire)) {
+    }
+    tbb::task_group group;
+    for (int64_t i = 0; i < kTasks; ++i) {
+      group.run([&tally] { tally.Run(); });
+    }
+    const auto t0 = Clock::now();
+    group.cancel();
+    tally.stop_returned.store(true, std::memory_order_release);
+    release.Notify();
+    group.wait();
+    const auto t1 = Clock::now();
+    hold.wait();
+    state.SetIterationTime(Seconds(t0, t1));
+    ran += tally.ran.load();
+    ran_after += tally.ran_after_stop.load();
+  }
+  Report(state, ran, ran_after);
+}
+
+// 10 runs per repetition: each run queues 10^6 tasks (0.2-0.7 s here), and the
+// manual time is short, so the default min_time would take minutes.
+BENCHMARK(BM_Cancel_Ripcord)->Iterations(10)->UseManualTime()->Unit(benchmark::kMillisecond);
+BENCHMARK(BM_Cancel_Tbb)->Iterations(10)->UseManualTime()->Unit(benchmark::kMillisecond);
+BENCHMARK(BM_CancelQueued_Ripcord)->Iterations(10)->UseManualTime()->Unit(benchmark::kMillisecond);
+BENCHMARK(BM_CancelQueued_Tbb)->Iterations(10)->UseManualTime()->Unit(benchmark::kMillisecond);
+
+}  // namespace

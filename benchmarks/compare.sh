@@ -1,0 +1,64 @@
+#!/usr/bin/env bash
+# Copyright 2026 The ripcord Authors.
+#
+# compare.sh: builds the ripcord-vs-oneTBB benchmarks with -c opt, runs each
+# binary with repetitions and prints the comparison table (medians, ratio
+# ripcord/oneTBB, counters, the bar of issue 7 and pass/miss per row) as
+# markdown. Works offline. Run from anywhere inside the repository:
+#
+#   benchmarks/compare.sh                    # 5 repetitions of everything
+#   REPETITIONS=9 benchmarks/compare.sh      # more repetitions
+#   BINARIES="fib_bench dnc_bench" benchmarks/compare.sh
+#   OUT_DIR=/tmp/bench benchmarks/compare.sh # keep the JSON there
+#   SKIP_BUILD=1 benchmarks/compare.sh       # reuse the last -c opt build
+#
+# Each binary runs as
+#   <bin> --benchmark_repetitions=N --benchmark_report_aggregates_only=true
+#         --benchmark_enable_random_interleaving=true --benchmark_format=json
+# (random interleaving runs the repetitions of the ripcord and oneTBB variants
+# in a shuffled order, so a change of machine load hits both alike).
+# and its JSON is kept in $OUT_DIR. The table is printed to stdout (progress
+# goes to stderr) and also written to $OUT_DIR/table.md.
+set -euo pipefail
+
+cd "$(dirname "$0")/.."
+REPETITIONS="${REPETITIONS:-5}"
+BINARIES="${BINARIES:-fib_bench skynet_bench submit_bench dnc_bench cancel_bench signal_bench blocking_bench coro_bench idle_bench memory_bench}"
+OUT_DIR="${OUT_DIR:-$(mktemp -d /tmp/ripcord-bench.XXXXXX)}"
+mkdir -p "$OUT_DIR"
+
+# --symlink_prefix gives this run its own bazel-bin symlink: the workspace's
+# bazel-bin/bazel-out links follow whoever built last (another config or
+# output base) and `bazel info` can wait long behind other builds. It does not
+# change the configuration, so the analysis cache is kept.
+if [[ -z "${SKIP_BUILD:-}" ]]; then
+  echo "== bazel build -c opt //benchmarks:all" >&2
+  bazel build -c opt --symlink_prefix="$OUT_DIR/bazel-" //benchmarks:all >&2
+  BIN_DIR="$OUT_DIR/bazel-bin/benchmarks"
+else
+  BIN_DIR="$(bazel info -c opt bazel-bin 2>/dev/null)/benchmarks"
+fi
+# Run private copies: a concurrent -c opt build by someone else must not
+# replace a binary between repetitions.
+mkdir -p "$OUT_DIR/bin"
+for b in $BINARIES; do cp "$BIN_DIR/$b" "$OUT_DIR/bin/"; done
+BIN_DIR="$OUT_DIR/bin"
+
+for b in $BINARIES; do
+  echo "== $b (repetitions=$REPETITIONS)" >&2
+  "$BIN_DIR/$b" \
+    --benchmark_repetitions="$REPETITIONS" \
+    --benchmark_report_aggregates_only=true \
+    --benchmark_enable_random_interleaving=true \
+    --benchmark_format=json \
+    >"$OUT_DIR/$b.json" 2>"$OUT_DIR/$b.stderr"
+done
+
+{
+  echo "Machine: $(nproc) CPUs, $(grep -m1 'model name' /proc/cpuinfo | cut -d: -f2 | sed 's/^ *//'), Linux $(uname -r)"
+  echo "Commit: $(git rev-parse --short HEAD 2>/dev/null || echo unknown)$(git diff --quiet 2>/dev/null || echo ' (working tree modified)'), date: $(date -u '+%Y-%m-%d %H:%M UTC')"
+  echo "Command: REPETITIONS=$REPETITIONS benchmarks/compare.sh (bazel build -c opt; each binary with --benchmark_repetitions=$REPETITIONS --benchmark_report_aggregates_only=true --benchmark_enable_random_interleaving=true --benchmark_format=json)"
+  echo
+  python3 benchmarks/compare_table.py "$OUT_DIR"
+} | tee "$OUT_DIR/table.md"
+echo "JSON and table in $OUT_DIR" >&2

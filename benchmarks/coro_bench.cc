@@ -1,0 +1,97 @@
+// Copyright 2026 The ripcord Authors.
+//
+// Scenario 8: coroutines. 100,000 coroutine tasks (ripcord::Task<absl::Status>)
+// in one group, each suspended in `co_await ripcord::Sleep(d)` on 2 workers.
+//
+//   BM_CoroSleep_Ripcord  d = 100 ms: wall time from the first Spawn until
+//                         Wait() returns (ideal: 100 ms plus the time to
+//                         spawn; counter spawn_ms is that spawn time).
+//   BM_CoroStop_Ripcord   d = 1 hour: once every task is suspended
+//                         (stats: running == 100,000, queued == 0), memory per
+//                         task, then RequestStop(); the reported (manual) time
+//                         is from the stop request until Wait() returns.
+//                         Counters: heap_bytes_per_task (malloc in-use growth
+//                         from before the first Spawn to all suspended: frame,
+//                         task node, timer entry), rss_bytes_per_task (RSS
+//                         growth over the same span; allocator reuse across
+//                         runs can make it smaller than the heap figure).
+// oneTBB has no coroutine tasks: no oneTBB variant.
+#include <chrono>
+#include <cstdint>
+
+#include "absl/status/status.h"
+#include "absl/time/clock.h"
+#include "absl/time/time.h"
+#include "benchmark/benchmark.h"
+#include "benchmarks/bench_util.h"
+#include "ripcord/ripcord.h"
+#include "ripcord/task.h"
+
+namespace {
+
+using ripcord_bench::CheckOk;
+using ripcord_bench::kWorkers;
+using Clock = std::chrono::steady_clock;
+
+constexpr int64_t kTasks = 100000;
+
+double Ms(Clock::time_point a, Clock::time_point b) {
+  return std::chrono::duration<double, std::milli>(b - a).count();
+}
+
+void SpawnSleepers(ripcord::TaskGroup& group, absl::Duration d) {
+  for (int64_t i = 0; i < kTasks; ++i) {
+    group.Spawn([d]() -> ripcord::Task<absl::Status> {
+      co_return co_await ripcord::Sleep(d);
+    });
+  }
+}
+
+void BM_CoroSleep_Ripcord(benchmark::State& state) {
+  ripcord::Executor executor({.num_workers = kWorkers});
+  double spawn_ms = 0;
+  for (auto _ : state) {
+    ripcord::TaskGroup group(executor);
+    const auto t0 = Clock::now();
+    SpawnSleepers(group, absl::Milliseconds(100));
+    spawn_ms += Ms(t0, Clock::now());
+    CheckOk(group.Wait(), "sleeping coroutines");
+  }
+  state.counters["spawn_ms"] =
+      spawn_ms / static_cast<double>(state.iterations());
+}
+
+void BM_CoroStop_Ripcord(benchmark::State& state) {
+  ripcord::Executor executor({.num_workers = kWorkers});
+  int64_t heap = 0;
+  int64_t rss = 0;
+  for (auto _ : state) {
+    ripcord::TaskGroup group(executor);
+    ripcord_bench::TrimMalloc();
+    const int64_t heap0 = ripcord_bench::MallocInUseBytes();
+    const int64_t rss0 = ripcord_bench::ResidentBytes();
+    SpawnSleepers(group, absl::Hours(1));
+    for (;;) {
+      const ripcord::GroupStats s = group.stats();
+      if (s.queued == 0 && s.running == kTasks) break;
+      absl::SleepFor(absl::Microseconds(200));
+    }
+    heap += ripcord_bench::MallocInUseBytes() - heap0;
+    rss += ripcord_bench::ResidentBytes() - rss0;
+    const auto t0 = Clock::now();
+    group.RequestStop("benchmark stop");
+    const absl::Status status = group.Wait();
+    const auto t1 = Clock::now();
+    if (!absl::IsCancelled(status)) CheckOk(status, "stopped coroutines");
+    state.SetIterationTime(Ms(t0, t1) / 1e3);
+  }
+  const double tasks = static_cast<double>(kTasks) *
+                       static_cast<double>(state.iterations());
+  state.counters["heap_bytes_per_task"] = static_cast<double>(heap) / tasks;
+  state.counters["rss_bytes_per_task"] = static_cast<double>(rss) / tasks;
+}
+
+BENCHMARK(BM_CoroSleep_Ripcord)->UseRealTime()->Unit(benchmark::kMillisecond);
+BENCHMARK(BM_CoroStop_Ripcord)->UseManualTime()->Unit(benchmark::kMillisecond);
+
+}  // namespace
