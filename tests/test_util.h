@@ -198,6 +198,11 @@ inline absl::Status JoinOrDie(TaskGroup& group,
   return s;
 }
 
+// JoinOrDie(group, executor): the same, with the executor's tree on abort.
+inline absl::Status JoinOrDie(TaskGroup& group, const Executor& executor) {
+  return JoinOrDie(group, kHangTimeout, &executor);
+}
+
 // HasSubstr-style check on a status message (absl::string_view is not
 // std::string_view in this Abseil build).
 inline bool MessageContains(const absl::Status& s, std::string_view needle) {

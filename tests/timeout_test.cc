@@ -38,9 +38,13 @@
 #include "absl/time/time.h"
 #include "gtest/gtest.h"
 #include "ripcord/ripcord.h"
+#include "tests/test_util.h"
 
 namespace ripcord {
 namespace {
+
+using ::ripcord::testing::JoinOrDie;
+using ::ripcord::testing::Watchdog;
 
 #if defined(RIPCORD_SANITIZER) || defined(__SANITIZE_THREAD__) || \
     defined(__SANITIZE_ADDRESS__)
@@ -71,56 +75,7 @@ bool Contains(absl::string_view haystack, absl::string_view needle) {
   return absl::StrContains(haystack, needle);
 }
 
-// group.Wait() with a bound; a hang becomes an abort with the executor's
-// tree on stderr (returning would run ~TaskGroup, which joins).
-absl::Status JoinOrDie(TaskGroup& group, const Executor& executor) {
-  absl::Status s = group.WaitFor(kHang);
-  if (absl::IsDeadlineExceeded(s)) {
-    std::fprintf(stderr, "JoinOrDie: group '%s' not joined after %s:\n%s\n",
-                 group.name().c_str(), absl::FormatDuration(kHang).c_str(),
-                 executor.DebugString().c_str());
-    std::fflush(stderr);
-    std::abort();
-  }
-  return s;
-}
 
-// Aborts the process, naming the test, if the test runs longer than `limit`.
-class Watchdog {
- public:
-  explicit Watchdog(absl::Duration limit) {
-    const ::testing::TestInfo* info =
-        ::testing::UnitTest::GetInstance()->current_test_info();
-    std::string name = info != nullptr
-                           ? absl::StrCat(info->test_suite_name(), ".",
-                                          info->name())
-                           : "(unknown test)";
-    thread_ = std::thread([this, limit, name] {
-      std::unique_lock<std::mutex> lock(mu_);
-      if (!cv_.wait_for(lock, absl::ToChronoNanoseconds(limit),
-                        [this] { return done_; })) {
-        std::fprintf(stderr, "watchdog: %s still running after %s: abort\n",
-                     name.c_str(), absl::FormatDuration(limit).c_str());
-        std::fflush(stderr);
-        std::abort();
-      }
-    });
-  }
-  ~Watchdog() {
-    {
-      std::lock_guard<std::mutex> lock(mu_);
-      done_ = true;
-      cv_.notify_all();
-    }
-    thread_.join();
-  }
-
- private:
-  std::mutex mu_;
-  std::condition_variable cv_;
-  bool done_ = false;
-  std::thread thread_;
-};
 
 class TimeoutTest : public ::testing::Test {
  protected:
