@@ -855,7 +855,7 @@ TEST_F(TaskGroupTest, ChildReasonNeverReachesParent) {
 
 // Invariant: a Wait() status for a stopped group contains the reason given to
 // RequestStop().
-TEST_F(TaskGroupTest, CancelledMessageContainsReasonAndName) {
+TEST_F(TaskGroupTest, CancelledMessageContainsReason) {
   Executor ex({.num_workers = 1});
   TaskGroup g(ex, {.name = "ingest"});
   EXPECT_EQ(g.name(), "ingest");
