@@ -37,6 +37,9 @@ def load(directory):
         load_avg = data.get("context", {}).get("load_avg")
         if load_avg:
             LOADS[os.path.basename(path)[:-5]] = load_avg[0]
+        cvs = {normalize(b.get("run_name", "")): b["real_time"]
+               for b in data.get("benchmarks", [])
+               if b.get("aggregate_name") == "cv"}
         for b in data.get("benchmarks", []):
             name = normalize(b.get("run_name", b.get("name", "")))
             if b.get("error_occurred"):
@@ -45,6 +48,9 @@ def load(directory):
             if b.get("aggregate_name") != "median":
                 continue
             entry = {"ms": b["real_time"] * _TO_MS[b.get("time_unit", "ns")]}
+            cv = cvs.get(name)
+            if cv is not None:
+                entry["cv"] = cv
             for key, value in b.items():
                 if isinstance(value, (int, float)) and key not in (
                         "real_time", "cpu_time", "iterations",
@@ -58,6 +64,8 @@ def load(directory):
 def fmt_ms(v):
     if v is None:
         return "n/a"
+    if v < 0.01:
+        return f"{v * 1e6:.0f} ns"
     if v < 1:
         return f"{v * 1000:.0f} µs"
     if v < 10:
@@ -90,6 +98,10 @@ def main():
 
     def ratio_row(num, scenario, rip, tbb, bar=1.0, note=""):
         a, b = get(rip), get(tbb)
+        cva, cvb = get(rip, "cv"), get(tbb, "cv")
+        if cva is not None and cvb is not None:
+            note = (note + "; " if note else "") + (
+                f"cv ripcord {cva * 100:.0f}%, oneTBB {cvb * 100:.0f}%")
         ratio = a / b if a is not None and b else None
         ok = None if ratio is None or bar is None else ratio <= bar
         table.append((num, scenario, fmt_ms(a), fmt_ms(b),
@@ -126,6 +138,10 @@ def main():
               note=f"sequential {fmt_ms(get('BM_Dnc_Sequential'))}")
     ratio_row("4b", "divide & conquer 10^7 (simple_partitioner, same grain)",
               "BM_Dnc_Ripcord", "BM_Dnc_TbbSimple", bar=None)
+    ratio_row("4c", "empty run: hand-off + join, no work", "BM_RoundTrip_Ripcord",
+              "BM_RoundTrip_Tbb", bar=None,
+              note="ripcord: external thread → worker → futex wake-up; "
+              "oneTBB: arena.execute runs on the caller")
 
     # 5. cancellation: the bar is absolute.
     for num, label, suffix in (
@@ -183,7 +199,10 @@ def main():
     rss = get("BM_CoroStop_Ripcord", "rss_bytes_per_task")
     table.append(("8", "10^5 coroutines in co_await Sleep(100 ms)", fmt_ms(a),
                   "(no oneTBB)", "–", "–",
-                  f"spawn {fmt_ms(spawn)}; heap {heap:.0f} B/task, RSS "
+                  f"from first Spawn: spawn loop {fmt_ms(spawn)}, all "
+                  f"started {fmt_ms(get('BM_CoroSleep_Ripcord', 'started_ms'))}"
+                  f", all woke {fmt_ms(get('BM_CoroSleep_Ripcord', 'woke_ms'))}"
+                  f"; heap {heap:.0f} B/task, RSS "
                   f"{rss:.0f} B/task; stop all → Wait() {fmt_ms(stop)}"
                   if None not in (spawn, heap, rss, stop) else "",
                   "(no bar)", "–"))
