@@ -45,7 +45,12 @@ def load(directory):
             if b.get("error_occurred"):
                 rows[name] = {"error": b.get("error_message", "?")}
                 continue
-            if b.get("aggregate_name") != "median":
+            # The median of the repetitions; with one repetition Google
+            # Benchmark writes no aggregates, so the single run stands in.
+            if b.get("run_type") == "aggregate":
+                if b.get("aggregate_name") != "median":
+                    continue
+            elif name in rows:
                 continue
             entry = {"ms": b["real_time"] * _TO_MS[b.get("time_unit", "ns")]}
             cv = cvs.get(name)
