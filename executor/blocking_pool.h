@@ -27,8 +27,8 @@
 
 #include "absl/base/thread_annotations.h"
 #include "absl/functional/any_invocable.h"
-#include "absl/synchronization/mutex.h"
 #include "ripcord/internal/mutex.h"
+#include "absl/time/clock.h"
 #include "absl/time/time.h"
 
 namespace ripcord::internal {

@@ -46,7 +46,6 @@
 #include "absl/status/status.h"
 #include "absl/strings/str_cat.h"
 #include "absl/strings/str_format.h"
-#include "absl/synchronization/mutex.h"
 #include "ripcord/internal/mutex.h"
 #include "absl/time/clock.h"
 #include "executor/check.h"

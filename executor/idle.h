@@ -32,7 +32,6 @@
 #include <vector>
 
 #include "absl/base/thread_annotations.h"
-#include "absl/synchronization/mutex.h"
 #include "ripcord/internal/mutex.h"
 
 namespace ripcord::internal {

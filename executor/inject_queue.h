@@ -13,7 +13,6 @@
 
 #include "absl/base/thread_annotations.h"
 #include "absl/functional/function_ref.h"
-#include "absl/synchronization/mutex.h"
 #include "ripcord/internal/mutex.h"
 #include "ripcord/internal/task_node.h"
 

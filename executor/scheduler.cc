@@ -62,7 +62,6 @@
 
 #include "absl/strings/str_cat.h"
 #include "absl/strings/str_format.h"
-#include "absl/synchronization/mutex.h"
 #include "ripcord/internal/mutex.h"
 #include "absl/time/clock.h"
 #include "executor/check.h"

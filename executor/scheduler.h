@@ -17,7 +17,6 @@
 
 #include "absl/base/thread_annotations.h"
 #include "absl/container/flat_hash_map.h"
-#include "absl/synchronization/mutex.h"
 #include "ripcord/internal/mutex.h"
 #include "absl/time/time.h"
 #include "executor/blocking_pool.h"

@@ -27,7 +27,6 @@
 #include <atomic>
 #include <thread>
 
-#include "absl/synchronization/mutex.h"
 #include "ripcord/internal/mutex.h"
 #include "executor/check.h"
 #include "ripcord/internal/stop_state.h"

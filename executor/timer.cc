@@ -73,6 +73,7 @@
 
 #include <algorithm>
 
+#include "absl/time/clock.h"
 #include "absl/base/thread_annotations.h"
 #include "executor/check.h"
 #include "executor/threads.h"

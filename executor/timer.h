@@ -35,8 +35,8 @@
 #include <vector>
 
 #include "absl/base/thread_annotations.h"
-#include "absl/synchronization/mutex.h"
 #include "ripcord/internal/mutex.h"
+#include "absl/time/clock.h"
 #include "absl/time/time.h"
 
 namespace ripcord::internal {

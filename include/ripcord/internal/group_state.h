@@ -16,7 +16,6 @@
 
 #include "absl/base/thread_annotations.h"
 #include "absl/status/status.h"
-#include "absl/synchronization/mutex.h"
 #include "ripcord/internal/mutex.h"
 #include "absl/time/time.h"
 #include "ripcord/internal/stop_state.h"
