@@ -14,34 +14,18 @@
 
 #include "benchmark/benchmark.h"
 #include "benchmarks/bench_util.h"
+#include "benchmarks/workloads.h"
 #include "oneapi/tbb/task_arena.h"
 #include "oneapi/tbb/task_group.h"
 #include "ripcord/ripcord.h"
 
 namespace {
 
+using ripcord_bench::FibRipcord;
+using ripcord_bench::FibTbb;
+
 using ripcord_bench::CheckOk;
 using ripcord_bench::kWorkers;
-
-int64_t FibRipcord(ripcord::TaskGroup& parent, int n) {
-  if (n < 2) return n;
-  int64_t a = 0;
-  ripcord::TaskGroup tg(parent);
-  tg.Spawn([&a, &tg, n] { a = FibRipcord(tg, n - 1); });
-  const int64_t b = FibRipcord(tg, n - 2);
-  CheckOk(tg.Wait(), "fib child group");
-  return a + b;
-}
-
-int64_t FibTbb(int n) {
-  if (n < 2) return n;
-  int64_t a = 0;
-  tbb::task_group tg;
-  tg.run([&a, n] { a = FibTbb(n - 1); });
-  const int64_t b = FibTbb(n - 2);
-  tg.wait();
-  return a + b;
-}
 
 void SetFibCounters(benchmark::State& state, int n) {
   state.counters["tasks"] =

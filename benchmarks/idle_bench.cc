@@ -13,11 +13,15 @@
 #include "absl/time/time.h"
 #include "benchmark/benchmark.h"
 #include "benchmarks/bench_util.h"
+#include "benchmarks/workloads.h"
 #include "oneapi/tbb/task_arena.h"
 #include "oneapi/tbb/task_group.h"
 #include "ripcord/ripcord.h"
 
 namespace {
+
+using ripcord_bench::FibRipcord;
+using ripcord_bench::FibTbb;
 
 using ripcord_bench::CheckOk;
 using ripcord_bench::kWorkers;
@@ -25,26 +29,6 @@ using ripcord_bench::kWorkers;
 constexpr int kBurstFib = 24;
 constexpr int kBurstExternal = 10000;
 const absl::Duration kWindow = absl::Milliseconds(200);
-
-int64_t FibRipcord(ripcord::TaskGroup& parent, int n) {
-  if (n < 2) return n;
-  int64_t a = 0;
-  ripcord::TaskGroup tg(parent);
-  tg.Spawn([&a, &tg, n] { a = FibRipcord(tg, n - 1); });
-  const int64_t b = FibRipcord(tg, n - 2);
-  CheckOk(tg.Wait(), "fib child group");
-  return a + b;
-}
-
-int64_t FibTbb(int n) {
-  if (n < 2) return n;
-  int64_t a = 0;
-  tbb::task_group tg;
-  tg.run([&a, n] { a = FibTbb(n - 1); });
-  const int64_t b = FibTbb(n - 2);
-  tg.wait();
-  return a + b;
-}
 
 // Sleeps through the window and returns the CPU the process used in it.
 double IdleCpuSeconds() {

@@ -8,47 +8,21 @@
 
 #include "benchmark/benchmark.h"
 #include "benchmarks/bench_util.h"
+#include "benchmarks/workloads.h"
 #include "oneapi/tbb/task_arena.h"
 #include "oneapi/tbb/task_group.h"
 #include "ripcord/ripcord.h"
 
 namespace {
 
+using ripcord_bench::SkynetRipcord;
+using ripcord_bench::SkynetTbb;
+
 using ripcord_bench::CheckOk;
 using ripcord_bench::kWorkers;
 
 constexpr int64_t kLeaves = 1000000;
 constexpr int64_t kExpected = kLeaves * (kLeaves - 1) / 2;
-
-int64_t SkynetRipcord(ripcord::TaskGroup& parent, int64_t num, int64_t size) {
-  if (size == 1) return num;
-  int64_t sums[10];
-  const int64_t sub = size / 10;
-  ripcord::TaskGroup tg(parent);
-  for (int i = 0; i < 10; ++i) {
-    tg.Spawn([&sums, &tg, i, num, sub] {
-      sums[i] = SkynetRipcord(tg, num + i * sub, sub);
-    });
-  }
-  CheckOk(tg.Wait(), "skynet group");
-  int64_t total = 0;
-  for (int64_t s : sums) total += s;
-  return total;
-}
-
-int64_t SkynetTbb(int64_t num, int64_t size) {
-  if (size == 1) return num;
-  int64_t sums[10];
-  const int64_t sub = size / 10;
-  tbb::task_group tg;
-  for (int i = 0; i < 10; ++i) {
-    tg.run([&sums, i, num, sub] { sums[i] = SkynetTbb(num + i * sub, sub); });
-  }
-  tg.wait();
-  int64_t total = 0;
-  for (int64_t s : sums) total += s;
-  return total;
-}
 
 void BM_Skynet_Ripcord(benchmark::State& state) {
   ripcord::Executor executor({.num_workers = kWorkers});
