@@ -103,6 +103,10 @@ struct SignalOptions {
 //        and re-raises it, so the process ends as killed by it (a shell
 //        reports 128 + signo). Should the process survive that (it cannot,
 //        for the permitted signals), it calls _exit(128 + signo).
+// Order: create the long-lived root groups before the watcher. A signal stops
+// the groups that exist when it arrives; a root group created after it starts
+// unstopped (so that clean-up work can run), so a group created after the
+// watcher could miss an early Ctrl-C.
 // Signals sent to the process (kill(pid, SIGINT), Ctrl-C) are what it
 // handles; a signal aimed at one thread (raise(), pthread_kill) reaches that
 // thread only and is not its business. Standard signals that arrive while one
