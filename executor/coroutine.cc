@@ -41,7 +41,6 @@ void CoroContext::Run(TaskNode* node, bool drop) {
     group->FinishDropped();
     return;
   }
-  std::coroutine_handle<> h;
   if (!ctx->started) {
     ctx->started = true;
     ctx->flags &= ~TaskNode::kDroppable;  // resumptions must always run

@@ -146,7 +146,7 @@ TEST(Coroutine, JoinChildGroupOnOneWorker) {
     TaskGroup child(g, {.name = "child"});
     for (int i = 0; i < 100; ++i) {
       child.Spawn([&]() -> Task<> {
-        co_await Sleep(absl::Milliseconds(1));
+        (void)co_await Sleep(absl::Milliseconds(1));
         ran.fetch_add(1);
       });
     }
@@ -305,8 +305,8 @@ TEST(Coroutine, CapturesOutliveSuspensions) {
   for (int i = 0; i < 100; ++i) {
     g.Spawn([&sum, p = std::make_shared<int>(i), s = std::string(100, 'x')]()
                 -> Task<> {
-      co_await Sleep(absl::Milliseconds(1));
-      co_await Yield();
+      (void)co_await Sleep(absl::Milliseconds(1));
+      (void)co_await Yield();
       sum.fetch_add(*p + static_cast<int>(s.size()));
     });
   }
