@@ -45,15 +45,11 @@
 namespace ripcord {
 namespace {
 
+using ::ripcord::testing::Eventually;
 using ::ripcord::testing::JoinOrDie;
+using ::ripcord::testing::kSanitizer;
 using ::ripcord::testing::Watchdog;
 
-#if defined(RIPCORD_SANITIZER) || defined(__SANITIZE_THREAD__) || \
-    defined(__SANITIZE_ADDRESS__)
-constexpr bool kSanitizer = true;
-#else
-constexpr bool kSanitizer = false;
-#endif
 
 // Stress loops run a fifth of their rounds under the sanitizers.
 int Scaled(int n) { return kSanitizer ? std::max(1, n / 5) : n; }
@@ -62,16 +58,6 @@ int Scaled(int n) { return kSanitizer ? std::max(1, n / 5) : n; }
 // and is not a speed check.
 constexpr absl::Duration kHang = absl::Seconds(30);
 
-// Polls `pred` until it holds or `timeout` passes; returns its last value.
-bool Eventually(const std::function<bool()>& pred,
-                absl::Duration timeout = kHang) {
-  const absl::Time deadline = absl::Now() + timeout;
-  while (!pred()) {
-    if (absl::Now() >= deadline) return pred();
-    absl::SleepFor(absl::Microseconds(500));
-  }
-  return true;
-}
 
 bool Contains(absl::string_view haystack, absl::string_view needle) {
   return absl::StrContains(haystack, needle);

@@ -71,6 +71,18 @@ inline int Scaled(int n, int at_least = 1) {
 // with other builds.
 inline constexpr absl::Duration kHangTimeout = absl::Seconds(20);
 
+// Eventually(pred, timeout): polls `pred` (every 500 us) until it holds or
+// `timeout` passes; returns its last value. For EXPECT_TRUE(Eventually(...)).
+inline bool Eventually(const std::function<bool()>& pred,
+                       absl::Duration timeout = kHangTimeout) {
+  const absl::Time deadline = absl::Now() + timeout;
+  while (!pred()) {
+    if (absl::Now() >= deadline) return pred();
+    absl::SleepFor(absl::Microseconds(500));
+  }
+  return true;
+}
+
 // WaitUntilOrFail(pred, timeout): polls pred (every 100 us to 1 ms) until it
 // returns true, or fails after `timeout`. Use as
 // ASSERT_TRUE(WaitUntilOrFail([&] { return ...; })).
