@@ -28,6 +28,10 @@ class InjectQueue {
   // the store half of the producer's StoreLoad before Idle::ShouldNotify().
   void PushBack(TaskNode* t) ABSL_LOCKS_EXCLUDED(mu_);
   void PushFront(TaskNode* t) ABSL_LOCKS_EXCLUDED(mu_);
+  // Appends the chain head..tail (linked through TaskNode::next, tail->next
+  // ignored) of `n` nodes at the back under one lock acquisition.
+  void PushBackChain(TaskNode* head, TaskNode* tail, int64_t n)
+      ABSL_LOCKS_EXCLUDED(mu_);
   // Pops the front, or nullptr.
   TaskNode* Pop() ABSL_LOCKS_EXCLUDED(mu_);
   // Pops the first of the first `limit` tasks that satisfies `pred`, or
