@@ -213,28 +213,47 @@ void GroupState::Leave(GroupState* previous) { tls_current_group = previous; }
 
 // ---- accounting -----------------------------------------------------------
 
+static_assert(__BYTE_ORDER__ == __ORDER_LITTLE_ENDIAN__,
+              "GroupState's futex word is the low half of pending_");
+
+const std::atomic<uint32_t>* GroupState::FutexWord() const {
+  static_assert(sizeof(std::atomic<uint64_t>) == sizeof(uint64_t));
+  // Only the kernel reads through this pointer (FutexWait's syscall).
+  return reinterpret_cast<const std::atomic<uint32_t>*>(&pending_);
+}
+
 void GroupState::AddPending() {
   // relaxed: an increment publishes nothing; the task it accounts for is
   // published by the queue push that follows, and the decrement that pairs
   // with it is acq_rel.
-  const uint32_t prev = pending_.fetch_add(1, std::memory_order_relaxed);
+  const uint64_t prev = pending_.fetch_add(1, std::memory_order_relaxed);
   RIPCORD_CHECK((prev & kCountMask) != kCountMask,
                 "TaskGroup %s: more than 2^31 unfinished tasks",
                 Label().c_str());
+  if ((prev & kCompletedCarry) != 0) {
+    // The completed field wrapped. Between two wraps lie 2^31 completions,
+    // more than the count can hold, so some AddPending sees each carry
+    // before the next; we hold a count, so the group is alive to update.
+    // relaxed: statistics.
+    if ((pending_.fetch_and(~kCompletedCarry, std::memory_order_relaxed) &
+         kCompletedCarry) != 0) {
+      completed_wraps_.fetch_add(1, std::memory_order_relaxed);
+    }
+  }
   if ((prev & kCountMask) == 0 && parent_ != nullptr) parent_->AddPending();
 }
 
-void GroupState::ReleasePending() {
+void GroupState::ReleasePending(uint64_t delta) {
   // Read before the release: once the count is zero, a waiter may destroy us.
   GroupState* const parent = parent_;
   ExecutorImpl* const exec = exec_;
   // acq_rel: release publishes the task's effects and counters to the
   // waiter's acquire load (join step 3); acquire orders the WAITERS bit (and
   // the waiter's waiting_on store before it) before our wake-ups.
-  const uint32_t prev = pending_.fetch_sub(1, std::memory_order_acq_rel);
+  const uint64_t prev = pending_.fetch_add(delta, std::memory_order_acq_rel);
   if ((prev & kCountMask) != 1) return;
   if ((prev & kWaiters) != 0) {
-    FutexWakeAll(&pending_);
+    FutexWakeAll(FutexWord());
     exec->WakeWaitersOf(this);
   }
   if (parent != nullptr) parent->ReleasePending();
@@ -242,7 +261,7 @@ void GroupState::ReleasePending() {
 
 bool GroupState::SetWaitersBit() {
   // acquire: as in Idle().
-  uint32_t v = pending_.load(std::memory_order_acquire);
+  uint64_t v = pending_.load(std::memory_order_acquire);
   for (;;) {
     if ((v & kCountMask) == 0) return false;
     if ((v & kWaiters) != 0) return true;
@@ -262,14 +281,10 @@ bool GroupState::Idle() const {
   return (pending_.load(std::memory_order_acquire) & kCountMask) == 0;
 }
 
-void GroupState::AddTask() {
-  AddPending();
-  // relaxed: statistics (see the field comment).
-  spawned_.fetch_add(1, std::memory_order_relaxed);
-}
+void GroupState::AddTask() { AddPending(); }
 
 void GroupState::Submit(TaskNode* task) {
-  AddTask();
+  AddPending();
   if (stop_requested()) {
     task->run(task, /*drop=*/true);
     return;
@@ -281,28 +296,27 @@ void GroupState::CountStarted() {
   started_.fetch_add(1, std::memory_order_relaxed);
 }
 
-void GroupState::CountOutcome(const absl::Status& status) {
+void GroupState::FinishCounted(const absl::Status& status) {
   if (status.ok()) {
-    completed_.fetch_add(1, std::memory_order_relaxed);
-  } else if (absl::IsCancelled(status) && stop_requested()) {
+    ReleasePending(kReleaseCompleted);
+    return;
+  }
+  // relaxed: statistics.
+  if (absl::IsCancelled(status) && stop_requested()) {
     cancelled_.fetch_add(1, std::memory_order_relaxed);
   } else {
     failed_.fetch_add(1, std::memory_order_relaxed);
   }
-}
-
-void GroupState::FinishOk() {
-  completed_.fetch_add(1, std::memory_order_relaxed);
   ReleasePending();
 }
+
+void GroupState::FinishOk() { ReleasePending(kReleaseCompleted); }
 
 void GroupState::FinishDropped() {
   cancelled_.fetch_add(1, std::memory_order_relaxed);
   dropped_.fetch_add(1, std::memory_order_relaxed);
   ReleasePending();
 }
-
-void GroupState::FinishWithoutCount() { ReleasePending(); }
 
 void GroupState::FinishTask(absl::Status status) {
   if (status.ok()) {
@@ -348,7 +362,7 @@ absl::Status GroupState::WaitUntil(absl::Time deadline, bool* timed_out) {
   }
   // External thread: sleep on the futex of pending_ itself (join step 3).
   for (;;) {
-    uint32_t v = pending_.load(std::memory_order_acquire);
+    uint64_t v = pending_.load(std::memory_order_acquire);
     if ((v & kCountMask) == 0) break;
     if ((v & kWaiters) == 0) {
       if (!pending_.compare_exchange_weak(v, v | kWaiters,
@@ -358,9 +372,13 @@ absl::Status GroupState::WaitUntil(absl::Time deadline, bool* timed_out) {
       }
       v |= kWaiters;
     }
+    // The kernel compares the low half only: a change of the completed
+    // field alone is not a reason to wake, and always comes with a count
+    // change in the low half anyway.
+    const auto low = static_cast<uint32_t>(v);
     if (deadline == absl::InfiniteFuture()) {
-      FutexWait(&pending_, v);
-    } else if (!FutexWaitUntil(&pending_, v, deadline)) {
+      FutexWait(FutexWord(), low);
+    } else if (!FutexWaitUntil(FutexWord(), low, deadline)) {
       if (!Idle()) {
         *timed_out = true;
         return absl::OkStatus();
@@ -368,9 +386,9 @@ absl::Status GroupState::WaitUntil(absl::Time deadline, bool* timed_out) {
     }
   }
   // Best effort: clear WAITERS so later idle transitions skip the wake-up.
-  // relaxed: if it fails, one extra wake-up happens later; harmless.
-  uint32_t expected = kWaiters;
-  pending_.compare_exchange_strong(expected, 0, std::memory_order_relaxed);
+  // relaxed: if another thread changes the word meanwhile, the bit stays and
+  // costs one extra wake-up later; harmless.
+  pending_.fetch_and(~kWaiters, std::memory_order_relaxed);
   return absl::OkStatus();
 }
 
@@ -497,13 +515,28 @@ void GroupState::UnlinkChild(GroupState* child) {
 
 GroupStats GroupState::Stats() const {
   GroupStats s;
+  // Child groups with work each hold 1 of the count; the rest are tasks.
+  int64_t busy_children = 0;
+  {
+    SpinLockHolder lock(&children_mu_);
+    for (GroupState* c = first_child_; c != nullptr; c = c->next_sibling_) {
+      if (!c->Idle()) ++busy_children;
+    }
+  }
   // relaxed: a snapshot; exact once joined (see the field comment).
   const int64_t started = started_.load(std::memory_order_relaxed);
   const int64_t dropped = dropped_.load(std::memory_order_relaxed);
-  s.completed = completed_.load(std::memory_order_relaxed);
+  const uint64_t word = pending_.load(std::memory_order_relaxed);
+  s.completed =
+      static_cast<int64_t>((word & kCompletedMask) >> kCompletedShift) +
+      (completed_wraps_.load(std::memory_order_relaxed) +
+       ((word & kCompletedCarry) != 0 ? 1 : 0)) *
+          (int64_t{1} << 31);
   s.failed = failed_.load(std::memory_order_relaxed);
   s.cancelled = cancelled_.load(std::memory_order_relaxed);
-  s.spawned = spawned_.load(std::memory_order_relaxed);
+  const int64_t unsettled = std::max<int64_t>(
+      0, static_cast<int64_t>(word & kCountMask) - busy_children);
+  s.spawned = s.completed + s.failed + s.cancelled + unsettled;
   const int64_t finished_after_start = s.completed + s.failed + s.cancelled -
                                        dropped;
   s.running = std::max<int64_t>(0, started - finished_after_start);

@@ -78,9 +78,10 @@ class GroupState {
   void FinishTask(absl::Status status);
   void FinishOk();
   void FinishDropped();          // dropped before it started
-  void FinishWithoutCount();     // settles pending only (stats counted elsewhere)
+  // Settles a task whose outcome is counted (completed/failed/cancelled) but
+  // does not fail the group: a blocking call whose done callback returned.
+  void FinishCounted(const absl::Status& status);
   void CountStarted();
-  void CountOutcome(const absl::Status& status);  // completed/failed/cancelled
 
   // Aborts with a message if child groups are still alive.
   void CheckNoChildren() const ABSL_LOCKS_EXCLUDED(children_mu_);
@@ -149,14 +150,31 @@ class GroupState {
 
  private:
   friend class GroupTimeout;
-  // pending_: bit 31 = kWaiters (someone sleeps in FutexWait on this word),
-  // bits 0..30 = tasks not yet settled + child groups that are not idle.
-  static constexpr uint32_t kWaiters = 1u << 31;
-  static constexpr uint32_t kCountMask = kWaiters - 1;
+  // pending_, one 64-bit word, so that a task's last touch of its group both
+  // settles it and counts it completed in ONE atomic RMW:
+  //   bits 0..30   count: tasks not yet settled + child groups not idle
+  //   bit 31       kWaiters: someone sleeps in FutexWait on the low half
+  //   bits 32..62  tasks completed OK, modulo 2^31
+  //   bit 63       kCompletedCarry: the completed field wrapped; AddPending
+  //                moves it into completed_wraps_ (see there)
+  // The futex works on the low 32 bits (x86-64 and AArch64 Linux are little
+  // endian; static_assert in group_state.cc).
+  static constexpr uint64_t kWaiters = uint64_t{1} << 31;
+  static constexpr uint64_t kCountMask = kWaiters - 1;
+  static constexpr int kCompletedShift = 32;
+  static constexpr uint64_t kCompletedOne = uint64_t{1} << kCompletedShift;
+  static constexpr uint64_t kCompletedCarry = uint64_t{1} << 63;
+  static constexpr uint64_t kCompletedMask =
+      (kCompletedCarry - 1) & ~(kCompletedOne - 1);
+  // The deltas ReleasePending adds: settle one task, or settle one task and
+  // count it completed (count - 1 and completed + 1 in one add: the count is
+  // >= 1, so the low half does not borrow from the completed field).
+  static constexpr uint64_t kRelease = ~uint64_t{0};  // i.e. -1
+  static constexpr uint64_t kReleaseCompleted = kCompletedOne - 1;
 
   void AddPending();
-  void ReleasePending();
-  void OnLastPendingReleased(uint32_t previous, GroupState* parent);
+  void ReleasePending(uint64_t delta = kRelease);
+  const std::atomic<uint32_t>* FutexWord() const;
   void StopLocked(std::string_view reason, bool force);
   void LinkChild(GroupState* child) ABSL_LOCKS_EXCLUDED(children_mu_);
   void UnlinkChild(GroupState* child) ABSL_LOCKS_EXCLUDED(children_mu_);
@@ -175,12 +193,14 @@ class GroupState {
   // alignas: an over-aligned TaskGroup would be misplaced in coroutine frames
   // (gcc allocates them with plain operator new) and in user containers.
   [[maybe_unused]] char pad_before_hot_[64];
-  std::atomic<uint32_t> pending_{0};
+  std::atomic<uint64_t> pending_{0};
   // Statistics, relaxed: counters, read only for reports (exact once joined,
-  // when Wait()'s acquire on pending_ orders them).
-  std::atomic<int64_t> spawned_{0};
+  // when Wait()'s acquire on pending_ orders them). `completed` lives in
+  // pending_; `spawned` is derived (Stats()), so a task that completes costs
+  // three RMWs of this line: AddPending, CountStarted, ReleasePending.
   std::atomic<int64_t> started_{0};
-  std::atomic<int64_t> completed_{0};
+  // Carries out of pending_'s 31-bit completed field (units of 2^31).
+  std::atomic<int64_t> completed_wraps_{0};
   std::atomic<int64_t> failed_{0};
   std::atomic<int64_t> cancelled_{0};
   std::atomic<int64_t> dropped_{0};  // subset of cancelled_: never started

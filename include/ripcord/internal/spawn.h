@@ -242,8 +242,7 @@ struct BlockingCall final : TaskNode {
       group->FinishDropped();
       return;
     }
-    group->CountOutcome(fn_status);
-    group->FinishWithoutCount();
+    group->FinishCounted(fn_status);
   }
 
   Fn fn;
