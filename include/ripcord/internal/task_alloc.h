@@ -1,0 +1,42 @@
+// Copyright 2026 The ripcord Authors.
+//
+// internal/task_alloc.h: memory for spawned tasks. A task is usually freed
+// by a different worker than the one that allocated it (the thief runs it),
+// which makes glibc's per-thread cache (7 chunks per size) overflow on one
+// side and run dry on the other: in skynet, malloc and free were 18% of the
+// workers' time, most of it in _int_free/_int_malloc under the arena lock.
+// This cache keeps up to kMaxCachedPerClass freed blocks per 16-byte size
+// class per thread, whoever allocated them (like tcache, bigger), and falls
+// back to ::operator new/delete beyond that. Memory moves between threads
+// with the tasks; the cap bounds what a thread can hoard. oneTBB's
+// small_object_pool (src/tbb/small_object_pool.cpp) solves the same problem
+// with owner-returned blocks; blocks here have no header, so a queued task
+// still costs one block of its own size (bar: <= 64 bytes per queued task).
+// Under the sanitizers (RIPCORD_SANITIZER) every call goes to ::operator
+// new/delete, so ASan still sees each task's lifetime.
+#ifndef RIPCORD_INTERNAL_TASK_ALLOC_H_
+#define RIPCORD_INTERNAL_TASK_ALLOC_H_
+
+#include <cstddef>
+#include <new>
+
+namespace ripcord::internal {
+
+// Blocks up to this size are cached; larger ones go straight to malloc.
+inline constexpr size_t kMaxCachedTaskSize = 256;
+
+// Thread-safe (per-thread state). Returns memory for `size` bytes aligned to
+// __STDCPP_DEFAULT_NEW_ALIGNMENT__; throws std::bad_alloc like operator new.
+void* AllocateTask(size_t size);
+// Thread-safe. `p` must come from AllocateTask(size) with the same size, on
+// any thread.
+void FreeTask(void* p, size_t size) noexcept;
+
+// True if T can live in AllocateTask memory (not over-aligned).
+template <class T>
+inline constexpr bool kTaskAllocatable =
+    alignof(T) <= __STDCPP_DEFAULT_NEW_ALIGNMENT__;
+
+}  // namespace ripcord::internal
+
+#endif  // RIPCORD_INTERNAL_TASK_ALLOC_H_
