@@ -140,7 +140,7 @@ GroupState::GroupState(ExecutorImpl* exec, GroupState* parent,
 }
 
 void GroupState::CheckNoChildren() const {
-  const int children = num_children_.load(std::memory_order_relaxed);
+  const int children = children_mu_.count();
   RIPCORD_CHECK(children == 0,
                 "TaskGroup %s destroyed while %d child group(s) are alive; "
                 "children must end before their parent",
@@ -459,7 +459,7 @@ int GroupState::Stop(std::string_view reason, StopOrigin origin) {
   std::vector<GroupState*> children;
   {
     SpinLockHolder lock(&children_mu_);
-    children.reserve(num_children_.load(std::memory_order_relaxed));
+    children.reserve(children_mu_.count());
     for (GroupState* c = first_child_; c != nullptr; c = c->next_sibling_) {
       c->Pin();
       children.push_back(c);
@@ -474,12 +474,11 @@ void GroupState::LinkChild(GroupState* child) {
   std::string reason;
   bool stopped = false;
   bool forced = false;
-  SpinLockHolder lock(&children_mu_);
+  SpinLockHolder lock(&children_mu_, +1);  // counts the child
   child->prev_sibling_ = nullptr;
   child->next_sibling_ = first_child_;
   if (first_child_ != nullptr) first_child_->prev_sibling_ = child;
   first_child_ = child;
-  num_children_.fetch_add(1, std::memory_order_relaxed);
   // The stop bit is set (in Stop) before the child list is copied, both
   // under children_mu_'s ordering, so checking the bit here is enough; mu_ is
   // taken only when it is set, to read the reason.
@@ -499,7 +498,7 @@ void GroupState::LinkChild(GroupState* child) {
 }
 
 void GroupState::UnlinkChild(GroupState* child) {
-  SpinLockHolder lock(&children_mu_);
+  SpinLockHolder lock(&children_mu_, -1);  // uncounts the child
   if (child->prev_sibling_ != nullptr) {
     child->prev_sibling_->next_sibling_ = child->next_sibling_;
   } else {
@@ -508,7 +507,6 @@ void GroupState::UnlinkChild(GroupState* child) {
   if (child->next_sibling_ != nullptr) {
     child->next_sibling_->prev_sibling_ = child->prev_sibling_;
   }
-  num_children_.fetch_sub(1, std::memory_order_relaxed);
 }
 
 // ---- diagnostics ----------------------------------------------------------

@@ -54,11 +54,12 @@ void Mutex::UnlockSlow() {
   FutexWake(&state_, 1);  // the address is only a key: see the header
 }
 
-void SpinLock::LockSlow() {
+void SpinLock::LockSlow(int delta) {
   int spins = 0;
   for (;;) {
     // relaxed: spin on a read (no cache-line ping-pong), then retry the RMW.
-    while (locked_.load(std::memory_order_relaxed)) {
+    uint32_t v;
+    while (((v = word_.load(std::memory_order_relaxed)) & kLocked) != 0) {
       if (++spins < 128) {
         CpuRelax();
       } else {
@@ -66,7 +67,11 @@ void SpinLock::LockSlow() {
       }
     }
     // acquire: as in Lock().
-    if (!locked_.exchange(true, std::memory_order_acquire)) return;
+    if (word_.compare_exchange_weak(
+            v, (v + static_cast<uint32_t>(delta) * kOne) | kLocked,
+            std::memory_order_acquire, std::memory_order_relaxed)) {
+      return;
+    }
   }
 }
 

@@ -215,12 +215,13 @@ class GroupState {
   absl::Time stop_time_ ABSL_GUARDED_BY(mu_);
 
   // The child list. Lock order: a parent's children_mu_ before a child's.
+  // The lock's counter is the number of live children: LinkChild and
+  // UnlinkChild change it in the RMW that takes the lock. CheckNoChildren()
+  // reads it without the lock (the destroying thread joined the group, and
+  // a child that is still alive was linked by code that happens-before the
+  // join).
   mutable SpinLock children_mu_;
   GroupState* first_child_ ABSL_GUARDED_BY(children_mu_) = nullptr;
-  // Written under children_mu_; read without it by CheckNoChildren()
-  // (relaxed: the destroying thread joined the group, and a child that is
-  // still alive was linked by code that happens-before the join).
-  std::atomic<int> num_children_{0};
   // Sibling links, guarded by the parent's children_mu_.
   GroupState* next_sibling_ = nullptr;
   GroupState* prev_sibling_ = nullptr;

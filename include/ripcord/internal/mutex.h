@@ -71,32 +71,54 @@ class ABSL_LOCKABLE Mutex {
 // instructions that are almost never contended (a group's child list: link,
 // unlink). One RMW to lock and a plain release store to unlock, where Mutex
 // needs two RMWs. Spins, then yields the CPU; never sleeps.
+// The lock word also carries a counter that only the lock holder changes
+// (Lock(delta) adds delta as it locks, in the same RMW) and that anyone may
+// read without the lock (count()): a group's number of children costs no
+// RMW of its own.
 class ABSL_LOCKABLE SpinLock {
  public:
   SpinLock() = default;
   SpinLock(const SpinLock&) = delete;
   SpinLock& operator=(const SpinLock&) = delete;
 
-  void Lock() ABSL_EXCLUSIVE_LOCK_FUNCTION() {
+  // Locks, and adds `delta` to the counter.
+  void Lock(int delta = 0) ABSL_EXCLUSIVE_LOCK_FUNCTION() {
+    // relaxed load: only a guess for the CAS, which re-checks it.
+    uint32_t v = word_.load(std::memory_order_relaxed) & ~kLocked;
     // acquire: pairs with the release store in Unlock().
-    if (!locked_.exchange(true, std::memory_order_acquire)) return;
-    LockSlow();
+    if (word_.compare_exchange_strong(
+            v, (v + static_cast<uint32_t>(delta) * kOne) | kLocked,
+            std::memory_order_acquire, std::memory_order_relaxed)) {
+      return;
+    }
+    LockSlow(delta);
   }
   void Unlock() ABSL_UNLOCK_FUNCTION() {
+    // Only lockers write the word and they CAS from an unlocked value, so
+    // while we hold it the word is ours: relaxed read, plain store.
+    const uint32_t v = word_.load(std::memory_order_relaxed);
     // release: publishes the critical section to the next Lock().
-    locked_.store(false, std::memory_order_release);
+    word_.store(v & ~kLocked, std::memory_order_release);
+  }
+  // The counter. relaxed: a snapshot unless the caller synchronised with
+  // the last holder otherwise.
+  int count() const {
+    return static_cast<int>(word_.load(std::memory_order_relaxed) / kOne);
   }
 
  private:
-  void LockSlow();
-  std::atomic<bool> locked_{false};
+  static constexpr uint32_t kLocked = 1;
+  static constexpr uint32_t kOne = 2;
+  void LockSlow(int delta);
+  std::atomic<uint32_t> word_{0};
 };
 
 class ABSL_SCOPED_LOCKABLE SpinLockHolder {
  public:
-  explicit SpinLockHolder(SpinLock* mu) ABSL_EXCLUSIVE_LOCK_FUNCTION(mu)
+  explicit SpinLockHolder(SpinLock* mu, int delta = 0)
+      ABSL_EXCLUSIVE_LOCK_FUNCTION(mu)
       : mu_(mu) {
-    mu_->Lock();
+    mu_->Lock(delta);
   }
   ~SpinLockHolder() ABSL_UNLOCK_FUNCTION() { mu_->Unlock(); }
   SpinLockHolder(const SpinLockHolder&) = delete;
