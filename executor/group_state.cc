@@ -60,7 +60,7 @@ namespace ripcord {
 namespace internal {
 namespace {
 
-thread_local GroupState* tls_current_group = nullptr;
+RIPCORD_FAST_TLS thread_local GroupState* tls_current_group = nullptr;
 
 // The lists of groups this thread has pinned and is stopping (StopPinned),
 // innermost first. Only this thread reads or writes them.
@@ -68,16 +68,19 @@ struct PinFrame {
   std::vector<GroupState*>* pinned;
   PinFrame* outer;
 };
-thread_local PinFrame* tls_pin_frames = nullptr;
+RIPCORD_FAST_TLS thread_local PinFrame* tls_pin_frames = nullptr;
 
 // Group ids for labels: a per-thread counter under a per-thread prefix, so
 // creating a group touches no shared cache line (fib(30) creates 1.3 million).
 uint64_t NextGroupId() {
   static std::atomic<uint64_t> next_thread{1};
-  // relaxed: only uniqueness matters.
-  thread_local uint64_t prefix =
-      next_thread.fetch_add(1, std::memory_order_relaxed) << 40;
-  thread_local uint64_t count = 0;
+  // Constant-initialised (no TLS init guard); the prefix is taken on the
+  // thread's first group. relaxed: only uniqueness matters.
+  RIPCORD_FAST_TLS thread_local uint64_t prefix = 0;
+  RIPCORD_FAST_TLS thread_local uint64_t count = 0;
+  if (prefix == 0) {
+    prefix = next_thread.fetch_add(1, std::memory_order_relaxed) << 40;
+  }
   return prefix | ++count;
 }
 
@@ -148,7 +151,7 @@ void GroupState::CheckNoChildren() const {
 }
 
 GroupState::~GroupState() {
-  CheckNoChildren();
+  // ~TaskGroup ran CheckNoChildren() before joining.
   if (timeout_ != nullptr) exec_->timers().Cancel(timeout_->entry());
   if (parent_ != nullptr) {
     parent_->UnlinkChild(this);
@@ -341,6 +344,11 @@ void GroupState::FinishTask(absl::Status status) {
 
 // ---- join -----------------------------------------------------------------
 
+bool GroupState::CurrentTaskInside() const {
+  const GroupState* current = tls_current_group;
+  return current != nullptr && current->IsWithin(this);
+}
+
 absl::Status GroupState::CheckNotInside(const char* api) const {
   const GroupState* current = tls_current_group;
   if (current != nullptr && current->IsWithin(this)) {
@@ -393,7 +401,7 @@ absl::Status GroupState::WaitUntil(absl::Time deadline, bool* timed_out) {
 }
 
 absl::Status GroupState::Wait() {
-  RIPCORD_RETURN_IF_ERROR(CheckNotInside("TaskGroup::Wait()"));
+  if (CurrentTaskInside()) return CheckNotInside("TaskGroup::Wait()");
   bool timed_out = false;
   WaitUntil(absl::InfiniteFuture(), &timed_out).IgnoreError();
   return Outcome();
@@ -622,8 +630,14 @@ TaskGroup::~TaskGroup() {
     state_.Stop("an exception is unwinding the scope that owns the group",
                 internal::StopOrigin::kSelf);
   }
-  absl::Status inside = state_.CheckNotInside("~TaskGroup()");
-  RIPCORD_CHECK(inside.ok(), "%s", inside.ToString().c_str());
+  // Already joined (the usual case: the owner called Wait()): nothing to
+  // wait for, and a task of the group or of a descendant cannot be running
+  // on this thread, since it would keep the group busy.
+  if (state_.Idle()) return;
+  if (state_.CurrentTaskInside()) {
+    absl::Status inside = state_.CheckNotInside("~TaskGroup()");
+    RIPCORD_CHECK(inside.ok(), "%s", inside.ToString().c_str());
+  }
   state_.Wait().IgnoreError();
 }
 

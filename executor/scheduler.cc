@@ -70,7 +70,7 @@
 namespace ripcord::internal {
 namespace {
 
-thread_local Worker* tls_worker = nullptr;
+RIPCORD_FAST_TLS thread_local Worker* tls_worker = nullptr;
 
 constexpr uint32_t kInjectInterval = 61;
 constexpr int kRootShards = 16;

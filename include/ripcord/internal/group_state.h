@@ -95,6 +95,8 @@ class GroupState {
   // FailedPrecondition if the calling thread runs a task of this group or of
   // a descendant (Wait() would deadlock), else OK.
   absl::Status CheckNotInside(const char* api) const;
+  // The test behind CheckNotInside, without building a Status.
+  bool CurrentTaskInside() const;
 
   // ---- stop -------------------------------------------------------------
   // Stops this group (unless shielded from `origin`) and its subtree. The
