@@ -34,6 +34,7 @@
 // A child linked while its parent is stopped is stopped in LinkChild under
 // the parent's children_mu_, so no child misses a stop: either it is in the
 // list when step 4 copies it, or it sees stopped_ when it links.
+#include <algorithm>
 #include <cstdio>
 #include <exception>
 #include <memory>
@@ -296,10 +297,29 @@ void GroupState::Submit(TaskNode* task) {
 }
 
 void GroupState::CountStarted() {
-  started_.fetch_add(1, std::memory_order_relaxed);
+  // relaxed: statistics.
+  running_other_.fetch_add(1, std::memory_order_relaxed);
+}
+
+int GroupState::StartPlain() {
+  const int frame = ExecutorImpl::PushPlainFrame(this);
+  // relaxed: statistics.
+  if (frame < 0) running_other_.fetch_add(1, std::memory_order_relaxed);
+  return frame;
+}
+
+void GroupState::FinishPlain(absl::Status status, int frame) {
+  if (frame >= 0) {
+    ExecutorImpl::PopPlainFrame(frame);
+  } else {
+    running_other_.fetch_sub(1, std::memory_order_relaxed);
+  }
+  Settle(std::move(status));
 }
 
 void GroupState::FinishCounted(const absl::Status& status) {
+  // relaxed: statistics.
+  running_other_.fetch_sub(1, std::memory_order_relaxed);
   if (status.ok()) {
     ReleasePending(kReleaseCompleted);
     return;
@@ -313,17 +333,26 @@ void GroupState::FinishCounted(const absl::Status& status) {
   ReleasePending();
 }
 
-void GroupState::FinishOk() { ReleasePending(kReleaseCompleted); }
+void GroupState::FinishOk() {
+  // relaxed: statistics.
+  running_other_.fetch_sub(1, std::memory_order_relaxed);
+  ReleasePending(kReleaseCompleted);
+}
 
 void GroupState::FinishDropped() {
   cancelled_.fetch_add(1, std::memory_order_relaxed);
-  dropped_.fetch_add(1, std::memory_order_relaxed);
   ReleasePending();
 }
 
 void GroupState::FinishTask(absl::Status status) {
+  // relaxed: statistics.
+  running_other_.fetch_sub(1, std::memory_order_relaxed);
+  Settle(std::move(status));
+}
+
+void GroupState::Settle(absl::Status status) {
   if (status.ok()) {
-    FinishOk();
+    ReleasePending(kReleaseCompleted);
     return;
   }
   if (absl::IsCancelled(status) && stop_requested()) {
@@ -530,8 +559,8 @@ GroupStats GroupState::Stats() const {
     }
   }
   // relaxed: a snapshot; exact once joined (see the field comment).
-  const int64_t started = started_.load(std::memory_order_relaxed);
-  const int64_t dropped = dropped_.load(std::memory_order_relaxed);
+  const int64_t running = exec_->CountRunningPlain(this) +
+                          running_other_.load(std::memory_order_relaxed);
   const uint64_t word = pending_.load(std::memory_order_relaxed);
   s.completed =
       static_cast<int64_t>((word & kCompletedMask) >> kCompletedShift) +
@@ -543,10 +572,8 @@ GroupStats GroupState::Stats() const {
   const int64_t unsettled = std::max<int64_t>(
       0, static_cast<int64_t>(word & kCountMask) - busy_children);
   s.spawned = s.completed + s.failed + s.cancelled + unsettled;
-  const int64_t finished_after_start = s.completed + s.failed + s.cancelled -
-                                       dropped;
-  s.running = std::max<int64_t>(0, started - finished_after_start);
-  s.queued = std::max<int64_t>(0, s.spawned - started - dropped);
+  s.running = std::clamp<int64_t>(running, 0, unsettled);
+  s.queued = unsettled - s.running;
   return s;
 }
 

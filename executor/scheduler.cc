@@ -168,6 +168,33 @@ bool ExecutorImpl::OnWorkerThread() const {
   return tls_worker != nullptr && tls_worker->exec == this;
 }
 
+int ExecutorImpl::PushPlainFrame(const GroupState* group) {
+  Worker* w = tls_worker;
+  if (w == nullptr || w->frame_depth >= Worker::kTrackedFrames) return -1;
+  const int slot = w->frame_depth++;
+  // relaxed: see Worker::frames.
+  w->frames[slot].store(group, std::memory_order_relaxed);
+  return slot;
+}
+
+void ExecutorImpl::PopPlainFrame(int slot) {
+  Worker* w = tls_worker;
+  // relaxed: see Worker::frames.
+  w->frames[slot].store(nullptr, std::memory_order_relaxed);
+  w->frame_depth = slot;
+}
+
+int64_t ExecutorImpl::CountRunningPlain(const GroupState* group) const {
+  int64_t n = 0;
+  for (const auto& w : workers_) {
+    for (const auto& f : w->frames) {
+      // relaxed: see Worker::frames.
+      if (f.load(std::memory_order_relaxed) == group) ++n;
+    }
+  }
+  return n;
+}
+
 void ExecutorImpl::Schedule(TaskNode* task) {
   Worker* w = tls_worker;
   if (w != nullptr && w->exec == this) {

@@ -58,6 +58,13 @@ struct Worker {
   // ordinary worker is parked (it may want the new task). exchange()d to
   // false by whoever wakes it.
   std::atomic<bool> parked_waiter{false};
+  // The groups of the plain tasks running on this worker, innermost last
+  // (helping waits nest them): frames[i] for i < frame_depth. Written by the
+  // worker (relaxed stores to its own cache line), read by Stats() of any
+  // thread (relaxed: a snapshot; compared, never dereferenced).
+  static constexpr int kTrackedFrames = 32;
+  std::atomic<const GroupState*> frames[kTrackedFrames] = {};
+  int frame_depth = 0;  // owner only
 };
 
 // RootShard: one slice of the root-group registry. Root groups register in
@@ -104,6 +111,14 @@ class ExecutorImpl {
       ABSL_LOCKS_EXCLUDED(join_mu_);
   // True on one of this executor's worker threads.
   bool OnWorkerThread() const;
+  // A plain task of `group` starts / ends on this thread. Returns the frame
+  // slot to pass to PopPlainFrame, or -1 when the task is not tracked (nested
+  // deeper than Worker::kTrackedFrames, or not on a worker): the caller then
+  // counts it in the group instead.
+  static int PushPlainFrame(const GroupState* group);
+  static void PopPlainFrame(int slot);
+  // Plain tasks of `group` running on the workers now (a snapshot).
+  int64_t CountRunningPlain(const GroupState* group) const;
 
   TimerQueue& timers() { return *timers_; }
   BlockingPool& blocking() { return *blocking_; }

@@ -296,6 +296,42 @@ TEST_F(DiagnosticsTest, StatsRunningAndQueued) {
   ExpectStats(b.stats(), 1, 1, 0, 0, 0, 0);
 }
 
+// Invariant: running counts each plain task once however deeply helping
+// waits nest them on one worker (the first 32 levels are the worker's
+// published frames, deeper ones a counter), and a busy child group counts
+// in neither spawned nor running of its parent: at the bottom of a chain of
+// 40 nested groups on ONE worker, every level shows spawned=1 running=1
+// queued=0.
+TEST_F(DiagnosticsTest, StatsRunningThroughDeepNesting) {
+  constexpr int kDepth = 40;
+  Executor ex({.num_workers = 1});
+  TaskGroup root(ex, {.name = "root"});
+  std::vector<TaskGroup*> chain;  // chain[i]: the group at depth i
+  std::vector<GroupStats> seen;
+  std::function<void(TaskGroup&, int)> descend = [&](TaskGroup& parent,
+                                                     int level) {
+    TaskGroup g(parent);
+    chain.push_back(&g);
+    g.Spawn([&, level] {
+      if (level + 1 < kDepth) {
+        descend(g, level + 1);
+      } else {
+        for (TaskGroup* c : chain) seen.push_back(c->stats());
+      }
+    });
+    EXPECT_TRUE(g.Wait().ok());
+    chain.pop_back();
+  };
+  root.Spawn([&] { descend(root, 0); });
+  ASSERT_TRUE(JoinOrDie(root, ex).ok());
+  ASSERT_EQ(static_cast<int>(seen.size()), kDepth);
+  for (int i = 0; i < kDepth; ++i) {
+    SCOPED_TRACE(absl::StrCat("depth ", i));
+    ExpectStats(seen[i], 1, 0, 0, 0, 1, 0);
+  }
+  ExpectStats(root.stats(), 1, 1, 0, 0, 0, 0);
+}
+
 // ---- stats(): exact under a stress of random stops ------------------------
 
 // The test's own count of what happened to one group's tasks.

@@ -75,13 +75,22 @@ class GroupState {
   GroupState* Enter();
   static void Leave(GroupState* previous);
   // Settles one task; the last touch of the group by that task.
+  // Plain tasks bracket their run with StartPlain()/FinishPlain(): the
+  // running count of plain tasks comes from the workers' published frames
+  // (ExecutorImpl::CountRunningPlain), not from a counter, so a plain task
+  // costs no RMW of the group's line for starting.
+  int StartPlain();
+  void FinishPlain(absl::Status status, int frame);
+  void FinishDropped();          // dropped before it started
+  // Other work (coroutines, blocking calls) counts its start with
+  // CountStarted() and settles with one of FinishTask, FinishOk or
+  // FinishCounted, which count it no longer running.
+  void CountStarted();
   void FinishTask(absl::Status status);
   void FinishOk();
-  void FinishDropped();          // dropped before it started
   // Settles a task whose outcome is counted (completed/failed/cancelled) but
   // does not fail the group: a blocking call whose done callback returned.
   void FinishCounted(const absl::Status& status);
-  void CountStarted();
 
   // Aborts with a message if child groups are still alive.
   void CheckNoChildren() const ABSL_LOCKS_EXCLUDED(children_mu_);
@@ -176,6 +185,8 @@ class GroupState {
 
   void AddPending();
   void ReleasePending(uint64_t delta = kRelease);
+  // The outcome half of FinishTask/FinishPlain.
+  void Settle(absl::Status status);
   const std::atomic<uint32_t>* FutexWord() const;
   void StopLocked(std::string_view reason, bool force);
   void LinkChild(GroupState* child) ABSL_LOCKS_EXCLUDED(children_mu_);
@@ -198,14 +209,15 @@ class GroupState {
   std::atomic<uint64_t> pending_{0};
   // Statistics, relaxed: counters, read only for reports (exact once joined,
   // when Wait()'s acquire on pending_ orders them). `completed` lives in
-  // pending_; `spawned` is derived (Stats()), so a task that completes costs
-  // three RMWs of this line: AddPending, CountStarted, ReleasePending.
-  std::atomic<int64_t> started_{0};
+  // pending_; `spawned` and `running` are derived (Stats()), so a plain task
+  // that completes costs two RMWs of this line: AddPending, ReleasePending.
+  // Started and not finished: coroutines and blocking calls (CountStarted),
+  // and plain tasks nested too deep to have a published frame.
+  std::atomic<int64_t> running_other_{0};
   // Carries out of pending_'s 31-bit completed field (units of 2^31).
   std::atomic<int64_t> completed_wraps_{0};
   std::atomic<int64_t> failed_{0};
   std::atomic<int64_t> cancelled_{0};
-  std::atomic<int64_t> dropped_{0};  // subset of cancelled_: never started
   std::atomic<int64_t> blocking_{0};  // blocking fns running now
 
   [[maybe_unused]] char pad_after_hot_[64];

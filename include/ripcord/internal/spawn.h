@@ -110,18 +110,14 @@ struct PlainTask final : TaskNode {
       group->FinishDropped();
       return;
     }
-    group->CountStarted();
+    const int frame = group->StartPlain();
     GroupState* previous = group->Enter();
     absl::Status status = RunPlain(self->f, group->token());
     // The callable (and its captures) dies before the group hears the task
     // finished: after Wait() returns, no capture destructor is still running.
     delete self;
     GroupState::Leave(previous);
-    if (status.ok()) {
-      group->FinishOk();
-    } else {
-      group->FinishTask(std::move(status));
-    }
+    group->FinishPlain(std::move(status), frame);
   }
 
   F f;
