@@ -1,25 +1,50 @@
 // Copyright 2026 The ripcord Authors.
 //
-// task_alloc.cc: the per-thread block cache behind AllocateTask/FreeTask
-// (see include/ripcord/internal/task_alloc.h for why).
+// task_alloc.cc: the block cache behind AllocateTask/FreeTask (see
+// include/ripcord/internal/task_alloc.h for why).
+//
+// Two levels, after Bonwick's magazines and depot (USENIX 2001) and
+// tcmalloc's transfer cache:
+//  1. Per thread and size class, a free list of up to 2 x kBatch blocks.
+//     Allocation and free touch only this list: no atomic operation.
+//  2. Per size class, a depot of full batches (chains of kBatch blocks)
+//     under a spinlock. A thread whose list overflows moves one batch to the
+//     depot; a thread whose list is empty takes one batch back. So a thread
+//     that only submits (the blocks are freed by the workers that ran the
+//     tasks) refills kBatch blocks per lock acquisition instead of calling
+//     malloc per task, and the workers return them in the same way.
+// Beyond kMaxDepotBatches batches per class, blocks go back to operator
+// delete, which bounds what the cache keeps from the system.
 #include "ripcord/internal/task_alloc.h"
 
 #include <cstddef>
 #include <cstdint>
 #include <new>
 
+#include "ripcord/internal/mutex.h"
+
 namespace ripcord::internal {
+
+#ifndef RIPCORD_SANITIZER
 namespace {
 
 constexpr size_t kGranule = 16;
 constexpr size_t kClasses = kMaxCachedTaskSize / kGranule;
-// Per class and thread. 256 blocks of 48 bytes is 12 KiB: enough to absorb
-// the imbalance of a steal-heavy phase, small next to a worker's stack.
-constexpr uint32_t kMaxCachedPerClass = 256;
+constexpr uint32_t kBatch = 64;
+constexpr uint32_t kMaxDepotBatches = 256;  // 16,384 blocks per class
 
 struct FreeBlock {
-  FreeBlock* next;
+  FreeBlock* next;        // within a thread list or a batch
+  FreeBlock* next_batch;  // depot only: the next batch (first block's field)
 };
+static_assert(sizeof(FreeBlock) <= kGranule);
+
+struct alignas(64) Depot {
+  SpinLock mu;
+  FreeBlock* batches ABSL_GUARDED_BY(mu) = nullptr;
+  uint32_t count ABSL_GUARDED_BY(mu) = 0;
+};
+Depot depots[kClasses];
 
 // Trivially constructible and destructible, so that accessing it is a plain
 // TLS access with no init guard; the cleanup lives in a separate object that
@@ -28,24 +53,67 @@ struct ThreadCache {
   FreeBlock* head[kClasses];
   uint32_t count[kClasses];
   bool cleanup_registered;
+  bool dead;  // the thread is exiting: no more caching
 };
 thread_local ThreadCache tls_cache{};
 
 size_t ClassOf(size_t size) { return (size - 1) / kGranule; }
 size_t ClassSize(size_t c) { return (c + 1) * kGranule; }
 
+// Moves kBatch blocks from the thread's list of class c to the depot (or to
+// operator delete when the depot is full).
+void Flush(ThreadCache& cache, size_t c) {
+  FreeBlock* first = cache.head[c];
+  FreeBlock* last = first;
+  for (uint32_t i = 1; i < kBatch; ++i) last = last->next;
+  cache.head[c] = last->next;
+  cache.count[c] -= kBatch;
+  last->next = nullptr;
+  {
+    Depot& d = depots[c];
+    SpinLockHolder lock(&d.mu);
+    if (d.count < kMaxDepotBatches) {
+      first->next_batch = d.batches;
+      d.batches = first;
+      ++d.count;
+      return;
+    }
+  }
+  while (first != nullptr) {
+    FreeBlock* next = first->next;
+    ::operator delete(first, ClassSize(c));
+    first = next;
+  }
+}
+
+// Takes a batch from the depot into the (empty) thread list of class c.
+bool Refill(ThreadCache& cache, size_t c) {
+  Depot& d = depots[c];
+  FreeBlock* batch;
+  {
+    SpinLockHolder lock(&d.mu);
+    batch = d.batches;
+    if (batch == nullptr) return false;
+    d.batches = batch->next_batch;
+    --d.count;
+  }
+  cache.head[c] = batch;
+  cache.count[c] = kBatch;
+  return true;
+}
+
 struct CacheCleaner {
   ~CacheCleaner() {
     ThreadCache& cache = tls_cache;
+    cache.dead = true;
     for (size_t c = 0; c < kClasses; ++c) {
+      while (cache.count[c] >= kBatch) Flush(cache, c);
       while (cache.head[c] != nullptr) {
         FreeBlock* b = cache.head[c];
         cache.head[c] = b->next;
         ::operator delete(b, ClassSize(c));
       }
-      // Full from now on: a free by a later thread_local destructor of this
-      // thread goes straight to operator delete instead of leaking here.
-      cache.count[c] = kMaxCachedPerClass;
+      cache.count[c] = 0;
     }
   }
 };
@@ -59,39 +127,42 @@ void RegisterCleanup(ThreadCache& cache) {
 }  // namespace
 
 void* AllocateTask(size_t size) {
-#ifndef RIPCORD_SANITIZER
-  if (size != 0 && size <= kMaxCachedTaskSize) {
-    const size_t c = ClassOf(size);
-    ThreadCache& cache = tls_cache;
-    if (FreeBlock* b = cache.head[c]) {
-      cache.head[c] = b->next;
-      --cache.count[c];
-      return b;
-    }
-    return ::operator new(ClassSize(c));
+  if (size == 0 || size > kMaxCachedTaskSize) return ::operator new(size);
+  const size_t c = ClassOf(size);
+  ThreadCache& cache = tls_cache;
+  FreeBlock* b = cache.head[c];
+  if (b == nullptr) {
+    if (cache.dead || !Refill(cache, c)) return ::operator new(ClassSize(c));
+    b = cache.head[c];
   }
-#endif
-  return ::operator new(size);
+  cache.head[c] = b->next;
+  --cache.count[c];
+  return b;
 }
 
 void FreeTask(void* p, size_t size) noexcept {
-#ifndef RIPCORD_SANITIZER
-  if (size != 0 && size <= kMaxCachedTaskSize) {
-    const size_t c = ClassOf(size);
-    ThreadCache& cache = tls_cache;
-    if (cache.count[c] < kMaxCachedPerClass) {
-      if (!cache.cleanup_registered) RegisterCleanup(cache);
-      auto* b = static_cast<FreeBlock*>(p);
-      b->next = cache.head[c];
-      cache.head[c] = b;
-      ++cache.count[c];
-      return;
-    }
+  if (size == 0 || size > kMaxCachedTaskSize) {
+    ::operator delete(p, size);
+    return;
+  }
+  const size_t c = ClassOf(size);
+  ThreadCache& cache = tls_cache;
+  if (cache.dead) {
     ::operator delete(p, ClassSize(c));
     return;
   }
-#endif
-  ::operator delete(p, size);
+  if (!cache.cleanup_registered) RegisterCleanup(cache);
+  auto* b = static_cast<FreeBlock*>(p);
+  b->next = cache.head[c];
+  cache.head[c] = b;
+  if (++cache.count[c] >= 2 * kBatch) Flush(cache, c);
 }
+
+#else  // RIPCORD_SANITIZER: every task is its own allocation.
+
+void* AllocateTask(size_t size) { return ::operator new(size); }
+void FreeTask(void* p, size_t size) noexcept { ::operator delete(p, size); }
+
+#endif  // RIPCORD_SANITIZER
 
 }  // namespace ripcord::internal

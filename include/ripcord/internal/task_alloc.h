@@ -5,13 +5,14 @@
 // which makes glibc's per-thread cache (7 chunks per size) overflow on one
 // side and run dry on the other: in skynet, malloc and free were 18% of the
 // workers' time, most of it in _int_free/_int_malloc under the arena lock.
-// This cache keeps up to kMaxCachedPerClass freed blocks per 16-byte size
-// class per thread, whoever allocated them (like tcache, bigger), and falls
-// back to ::operator new/delete beyond that. Memory moves between threads
-// with the tasks; the cap bounds what a thread can hoard. oneTBB's
-// small_object_pool (src/tbb/small_object_pool.cpp) solves the same problem
-// with owner-returned blocks; blocks here have no header, so a queued task
-// still costs one block of its own size (bar: <= 64 bytes per queued task).
+// This cache keeps freed blocks per thread and 16-byte size class, whoever
+// allocated them, and moves them between threads in batches of 64 through a
+// per-class depot (executor/task_alloc.cc), so a thread that only submits
+// and workers that only free trade memory 64 blocks per lock acquisition.
+// oneTBB's small_object_pool (src/tbb/small_object_pool.cpp) solves the same
+// problem with owner-returned blocks; blocks here have no header, so a queued
+// task still costs one block of its own size (bar: <= 64 bytes per queued
+// task).
 // Under the sanitizers (RIPCORD_SANITIZER) every call goes to ::operator
 // new/delete, so ASan still sees each task's lifetime.
 #ifndef RIPCORD_INTERNAL_TASK_ALLOC_H_
