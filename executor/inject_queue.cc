@@ -53,6 +53,23 @@ TaskNode* InjectQueue::Pop() {
   return t;
 }
 
+int InjectQueue::PopBatch(TaskNode** out, int max) {
+  // relaxed: as in Pop().
+  if (size_.load(std::memory_order_relaxed) == 0) return 0;
+  MutexLock lock(&mu_);
+  int n = 0;
+  while (n < max && head_ != nullptr) {
+    TaskNode* t = head_;
+    head_ = t->next;
+    t->next = nullptr;
+    out[n++] = t;
+  }
+  if (head_ == nullptr) tail_ = nullptr;
+  // relaxed: as in Pop().
+  size_.fetch_sub(n, std::memory_order_relaxed);
+  return n;
+}
+
 TaskNode* InjectQueue::PopIf(absl::FunctionRef<bool(const TaskNode*)> pred,
                              int limit) {
   if (size_.load(std::memory_order_relaxed) == 0) return nullptr;

@@ -34,6 +34,9 @@ class InjectQueue {
       ABSL_LOCKS_EXCLUDED(mu_);
   // Pops the front, or nullptr.
   TaskNode* Pop() ABSL_LOCKS_EXCLUDED(mu_);
+  // Pops up to `max` tasks from the front into out[0..n), in queue order,
+  // under one lock acquisition; returns n.
+  int PopBatch(TaskNode** out, int max) ABSL_LOCKS_EXCLUDED(mu_);
   // Pops the first of the first `limit` tasks that satisfies `pred`, or
   // nullptr. `pred` runs under the queue's lock and must not block.
   TaskNode* PopIf(absl::FunctionRef<bool(const TaskNode*)> pred, int limit)

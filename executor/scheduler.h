@@ -135,6 +135,9 @@ class ExecutorImpl {
  private:
   friend struct WorkerLoop;
   void WorkerMain(Worker* w);
+  // Takes a batch from the injection queue: returns the first task and
+  // pushes the rest onto w's deque (where other workers can steal them).
+  TaskNode* PopInjected(Worker* w);
   // Runs or drops (group stopped) one task on worker `w`.
   void RunTask(Worker* w, TaskNode* t);
   // A helping wait's search (steps 1-3 atop scheduler.cc): only tasks inside
