@@ -548,6 +548,17 @@ void GroupState::UnlinkChild(GroupState* child) {
 
 // ---- diagnostics ----------------------------------------------------------
 
+void GroupState::SetCompletedForTesting(int64_t n) {
+  const auto field = static_cast<uint64_t>(n) & ((uint64_t{1} << 31) - 1);
+  uint64_t v = pending_.load(std::memory_order_relaxed);
+  // relaxed: test set-up on a quiet group.
+  while (!pending_.compare_exchange_weak(
+      v, (v & (kWaiters | kCountMask)) | (field << kCompletedShift),
+      std::memory_order_relaxed)) {
+  }
+  completed_wraps_.store(n >> 31, std::memory_order_relaxed);
+}
+
 GroupStats GroupState::Stats() const {
   GroupStats s;
   // Child groups with work each hold 1 of the count; the rest are tasks.

@@ -332,6 +332,32 @@ TEST_F(DiagnosticsTest, StatsRunningThroughDeepNesting) {
   ExpectStats(root.stats(), 1, 1, 0, 0, 0, 0);
 }
 
+// Invariant: completed is exact past 2^31 and 2^32, where the 31-bit
+// completed field inside the group's join word carries into its overflow
+// counter (the carry is set by a finishing task and moved by the next spawn,
+// and stats() counts it in between).
+TEST_F(DiagnosticsTest, StatsCompletedPastTheFieldWidth) {
+  Executor ex({.num_workers = 2});
+  for (const int64_t start : {(int64_t{1} << 31) - 3, (int64_t{1} << 32) - 2,
+                              (int64_t{3} << 31) - 1}) {
+    SCOPED_TRACE(absl::StrCat("start ", start));
+    TaskGroup g(ex);
+    g.Spawn([start] {
+      internal::GroupState::Current()->SetCompletedForTesting(start);
+    });
+    ASSERT_TRUE(JoinOrDie(g, ex).ok());
+    EXPECT_EQ(g.stats().completed, start + 1);  // maybe only the carry bit
+    for (int round = 0; round < 3; ++round) {
+      for (int i = 0; i < 5; ++i) g.Spawn([] {});
+      ASSERT_TRUE(JoinOrDie(g, ex).ok());
+      const GroupStats s = g.stats();
+      EXPECT_EQ(s.completed, start + 1 + 5 * (round + 1));
+      EXPECT_EQ(s.spawned, s.completed);
+      EXPECT_EQ(s.running + s.queued, 0);
+    }
+  }
+}
+
 // ---- stats(): exact under a stress of random stops ------------------------
 
 // The test's own count of what happened to one group's tasks.

@@ -122,6 +122,10 @@ class GroupState {
   ExecutorImpl* executor() const { return exec_; }
   int depth() const { return depth_; }
   GroupStats Stats() const;
+  // Tests only: sets the completed count to `n`, to reach the 2^31 carry of
+  // pending_'s completed field without running 2^31 tasks. Call it from the
+  // group's only running task.
+  void SetCompletedForTesting(int64_t n);
   // "group 'name'" or "unnamed group #id", for messages.
   std::string Label() const;
   // True if this group is `ancestor` or lies under it.
