@@ -135,7 +135,7 @@ TEST_F(TaskGroupTest, CapturesOfEverySizeAndAlignment) {
       Aligned a{};
       Big big{};
       big.bytes[999] = 7;
-      g.Spawn([&, a, c = Counted(&live)] {
+      g.Spawn([&, a, big, c = Counted(&live)] {
         if (reinterpret_cast<uintptr_t>(&a) % 64 != 0) misaligned++;
         ran++;
         // From a worker: onto its deque, maybe freed by the other worker.
