@@ -28,8 +28,13 @@ namespace ripcord::internal {
 #ifndef RIPCORD_SANITIZER
 namespace {
 
+// Class sizes 24, 40, 56, ... : glibc's usable chunk sizes (a 16-byte
+// multiple minus its 8-byte header), so a block that falls back to malloc
+// costs exactly the chunk malloc would have used for the task anyway
+// (a 40-byte node in a 48-byte class would take a 64-byte chunk).
 constexpr size_t kGranule = 16;
-constexpr size_t kClasses = kMaxCachedTaskSize / kGranule;
+constexpr size_t kSmallest = 24;
+constexpr size_t kClasses = (kMaxCachedTaskSize - kSmallest) / kGranule + 2;
 constexpr uint32_t kBatch = 64;
 constexpr uint32_t kMaxDepotBatches = 256;  // 16,384 blocks per class
 
@@ -37,7 +42,7 @@ struct FreeBlock {
   FreeBlock* next;        // within a thread list or a batch
   FreeBlock* next_batch;  // depot only: the next batch (first block's field)
 };
-static_assert(sizeof(FreeBlock) <= kGranule);
+static_assert(sizeof(FreeBlock) <= kSmallest);
 
 struct alignas(64) Depot {
   SpinLock mu;
@@ -57,8 +62,11 @@ struct ThreadCache {
 };
 thread_local ThreadCache tls_cache{};
 
-size_t ClassOf(size_t size) { return (size - 1) / kGranule; }
-size_t ClassSize(size_t c) { return (c + 1) * kGranule; }
+size_t ClassOf(size_t size) {
+  return size <= kSmallest ? 0 : (size - kSmallest + kGranule - 1) / kGranule;
+}
+size_t ClassSize(size_t c) { return kSmallest + c * kGranule; }
+static_assert(kSmallest + (kClasses - 1) * kGranule >= kMaxCachedTaskSize);
 
 // Moves kBatch blocks from the thread's list of class c to the depot (or to
 // operator delete when the depot is full).
