@@ -1,33 +1,40 @@
 // Copyright 2026 The ripcord Authors.
 //
 // The timer protocol. One mutex (mu_) guards the heap, every scheduled
-// entry's private fields, firing_, cancel_waiters_, sleeping_until_ and
-// stop_. There are no atomics: every cross-thread hand-off below is a
-// release/acquire of mu_.
+// entry's private fields, live_, firing_, cancel_waiters_,
+// sleeping_until_ns_ and stop_. There are no atomics: every cross-thread
+// hand-off below is a release/acquire of mu_.
+//
+// The heap holds slots by value: (deadline_ns, seq, entry). Ordering reads
+// only slots, never entries. A cancelled entry leaves its slot behind with
+// entry == nullptr (a "cancelled slot"): the queue never dereferences it.
 //
 // An entry is in exactly one of three states, and every transition happens
 // under mu_:
 //   idle       heap_index_ == -1 and firing_ != e
-//   scheduled  heap_index_ >= 0  (heap_[heap_index_] == e)
+//   scheduled  heap_index_ >= 0  (heap_[heap_index_].entry == e)
 //   firing     firing_ == e      (popped; its callback runs without mu_)
 // (A callback that re-arms its entry makes it "scheduled" while it is still
 // "firing"; Cancel() handles that combination in step 6.)
 //
 // 1. Schedule(e, d): raise d to Now() if it is in the past, so that entries
 //    already due fire first, in order (one that keeps re-arming itself with
-//    a past deadline cannot starve the others). Under mu_, check e is idle,
-//    set deadline_ and seq_, push it (sift up). If d < sleeping_until_, the
-//    thread sleeps past the new earliest deadline: set sleeping_until_ =
-//    InfinitePast() and Signal wake_cv_. Otherwise no signal: the thread
-//    will wake for an earlier entry, or is awake and re-reads the heap
-//    before sleeping (step 5).
+//    a past deadline cannot starve the others); round it up to whole
+//    nanoseconds. Under mu_, check e is idle, set deadline_, push the slot
+//    (sift up) with seq = next_seq_++, ++live_. If its deadline is before
+//    sleeping_until_ns_, the thread sleeps past the new earliest deadline:
+//    set sleeping_until_ns_ = INT64_MIN and Signal wake_cv_. Otherwise no
+//    signal: the thread will wake for an earlier slot, or is awake and
+//    re-reads the heap before sleeping (step 5).
 // 2. The timer thread, holding mu_, reads now = Now() and end = next_seq_.
-// 3. Firing round: while the top is due (deadline_ <= now) and was scheduled
-//    before the round began (seq_ < end), pop it, set firing_ = e, unlock,
-//    run fn(e), relock, set firing_ = nullptr. stop_ is checked before each
-//    pop. The seq_ bound keeps one round finite even if the wall clock steps
-//    back while a callback keeps re-arming its entry for "now"; such entries
-//    fire in the next round, after a fresh Now().
+// 3. Firing round: drop cancelled slots off the top; while the top is due
+//    (deadline_ns <= now) and was scheduled before the round began
+//    (seq < end), pop it, mark e idle, set firing_ = e, unlock, run fn(e),
+//    relock, set firing_ = nullptr, and drop cancelled slots off the top
+//    again. stop_ is checked before each pop. The seq bound keeps one round
+//    finite even if the wall clock steps back while a callback keeps
+//    re-arming its entry for "now"; such entries fire in the next round,
+//    after a fresh Now().
 // 4. After each callback, if Cancel() callers wait for it (cancel_waiters_ >
 //    0): SignalAll fired_cv_, then wait on wake_cv_ until cancel_waiters_ ==
 //    0 (the last one to leave signals). firing_ is nullptr meanwhile, so
@@ -36,34 +43,51 @@
 //    before its canceller reacquired mu_, starving it forever.
 // 5. When the top is not due (or the heap is empty): if it became due since
 //    step 2, go back to step 2 without sleeping. Otherwise set
-//    sleeping_until_ to its deadline (InfiniteFuture() if none), wait on
-//    wake_cv_ with that deadline (Wait() releases mu_ atomically), and on
-//    return set sleeping_until_ = InfinitePast() and go to step 2.
+//    sleeping_until_ns_ to its deadline (INT64_MAX if none), wait on
+//    wake_cv_ until then (Wait() releases mu_ atomically), and on return set
+//    sleeping_until_ns_ = INT64_MIN and go to step 2. (The top is live here:
+//    step 3 dropped cancelled slots. A Cancel() while the thread sleeps may
+//    leave a cancelled slot on top; the thread then wakes at its deadline,
+//    finds nothing due and sleeps again: one spare wake-up, as when Cancel()
+//    removed the top outright, which never signalled either.)
 // 6. Cancel(e): under mu_, if firing_ == e and the caller is not the timer
 //    thread, count itself in cancel_waiters_ and wait on fired_cv_ while
 //    firing_ == e; on leaving, uncount and signal wake_cv_ if it was the
 //    last. Then if e is scheduled (never fired, or re-armed by the callback
-//    we waited for, or by the running callback that is calling us), remove
-//    it and return true; else return false.
+//    we waited for, or by the running callback that is calling us), clear
+//    its slot's entry (the slot stays, cancelled), mark e idle, --live_,
+//    and return true; else return false. When no live slot is left the
+//    heap is emptied; when cancelled slots outnumber live ones (and there
+//    are at least kMinCompaction of them), Compact() drops them all and
+//    rebuilds the heap in O(n): at least n/2 cancellations pay for each
+//    compaction of n slots, so Cancel is O(1) amortized and the heap holds
+//    at most about twice the live slots. After either, spare capacity
+//    beyond 4x the slots left is given back (shrink_to_fit).
+//    CancelMany(entries) does step 6 for many entries under one lock
+//    acquisition, without the wait: a firing entry is reported, not waited
+//    for (its owner calls Cancel() for it).
 // 7. ~TimerQueue: under mu_, set stop_ and Signal wake_cv_; join; then mark
 //    entries left in the heap idle and drop them.
 //
 // Why nothing is lost:
 // - No missed wake-up: the thread reads the top and publishes
-//   sleeping_until_ in one critical section (step 5), and CondVar waits
+//   sleeping_until_ns_ in one critical section (step 5), and CondVar waits
 //   release mu_ atomically. A Schedule() that ran before that critical
 //   section is seen in the heap; one that runs after it sees
-//   sleeping_until_ and signals if its deadline is earlier. A spurious or
+//   sleeping_until_ns_ and signals if its deadline is earlier. A spurious or
 //   early return from the wait only re-runs steps 2-5: an entry fires only
-//   when deadline_ <= Now(), so never early.
-// - No lost firing: a due entry leaves the heap only by being fired (step 3)
-//   or by a Cancel() that returns true, both under mu_, so exactly one of
-//   them wins. Cancel() returning false means the entry was not scheduled
-//   when it looked, i.e. idle (the callback has returned: step 6 waited for
-//   it) or it is the caller's own running callback.
-// - No use after free: the queue dereferences e only while it is scheduled
-//   or between pop and the call of fn (under mu_). After fn returns it only
-//   compares the pointer. An owner may destroy e once Cancel() returned
+//   when its rounded-up deadline_ns <= Now(), so never early.
+// - No lost firing: a due live slot leaves the heap (or stops being live)
+//   only by being fired (step 3) or by a Cancel() that returns true, both
+//   under mu_, so exactly one of them wins. Cancel() returning false means
+//   the entry was not scheduled when it looked, i.e. idle (the callback has
+//   returned: step 6 waited for it) or it is the caller's own running
+//   callback. Dropping cancelled slots and compaction never touch a live
+//   slot's entry except to update its heap_index_.
+// - No use after free: the queue dereferences e only while e is scheduled
+//   (its live slot, under mu_) or between pop and the call of fn. A
+//   cancelled slot has no entry pointer left. After fn returns the queue
+//   only compares the pointer. An owner may destroy e once Cancel() returned
 //   (step 6 waited for the callback) or once the callback told it so.
 // - No deadlock: callbacks run without mu_; the thread waits for Cancel()
 //   callers (step 4) only while none of them can be waiting on it.
@@ -72,6 +96,7 @@
 #include "executor/timer.h"
 
 #include <algorithm>
+#include <cstdint>
 
 #include "absl/time/clock.h"
 #include "absl/base/thread_annotations.h"
@@ -85,6 +110,22 @@ namespace {
 // Cancel() recognise a call from inside the firing callback (step 6) and
 // ~TimerQueue a call from any callback.
 thread_local const TimerQueue* tls_timer_thread_of = nullptr;
+
+// Compaction waits for at least this many cancelled slots (step 6), so that
+// a small queue does not rebuild on every other Cancel().
+constexpr size_t kMinCompaction = 64;
+
+// `t` in Unix nanoseconds, rounded up (so a slot is due no earlier than its
+// entry's deadline); INT64_MAX for InfiniteFuture() and beyond the range.
+int64_t CeilNanos(absl::Time t) {
+  if (t == absl::InfiniteFuture()) return INT64_MAX;
+  const int64_t ns = absl::ToUnixNanos(t);  // rounds down, saturates
+  if (ns != INT64_MAX && absl::FromUnixNanos(ns) < t) return ns + 1;
+  return ns;
+}
+
+// Now() in Unix nanoseconds, rounded down.
+int64_t NowNanos() { return absl::ToUnixNanos(absl::Now()); }
 
 }  // namespace
 
@@ -112,26 +153,31 @@ TimerQueue::~TimerQueue() {
   }
   thread_.join();
   MutexLock lock(&mu_);
-  for (TimerEntry* e : heap_) e->heap_index_ = -1;
+  for (const Slot& s : heap_) {
+    if (s.entry != nullptr) s.entry->heap_index_ = -1;
+  }
   heap_.clear();
+  live_ = 0;
 }
 
 void TimerQueue::Schedule(TimerEntry* e, absl::Time deadline) {
   // Step 1: a past deadline counts as now (read before locking, to keep the
   // critical section short).
   deadline = std::max(deadline, absl::Now());
+  const int64_t deadline_ns = CeilNanos(deadline);
   MutexLock lock(&mu_);
   RIPCORD_CHECK(e->heap_index_ < 0,
                 "TimerQueue::Schedule() called on a TimerEntry that is "
                 "already scheduled (deadline %s); Cancel() it first",
                 absl::FormatTime(e->deadline_).c_str());
   e->deadline_ = deadline;
-  e->seq_ = next_seq_++;
-  Push(e);
-  if (deadline < sleeping_until_) {
+  heap_.push_back(Slot{deadline_ns, next_seq_++, e});
+  SiftUp(heap_.size() - 1);
+  ++live_;
+  if (deadline_ns < sleeping_until_ns_) {
     // Step 1: a new earliest deadline. Only one signal per sleep: later
-    // Schedule() calls see InfinitePast() and leave the thread alone.
-    sleeping_until_ = absl::InfinitePast();
+    // Schedule() calls see INT64_MIN and leave the thread alone.
+    sleeping_until_ns_ = INT64_MIN;
     wake_cv_.Signal();
   }
 }
@@ -144,18 +190,55 @@ bool TimerQueue::Cancel(TimerEntry* e) {
     while (firing_ == e) Wait(&fired_cv_, absl::InfiniteFuture());
     if (--cancel_waiters_ == 0) wake_cv_.Signal();
   }
+  if (!RemoveLocked(e)) return false;
+  TidyAfterCancel();
+  return true;
+}
+
+void TimerQueue::CancelMany(TimerEntry* const* entries, size_t n,
+                            bool* idle) {
+  MutexLock lock(&mu_);
+  bool removed_any = false;
+  for (size_t i = 0; i < n; ++i) {
+    TimerEntry* const e = entries[i];
+    // Step 6 without the wait: a firing entry is the caller's to Cancel().
+    idle[i] = firing_ != e;
+    if (idle[i] && RemoveLocked(e)) removed_any = true;
+  }
+  if (removed_any) TidyAfterCancel();
+}
+
+bool TimerQueue::RemoveLocked(TimerEntry* e) {
   if (e->heap_index_ < 0) return false;
-  RIPCORD_CHECK(static_cast<size_t>(e->heap_index_) < heap_.size() &&
-                    heap_[e->heap_index_] == e,
+  const size_t i = static_cast<size_t>(e->heap_index_);
+  RIPCORD_CHECK(i < heap_.size() && heap_[i].entry == e,
                 "TimerQueue::Cancel() called with a TimerEntry that is "
                 "scheduled on another TimerQueue");
-  Remove(e);
+  heap_[i].entry = nullptr;  // a cancelled slot from now on
+  e->heap_index_ = -1;
+  --live_;
   return true;
+}
+
+void TimerQueue::TidyAfterCancel() {
+  const size_t cancelled = heap_.size() - live_;
+  if (live_ == 0) {
+    heap_.clear();
+  } else if (cancelled > live_ && cancelled >= kMinCompaction) {
+    Compact();
+  } else {
+    return;
+  }
+  // Give back what a burst of timers left: a queue that once held a million
+  // entries would otherwise keep 24 MB forever. Amortized like the growth.
+  if (heap_.capacity() > 4 * heap_.size() + kMinCompaction) {
+    heap_.shrink_to_fit();
+  }
 }
 
 size_t TimerQueue::pending() const {
   MutexLock lock(&mu_);
-  return heap_.size();
+  return live_;
 }
 
 uint64_t TimerQueue::wakeups() const {
@@ -168,13 +251,13 @@ void TimerQueue::Run() {
   mu_.Lock();
   while (!stop_) {
     // Step 2.
-    const absl::Time now = absl::Now();
+    const int64_t now_ns = NowNanos();
     const uint64_t round_end = next_seq_;
     // Step 3.
-    while (!stop_ && !heap_.empty() && heap_[0]->deadline_ <= now &&
-           heap_[0]->seq_ < round_end) {
-      TimerEntry* e = heap_[0];
-      Remove(e);
+    DropCancelledTop();
+    while (!stop_ && !heap_.empty() && heap_[0].deadline_ns <= now_ns &&
+           heap_[0].seq < round_end) {
+      TimerEntry* e = PopTop();
       firing_ = e;
       const TimerEntry::Fn fn = e->fn_;
       mu_.Unlock();
@@ -188,15 +271,16 @@ void TimerQueue::Run() {
           Wait(&wake_cv_, absl::InfiniteFuture());
         }
       }
+      DropCancelledTop();
     }
     if (stop_) break;
     // Step 5.
-    if (!heap_.empty() && heap_[0]->deadline_ <= absl::Now()) continue;
-    const absl::Time wake_at =
-        heap_.empty() ? absl::InfiniteFuture() : heap_[0]->deadline_;
-    sleeping_until_ = wake_at;
-    Wait(&wake_cv_, wake_at);
-    sleeping_until_ = absl::InfinitePast();
+    if (!heap_.empty() && heap_[0].deadline_ns <= NowNanos()) continue;
+    const int64_t wake_at_ns = heap_.empty() ? INT64_MAX : heap_[0].deadline_ns;
+    sleeping_until_ns_ = wake_at_ns;
+    Wait(&wake_cv_, wake_at_ns == INT64_MAX ? absl::InfiniteFuture()
+                                            : absl::FromUnixNanos(wake_at_ns));
+    sleeping_until_ns_ = INT64_MIN;
     ++wakeups_;
   }
   mu_.Unlock();
@@ -212,58 +296,78 @@ void TimerQueue::Wait(CondVar* cv, absl::Time deadline) {
 
 // ---- Heap (all under mu_) ----
 
-bool TimerQueue::Earlier(const TimerEntry* a, const TimerEntry* b) const {
-  if (a->deadline_ != b->deadline_) return a->deadline_ < b->deadline_;
-  return a->seq_ < b->seq_;
-}
-
-void TimerQueue::Place(TimerEntry* e, size_t i) {
-  heap_[i] = e;
-  e->heap_index_ = static_cast<int64_t>(i);
+void TimerQueue::Place(const Slot& s, size_t i) {
+  heap_[i] = s;
+  if (s.entry != nullptr) s.entry->heap_index_ = static_cast<int64_t>(i);
 }
 
 void TimerQueue::SiftUp(size_t i) {
-  TimerEntry* e = heap_[i];
+  const Slot s = heap_[i];
   while (i > 0) {
     const size_t parent = (i - 1) / 2;
-    if (!Earlier(e, heap_[parent])) break;
+    if (!Earlier(s, heap_[parent])) break;
     Place(heap_[parent], i);
     i = parent;
   }
-  Place(e, i);
+  Place(s, i);
 }
 
 void TimerQueue::SiftDown(size_t i) {
-  TimerEntry* e = heap_[i];
+  const Slot s = heap_[i];
   const size_t n = heap_.size();
   while (true) {
     size_t child = 2 * i + 1;
     if (child >= n) break;
     if (child + 1 < n && Earlier(heap_[child + 1], heap_[child])) ++child;
-    if (!Earlier(heap_[child], e)) break;
+    if (!Earlier(heap_[child], s)) break;
     Place(heap_[child], i);
     i = child;
   }
-  Place(e, i);
+  Place(s, i);
 }
 
-void TimerQueue::Push(TimerEntry* e) {
-  heap_.push_back(e);
-  SiftUp(heap_.size() - 1);
-}
-
-void TimerQueue::Remove(TimerEntry* e) {
-  const size_t i = static_cast<size_t>(e->heap_index_);
-  TimerEntry* last = heap_.back();
+TimerEntry* TimerQueue::PopTop() {
+  TimerEntry* const e = heap_[0].entry;
+  if (e != nullptr) {
+    e->heap_index_ = -1;
+    --live_;
+  }
+  const Slot last = heap_.back();
   heap_.pop_back();
-  e->heap_index_ = -1;
-  if (last == e) return;  // e was the last element.
-  Place(last, i);
-  // The moved element may belong above or below its new slot.
-  if (i > 0 && Earlier(last, heap_[(i - 1) / 2])) {
-    SiftUp(i);
-  } else {
-    SiftDown(i);
+  if (!heap_.empty()) {
+    heap_[0] = last;
+    SiftDown(0);
+  }
+  return e;
+}
+
+void TimerQueue::DropCancelledTop() {
+  while (!heap_.empty() && heap_[0].entry == nullptr) PopTop();
+}
+
+void TimerQueue::Compact() {
+  size_t n = 0;
+  for (const Slot& s : heap_) {
+    if (s.entry != nullptr) heap_[n++] = s;
+  }
+  heap_.resize(n);
+  // Floyd's heap construction on the slots alone, then one pass to give each
+  // live entry its final index (rather than one write per move).
+  for (size_t i = n / 2; i-- > 0;) {
+    const Slot s = heap_[i];
+    size_t j = i;
+    while (true) {
+      size_t child = 2 * j + 1;
+      if (child >= n) break;
+      if (child + 1 < n && Earlier(heap_[child + 1], heap_[child])) ++child;
+      if (!Earlier(heap_[child], s)) break;
+      heap_[j] = heap_[child];
+      j = child;
+    }
+    heap_[j] = s;
+  }
+  for (size_t i = 0; i < n; ++i) {
+    heap_[i].entry->heap_index_ = static_cast<int64_t>(i);
   }
 }
 
