@@ -18,6 +18,14 @@
 //     destroying itself from inside its own run, so it sets the requester's
 //     removed_during_callback flag and returns; else it waits for
 //     callback_completed_.
+//  5. While RequestStop runs the callbacks it holds a ResumeBatch open on its
+//     thread: coroutines that a callback resumes (a cancelled Sleep) are
+//     collected and queued together after the last callback has returned
+//     (executor/coroutine.cc, "Resuming a stopped group").
+//  6. Unregister skips the lock when callback_completed_ is already set:
+//     the requester has unlinked and run the callback and will not touch it
+//     again (the common case for a coroutine resumed by the stop, which runs
+//     only after its callback has returned, step 5).
 // Why nothing is lost: a callback is either linked before STOP_REQUESTED was
 // set (then the requester unlinks and runs it, step 3) or sees the bit when it
 // tries to link (step 2) and runs inline. Both happen under LOCKED, so there is
@@ -27,8 +35,9 @@
 #include <atomic>
 #include <thread>
 
-#include "ripcord/internal/mutex.h"
 #include "executor/check.h"
+#include "ripcord/internal/coroutine.h"
+#include "ripcord/internal/mutex.h"
 #include "ripcord/internal/stop_state.h"
 #include "ripcord/stop_token.h"
 
@@ -99,6 +108,9 @@ bool StopState::RequestStop() noexcept {
     }
   }
   notifying_thread_ = std::this_thread::get_id();
+  // Coroutines that the callbacks resume are queued together once the last
+  // callback has returned (step 5; flushed by its destructor, after Unlock).
+  ResumeBatch resumptions;
   while (head_ != nullptr) {
     StopCallbackBase* cb = head_;
     head_ = cb->next_;
@@ -170,7 +182,11 @@ void StopCallbackBase::Register(StopState* state) noexcept {
 }
 
 void StopCallbackBase::Unregister() noexcept {
-  if (state_ != nullptr) state_->RemoveCallback(this);
+  if (state_ == nullptr) return;
+  // Step 6. acquire: pairs with the release store after Execute() in
+  // RequestStop(); once it reads true the requester is done with us.
+  if (callback_completed_.load(std::memory_order_acquire)) return;
+  state_->RemoveCallback(this);
 }
 
 }  // namespace internal

@@ -233,23 +233,28 @@ void SpawnCoroutine(GroupState* group, F&& f) {
 
 // ---- awaiters ---------------------------------------------------------------
 
+// Holds Sleep's operation (SleepOp, coroutine.cc) in place: the awaiter lives
+// in the coroutine frame while it is suspended, so a sleep allocates nothing.
+// Not copyable or movable once constructed in the frame (the timer and the
+// stop source hold the operation's address while it is pending).
 struct SleepAwaiter {
   explicit SleepAwaiter(absl::Duration d) : duration(d) {}
+  SleepAwaiter(const SleepAwaiter&) = delete;
+  SleepAwaiter& operator=(const SleepAwaiter&) = delete;
+
   absl::Duration duration;
-  SleepOp* op = nullptr;
-  absl::Status result;
+  SleepOp* op = nullptr;   // constructed in `storage` by SleepSuspend
+  bool cancelled = false;  // the result when op stays null
+  alignas(kSleepOpAlign) unsigned char storage[kSleepOpSize];
 
   bool await_ready() noexcept { return false; }
   template <class P>
   bool await_suspend(std::coroutine_handle<P> h) {
     CoroContext* ctx = ContextOf(h);
     ctx->resume_handle = h;
-    return SleepSuspend(ctx, duration, &op, &result);
+    return SleepSuspend(ctx, duration, storage, &op, &cancelled);
   }
-  absl::Status await_resume() {
-    if (op != nullptr) return SleepFinish(op);
-    return result;
-  }
+  absl::Status await_resume() { return SleepFinish(op, cancelled); }
 };
 
 struct YieldAwaiter {
