@@ -17,7 +17,12 @@
 //                         from before the first Spawn to all suspended: frame,
 //                         task node, timer entry), rss_bytes_per_task (RSS
 //                         growth over the same span; allocator reuse across
-//                         runs can make it smaller than the heap figure).
+//                         runs can make it smaller than the heap figure),
+//                         request_ms (how long the RequestStop() call itself
+//                         took: the stop callbacks, run on the requesting
+//                         thread), stop_cpu_ms (CPU time of all threads
+//                         from the stop request until Wait() returns: on a
+//                         shared machine steadier than the wall time).
 // oneTBB has no coroutine tasks: no oneTBB variant.
 #include <atomic>
 #include <chrono>
@@ -95,6 +100,8 @@ void BM_CoroStop_Ripcord(benchmark::State& state) {
   ripcord::Executor executor({.num_workers = kWorkers});
   int64_t heap = 0;
   int64_t rss = 0;
+  double request_ms = 0;
+  double stop_cpu_ms = 0;
   for (auto _ : state) {
     ripcord::TaskGroup group(executor);
     ripcord_bench::TrimMalloc();
@@ -108,10 +115,14 @@ void BM_CoroStop_Ripcord(benchmark::State& state) {
     }
     heap += ripcord_bench::MallocInUseBytes() - heap0;
     rss += ripcord_bench::ResidentBytes() - rss0;
+    const double cpu0 = ripcord_bench::ProcessCpuSeconds();
     const auto t0 = Clock::now();
     group.RequestStop("benchmark stop");
+    const auto t_requested = Clock::now();
     const absl::Status status = group.Wait();
     const auto t1 = Clock::now();
+    stop_cpu_ms += (ripcord_bench::ProcessCpuSeconds() - cpu0) * 1e3;
+    request_ms += Ms(t0, t_requested);
     if (!absl::IsCancelled(status)) CheckOk(status, "stopped coroutines");
     state.SetIterationTime(Ms(t0, t1) / 1e3);
   }
@@ -119,6 +130,9 @@ void BM_CoroStop_Ripcord(benchmark::State& state) {
                        static_cast<double>(state.iterations());
   state.counters["heap_bytes_per_task"] = static_cast<double>(heap) / tasks;
   state.counters["rss_bytes_per_task"] = static_cast<double>(rss) / tasks;
+  const double runs = static_cast<double>(state.iterations());
+  state.counters["request_ms"] = request_ms / runs;
+  state.counters["stop_cpu_ms"] = stop_cpu_ms / runs;
 }
 
 BENCHMARK(BM_CoroSleep_Ripcord)->UseRealTime()->Unit(benchmark::kMillisecond);
