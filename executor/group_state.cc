@@ -308,6 +308,16 @@ int GroupState::StartPlain() {
   return frame;
 }
 
+void GroupState::FinishPlainOk(int frame) {
+  if (frame >= 0) {
+    ExecutorImpl::PopPlainFrame(frame);
+  } else {
+    // relaxed: statistics.
+    running_other_.fetch_sub(1, std::memory_order_relaxed);
+  }
+  ReleasePending(kReleaseCompleted);
+}
+
 void GroupState::FinishPlain(absl::Status status, int frame) {
   if (frame >= 0) {
     ExecutorImpl::PopPlainFrame(frame);

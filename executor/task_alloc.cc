@@ -21,6 +21,7 @@
 #include <cstdint>
 #include <new>
 
+#include "executor/check.h"
 #include "ripcord/internal/mutex.h"
 
 namespace ripcord::internal {
@@ -51,16 +52,15 @@ struct alignas(64) Depot {
 };
 Depot depots[kClasses];
 
-// Trivially constructible and destructible, so that accessing it is a plain
-// TLS access with no init guard; the cleanup lives in a separate object that
-// is touched once per thread (CacheCleaner).
 struct ThreadCache {
-  FreeBlock* head[kClasses];
-  uint32_t count[kClasses];
-  bool cleanup_registered;
-  bool dead;  // the thread is exiting: no more caching
+  FreeBlock* head[kClasses] = {};
+  uint32_t count[kClasses] = {};
 };
-thread_local ThreadCache tls_cache{};
+// The thread's cache, created on its first allocation or free. A pointer, so
+// that the hot path reads it with one initial-exec TLS load (no
+// __tls_get_addr, no init guard); kDead once the thread's cleanup ran.
+RIPCORD_FAST_TLS thread_local ThreadCache* tls_cache = nullptr;
+ThreadCache* const kDead = reinterpret_cast<ThreadCache*>(alignof(ThreadCache));
 
 size_t ClassOf(size_t size) {
   return size <= kSmallest ? 0 : (size - kSmallest + kGranule - 1) / kGranule;
@@ -112,24 +112,31 @@ bool Refill(ThreadCache& cache, size_t c) {
 
 struct CacheCleaner {
   ~CacheCleaner() {
-    ThreadCache& cache = tls_cache;
-    cache.dead = true;
+    ThreadCache* cache = tls_cache;
+    // A free by a later thread_local destructor of this thread goes
+    // straight to operator delete from now on.
+    tls_cache = kDead;
     for (size_t c = 0; c < kClasses; ++c) {
-      while (cache.count[c] >= kBatch) Flush(cache, c);
-      while (cache.head[c] != nullptr) {
-        FreeBlock* b = cache.head[c];
-        cache.head[c] = b->next;
+      while (cache->count[c] >= kBatch) Flush(*cache, c);
+      while (cache->head[c] != nullptr) {
+        FreeBlock* b = cache->head[c];
+        cache->head[c] = b->next;
         ::operator delete(b, ClassSize(c));
       }
-      cache.count[c] = 0;
     }
+    delete cache;
   }
 };
 
-void RegisterCleanup(ThreadCache& cache) {
-  thread_local CacheCleaner cleaner;
-  (void)cleaner;  // constructing it registers its destructor for this thread
-  cache.cleanup_registered = true;
+// The calling thread's cache, or nullptr while the thread exits.
+ThreadCache* Cache() {
+  ThreadCache* cache = tls_cache;
+  if (__builtin_expect(cache != nullptr && cache != kDead, 1)) return cache;
+  if (cache == kDead) return nullptr;
+  tls_cache = cache = new ThreadCache;
+  thread_local CacheCleaner cleaner;  // registers the cleanup for this thread
+  (void)cleaner;
+  return cache;
 }
 
 }  // namespace
@@ -137,14 +144,15 @@ void RegisterCleanup(ThreadCache& cache) {
 void* AllocateTask(size_t size) {
   if (size == 0 || size > kMaxCachedTaskSize) return ::operator new(size);
   const size_t c = ClassOf(size);
-  ThreadCache& cache = tls_cache;
-  FreeBlock* b = cache.head[c];
+  ThreadCache* cache = Cache();
+  if (cache == nullptr) return ::operator new(ClassSize(c));
+  FreeBlock* b = cache->head[c];
   if (b == nullptr) {
-    if (cache.dead || !Refill(cache, c)) return ::operator new(ClassSize(c));
-    b = cache.head[c];
+    if (!Refill(*cache, c)) return ::operator new(ClassSize(c));
+    b = cache->head[c];
   }
-  cache.head[c] = b->next;
-  --cache.count[c];
+  cache->head[c] = b->next;
+  --cache->count[c];
   return b;
 }
 
@@ -154,16 +162,15 @@ void FreeTask(void* p, size_t size) noexcept {
     return;
   }
   const size_t c = ClassOf(size);
-  ThreadCache& cache = tls_cache;
-  if (cache.dead) {
+  ThreadCache* cache = Cache();
+  if (cache == nullptr) {
     ::operator delete(p, ClassSize(c));
     return;
   }
-  if (!cache.cleanup_registered) RegisterCleanup(cache);
   auto* b = static_cast<FreeBlock*>(p);
-  b->next = cache.head[c];
-  cache.head[c] = b;
-  if (++cache.count[c] >= 2 * kBatch) Flush(cache, c);
+  b->next = cache->head[c];
+  cache->head[c] = b;
+  if (++cache->count[c] >= 2 * kBatch) Flush(*cache, c);
 }
 
 #else  // RIPCORD_SANITIZER: every task is its own allocation.

@@ -81,6 +81,7 @@ class GroupState {
   // costs no RMW of the group's line for starting.
   int StartPlain();
   void FinishPlain(absl::Status status, int frame);
+  void FinishPlainOk(int frame);  // FinishPlain(OkStatus()), without a Status
   void FinishDropped();          // dropped before it started
   // Other work (coroutines, blocking calls) counts its start with
   // CountStarted() and settles with one of FinishTask, FinishOk or

@@ -117,7 +117,11 @@ struct PlainTask final : TaskNode {
     // finished: after Wait() returns, no capture destructor is still running.
     delete self;
     GroupState::Leave(previous);
-    group->FinishPlain(std::move(status), frame);
+    if (status.ok()) {
+      group->FinishPlainOk(frame);
+    } else {
+      group->FinishPlain(std::move(status), frame);
+    }
   }
 
   F f;
