@@ -538,6 +538,153 @@ TEST(TimerQueue, CancelHalfRestFireInOrder) {
   EXPECT_EQ(q.pending(), 0u);
 }
 
+TEST(TimerQueue, MostlyCancelledCompactsAndRestFireInOrder) {
+  // Cancelling nine in ten of many pending entries, in random order, leaves
+  // cancelled slots that outnumber the live ones several times over (each
+  // time the heap is compacted): pending() counts only live entries, and
+  // the rest fire exactly once each, in (deadline, schedule order) order.
+  const int kN = 20000 / kScale;
+  TimerQueue q;
+  struct Ordered : TimerEntry {
+    Ordered() : TimerEntry(&Ordered::OnFire) {}
+    static void OnFire(TimerEntry* self) {
+      auto* o = static_cast<Ordered*>(self);
+      o->order->push_back(o->id);  // timer thread only
+      if (o->order->size() == o->expect) o->done->Notify();
+    }
+    int id = 0;
+    size_t expect = 0;
+    std::vector<int>* order = nullptr;
+    Event* done = nullptr;
+  };
+  std::vector<Ordered> entries(kN);
+  std::vector<int> order;
+  order.reserve(kN);
+  Event done;
+  std::mt19937 rng(5);
+  std::vector<char> keep(kN);
+  std::vector<int> expected;
+  for (int i = 0; i < kN; ++i) {
+    keep[i] = rng() % 10 == 0;
+    if (keep[i]) expected.push_back(i);
+  }
+  ASSERT_FALSE(expected.empty());
+  std::vector<absl::Time> deadline(kN);
+  const absl::Time base = absl::Now() + absl::Milliseconds(400);
+  for (int i = 0; i < kN; ++i) {
+    entries[i].id = i;
+    entries[i].expect = expected.size();
+    entries[i].order = &order;
+    entries[i].done = &done;
+    deadline[i] = base + absl::Milliseconds(rng() % 20);  // many equal
+    q.Schedule(&entries[i], deadline[i]);
+  }
+  std::vector<int> cancel_order;
+  for (int i = 0; i < kN; ++i) {
+    if (!keep[i]) {
+      cancel_order.push_back(i);
+    }
+  }
+  std::shuffle(cancel_order.begin(), cancel_order.end(), rng);
+  size_t left = kN;
+  for (int i : cancel_order) {
+    ASSERT_TRUE(q.Cancel(&entries[i])) << i;
+    ASSERT_FALSE(q.Cancel(&entries[i])) << i;  // already idle
+    --left;
+    if (left % 997 == 0) {
+      ASSERT_EQ(q.pending(), left);
+    }
+  }
+  EXPECT_EQ(q.pending(), expected.size());
+  std::stable_sort(expected.begin(), expected.end(), [&](int a, int b) {
+    return deadline[a] < deadline[b];
+  });
+  ASSERT_TRUE(done.WaitFor(absl::Seconds(30)));
+  EXPECT_EQ(order, expected);
+  EXPECT_EQ(q.pending(), 0u);
+}
+
+TEST(TimerQueue, RescheduleAfterCancelFiresOnce) {
+  // An entry cancelled (leaving a cancelled slot behind) and scheduled again
+  // fires exactly once, at its new deadline, whether that is earlier, equal
+  // or later than the cancelled one; the cancelled slot never fires it.
+  TimerQueue q;
+  for (int variant = 0; variant < 3; ++variant) {
+    Probe p;
+    Event fired;
+    p.done = &fired;
+    const absl::Time first = absl::Now() + absl::Milliseconds(30);
+    q.Schedule(&p, first);
+    ASSERT_TRUE(q.Cancel(&p));
+    const absl::Time second =
+        first + absl::Milliseconds(variant == 0 ? -20 : variant == 1 ? 0 : 20);
+    q.Schedule(&p, second);
+    ASSERT_TRUE(fired.WaitFor(absl::Seconds(10)));
+    // Past both deadlines: a second run would have happened by now.
+    absl::SleepFor(first + absl::Milliseconds(40) - absl::Now());
+    EXPECT_EQ(p.runs.load(std::memory_order_acquire), 1) << variant;
+    EXPECT_GE(absl::FromUnixNanos(p.fired_at.load(std::memory_order_relaxed)),
+              second - absl::Microseconds(1))
+        << variant;  // fired_at has ns resolution
+    EXPECT_FALSE(q.Cancel(&p));
+    EXPECT_EQ(q.pending(), 0u);
+  }
+}
+
+TEST(TimerQueue, CancelManyRemovesPendingAndReportsRunning) {
+  // CancelMany() takes pending entries out (they never run), reports idle
+  // entries (never scheduled, or already fired) as idle, and reports an
+  // entry whose callback is running as not idle without waiting for it;
+  // Cancel() then waits for that callback.
+  struct Blocker : TimerEntry {
+    Blocker() : TimerEntry(&Blocker::OnFire) {}
+    static void OnFire(TimerEntry* self) {
+      auto* b = static_cast<Blocker*>(self);
+      b->started.Notify();
+      b->release.WaitFor(absl::Seconds(30));
+      b->finished.store(true, std::memory_order_relaxed);
+    }
+    Event started, release;
+    std::atomic<bool> finished{false};
+  };
+  TimerQueue q;
+  constexpr int kPending = 50;
+  std::vector<Probe> pending(kPending);
+  Probe never_scheduled, fired;
+  Event fired_done;
+  fired.done = &fired_done;
+  q.Schedule(&fired, absl::InfinitePast());
+  ASSERT_TRUE(fired_done.WaitFor(absl::Seconds(10)));
+  Blocker blocker;
+  q.Schedule(&blocker, absl::InfinitePast());
+  ASSERT_TRUE(blocker.started.WaitFor(absl::Seconds(10)));
+  const absl::Time later = absl::Now() + absl::Milliseconds(50);
+  for (Probe& p : pending) q.Schedule(&p, later);
+  std::vector<TimerEntry*> entries;
+  for (Probe& p : pending) entries.push_back(&p);
+  entries.push_back(&never_scheduled);
+  entries.push_back(&blocker);
+  entries.push_back(&fired);
+  bool idle[kPending + 3];
+  q.CancelMany(entries.data(), entries.size(), idle);
+  for (int i = 0; i < kPending; ++i) EXPECT_TRUE(idle[i]) << i;
+  EXPECT_TRUE(idle[kPending]);       // never scheduled
+  EXPECT_FALSE(idle[kPending + 1]);  // running: not waited for
+  EXPECT_TRUE(idle[kPending + 2]);   // fired and returned
+  EXPECT_FALSE(blocker.finished.load(std::memory_order_relaxed));
+  EXPECT_EQ(q.pending(), 0u);
+  std::thread releaser([&] {
+    absl::SleepFor(absl::Milliseconds(20));
+    blocker.release.Notify();
+  });
+  EXPECT_FALSE(q.Cancel(&blocker));  // waits for the callback
+  EXPECT_TRUE(blocker.finished.load(std::memory_order_relaxed));
+  releaser.join();
+  absl::SleepFor(later + absl::Milliseconds(30) - absl::Now());
+  for (Probe& p : pending) EXPECT_EQ(p.runs.load(), 0);
+  EXPECT_EQ(fired.runs.load(), 1);
+}
+
 TEST(TimerQueue, DestructionWithPendingEntriesIsPromptAndRunsNothing) {
   // Destroying a queue with pending entries (near and infinitely far) returns
   // promptly, runs none of them, and leaves them unscheduled: they can be
