@@ -296,6 +296,28 @@ TEST_F(StopTokenTest, DestructorWaitsForRunOnAnotherThread) {
   }
 }
 
+// Invariant: a thread that sees the stop through the token and then destroys
+// the StopCallback sees everything the callback did, whether the callback
+// is still running (the destructor waits) or has already returned (the
+// destructor skips the lock): TSan reports the plain int otherwise.
+TEST_F(StopTokenTest, DestroyAfterSeeingTheStopSeesTheCallbacksWrites) {
+  const int reps = Scaled(2000, 200);
+  for (int rep = 0; rep < reps; ++rep) {
+    TaskGroup group(executor_);
+    int written = 0;  // plain: ordered only by the StopCallback protocol
+    auto cb = std::make_unique<StopCallback<std::function<void()>>>(
+        group.stop_token(), [&] { written = rep + 1; });
+    std::thread destroyer([&] {
+      const StopToken token = group.stop_token();
+      while (!token.stop_requested()) std::this_thread::yield();
+      cb.reset();
+      EXPECT_EQ(written, rep + 1);
+    });
+    group.RequestStop("destroy after");
+    destroyer.join();
+  }
+}
+
 // Invariant: a callback may register another callback on the same token
 // while the stop runs; the new one sees the stop and runs inline, once.
 TEST_F(StopTokenTest, CallbackRegisteringAnotherRunsItInline) {
