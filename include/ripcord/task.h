@@ -32,7 +32,9 @@
 #define RIPCORD_TASK_H_
 
 #include <coroutine>
+#include <cstddef>
 #include <exception>
+#include <new>
 #include <optional>
 #include <type_traits>
 #include <utility>
@@ -42,6 +44,7 @@
 #include "absl/time/time.h"
 #include "ripcord/internal/coroutine.h"
 #include "ripcord/internal/spawn.h"
+#include "ripcord/internal/task_alloc.h"
 #include "ripcord/stop_token.h"
 #include "ripcord/task_group.h"
 
@@ -57,6 +60,15 @@ struct PromiseBase {
   CoroContext* ctx = nullptr;              // the spawned task this runs under
   std::coroutine_handle<> continuation;    // who co_awaited us (null: root)
   std::exception_ptr exception;
+
+  // Frames come from the executor's per-thread task cache (task_alloc.h),
+  // like spawned tasks: a frame is usually freed by another worker than the
+  // one that created it, and a stop frees many at once, where glibc's
+  // per-thread cache overflows and the workers queue up on its arena locks.
+  static void* operator new(size_t size) { return AllocateTask(size); }
+  static void operator delete(void* p, size_t size) noexcept {
+    FreeTask(p, size);
+  }
 
   std::suspend_always initial_suspend() noexcept { return {}; }
 
@@ -188,6 +200,22 @@ struct SpawnedCoroutine final : CoroContext {
   template <class G>
   SpawnedCoroutine(GroupState* g, G&& fn)
       : CoroContext(g), f(std::forward<G>(fn)) {}
+
+  // From the per-thread task cache, like PlainTask (spawn.h).
+  static void* operator new(size_t size) {
+    if constexpr (kTaskAllocatable<SpawnedCoroutine>) {
+      return AllocateTask(size);
+    } else {
+      return ::operator new(size, std::align_val_t{alignof(SpawnedCoroutine)});
+    }
+  }
+  static void operator delete(void* p, size_t size) noexcept {
+    if constexpr (kTaskAllocatable<SpawnedCoroutine>) {
+      FreeTask(p, size);
+    } else {
+      ::operator delete(p, size, std::align_val_t{alignof(SpawnedCoroutine)});
+    }
+  }
 
   std::coroutine_handle<> RootHandle() noexcept override {
     if (!task.handle()) {
