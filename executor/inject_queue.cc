@@ -16,20 +16,6 @@ void InjectQueue::PushBack(TaskNode* t) {
   size_.fetch_add(1, std::memory_order_seq_cst);
 }
 
-void InjectQueue::PushBackChain(TaskNode* head, TaskNode* tail, int64_t n) {
-  if (n == 0) return;
-  tail->next = nullptr;
-  MutexLock lock(&mu_);
-  if (tail_ == nullptr) {
-    head_ = head;
-  } else {
-    tail_->next = head;
-  }
-  tail_ = tail;
-  // seq_cst: as in PushBack.
-  size_.fetch_add(n, std::memory_order_seq_cst);
-}
-
 void InjectQueue::PushFront(TaskNode* t) {
   MutexLock lock(&mu_);
   t->next = head_;

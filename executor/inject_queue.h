@@ -28,10 +28,6 @@ class InjectQueue {
   // the store half of the producer's StoreLoad before Idle::ShouldNotify().
   void PushBack(TaskNode* t) ABSL_LOCKS_EXCLUDED(mu_);
   void PushFront(TaskNode* t) ABSL_LOCKS_EXCLUDED(mu_);
-  // Appends the chain head..tail (linked through TaskNode::next, tail->next
-  // ignored) of `n` nodes at the back under one lock acquisition.
-  void PushBackChain(TaskNode* head, TaskNode* tail, int64_t n)
-      ABSL_LOCKS_EXCLUDED(mu_);
   // Pops the front, or nullptr.
   TaskNode* Pop() ABSL_LOCKS_EXCLUDED(mu_);
   // Pops up to `max` tasks from the front into out[0..n), in queue order,

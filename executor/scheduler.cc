@@ -222,16 +222,6 @@ void ExecutorImpl::ScheduleBack(TaskNode* task) {
   NotifyAfterPush();
 }
 
-void ExecutorImpl::ScheduleBackChain(TaskNode* head, TaskNode* tail,
-                                     int64_t n) {
-  if (n == 0) return;
-  inject_.PushBackChain(head, tail, n);
-  // One wake-up per node at most, and at most one per worker: each woken
-  // worker searches and wakes the next when it finds work (idle.h step 2).
-  const int64_t wakes = std::min<int64_t>(n, num_workers());
-  for (int64_t i = 0; i < wakes; ++i) NotifyAfterPush();
-}
-
 void ExecutorImpl::NotifyAfterPush() {
   if (idle_.ShouldNotify() && NotifyOne()) return;
   // seq_cst: the load half of the producer's StoreLoad towards parked

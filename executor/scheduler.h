@@ -91,11 +91,6 @@ class ExecutorImpl {
   // Queues a task at the back of the injection queue, behind everything
   // queued (Yield, continuations from blocking threads and the timer).
   void ScheduleBack(TaskNode* task);
-  // Queues the chain head..tail of `n` nodes (linked through TaskNode::next)
-  // at the back of the injection queue under one lock, and wakes up to `n`
-  // parked workers. For bulk wake-ups (a stop resuming many coroutines).
-  void ScheduleBackChain(TaskNode* head, TaskNode* tail, int64_t n);
-
   // Helps while `group` is not idle, then returns true; returns false at
   // `deadline`. Called only on this executor's worker threads.
   bool HelpWhileWaiting(GroupState* group, absl::Time deadline);
