@@ -2,8 +2,15 @@
 //
 // inject_queue.h: the executor's injection queue: FIFO of TaskNodes submitted
 // from threads that are not workers (and of tasks that must go behind
-// everything already queued, like a coroutine's Yield). Intrusive (TaskNode::
-// next), so queuing allocates nothing.
+// everything already queued, like a coroutine's Yield).
+//
+// Layout: a list of blocks of kSlots node pointers (crossbeam's Injector and
+// Go's global run queue use blocks too). Not intrusive on purpose: popping a
+// batch reads a few contiguous cache lines of pointers instead of one node
+// per task, and the nodes (long out of cache after 10^6 submissions) are then
+// prefetched together by the worker (ExecutorImpl::PopInjected). A pointer
+// costs 8 bytes per queued task, plus one 512-byte block per 62 tasks.
+// Removal from the middle (PopIf) leaves a null tombstone that pops skip.
 // Thread-safety: Thread-safe.
 #ifndef RIPCORD_EXECUTOR_INJECT_QUEUE_H_
 #define RIPCORD_EXECUTOR_INJECT_QUEUE_H_
@@ -20,7 +27,8 @@ namespace ripcord::internal {
 
 class InjectQueue {
  public:
-  InjectQueue() = default;
+  InjectQueue();
+  ~InjectQueue();  // frees the blocks (not the nodes still queued)
   InjectQueue(const InjectQueue&) = delete;
   InjectQueue& operator=(const InjectQueue&) = delete;
 
@@ -42,9 +50,29 @@ class InjectQueue {
   int64_t Size() const { return size_.load(std::memory_order_relaxed); }
 
  private:
+  static constexpr int kSlots = 62;
+  struct Block {
+    TaskNode* slots[kSlots];
+    Block* next;
+    Block* prev;
+  };
+  // The live range is head_->slots[head_index_] up to, not including,
+  // tail_->slots[tail_index_], across the blocks from head_ to tail_.
+  Block* NewBlock() ABSL_EXCLUSIVE_LOCKS_REQUIRED(mu_);
+  void FreeBlock(Block* b) ABSL_EXCLUSIVE_LOCKS_REQUIRED(mu_);
+  // Pops the front slot (maybe a tombstone) of a non-empty range.
+  TaskNode* PopSlot() ABSL_EXCLUSIVE_LOCKS_REQUIRED(mu_);
+  bool RangeEmpty() const ABSL_EXCLUSIVE_LOCKS_REQUIRED(mu_) {
+    return head_ == tail_ && head_index_ == tail_index_;
+  }
+
   mutable Mutex mu_;
-  TaskNode* head_ ABSL_GUARDED_BY(mu_) = nullptr;
-  TaskNode* tail_ ABSL_GUARDED_BY(mu_) = nullptr;
+  Block* head_ ABSL_GUARDED_BY(mu_);
+  Block* tail_ ABSL_GUARDED_BY(mu_);
+  int head_index_ ABSL_GUARDED_BY(mu_) = 0;
+  int tail_index_ ABSL_GUARDED_BY(mu_) = 0;
+  Block* spare_ ABSL_GUARDED_BY(mu_) = nullptr;  // one cached empty block
+  // Live tasks (tombstones excluded).
   std::atomic<int64_t> size_{0};
 };
 

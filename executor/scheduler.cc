@@ -381,6 +381,9 @@ TaskNode* ExecutorImpl::PopInjected(Worker* w) {
   TaskNode* batch[kInjectBatch];
   const int n = inject_.PopBatch(batch, want);
   if (n == 0) return nullptr;
+  // The nodes were written by the submitter, often long ago: fetch them all
+  // at once rather than one cache miss per task as each is run.
+  for (int i = 0; i < n; ++i) __builtin_prefetch(batch[i]);
   // Reverse order, so that the deque's LIFO end hands them out in queue
   // order: batch[1] is popped next.
   for (int i = n - 1; i >= 1; --i) w->deque.Push(batch[i]);
