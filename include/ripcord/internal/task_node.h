@@ -30,7 +30,7 @@ struct TaskNode {
 
   RunFn run;
   GroupState* group;
-  TaskNode* next = nullptr;  // link in the injection queue
+  TaskNode* next = nullptr;  // link in a chain of Join() waiters
   uint32_t flags;
 };
 
