@@ -385,8 +385,9 @@ TaskNode* ExecutorImpl::PopInjected(Worker* w) {
   // at once rather than one cache miss per task as each is run.
   for (int i = 0; i < n; ++i) __builtin_prefetch(batch[i]);
   // Reverse order, so that the deque's LIFO end hands them out in queue
-  // order: batch[1] is popped next.
-  for (int i = n - 1; i >= 1; --i) w->deque.Push(batch[i]);
+  // order: batch[1] is popped next. One publishing store for all of them.
+  std::reverse(batch + 1, batch + n);
+  w->deque.PushMany(batch + 1, n - 1);
   if (n > 1) NotifyAfterPush();  // someone idle may steal the rest
   return batch[0];
 }

@@ -165,6 +165,27 @@ class WsDeque {
     bottom_.store(b + 1, std::memory_order_seq_cst);
   }
 
+  // WsDeque::PushMany(items, n): Push(items[0]), ..., Push(items[n-1]) with
+  // one store of bottom_ (one seq_cst store for the batch instead of n).
+  // Owner only; n >= 0; every item non-null.
+  void PushMany(T* const* items, int n) {
+    OwnerScope owner(this, "PushMany");
+    if (n <= 0) return;
+    // relaxed / acquire / relaxed: as in Push().
+    const int64_t b = bottom_.load(std::memory_order_relaxed);
+    const int64_t t = top_.load(std::memory_order_acquire);
+    Buffer* buf = buffer_.load(std::memory_order_relaxed);
+    while (b + n - t > buf->capacity) buf = Grow(buf, t, b);
+    for (int i = 0; i < n; ++i) {
+      if (items[i] == nullptr) {
+        Die("WsDeque::PushMany: items must be non-null");
+      }
+      buf->Put(b + i, items[i]);
+    }
+    // seq_cst: publishes slots b..b+n-1, as in Push().
+    bottom_.store(b + n, std::memory_order_seq_cst);
+  }
+
   // WsDeque::Pop()
   //
   // Removes and returns the most recently pushed item (LIFO), or nullptr if

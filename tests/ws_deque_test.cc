@@ -152,6 +152,24 @@ TEST(WsDeque, PopIsLifo) {
   EXPECT_EQ(deque->Pop(), &items[0]);
 }
 
+// Invariant: PushMany(items, n) is n Pushes in order: Pop returns them
+// newest first, Steal oldest first, and a batch larger than the free space
+// grows the buffer (here from 2 to 64) without losing or reordering items.
+TEST(WsDeque, PushManyIsPushesInOrder) {
+  auto deque = NewDeque(2);
+  std::vector<int64_t> items = MakeItems(40);
+  std::vector<int64_t*> ptrs;
+  for (int64_t& item : items) ptrs.push_back(&item);
+  deque->Push(ptrs[0]);
+  deque->PushMany(ptrs.data() + 1, 0);  // nothing
+  deque->PushMany(ptrs.data() + 1, 39);
+  EXPECT_GE(deque->capacity(), 40);
+  EXPECT_EQ(deque->Steal(), ptrs[0]);
+  EXPECT_EQ(deque->Steal(), ptrs[1]);
+  for (int i = 39; i >= 2; --i) EXPECT_EQ(deque->Pop(), ptrs[i]);
+  EXPECT_EQ(deque->Pop(), nullptr);
+}
+
 // Invariant: Steal() returns items oldest first, then nullptr with
 // lost_race == false when empty.
 TEST(WsDeque, StealIsFifo) {
