@@ -432,10 +432,16 @@ absl::Status GroupState::WaitUntil(absl::Time deadline, bool* timed_out) {
       }
     }
   }
-  // Best effort: clear WAITERS so later idle transitions skip the wake-up.
-  // relaxed: if another thread changes the word meanwhile, the bit stays and
-  // costs one extra wake-up later; harmless.
-  pending_.fetch_and(~kWaiters, std::memory_order_relaxed);
+  // Best effort: clear WAITERS so later idle transitions skip the wake-up,
+  // but only while the count is zero: a waiter that set the bit for new work
+  // since must keep it (the release that ends that work wakes it). With the
+  // count at zero, every release that could have seen the bit has run.
+  // relaxed: if the CAS loses, the bit stays and costs one extra wake-up.
+  uint64_t v = pending_.load(std::memory_order_relaxed);
+  while ((v & kCountMask) == 0 && (v & kWaiters) != 0 &&
+         !pending_.compare_exchange_weak(v, v & ~kWaiters,
+                                         std::memory_order_relaxed)) {
+  }
   return absl::OkStatus();
 }
 
