@@ -112,13 +112,14 @@ TEST(Coroutine, StopWakesAllSleepersWithCancelled) {
 }
 
 // Invariant: a stop wakes every sleeper with Sleep's CancelledError, whether
-// it resumes them one by one (a few) or as one batch in slices (many, past
-// one slice), and whether they sleep with a timer or without one (infinite
+// it resumes them one by one (a few), as one batch in slices (many, past one
+// slice) or as several batches handed over while the stop still runs (past
+// 1024), and whether they sleep with a timer or without one (infinite
 // duration); a Sleep that starts after the stop returns the same error at
-// once.
+// once. Not scaled down under the sanitizers: every path must run there.
 TEST(Coroutine, StopWakesFewAndManySleepersWithTimerOrNot) {
   Executor ex({.num_workers = 2});
-  for (int n : {1, 3, 4, 5, 31, 32, 33, 100, 1000}) {
+  for (int n : {1, 3, 4, 5, 31, 32, 33, 100, 1023, 1024, 1025, 3000}) {
     TaskGroup g(ex, {.name = "sleepers"});
     std::atomic<int> asleep{0}, cancelled{0}, other{0};
     for (int i = 0; i < n; ++i) {
