@@ -10,14 +10,22 @@
 //     caller runs the callback itself, so a callback registered after the
 //     stop still runs exactly once.
 //  3. RequestStop sets STOP_REQUESTED and LOCKED in one CAS (only one caller
-//     wins), records its thread, then repeatedly unlinks the head callback,
-//     unlocks, runs it, marks it completed, and relocks.
+//     wins), records its thread, then repeatedly: unlinks up to kRound
+//     callbacks from the head (a round), pointing each one's
+//     removed_during_callback at its own flag on the requester's stack;
+//     unlocks; runs each callback of the round whose flag is still clear and
+//     marks it completed; relocks. (One callback per round, as libunifex
+//     does, cost two RMWs of the state word per callback, a word the
+//     workers keep reading: a stop of 100,000 sleeping coroutines spent
+//     ~6% of its CPU there.)
 //  4. RemoveCallback locks; if the callback is still linked it unlinks it and
 //     is done (it never ran and never will). Otherwise the requester has
-//     unlinked it: if the requester is this thread, the callback is
-//     destroying itself from inside its own run, so it sets the requester's
-//     removed_during_callback flag and returns; else it waits for
-//     callback_completed_.
+//     unlinked it: if the requester is this thread, the callback is being
+//     destroyed by a callback of the current round (itself, or an earlier
+//     one: then it has not run yet), so it sets its removed_during_callback
+//     flag, and the requester neither runs it nor touches it again;
+//     otherwise it waits for callback_completed_ (set once the requester has
+//     run it, later in the round if it has not yet).
 //  5. While RequestStop runs the callbacks it holds a ResumeBatch open on its
 //     thread: coroutines that a callback resumes (a cancelled Sleep) are
 //     collected and queued in bulk, every 1024 and after the last callback
@@ -55,6 +63,9 @@ void SpinPause(int& spins) {
     sched_yield();
   }
 }
+
+// Callbacks RequestStop() unlinks per lock acquisition (step 3).
+constexpr int kRound = 32;
 
 }  // namespace
 
@@ -109,23 +120,37 @@ bool StopState::RequestStop() noexcept {
     }
   }
   notifying_thread_ = std::this_thread::get_id();
-  // Coroutines that the callbacks resume are queued together once the last
-  // callback has returned (step 5; flushed by its destructor, after Unlock).
+  // Coroutines that the callbacks resume are queued in bulk (step 5; the
+  // last of them by its destructor, after Unlock).
   ResumeBatch resumptions;
+  StopCallbackBase* round[kRound];
+  bool removed[kRound];
   while (head_ != nullptr) {
-    StopCallbackBase* cb = head_;
-    head_ = cb->next_;
+    // Step 3: detach up to kRound callbacks under this lock acquisition.
+    int n = 0;
+    for (; head_ != nullptr && n < kRound; ++n) {
+      StopCallbackBase* cb = head_;
+      head_ = cb->next_;
+      cb->prev_ = nullptr;  // unlinked: RemoveCallback() now waits or flags.
+      removed[n] = false;
+      cb->removed_during_callback_ = &removed[n];
+      round[n] = cb;
+    }
     if (head_ != nullptr) head_->prev_ = &head_;
-    cb->prev_ = nullptr;  // unlinked: RemoveCallback() now waits or flags.
-    bool removed = false;
-    cb->removed_during_callback_ = &removed;
     Unlock();
-    cb->Execute();
-    if (!removed) {
-      cb->removed_during_callback_ = nullptr;
-      // release: pairs with the acquire spin in RemoveCallback(); after it the
-      // requester no longer touches cb.
-      cb->callback_completed_.store(true, std::memory_order_release);
+    for (int i = 0; i < n; ++i) {
+      // An earlier callback of this round, on this thread, may have
+      // destroyed this one (step 4): then it must not run, nor be touched.
+      if (removed[i]) continue;
+      StopCallbackBase* cb = round[i];
+      cb->Execute();
+      if (!removed[i]) {
+        cb->removed_during_callback_ = nullptr;
+        // release: pairs with the acquire spin in RemoveCallback() and the
+        // acquire load in Unregister(); after it the requester no longer
+        // touches cb.
+        cb->callback_completed_.store(true, std::memory_order_release);
+      }
     }
     Lock(/*fail_if_stopped=*/false);
   }

@@ -272,6 +272,50 @@ TEST_F(StopTokenTest, CallbackDestroyingItselfDoesNotDeadlock) {
   }
 }
 
+// Invariant: a callback that destroys other StopCallbacks of the same token
+// which have not run yet (the requester may already have unlinked them, in
+// the batch it runs next) prevents their runs, and the requester never
+// touches them again (ASan); the rest each run once. Many callbacks, so the
+// destroyed ones sit both in the destroyer's batch and in later ones.
+TEST_F(StopTokenTest, CallbackDestroyingNotYetRunCallbacksPreventsTheirRuns) {
+  constexpr int kN = 200;
+  for (int rep = 0; rep < 20; ++rep) {
+    TaskGroup group(executor_);
+    std::vector<int> runs(kN, 0);
+    std::vector<std::unique_ptr<StopCallback<std::function<void()>>>> cbs(kN);
+    // Registered first, so they run after the destroyer (the list is LIFO,
+    // so cbs[kN - 1] runs right after it): every odd one from kN - 60 up is
+    // destroyed by the destroyer before its turn, some in the destroyer's
+    // batch, some in the next.
+    for (int i = 0; i < kN; ++i) {
+      cbs[i] = std::make_unique<StopCallback<std::function<void()>>>(
+          group.stop_token(), [&runs, i] { ++runs[i]; });
+    }
+    int destroyer_runs = 0;
+    StopCallback destroyer(group.stop_token(), [&] {
+      ++destroyer_runs;
+      for (int i = kN - 59; i < kN; i += 2) cbs[i].reset();
+    });
+    // Registered last, so they run first: the destroyer is not the first
+    // callback of its batch.
+    int early_runs = 0;
+    std::vector<std::unique_ptr<StopCallback<std::function<void()>>>> early;
+    for (int i = 0; i < 5 + rep; ++i) {
+      early.push_back(std::make_unique<StopCallback<std::function<void()>>>(
+          group.stop_token(), [&] { ++early_runs; }));
+    }
+    std::thread requester([&] { group.RequestStop("destroy others"); });
+    requester.join();
+    EXPECT_EQ(destroyer_runs, 1);
+    EXPECT_EQ(early_runs, 5 + rep);
+    for (int i = 0; i < kN; ++i) {
+      const bool destroyed = i % 2 == 1 && i >= kN - 59;
+      EXPECT_EQ(runs[i], destroyed ? 0 : 1) << "rep " << rep << " i " << i;
+      EXPECT_EQ(cbs[i] == nullptr, destroyed);
+    }
+  }
+}
+
 // Invariant: destroying a StopCallback while another thread is running it
 // waits for that run to end (its captures stay valid throughout).
 TEST_F(StopTokenTest, DestructorWaitsForRunOnAnotherThread) {
