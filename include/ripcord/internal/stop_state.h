@@ -5,9 +5,10 @@
 //
 // The registration algorithm is libunifex's inplace_stop_source (also used by
 // stdexec): one state word with a STOP_REQUESTED bit and a LOCKED bit that
-// guards an intrusive list of callbacks. The requesting thread unlinks one
-// callback at a time and runs it with the lock released, so a callback may
-// register or remove other callbacks, and may destroy its own StopCallback.
+// guards an intrusive list of callbacks. The requesting thread unlinks the
+// callbacks a few dozen at a time and runs them with the lock released, so a
+// callback may register or remove other callbacks, and may destroy its own
+// StopCallback (executor/stop_state.cc has the protocol).
 #ifndef RIPCORD_INTERNAL_STOP_STATE_H_
 #define RIPCORD_INTERNAL_STOP_STATE_H_
 
@@ -51,11 +52,14 @@ class StopCallbackBase {
   // Guarded by state_'s LOCKED bit. prev_ == nullptr means "not in the list".
   StopCallbackBase* next_ = nullptr;
   StopCallbackBase** prev_ = nullptr;
-  // Written by the requesting thread before it runs the callback; points to a
-  // flag on its stack that Unregister() sets when the callback destroys itself.
+  // Written by the requesting thread (under LOCKED) when it unlinks the
+  // callback to run it; points to a flag on its stack that Unregister() sets
+  // when the callback is destroyed on that thread before or while it runs
+  // (by itself, or by an earlier callback of the same round).
   bool* removed_during_callback_ = nullptr;
   // release-stored by the requesting thread after the callback returned;
-  // acquire-loaded by Unregister() on another thread, which spins on it.
+  // acquire-loaded by Unregister() (which then skips the lock) and, on
+  // another thread, spun on by RemoveCallback().
   std::atomic<bool> callback_completed_{false};
 };
 
