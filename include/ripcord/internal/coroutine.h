@@ -80,10 +80,11 @@ void ScheduleResume(CoroContext* ctx);
 void ScheduleResumeBack(CoroContext* ctx);
 
 // ResumeBatch: collects the sleeping coroutines that the StopCallbacks of one
-// StopState::RequestStop() cancel, and queues them all once the last
-// callback has returned, as ONE task that releases their timers and resumes
-// them in slices, leaving the rest for other workers to steal (coroutine.cc,
-// "Resuming a stopped group"). Without it a stop of 100,000 sleeping
+// StopState::RequestStop() cancel, and queues them in bulk (every 1024, and
+// the rest once the last callback has returned), each bulk as ONE task that
+// releases their timers and resumes them in slices, leaving the rest for
+// other workers to steal (coroutine.cc, "Resuming a stopped group").
+// Without it a stop of 100,000 sleeping
 // coroutines paid, per coroutine, one injection-queue lock and wake-up check
 // on the requesting thread, and one locked queue pop and one timer-lock
 // round trip on the workers.
@@ -104,7 +105,8 @@ class ResumeBatch {
   static bool Add(SleepOp* op) noexcept;
 
  private:
-  // Hands the collected chain to the scheduler and empties the batch.
+  // Hands the collected chain to the scheduler (one by one if it is short,
+  // else as a ResumeCarrier) and empties the batch.
   void Flush() noexcept;
 
   ResumeBatch* const outer_;  // the batch this one nests in, or null
