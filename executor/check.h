@@ -31,6 +31,11 @@
 // __tls_get_addr (the default for -fPIC code). Only pointer-sized variables
 // use it: a shared object that dlopen()s ripcord takes them from glibc's
 // static TLS surplus, which is small.
+// Only on variables with EXTERNAL linkage (not in an anonymous namespace,
+// not function-local statics): in the fastbuild/sanitizer test builds,
+// where //executor:core is a shared library linked by gold, an initial-exec
+// internal-linkage thread_local was relocated against the null symbol and
+// aliased another variable (see include/ripcord/internal/coroutine.h).
 #define RIPCORD_FAST_TLS __attribute__((tls_model("initial-exec")))
 
 #endif  // RIPCORD_EXECUTOR_CHECK_H_

@@ -59,8 +59,7 @@
 
 namespace ripcord {
 namespace internal {
-namespace {
-
+// Thread-locals with external linkage on purpose (RIPCORD_FAST_TLS, check.h).
 RIPCORD_FAST_TLS thread_local GroupState* tls_current_group = nullptr;
 
 // The lists of groups this thread has pinned and is stopping (StopPinned),
@@ -71,18 +70,23 @@ struct PinFrame {
 };
 RIPCORD_FAST_TLS thread_local PinFrame* tls_pin_frames = nullptr;
 
-// Group ids for labels: a per-thread counter under a per-thread prefix, so
-// creating a group touches no shared cache line (fib(30) creates 1.3 million).
+// Group ids for labels: a per-thread counter under a per-thread prefix.
+// Constant-initialised (no TLS init guard).
+RIPCORD_FAST_TLS thread_local uint64_t tls_group_id_prefix = 0;
+RIPCORD_FAST_TLS thread_local uint64_t tls_group_id_count = 0;
+
+namespace {
+
+// Creating a group touches no shared cache line (fib(30) creates 1.3
+// million); the prefix is taken on the thread's first group.
 uint64_t NextGroupId() {
   static std::atomic<uint64_t> next_thread{1};
-  // Constant-initialised (no TLS init guard); the prefix is taken on the
-  // thread's first group. relaxed: only uniqueness matters.
-  RIPCORD_FAST_TLS thread_local uint64_t prefix = 0;
-  RIPCORD_FAST_TLS thread_local uint64_t count = 0;
-  if (prefix == 0) {
-    prefix = next_thread.fetch_add(1, std::memory_order_relaxed) << 40;
+  if (tls_group_id_prefix == 0) {
+    // relaxed: only uniqueness matters.
+    tls_group_id_prefix =
+        next_thread.fetch_add(1, std::memory_order_relaxed) << 40;
   }
-  return prefix | ++count;
+  return tls_group_id_prefix | ++tls_group_id_count;
 }
 
 }  // namespace

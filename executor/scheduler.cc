@@ -68,9 +68,10 @@
 #include "executor/threads.h"
 
 namespace ripcord::internal {
-namespace {
-
+// External linkage on purpose (RIPCORD_FAST_TLS, check.h).
 RIPCORD_FAST_TLS thread_local Worker* tls_worker = nullptr;
+
+namespace {
 
 constexpr uint32_t kInjectInterval = 61;
 // At most this many tasks move from the injection queue to a worker's deque

@@ -27,7 +27,10 @@
 namespace ripcord::internal {
 
 #ifndef RIPCORD_SANITIZER
-namespace {
+
+// A named namespace, not an anonymous one: tls_cache must have external
+// linkage (RIPCORD_FAST_TLS, check.h), and so must the types it uses.
+namespace task_alloc {
 
 // Class sizes 24, 40, 56, ... : glibc's usable chunk sizes (a 16-byte
 // multiple minus its 8-byte header), so a block that falls back to malloc
@@ -52,15 +55,17 @@ struct alignas(64) Depot {
 };
 Depot depots[kClasses];
 
-struct ThreadCache {
+struct TaskCache {
   FreeBlock* head[kClasses] = {};
   uint32_t count[kClasses] = {};
 };
 // The thread's cache, created on its first allocation or free. A pointer, so
 // that the hot path reads it with one initial-exec TLS load (no
 // __tls_get_addr, no init guard); kDead once the thread's cleanup ran.
-RIPCORD_FAST_TLS thread_local ThreadCache* tls_cache = nullptr;
-ThreadCache* const kDead = reinterpret_cast<ThreadCache*>(alignof(ThreadCache));
+// External linkage on purpose (RIPCORD_FAST_TLS, check.h).
+RIPCORD_FAST_TLS thread_local TaskCache* tls_cache = nullptr;
+TaskCache* const kDead = reinterpret_cast<TaskCache*>(alignof(TaskCache));
+
 
 size_t ClassOf(size_t size) {
   return size <= kSmallest ? 0 : (size - kSmallest + kGranule - 1) / kGranule;
@@ -70,7 +75,7 @@ static_assert(kSmallest + (kClasses - 1) * kGranule >= kMaxCachedTaskSize);
 
 // Moves kBatch blocks from the thread's list of class c to the depot (or to
 // operator delete when the depot is full).
-void Flush(ThreadCache& cache, size_t c) {
+void Flush(TaskCache& cache, size_t c) {
   FreeBlock* first = cache.head[c];
   FreeBlock* last = first;
   for (uint32_t i = 1; i < kBatch; ++i) last = last->next;
@@ -95,7 +100,7 @@ void Flush(ThreadCache& cache, size_t c) {
 }
 
 // Takes a batch from the depot into the (empty) thread list of class c.
-bool Refill(ThreadCache& cache, size_t c) {
+bool Refill(TaskCache& cache, size_t c) {
   Depot& d = depots[c];
   FreeBlock* batch;
   {
@@ -112,7 +117,7 @@ bool Refill(ThreadCache& cache, size_t c) {
 
 struct CacheCleaner {
   ~CacheCleaner() {
-    ThreadCache* cache = tls_cache;
+    TaskCache* cache = tls_cache;
     // A free by a later thread_local destructor of this thread goes
     // straight to operator delete from now on.
     tls_cache = kDead;
@@ -129,22 +134,20 @@ struct CacheCleaner {
 };
 
 // The calling thread's cache, or nullptr while the thread exits.
-ThreadCache* Cache() {
-  ThreadCache* cache = tls_cache;
+TaskCache* Cache() {
+  TaskCache* cache = tls_cache;
   if (__builtin_expect(cache != nullptr && cache != kDead, 1)) return cache;
   if (cache == kDead) return nullptr;
-  tls_cache = cache = new ThreadCache;
+  tls_cache = cache = new TaskCache;
   thread_local CacheCleaner cleaner;  // registers the cleanup for this thread
   (void)cleaner;
   return cache;
 }
 
-}  // namespace
-
-void* AllocateTask(size_t size) {
+void* Allocate(size_t size) {
   if (size == 0 || size > kMaxCachedTaskSize) return ::operator new(size);
   const size_t c = ClassOf(size);
-  ThreadCache* cache = Cache();
+  TaskCache* cache = Cache();
   if (cache == nullptr) return ::operator new(ClassSize(c));
   FreeBlock* b = cache->head[c];
   if (b == nullptr) {
@@ -156,13 +159,13 @@ void* AllocateTask(size_t size) {
   return b;
 }
 
-void FreeTask(void* p, size_t size) noexcept {
+void Free(void* p, size_t size) {
   if (size == 0 || size > kMaxCachedTaskSize) {
     ::operator delete(p, size);
     return;
   }
   const size_t c = ClassOf(size);
-  ThreadCache* cache = Cache();
+  TaskCache* cache = Cache();
   if (cache == nullptr) {
     ::operator delete(p, ClassSize(c));
     return;
@@ -172,6 +175,11 @@ void FreeTask(void* p, size_t size) noexcept {
   cache->head[c] = b;
   if (++cache->count[c] >= 2 * kBatch) Flush(*cache, c);
 }
+
+}  // namespace task_alloc
+
+void* AllocateTask(size_t size) { return task_alloc::Allocate(size); }
+void FreeTask(void* p, size_t size) noexcept { task_alloc::Free(p, size); }
 
 #else  // RIPCORD_SANITIZER: every task is its own allocation.
 
