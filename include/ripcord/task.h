@@ -190,7 +190,8 @@ inline Task<void> Promise<void>::get_return_object() noexcept {
 // SpawnedCoroutine<F>: the callable (kept alive until the coroutine finished)
 // and its root Task.
 template <class F>
-struct SpawnedCoroutine final : CoroContext {
+struct SpawnedCoroutine final : CoroContext,
+                                CacheAllocated<SpawnedCoroutine<F>> {
   using TaskType = typename CallResult<F>::type;
   using T = typename TaskType::value_type;
   static_assert(std::is_void_v<T> || std::is_same_v<T, absl::Status>,
@@ -200,22 +201,6 @@ struct SpawnedCoroutine final : CoroContext {
   template <class G>
   SpawnedCoroutine(GroupState* g, G&& fn)
       : CoroContext(g), f(std::forward<G>(fn)) {}
-
-  // From the per-thread task cache, like PlainTask (spawn.h).
-  static void* operator new(size_t size) {
-    if constexpr (kTaskAllocatable<SpawnedCoroutine>) {
-      return AllocateTask(size);
-    } else {
-      return ::operator new(size, std::align_val_t{alignof(SpawnedCoroutine)});
-    }
-  }
-  static void operator delete(void* p, size_t size) noexcept {
-    if constexpr (kTaskAllocatable<SpawnedCoroutine>) {
-      FreeTask(p, size);
-    } else {
-      ::operator delete(p, size, std::align_val_t{alignof(SpawnedCoroutine)});
-    }
-  }
 
   std::coroutine_handle<> RootHandle() noexcept override {
     if (!task.handle()) {

@@ -82,25 +82,10 @@ absl::Status RunPlain(F& f, StopToken token) noexcept {
 // PlainTask<F>: a spawned callable and its TaskNode in one allocation, from
 // the per-thread task cache (task_alloc.h) unless F is over-aligned.
 template <class F>
-struct PlainTask final : TaskNode {
+struct PlainTask final : TaskNode, CacheAllocated<PlainTask<F>> {
   template <class G>
   PlainTask(GroupState* g, G&& fn)
       : TaskNode(&Run, g, TaskNode::kDroppable), f(std::forward<G>(fn)) {}
-
-  static void* operator new(size_t size) {
-    if constexpr (kTaskAllocatable<PlainTask>) {
-      return AllocateTask(size);
-    } else {
-      return ::operator new(size, std::align_val_t{alignof(PlainTask)});
-    }
-  }
-  static void operator delete(void* p, size_t size) noexcept {
-    if constexpr (kTaskAllocatable<PlainTask>) {
-      FreeTask(p, size);
-    } else {
-      ::operator delete(p, size, std::align_val_t{alignof(PlainTask)});
-    }
-  }
 
   static void Run(TaskNode* node, bool drop) {
     auto* self = static_cast<PlainTask*>(node);

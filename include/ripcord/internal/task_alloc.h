@@ -38,6 +38,27 @@ template <class T>
 inline constexpr bool kTaskAllocatable =
     alignof(T) <= __STDCPP_DEFAULT_NEW_ALIGNMENT__;
 
+// CacheAllocated<Derived>: a base that gives Derived class-level operator
+// new/delete from the task cache (or aligned operator new when Derived is
+// over-aligned). `delete p` must name the most derived type (sized delete).
+template <class Derived>
+struct CacheAllocated {
+  static void* operator new(size_t size) {
+    if constexpr (kTaskAllocatable<Derived>) {
+      return AllocateTask(size);
+    } else {
+      return ::operator new(size, std::align_val_t{alignof(Derived)});
+    }
+  }
+  static void operator delete(void* p, size_t size) noexcept {
+    if constexpr (kTaskAllocatable<Derived>) {
+      FreeTask(p, size);
+    } else {
+      ::operator delete(p, size, std::align_val_t{alignof(Derived)});
+    }
+  }
+};
+
 }  // namespace ripcord::internal
 
 #endif  // RIPCORD_INTERNAL_TASK_ALLOC_H_
