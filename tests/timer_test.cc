@@ -481,61 +481,84 @@ TEST(TimerQueue, ManyTimersAllCancelled) {
   EXPECT_EQ(fired, kN - removed);
 }
 
+// An entry that appends its id to `order` when it fires (on the timer
+// thread) and notifies `done` once `expect` ids are there.
+struct OrderedEntry : TimerEntry {
+  OrderedEntry() : TimerEntry(&OrderedEntry::OnFire) {}
+  static void OnFire(TimerEntry* self) {
+    auto* o = static_cast<OrderedEntry*>(self);
+    o->order->push_back(o->id);  // timer thread only
+    if (o->order->size() == o->expect) o->done->Notify();
+  }
+  int id = 0;
+  size_t expect = 0;
+  std::vector<int>* order = nullptr;
+  Event* done = nullptr;
+};
+
+// kN OrderedEntry timers, of which keep[i] are expected to fire, with
+// coarse random deadlines (many equal, so the schedule-order tie-break
+// matters). Everything is decided before Schedule(), so the test thread
+// writes no field a callback reads once the entries are in the queue.
+struct OrderedRun {
+  OrderedRun(const std::vector<char>& keep, std::mt19937& rng,
+             absl::Duration delay, int spread_ms)
+      : entries(keep.size()), deadline(keep.size()) {
+    order.reserve(keep.size());
+    for (size_t i = 0; i < keep.size(); ++i) {
+      if (keep[i]) expected.push_back(static_cast<int>(i));
+    }
+    const absl::Time base = absl::Now() + delay;
+    for (size_t i = 0; i < keep.size(); ++i) {
+      entries[i].id = static_cast<int>(i);
+      entries[i].expect = expected.size();
+      entries[i].order = &order;
+      entries[i].done = &done;
+      deadline[i] = base + absl::Milliseconds(rng() % spread_ms);
+    }
+    std::stable_sort(expected.begin(), expected.end(), [&](int a, int b) {
+      return deadline[a] < deadline[b];
+    });
+  }
+  void ScheduleAll(TimerQueue& q) {
+    for (size_t i = 0; i < entries.size(); ++i) {
+      q.Schedule(&entries[i], deadline[i]);
+    }
+  }
+  // The kept entries fired exactly once each, in (deadline, schedule order)
+  // order, and nothing is left pending.
+  void ExpectFiredInOrder(TimerQueue& q) {
+    ASSERT_FALSE(expected.empty());
+    ASSERT_TRUE(done.WaitFor(absl::Seconds(30)));
+    // The Event: the timer thread's writes to `order` happen-before here.
+    EXPECT_EQ(order, expected);
+    EXPECT_EQ(q.pending(), 0u);
+  }
+
+  std::vector<OrderedEntry> entries;
+  std::vector<absl::Time> deadline;
+  std::vector<int> order;
+  std::vector<int> expected;
+  Event done;
+};
+
 TEST(TimerQueue, CancelHalfRestFireInOrder) {
   // After cancelling a random half of many pending entries (exercising
   // removal from the middle of the heap), the rest fire exactly once each, in
   // (deadline, schedule order) order.
   const int kN = 20000 / kScale;
   TimerQueue q;
-  struct Ordered : TimerEntry {
-    Ordered() : TimerEntry(&Ordered::OnFire) {}
-    static void OnFire(TimerEntry* self) {
-      auto* o = static_cast<Ordered*>(self);
-      o->order->push_back(o->id);  // timer thread only
-      if (o->order->size() == o->expect) o->done->Notify();
-    }
-    int id = 0;
-    size_t expect = 0;
-    std::vector<int>* order = nullptr;
-    Event* done = nullptr;
-  };
-  std::vector<Ordered> entries(kN);
-  std::vector<int> order;
-  order.reserve(kN);
-  Event done;
   std::mt19937 rng(3);
-  // Decide everything before scheduling, so the test thread writes no field
-  // a callback reads after the entries are handed to the queue.
-  std::vector<char> cancel(kN);
-  std::vector<int> expected;
+  std::vector<char> keep(kN);
+  for (int i = 0; i < kN; ++i) keep[i] = rng() % 2 != 0;
+  OrderedRun run(keep, rng, absl::Milliseconds(300), 50);
+  run.ScheduleAll(q);
   for (int i = 0; i < kN; ++i) {
-    cancel[i] = rng() % 2 == 0;
-    if (!cancel[i]) expected.push_back(i);
-  }
-  // Coarse deadlines so that many are equal and the seq tie-break matters.
-  std::vector<absl::Time> deadline(kN);
-  const absl::Time base = absl::Now() + absl::Milliseconds(300);
-  for (int i = 0; i < kN; ++i) {
-    entries[i].id = i;
-    entries[i].expect = expected.size();
-    entries[i].order = &order;
-    entries[i].done = &done;
-    deadline[i] = base + absl::Milliseconds(rng() % 50);
-    q.Schedule(&entries[i], deadline[i]);
-  }
-  for (int i = 0; i < kN; ++i) {
-    if (cancel[i]) {
-      ASSERT_TRUE(q.Cancel(&entries[i])) << i;
+    if (!keep[i]) {
+      ASSERT_TRUE(q.Cancel(&run.entries[i])) << i;
     }
   }
-  std::stable_sort(expected.begin(), expected.end(), [&](int a, int b) {
-    return deadline[a] < deadline[b];
-  });
-  ASSERT_FALSE(expected.empty());
-  ASSERT_TRUE(done.WaitFor(absl::Seconds(30)));
-  // The Event: the timer thread's writes to `order` happen-before here.
-  EXPECT_EQ(order, expected);
-  EXPECT_EQ(q.pending(), 0u);
+  run.ExpectFiredInOrder(q);
 }
 
 TEST(TimerQueue, MostlyCancelledCompactsAndRestFireInOrder) {
@@ -545,63 +568,27 @@ TEST(TimerQueue, MostlyCancelledCompactsAndRestFireInOrder) {
   // the rest fire exactly once each, in (deadline, schedule order) order.
   const int kN = 20000 / kScale;
   TimerQueue q;
-  struct Ordered : TimerEntry {
-    Ordered() : TimerEntry(&Ordered::OnFire) {}
-    static void OnFire(TimerEntry* self) {
-      auto* o = static_cast<Ordered*>(self);
-      o->order->push_back(o->id);  // timer thread only
-      if (o->order->size() == o->expect) o->done->Notify();
-    }
-    int id = 0;
-    size_t expect = 0;
-    std::vector<int>* order = nullptr;
-    Event* done = nullptr;
-  };
-  std::vector<Ordered> entries(kN);
-  std::vector<int> order;
-  order.reserve(kN);
-  Event done;
   std::mt19937 rng(5);
   std::vector<char> keep(kN);
-  std::vector<int> expected;
-  for (int i = 0; i < kN; ++i) {
-    keep[i] = rng() % 10 == 0;
-    if (keep[i]) expected.push_back(i);
-  }
-  ASSERT_FALSE(expected.empty());
-  std::vector<absl::Time> deadline(kN);
-  const absl::Time base = absl::Now() + absl::Milliseconds(400);
-  for (int i = 0; i < kN; ++i) {
-    entries[i].id = i;
-    entries[i].expect = expected.size();
-    entries[i].order = &order;
-    entries[i].done = &done;
-    deadline[i] = base + absl::Milliseconds(rng() % 20);  // many equal
-    q.Schedule(&entries[i], deadline[i]);
-  }
+  for (int i = 0; i < kN; ++i) keep[i] = rng() % 10 == 0;
+  OrderedRun run(keep, rng, absl::Milliseconds(400), 20);
+  run.ScheduleAll(q);
   std::vector<int> cancel_order;
   for (int i = 0; i < kN; ++i) {
-    if (!keep[i]) {
-      cancel_order.push_back(i);
-    }
+    if (!keep[i]) cancel_order.push_back(i);
   }
   std::shuffle(cancel_order.begin(), cancel_order.end(), rng);
   size_t left = kN;
   for (int i : cancel_order) {
-    ASSERT_TRUE(q.Cancel(&entries[i])) << i;
-    ASSERT_FALSE(q.Cancel(&entries[i])) << i;  // already idle
+    ASSERT_TRUE(q.Cancel(&run.entries[i])) << i;
+    ASSERT_FALSE(q.Cancel(&run.entries[i])) << i;  // already idle
     --left;
     if (left % 997 == 0) {
       ASSERT_EQ(q.pending(), left);
     }
   }
-  EXPECT_EQ(q.pending(), expected.size());
-  std::stable_sort(expected.begin(), expected.end(), [&](int a, int b) {
-    return deadline[a] < deadline[b];
-  });
-  ASSERT_TRUE(done.WaitFor(absl::Seconds(30)));
-  EXPECT_EQ(order, expected);
-  EXPECT_EQ(q.pending(), 0u);
+  EXPECT_EQ(q.pending(), run.expected.size());
+  run.ExpectFiredInOrder(q);
 }
 
 TEST(TimerQueue, RescheduleAfterCancelFiresOnce) {
