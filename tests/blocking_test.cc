@@ -68,30 +68,8 @@ bool EventuallyBy(const std::function<bool()>& pred, absl::Time deadline) {
   return Eventually(pred, deadline - absl::Now());
 }
 
-bool Contains(absl::string_view haystack, absl::string_view needle) {
-  return absl::StrContains(haystack, needle);
-}
-
-// A one-shot gate with a bounded wait.
-class Gate {
- public:
-  void Open() {
-    std::lock_guard<std::mutex> lock(mu_);
-    open_ = true;
-    cv_.notify_all();
-  }
-  // True once opened; false after `timeout`.
-  bool WaitFor(absl::Duration timeout = kHang) {
-    std::unique_lock<std::mutex> lock(mu_);
-    return cv_.wait_for(lock, absl::ToChronoNanoseconds(timeout),
-                        [this] { return open_; });
-  }
-
- private:
-  std::mutex mu_;
-  std::condition_variable cv_;
-  bool open_ = false;
-};
+using ::ripcord::testing::Contains;
+using ::ripcord::testing::Gate;
 
 // A set of thread ids filled from many threads.
 class ThreadIdSet {

@@ -19,9 +19,11 @@
 
 #include <algorithm>
 #include <atomic>
+#include <condition_variable>
 #include <cstdio>
 #include <cstdlib>
 #include <functional>
+#include <mutex>
 #include <string>
 #include <string_view>
 #include <thread>
@@ -214,6 +216,32 @@ inline absl::Status JoinOrDie(TaskGroup& group,
 inline absl::Status JoinOrDie(TaskGroup& group, const Executor& executor) {
   return JoinOrDie(group, kHangTimeout, &executor);
 }
+
+// Contains(haystack, needle): absl::StrContains, for EXPECT_TRUE on reports.
+inline bool Contains(absl::string_view haystack, absl::string_view needle) {
+  return absl::StrContains(haystack, needle);
+}
+
+// Gate: a one-shot gate with a bounded wait. Thread-safe.
+class Gate {
+ public:
+  void Open() {
+    std::lock_guard<std::mutex> lock(mu_);
+    open_ = true;
+    cv_.notify_all();
+  }
+  // True once opened; false after `timeout` (a hang becomes a failure).
+  bool WaitFor(absl::Duration timeout = kHangTimeout) {
+    std::unique_lock<std::mutex> lock(mu_);
+    return cv_.wait_for(lock, absl::ToChronoNanoseconds(timeout),
+                        [this] { return open_; });
+  }
+
+ private:
+  std::mutex mu_;
+  std::condition_variable cv_;
+  bool open_ = false;  // guarded by mu_
+};
 
 // HasSubstr-style check on a status message (absl::string_view is not
 // std::string_view in this Abseil build).

@@ -57,9 +57,7 @@ int Scaled(int n) { return kSanitizer ? std::max(1, n / 5) : n; }
 constexpr absl::Duration kHang = absl::Seconds(30);
 
 
-bool Contains(absl::string_view haystack, absl::string_view needle) {
-  return absl::StrContains(haystack, needle);
-}
+using ::ripcord::testing::Contains;
 
 
 
