@@ -21,10 +21,12 @@
 #include <atomic>
 #include <chrono>
 #include <cstdint>
+#include <optional>
 
 #include "absl/synchronization/notification.h"
 #include "benchmark/benchmark.h"
 #include "benchmarks/bench_util.h"
+#include "benchmarks/workloads.h"
 #include "oneapi/tbb/global_control.h"
 #include "oneapi/tbb/task_group.h"
 #include "ripcord/ripcord.h"
@@ -62,37 +64,17 @@ double Seconds(Clock::time_point a, Clock::time_point b) {
   return std::chrono::duration<double>(b - a).count();
 }
 
-// Holds every worker of `executor` in a task of `hold` until Release().
-class RipcordHolder {
- public:
-  RipcordHolder(ripcord::Executor& executor, int workers)
-      : group_(executor) {
-    for (int i = 0; i < workers; ++i) {
-      group_.Spawn([this] {
-        started_.fetch_add(1, std::memory_order_acq_rel);
-        release_.WaitForNotification();
-      });
-    }
-    while (started_.load(std::memory_order_acquire) < workers) {
-    }
-  }
-  void Release() {
-    release_.Notify();
-    CheckOk(group_.Wait(), "holder group");
-  }
-
- private:
-  ripcord::TaskGroup group_;
-  std::atomic<int> started_{0};
-  absl::Notification release_;
-};
-
-void BM_Cancel_Ripcord(benchmark::State& state) {
+// One scenario, both variants of the bar: with `hold_workers`, every worker
+// is held (RipcordHolder) so all kTasks are queued at the stop, and released
+// right after it; otherwise the workers run tasks during the submission.
+void CancelRipcord(benchmark::State& state, bool hold_workers) {
   ripcord::Executor executor({.num_workers = kWorkers});
   int64_t ran = 0;
   int64_t ran_after = 0;
   for (auto _ : state) {
     Tally tally;
+    std::optional<ripcord_bench::RipcordHolder> holder;
+    if (hold_workers) holder.emplace(executor, kWorkers);
     ripcord::TaskGroup group(executor);
     for (int64_t i = 0; i < kTasks; ++i) {
       group.Spawn([&tally] { tally.Run(); });
@@ -100,6 +82,7 @@ void BM_Cancel_Ripcord(benchmark::State& state) {
     const auto t0 = Clock::now();
     group.RequestStop("benchmark stop");
     tally.stop_returned.store(true, std::memory_order_release);
+    if (holder) holder->Release();
     const absl::Status status = group.Wait();
     const auto t1 = Clock::now();
     if (!absl::IsCancelled(status)) CheckOk(status, "cancel group");
@@ -110,13 +93,15 @@ void BM_Cancel_Ripcord(benchmark::State& state) {
   Report(state, ran, ran_after);
 }
 
-void BM_Cancel_Tbb(benchmark::State& state) {
+void CancelTbb(benchmark::State& state, bool hold_workers) {
   tbb::global_control limit(tbb::global_control::max_allowed_parallelism,
                             kWorkers);
   int64_t ran = 0;
   int64_t ran_after = 0;
   for (auto _ : state) {
     Tally tally;
+    std::optional<ripcord_bench::TbbHolder> holder;
+    if (hold_workers) holder.emplace();
     tbb::task_group group;
     for (int64_t i = 0; i < kTasks; ++i) {
       group.run([&tally] { tally.Run(); });
@@ -124,6 +109,7 @@ void BM_Cancel_Tbb(benchmark::State& state) {
     const auto t0 = Clock::now();
     group.cancel();
     tally.stop_returned.store(true, std::memory_order_release);
+    if (holder) holder->Release();
     group.wait();
     const auto t1 = Clock::now();
     state.SetIterationTime(Seconds(t0, t1));
@@ -133,65 +119,12 @@ void BM_Cancel_Tbb(benchmark::State& state) {
   Report(state, ran, ran_after);
 }
 
+void BM_Cancel_Ripcord(benchmark::State& state) { CancelRipcord(state, false); }
+void BM_Cancel_Tbb(benchmark::State& state) { CancelTbb(state, false); }
 void BM_CancelQueued_Ripcord(benchmark::State& state) {
-  ripcord::Executor executor({.num_workers = kWorkers});
-  int64_t ran = 0;
-  int64_t ran_after = 0;
-  for (auto _ : state) {
-    Tally tally;
-    RipcordHolder holder(executor, kWorkers);
-    ripcord::TaskGroup group(executor);
-    for (int64_t i = 0; i < kTasks; ++i) {
-      group.Spawn([&tally] { tally.Run(); });
-    }
-    const auto t0 = Clock::now();
-    group.RequestStop("benchmark stop");
-    tally.stop_returned.store(true, std::memory_order_release);
-    holder.Release();
-    const absl::Status status = group.Wait();
-    const auto t1 = Clock::now();
-    if (!absl::IsCancelled(status)) CheckOk(status, "cancel group");
-    state.SetIterationTime(Seconds(t0, t1));
-    ran += tally.ran.load();
-    ran_after += tally.ran_after_stop.load();
-  }
-  Report(state, ran, ran_after);
+  CancelRipcord(state, true);
 }
-
-void BM_CancelQueued_Tbb(benchmark::State& state) {
-  tbb::global_control limit(tbb::global_control::max_allowed_parallelism,
-                            kWorkers);
-  int64_t ran = 0;
-  int64_t ran_after = 0;
-  for (auto _ : state) {
-    Tally tally;
-    // Hold oneTBB's one worker: it steals the holder from this thread's deque.
-    tbb::task_group hold;
-    std::atomic<bool> held{false};
-    absl::Notification release;
-    hold.run([&held, &release] {
-      held.store(true, std::memory_order_release);
-      release.WaitForNotification();
-    });
-    while (!held.load(std::memory_order_acquire)) {
-    }
-    tbb::task_group group;
-    for (int64_t i = 0; i < kTasks; ++i) {
-      group.run([&tally] { tally.Run(); });
-    }
-    const auto t0 = Clock::now();
-    group.cancel();
-    tally.stop_returned.store(true, std::memory_order_release);
-    release.Notify();
-    group.wait();
-    const auto t1 = Clock::now();
-    hold.wait();
-    state.SetIterationTime(Seconds(t0, t1));
-    ran += tally.ran.load();
-    ran_after += tally.ran_after_stop.load();
-  }
-  Report(state, ran, ran_after);
-}
+void BM_CancelQueued_Tbb(benchmark::State& state) { CancelTbb(state, true); }
 
 // 10 runs per repetition: each run queues 10^6 tasks (0.2-0.7 s here), and the
 // manual time is short, so the default min_time would take minutes.

@@ -26,6 +26,7 @@
 #include "absl/synchronization/notification.h"
 #include "benchmark/benchmark.h"
 #include "benchmarks/bench_util.h"
+#include "benchmarks/workloads.h"
 #include "oneapi/tbb/global_control.h"
 #include "oneapi/tbb/task_group.h"
 #include "ripcord/ripcord.h"
@@ -55,17 +56,7 @@ Growth MeasureRipcord() {
   std::atomic<int64_t> ran{0};
   Growth growth;
   {
-    ripcord::TaskGroup hold(executor);
-    std::atomic<int> held{0};
-    absl::Notification release;
-    for (int i = 0; i < kWorkers; ++i) {
-      hold.Spawn([&held, &release] {
-        held.fetch_add(1, std::memory_order_acq_rel);
-        release.WaitForNotification();
-      });
-    }
-    while (held.load(std::memory_order_acquire) < kWorkers) {
-    }
+    ripcord_bench::RipcordHolder holder(executor, kWorkers);
     ripcord::TaskGroup group(executor);
     ripcord_bench::TrimMalloc();
     const Snapshot before = Snapshot::Take();
@@ -74,9 +65,8 @@ Growth MeasureRipcord() {
     }
     const Snapshot after = Snapshot::Take();
     growth = {after.rss - before.rss, after.heap - before.heap};
-    release.Notify();
+    holder.Release();
     CheckOk(group.Wait(), "memory group");
-    CheckOk(hold.Wait(), "holder group");
   }
   if (ran.load() != kTasks) std::abort();
   return growth;
@@ -87,16 +77,7 @@ Growth MeasureTbb() {
                             kWorkers);
   std::atomic<int64_t> ran{0};
   Growth growth;
-  tbb::task_group hold;
-  std::atomic<bool> held{false};
-  absl::Notification release;
-  // oneTBB's one worker steals the holder from this thread's deque.
-  hold.run([&held, &release] {
-    held.store(true, std::memory_order_release);
-    release.WaitForNotification();
-  });
-  while (!held.load(std::memory_order_acquire)) {
-  }
+  ripcord_bench::TbbHolder holder;
   tbb::task_group group;
   ripcord_bench::TrimMalloc();
   const Snapshot before = Snapshot::Take();
@@ -105,9 +86,8 @@ Growth MeasureTbb() {
   }
   const Snapshot after = Snapshot::Take();
   growth = {after.rss - before.rss, after.heap - before.heap};
-  release.Notify();
+  holder.Release();
   group.wait();
-  hold.wait();
   if (ran.load() != kTasks) std::abort();
   return growth;
 }

@@ -1,13 +1,16 @@
 // Copyright 2026 The ripcord Authors.
 //
-// workloads.h: the recursive workloads several benchmark binaries share, in
-// one copy so every binary measures the same code: fib with one child group
-// per call (the oneTBB task_group idiom) and skynet (10-ary tree).
+// workloads.h: what several benchmark binaries share, in one copy so every
+// binary measures the same code: fib with one child group per call (the
+// oneTBB task_group idiom), skynet (10-ary tree), and the holders that keep
+// every worker busy so that spawned tasks stay queued.
 #ifndef RIPCORD_BENCHMARKS_WORKLOADS_H_
 #define RIPCORD_BENCHMARKS_WORKLOADS_H_
 
+#include <atomic>
 #include <cstdint>
 
+#include "absl/synchronization/notification.h"
 #include "benchmarks/bench_util.h"
 #include "oneapi/tbb/task_group.h"
 #include "ripcord/ripcord.h"
@@ -66,6 +69,59 @@ inline int64_t SkynetTbb(int64_t num, int64_t size) {
   for (int64_t s : sums) total += s;
   return total;
 }
+
+// Holders: keep every worker busy in a task blocked until Release(), so that
+// what is spawned meanwhile stays queued (the cancel and memory scenarios).
+// Both wait in the constructor until every worker is held.
+class RipcordHolder {
+ public:
+  RipcordHolder(ripcord::Executor& executor, int workers) : group_(executor) {
+    for (int i = 0; i < workers; ++i) {
+      group_.Spawn([this] {
+        held_.fetch_add(1, std::memory_order_acq_rel);
+        release_.WaitForNotification();
+      });
+    }
+    while (held_.load(std::memory_order_acquire) < workers) {
+    }
+  }
+  ~RipcordHolder() { Release(); }
+  void Release() {
+    if (!release_.HasBeenNotified()) release_.Notify();
+    CheckOk(group_.Wait(), "holder group");
+  }
+
+ private:
+  ripcord::TaskGroup group_;
+  std::atomic<int> held_{0};
+  absl::Notification release_;
+};
+
+// oneTBB with 2 threads has one worker besides the calling thread: it steals
+// the holder task from this thread's deque.
+class TbbHolder {
+ public:
+  TbbHolder() {
+    hold_.run([this] {
+      held_.store(true, std::memory_order_release);
+      release_.WaitForNotification();
+    });
+    while (!held_.load(std::memory_order_acquire)) {
+    }
+  }
+  ~TbbHolder() {
+    Release();
+    hold_.wait();
+  }
+  void Release() {
+    if (!release_.HasBeenNotified()) release_.Notify();
+  }
+
+ private:
+  tbb::task_group hold_;
+  std::atomic<bool> held_{false};
+  absl::Notification release_;
+};
 
 }  // namespace ripcord_bench
 
