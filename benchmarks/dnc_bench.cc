@@ -86,17 +86,20 @@ void BM_Dnc_Ripcord(benchmark::State& state) {
   if (!Verify(out)) state.SkipWithError("wrong result");
 }
 
-void BM_Dnc_Tbb(benchmark::State& state) {
+// tbb::parallel_for over blocked_range(0, kN, grain) with `Partitioner`.
+template <class Partitioner>
+void DncTbb(benchmark::State& state, int64_t grain) {
   tbb::task_arena arena(kWorkers);
   std::vector<uint32_t> out(kN);
   const ripcord_bench::CpuMeter cpu;
   for (auto _ : state) {
     uint32_t* data = out.data();
-    arena.execute([data] {
-      tbb::parallel_for(tbb::blocked_range<int64_t>(0, kN),
+    arena.execute([data, grain] {
+      tbb::parallel_for(tbb::blocked_range<int64_t>(0, kN, grain),
                         [data](const tbb::blocked_range<int64_t>& r) {
                           Leaf(r.begin(), r.end(), data);
-                        });
+                        },
+                        Partitioner());
     });
     benchmark::ClobberMemory();
   }
@@ -104,23 +107,13 @@ void BM_Dnc_Tbb(benchmark::State& state) {
   if (!Verify(out)) state.SkipWithError("wrong result");
 }
 
+// The default: auto_partitioner, grain 1 (blocked_range's default).
+void BM_Dnc_Tbb(benchmark::State& state) {
+  DncTbb<tbb::auto_partitioner>(state, 1);
+}
+
 void BM_Dnc_TbbSimple(benchmark::State& state) {
-  tbb::task_arena arena(kWorkers);
-  std::vector<uint32_t> out(kN);
-  const ripcord_bench::CpuMeter cpu;
-  for (auto _ : state) {
-    uint32_t* data = out.data();
-    arena.execute([data] {
-      tbb::parallel_for(tbb::blocked_range<int64_t>(0, kN, kGrain),
-                        [data](const tbb::blocked_range<int64_t>& r) {
-                          Leaf(r.begin(), r.end(), data);
-                        },
-                        tbb::simple_partitioner());
-    });
-    benchmark::ClobberMemory();
-  }
-  cpu.Report(state);
-  if (!Verify(out)) state.SkipWithError("wrong result");
+  DncTbb<tbb::simple_partitioner>(state, kGrain);
 }
 
 void BM_Dnc_Sequential(benchmark::State& state) {
