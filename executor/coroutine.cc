@@ -395,7 +395,9 @@ class JoinOp : public TaskNode {
   bool Register() {
     ExecutorImpl* exec = target_->executor();
     exec->AddJoinWaiter(target_, this);
-    if (target_->SetWaitersBit()) return true;
+    // Done() again after the bit: a census that passed meanwhile woke the
+    // waiters before we registered.
+    if (target_->SetWaitersBit() && !target_->Done()) return true;
     return !exec->RemoveJoinWaiter(target_, this);
   }
 
@@ -404,7 +406,7 @@ class JoinOp : public TaskNode {
   // rarely, by a group that reused target_'s address): re-check.
   static void Run(TaskNode* node, bool /*drop*/) {
     auto* op = static_cast<JoinOp*>(node);
-    if (!op->target_->Idle() && op->Register()) return;
+    if (!op->target_->Done() && op->Register()) return;
     CoroContext* ctx = op->ctx_;
     ctx->run(ctx, false);  // resumes the coroutine; it deletes op (JoinFinish)
   }
@@ -421,7 +423,7 @@ bool JoinSuspend(CoroContext* ctx, GroupState* target, JoinOp** op_out,
         " or of one of its descendants; it would wait for itself"));
     return false;
   }
-  if (target->Idle()) {
+  if (target->Done()) {
     *result = target->Outcome();
     return false;
   }

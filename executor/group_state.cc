@@ -34,6 +34,43 @@
 // A child linked while its parent is stopped is stopped in LinkChild under
 // the parent's children_mu_, so no child misses a stop: either it is in the
 // list when step 4 copies it, or it sees stopped_ when it links.
+//
+// Census: how a stopped group's Wait() returns without touching its queued
+// tasks (the bar: Wait() within 1 ms of the stop with 10^6 tasks queued).
+// A queued plain task whose callable is trivially destructible (kLazy) is
+// dropped by whichever worker pops it, whenever that is: dropping it runs no
+// user code, so nobody can tell when it happens. Wait() of a stopped group
+// therefore returns once every OTHER unit of its count is gone:
+//  1. The start gate (ExecutorImpl::RunTask): a worker publishes the task's
+//     frame on its own cache line, then (compiler barrier only) reads the
+//     stop bit; it runs the task only if the bit is clear.
+//  2. The waiter, having seen the stop bit, runs a heavy fence (membarrier,
+//     executor/membarrier.h) once: every worker executes a full barrier, so
+//     any worker that read the bit clear in step 1 has its frame visible to
+//     us now, and any later gate reads the bit set. No lazy task of the
+//     group starts after this point.
+//  3. It then checks the markers of everything that is not a lazy queued
+//     task: strict_ (non-lazy plain tasks, coroutines, blocking calls), the
+//     running_other_ gauge and the workers' frames. All clear: the rest of
+//     the count is lazy tasks that will be dropped unrun, and Wait()
+//     returns. A group that ever had a child group does not take part (see
+//     Census()): its Wait() waits for the drop of every queued task.
+//  4. Exactness: a unit removes its marker only AFTER its release of
+//     pending_ (ReleasePending), so a census that sees no marker has seen
+//     every release: stats() is exact, and everything the tasks did
+//     happens-before (acq_rel release, release marker store, acquire census
+//     load). Then ReleasePending wakes waiters that set kCensusWaiter.
+//     Close() waits for in-flight marker removals before it frees.
+//  5. Waiting: the waiter sets kCensusWaiter and sleeps on the futex; lazy
+//     drops do not wake it (kQuiet), everything else does. A wake can slip
+//     between its check and its sleep (the marker goes after the word
+//     changed), so a stopped group's waiter also polls, every 50 us at first
+//     and at most every 1 ms.
+//  6. Lifetime: the record outlives its TaskGroup while lazy tasks point at
+//     it. Close() sets kDetached and hands its unit in the parent back; the
+//     drop that takes the count to zero frees the record.
+// A heavy fence the kernel refuses (no membarrier) makes the census fail:
+// Wait() then waits for the workers to drop every queued task, as before.
 #include <algorithm>
 #include <cstdio>
 #include <exception>
@@ -51,6 +88,7 @@
 #include "absl/time/clock.h"
 #include "executor/check.h"
 #include "executor/futex.h"
+#include "executor/membarrier.h"
 #include "executor/scheduler.h"
 #include "executor/timer.h"
 #include "ripcord/internal/group_state.h"
@@ -76,6 +114,7 @@ RIPCORD_FAST_TLS thread_local uint64_t tls_group_id_prefix = 0;
 RIPCORD_FAST_TLS thread_local uint64_t tls_group_id_count = 0;
 
 namespace {
+
 
 // Creating a group touches no shared cache line (fib(30) creates 1.3
 // million); the prefix is taken on the thread's first group.
@@ -147,6 +186,11 @@ GroupState::GroupState(ExecutorImpl* exec, GroupState* parent,
   }
 }
 
+GroupState* GroupState::Create(ExecutorImpl* exec, GroupState* parent,
+                               GroupOptions&& options) {
+  return new GroupState(exec, parent, std::move(options));
+}
+
 void GroupState::CheckNoChildren() const {
   const int children = children_mu_.count();
   RIPCORD_CHECK(children == 0,
@@ -155,8 +199,8 @@ void GroupState::CheckNoChildren() const {
                 Label().c_str(), children);
 }
 
-GroupState::~GroupState() {
-  // ~TaskGroup ran CheckNoChildren() before joining.
+void GroupState::Close() {
+  // ~TaskGroup ran CheckNoChildren() and joined.
   if (timeout_ != nullptr) exec_->timers().Cancel(timeout_->entry());
   if (parent_ != nullptr) {
     parent_->UnlinkChild(this);
@@ -164,6 +208,25 @@ GroupState::~GroupState() {
     exec_->UnregisterRoot(this);
   }
   WaitForUnpinned();
+  // Census step 4: markers go right after their release; wait for the few
+  // in flight. acquire: pairs with the release decrements in ReleasePending.
+  while (strict_.load(std::memory_order_acquire) != 0 ||
+         running_other_.load(std::memory_order_acquire) != 0) {
+    sched_yield();
+  }
+  // acquire: pairs with the release store in Census().
+  if (census_passed_.load(std::memory_order_acquire)) {
+    // Census step 6: frozen with lazy tasks still queued; the last of us
+    // (this owner or the last DropFrozen) frees the record.
+    // acq_rel: release orders our last use before the freeing thread's
+    // delete; acquire orders theirs before ours.
+    if (frozen_refs_.fetch_sub(kOwnerRef, std::memory_order_acq_rel) ==
+        kOwnerRef) {
+      delete this;
+    }
+    return;
+  }
+  delete this;  // joined: nothing points at us any more
 }
 
 void GroupState::WaitForUnpinned() const {
@@ -236,11 +299,11 @@ void GroupState::AddPending() {
   // with it is acq_rel.
   const uint64_t prev = pending_.fetch_add(1, std::memory_order_relaxed);
   RIPCORD_CHECK((prev & kCountMask) != kCountMask,
-                "TaskGroup %s: more than 2^31 unfinished tasks",
+                "TaskGroup %s: more than 2^29 unfinished tasks",
                 Label().c_str());
   if ((prev & kCompletedCarry) != 0) {
     // The completed field wrapped. Between two wraps lie 2^31 completions,
-    // more than the count can hold, so some AddPending sees each carry
+    // more than the count (2^29) can hold, so some AddPending sees each carry
     // before the next; we hold a count, so the group is alive to update.
     // relaxed: statistics.
     if ((pending_.fetch_and(~kCompletedCarry, std::memory_order_relaxed) &
@@ -251,7 +314,7 @@ void GroupState::AddPending() {
   if ((prev & kCountMask) == 0 && parent_ != nullptr) parent_->AddPending();
 }
 
-void GroupState::ReleasePending(uint64_t delta) {
+void GroupState::ReleasePending(uint64_t delta, int marks, int frame) {
   // Read before the release: once the count is zero, a waiter may destroy us.
   GroupState* const parent = parent_;
   ExecutorImpl* const exec = exec_;
@@ -259,23 +322,42 @@ void GroupState::ReleasePending(uint64_t delta) {
   // waiter's acquire load (join step 3); acquire orders the WAITERS bit (and
   // the waiter's waiting_on store before it) before our wake-ups.
   const uint64_t prev = pending_.fetch_add(delta, std::memory_order_acq_rel);
-  if ((prev & kCountMask) != 1) return;
-  if ((prev & kWaiters) != 0) {
-    FutexWakeAll(FutexWord());
-    exec->WakeWaitersOf(this);
+  // Census step 4: the markers go after the release. The record is still
+  // alive: Close() waits for strict_ and running_other_, and a frame is only
+  // ever compared. release: pairs with the census's acquire loads.
+  if ((marks & kMarkFrame) != 0) ExecutorImpl::PopPlainFrame(frame);
+  if ((marks & kMarkRunning) != 0) {
+    running_other_.fetch_sub(1, std::memory_order_release);
   }
+  if ((marks & kMarkStrict) != 0) {
+    strict_.fetch_sub(1, std::memory_order_release);
+  }
+  if ((prev & kCountMask) != 1) {
+    if ((prev & kCensusWaiter) != 0 && (marks & kQuiet) == 0) {
+      WakeWaiters(exec);
+    }
+    return;
+  }
+  if ((prev & (kWaiters | kCensusWaiter)) != 0) WakeWaiters(exec);
   if (parent != nullptr) parent->ReleasePending();
 }
 
-bool GroupState::SetWaitersBit() {
+void GroupState::WakeWaiters(ExecutorImpl* exec) const {
+  // Both use our address as a key only: harmless if we are gone.
+  FutexWakeAll(FutexWord());
+  exec->WakeWaitersOf(this);
+}
+
+bool GroupState::SetWaitersBit(bool census) {
+  const uint64_t bits = kWaiters | (census ? kCensusWaiter : 0);
   // acquire: as in Idle().
   uint64_t v = pending_.load(std::memory_order_acquire);
   for (;;) {
     if ((v & kCountMask) == 0) return false;
-    if ((v & kWaiters) != 0) return true;
+    if ((v & bits) == bits) return true;
     // acq_rel: release orders our waiting_on store before the bit (the last
     // releaser's fetch_sub reads it); acquire as in Idle().
-    if (pending_.compare_exchange_weak(v, v | kWaiters,
+    if (pending_.compare_exchange_weak(v, v | bits,
                                        std::memory_order_acq_rel,
                                        std::memory_order_acquire)) {
       return true;
@@ -289,53 +371,65 @@ bool GroupState::Idle() const {
   return (pending_.load(std::memory_order_acquire) & kCountMask) == 0;
 }
 
-void GroupState::AddTask() { AddPending(); }
+void GroupState::AddTask() {
+  AddPending();
+  // seq_cst: like Submit's, before any check of the stop.
+  strict_.fetch_add(1, std::memory_order_seq_cst);
+}
 
 void GroupState::Submit(TaskNode* task) {
-  AddPending();
   if (stop_requested()) {
+    // Dropped here and now, counted strict like a non-lazy task: a frozen
+    // group's census (step 5) must see it until its release.
+    task->flags &= ~TaskNode::kLazy;
+    // seq_cst: before the count's increment, which the census reads.
+    strict_.fetch_add(1, std::memory_order_seq_cst);
+    AddPending();
     task->run(task, /*drop=*/true);
     return;
+  }
+  AddPending();
+  if ((task->flags & TaskNode::kLazy) == 0) {
+    // seq_cst: a census that saw the stop (and fenced) sees this increment,
+    // or the start gate sees the stop and drops the task.
+    strict_.fetch_add(1, std::memory_order_seq_cst);
   }
   exec_->Schedule(task);
 }
 
 void GroupState::CountStarted() {
-  // relaxed: statistics.
+  // relaxed: statistics (a unit counted here is also strict, or a plain
+  // task nested too deep for a frame, whose gate uses a seq_cst increment).
   running_other_.fetch_add(1, std::memory_order_relaxed);
 }
 
-int GroupState::StartPlain() {
-  const int frame = ExecutorImpl::PushPlainFrame(this);
-  // relaxed: statistics.
-  if (frame < 0) running_other_.fetch_add(1, std::memory_order_relaxed);
-  return frame;
+int GroupState::StartPlain() { return ExecutorImpl::TakeGateFrame(); }
+
+bool GroupState::GateUntracked() {
+  // seq_cst: the census reads running_other_ after its HeavyFence; this RMW
+  // is a full barrier, so it sees the increment or we see the stop.
+  running_other_.fetch_add(1, std::memory_order_seq_cst);
+  if (!stop_requested()) return true;
+  running_other_.fetch_sub(1, std::memory_order_release);
+  return false;
 }
 
-void GroupState::FinishPlainOk(int frame) {
-  if (frame >= 0) {
-    ExecutorImpl::PopPlainFrame(frame);
-  } else {
-    // relaxed: statistics.
-    running_other_.fetch_sub(1, std::memory_order_relaxed);
-  }
-  ReleasePending(kReleaseCompleted);
+void GroupState::FinishPlainOk(int frame, bool lazy) {
+  ReleasePending(kReleaseCompleted,
+                 (frame >= 0 ? kMarkFrame : kMarkRunning) |
+                     (lazy ? 0 : kMarkStrict),
+                 frame);
 }
 
-void GroupState::FinishPlain(absl::Status status, int frame) {
-  if (frame >= 0) {
-    ExecutorImpl::PopPlainFrame(frame);
-  } else {
-    running_other_.fetch_sub(1, std::memory_order_relaxed);
-  }
-  Settle(std::move(status));
+void GroupState::FinishPlain(absl::Status status, int frame, bool lazy) {
+  Settle(std::move(status),
+         (frame >= 0 ? kMarkFrame : kMarkRunning) | (lazy ? 0 : kMarkStrict),
+         frame);
 }
 
 void GroupState::FinishCounted(const absl::Status& status) {
-  // relaxed: statistics.
-  running_other_.fetch_sub(1, std::memory_order_relaxed);
   if (status.ok()) {
-    ReleasePending(kReleaseCompleted);
+    ReleasePending(kReleaseCompleted, kMarkRunning | kMarkStrict);
     return;
   }
   // relaxed: statistics.
@@ -344,35 +438,43 @@ void GroupState::FinishCounted(const absl::Status& status) {
   } else {
     failed_.fetch_add(1, std::memory_order_relaxed);
   }
-  ReleasePending();
+  ReleasePending(kRelease, kMarkRunning | kMarkStrict);
 }
 
 void GroupState::FinishOk() {
-  // relaxed: statistics.
-  running_other_.fetch_sub(1, std::memory_order_relaxed);
-  ReleasePending(kReleaseCompleted);
+  ReleasePending(kReleaseCompleted, kMarkRunning | kMarkStrict);
 }
 
-void GroupState::FinishDropped() {
+void GroupState::FinishDropped(bool lazy) {
+  if (lazy && frozen()) {
+    DropFrozen();
+    return;
+  }
+  // relaxed: statistics.
   cancelled_.fetch_add(1, std::memory_order_relaxed);
-  ReleasePending();
+  ReleasePending(kRelease, lazy ? kQuiet : kMarkStrict);
+}
+
+void GroupState::DropFrozen() {
+  // Census step 5: the frozen count keeps this task's unit (Stats() reports
+  // it cancelled); only the record's lifetime hears of the drop. acq_rel: as
+  // in Close().
+  if (frozen_refs_.fetch_sub(1, std::memory_order_acq_rel) == 1) delete this;
 }
 
 void GroupState::FinishTask(absl::Status status) {
-  // relaxed: statistics.
-  running_other_.fetch_sub(1, std::memory_order_relaxed);
-  Settle(std::move(status));
+  Settle(std::move(status), kMarkRunning | kMarkStrict, -1);
 }
 
-void GroupState::Settle(absl::Status status) {
+void GroupState::Settle(absl::Status status, int marks, int frame) {
   if (status.ok()) {
-    ReleasePending(kReleaseCompleted);
+    ReleasePending(kReleaseCompleted, marks, frame);
     return;
   }
   if (absl::IsCancelled(status) && stop_requested()) {
     // It passed on what Sleep/SleepFor told it: not a failure (Trio's rule).
     cancelled_.fetch_add(1, std::memory_order_relaxed);
-    ReleasePending();
+    ReleasePending(kRelease, marks, frame);
     return;
   }
   failed_.fetch_add(1, std::memory_order_relaxed);
@@ -382,7 +484,7 @@ void GroupState::Settle(absl::Status status) {
     if (first_error_.ok()) first_error_ = std::move(status);
   }
   Stop(reason, StopOrigin::kSelf);
-  ReleasePending();
+  ReleasePending(kRelease, marks, frame);
 }
 
 // ---- join -----------------------------------------------------------------
@@ -404,42 +506,124 @@ absl::Status GroupState::CheckNotInside(const char* api) const {
   return absl::OkStatus();
 }
 
+bool GroupState::Joined(bool* fenced) {
+  if (Done()) return true;
+  return stop_requested() && Census(fenced);
+}
+
+bool GroupState::Census(bool* fenced) {
+  // acquire: pairs with the release store below.
+  if (census_passed_.load(std::memory_order_acquire)) return true;
+  auto markers_clear = [this] {
+    // acquire: pairs with the release decrements in ReleasePending (census
+    // step 4).
+    return strict_.load(std::memory_order_acquire) == 0 &&
+           running_other_.load(std::memory_order_acquire) == 0;
+  };
+  // A child group's unit here is released just after its own count reaches
+  // zero, with no marker in between (one would cost every child group an
+  // RMW): a group that ever had children is left to the full drain. relaxed:
+  // a child linked concurrently is linked by a running task of ours (whose
+  // frame we see) or races with the Wait() itself.
+  if (had_children_.load(std::memory_order_relaxed)) return false;
+  if (!markers_clear()) return false;
+  if (!*fenced) {
+    // Step 2, once per waiter.
+    if (!HeavyFence()) return false;
+    *fenced = true;
+    if (!markers_clear()) return false;
+  }
+  // Step 3.
+  if (exec_->AnyFrameOf(this)) return false;
+  // Step 5: freeze. One census at a time (mu_): the frozen count is added to
+  // frozen_refs_ once.
+  uint64_t count = 0;
+  {
+    MutexLock lock(&mu_);
+    if (census_passed_.load(std::memory_order_relaxed)) return true;
+    // seq_cst + HeavyFence: as the stop bit in step 2. A gate that reads
+    // frozen_ clear has its frame visible to us after the fence.
+    frozen_.store(true, std::memory_order_seq_cst);
+    HeavyFence();
+    // Wait out what can still move the count: drops whose gate read frozen_
+    // clear (they keep their frame until their release) and tasks dropped
+    // in Submit (strict). Neither runs user code, so this is short.
+    for (int spins = 0;; ++spins) {
+      // acquire: as in Idle().
+      count = pending_.load(std::memory_order_acquire) & kCountMask;
+      if (markers_clear() && !exec_->AnyFrameOf(this) &&
+          count == (pending_.load(std::memory_order_acquire) & kCountMask)) {
+        break;
+      }
+      if (spins > 64) sched_yield();
+    }
+    if (count != 0) {
+      // relaxed: the RMW order on frozen_refs_ is all that matters.
+      frozen_refs_.fetch_add(static_cast<int64_t>(count),
+                             std::memory_order_relaxed);
+      // release: pairs with the acquire loads in Done(), Close() and above.
+      census_passed_.store(true, std::memory_order_release);
+    }
+  }
+  if (count != 0) {
+    // The frozen count never reaches zero: hand the parent its unit now.
+    if (parent_ != nullptr) parent_->ReleasePending();
+    WakeWaiters(exec_);  // concurrent waiters and Join()ers: we are done
+  }
+  return true;
+}
+
 absl::Status GroupState::WaitUntil(absl::Time deadline, bool* timed_out) {
   *timed_out = false;
-  if (Idle()) return absl::OkStatus();
+  bool fenced = false;
+  if (Joined(&fenced)) return absl::OkStatus();
   if (exec_->OnWorkerThread()) {
     *timed_out = !exec_->HelpWhileWaiting(this, deadline);
     return absl::OkStatus();
   }
   // External thread: sleep on the futex of pending_ itself (join step 3).
+  absl::Duration poll = kCensusFirstPoll;
   for (;;) {
     uint64_t v = pending_.load(std::memory_order_acquire);
     if ((v & kCountMask) == 0) break;
-    if ((v & kWaiters) == 0) {
-      if (!pending_.compare_exchange_weak(v, v | kWaiters,
+    const bool stopped = stop_requested();
+    if (stopped && Census(&fenced)) break;
+    const uint64_t bits = kWaiters | (stopped ? kCensusWaiter : 0);
+    if ((v & bits) != bits) {
+      if (!pending_.compare_exchange_weak(v, v | bits,
                                           std::memory_order_acq_rel,
                                           std::memory_order_acquire)) {
         continue;
       }
-      v |= kWaiters;
+      v |= bits;
+    }
+    // Census step 5: a stopped group's waiter also polls.
+    absl::Time until = deadline;
+    if (stopped) {
+      until = std::min(deadline, absl::Now() + poll);
+      poll = std::min(poll * 2, kCensusLastPoll);
     }
     // The kernel compares the low half only: a change of the completed
     // field alone is not a reason to wake, and always comes with a count
     // change in the low half anyway.
     const auto low = static_cast<uint32_t>(v);
-    if (deadline == absl::InfiniteFuture()) {
+    if (until == absl::InfiniteFuture()) {
       FutexWait(FutexWord(), low);
-    } else if (!FutexWaitUntil(FutexWord(), low, deadline)) {
-      if (!Idle()) {
+    } else if (!FutexWaitUntil(FutexWord(), low, until) &&
+               absl::Now() >= deadline) {
+      if (!Joined(&fenced)) {
         *timed_out = true;
         return absl::OkStatus();
       }
+      break;
     }
   }
   // Best effort: clear WAITERS so later idle transitions skip the wake-up,
   // but only while the count is zero: a waiter that set the bit for new work
   // since must keep it (the release that ends that work wakes it). With the
   // count at zero, every release that could have seen the bit has run.
+  // kCensusWaiter stays: the group stays stopped, and only census-relevant
+  // releases (few) look at it.
   // relaxed: if the CAS loses, the bit stays and costs one extra wake-up.
   uint64_t v = pending_.load(std::memory_order_relaxed);
   while ((v & kCountMask) == 0 && (v & kWaiters) != 0 &&
@@ -462,12 +646,13 @@ absl::Status GroupState::WaitFor(absl::Duration timeout) {
   const absl::Time deadline = timeout <= absl::ZeroDuration()
                                   ? absl::InfinitePast()
                                   : absl::Now() + timeout;
-  if (timeout > absl::ZeroDuration() || Idle()) {
+  bool fenced = false;
+  if (timeout > absl::ZeroDuration() || Joined(&fenced)) {
     WaitUntil(deadline, &timed_out).IgnoreError();
   } else {
     timed_out = true;
   }
-  if (timed_out && !Idle()) {
+  if (timed_out && !Joined(&fenced)) {
     return absl::DeadlineExceededError(absl::StrCat(
         "TaskGroup::WaitFor(", absl::FormatDuration(timeout), "): ", Label(),
         " still has tasks running or queued"));
@@ -510,7 +695,14 @@ int GroupState::Stop(std::string_view reason, StopOrigin origin) {
     propagate = first || (force && !forced_);
     if (force) forced_ = true;
   }
-  if (first) stop_.RequestStop();
+  if (first) {
+    stop_.RequestStop();
+    // Waiters asleep since before the stop switch to the census (step 5).
+    // acquire: as in Idle().
+    if ((pending_.load(std::memory_order_acquire) & kWaiters) != 0) {
+      WakeWaiters(exec_);
+    }
+  }
   int stopped = first ? 1 : 0;
   if (!propagate) return stopped;
   std::vector<GroupState*> children;
@@ -532,6 +724,10 @@ void GroupState::LinkChild(GroupState* child) {
   bool stopped = false;
   bool forced = false;
   SpinLockHolder lock(&children_mu_, +1);  // counts the child
+  // relaxed: see Census().
+  if (!had_children_.load(std::memory_order_relaxed)) {
+    had_children_.store(true, std::memory_order_relaxed);
+  }
   child->prev_sibling_ = nullptr;
   child->next_sibling_ = first_child_;
   if (first_child_ != nullptr) first_child_->prev_sibling_ = child;
@@ -586,7 +782,7 @@ GroupStats GroupState::Stats() const {
   {
     SpinLockHolder lock(&children_mu_);
     for (GroupState* c = first_child_; c != nullptr; c = c->next_sibling_) {
-      if (!c->Idle()) ++busy_children;
+      if (!c->Done()) ++busy_children;
     }
   }
   // relaxed: a snapshot; exact once joined (see the field comment).
@@ -605,6 +801,15 @@ GroupStats GroupState::Stats() const {
   s.spawned = s.completed + s.failed + s.cancelled + unsettled;
   s.running = std::clamp<int64_t>(running, 0, unsettled);
   s.queued = unsettled - s.running;
+  // After a census passed, nothing of the group runs again, and what the
+  // frozen count still holds is dropped unrun: report it as the cancelled
+  // tasks it is. (A frame seen now is a start gate dropping a task.)
+  // acquire: pairs with the release store in Census().
+  if (census_passed_.load(std::memory_order_acquire)) {
+    s.cancelled += unsettled;
+    s.running = 0;
+    s.queued = 0;
+  }
   return s;
 }
 
@@ -675,28 +880,32 @@ void ScheduleContinuation(TaskNode* node) {
 // ---- TaskGroup --------------------------------------------------------------
 
 TaskGroup::TaskGroup(Executor& executor, GroupOptions options)
-    : state_(executor.impl(), nullptr, std::move(options)),
+    : state_(internal::GroupState::Create(executor.impl(), nullptr,
+                                          std::move(options))),
       uncaught_at_construction_(std::uncaught_exceptions()) {}
 
 TaskGroup::TaskGroup(TaskGroup& parent, GroupOptions options)
-    : state_(parent.state_.executor(), &parent.state_, std::move(options)),
+    : state_(internal::GroupState::Create(parent.state_->executor(),
+                                          parent.state_, std::move(options))),
       uncaught_at_construction_(std::uncaught_exceptions()) {}
 
 TaskGroup::~TaskGroup() {
-  state_.CheckNoChildren();
+  state_->CheckNoChildren();
   if (std::uncaught_exceptions() > uncaught_at_construction_) {
-    state_.Stop("an exception is unwinding the scope that owns the group",
-                internal::StopOrigin::kSelf);
+    state_->Stop("an exception is unwinding the scope that owns the group",
+                 internal::StopOrigin::kSelf);
   }
   // Already joined (the usual case: the owner called Wait()): nothing to
   // wait for, and a task of the group or of a descendant cannot be running
   // on this thread, since it would keep the group busy.
-  if (state_.Idle()) return;
-  if (state_.CurrentTaskInside()) {
-    absl::Status inside = state_.CheckNotInside("~TaskGroup()");
-    RIPCORD_CHECK(inside.ok(), "%s", inside.ToString().c_str());
+  if (!state_->Done()) {
+    if (state_->CurrentTaskInside()) {
+      absl::Status inside = state_->CheckNotInside("~TaskGroup()");
+      RIPCORD_CHECK(inside.ok(), "%s", inside.ToString().c_str());
+    }
+    state_->Wait().IgnoreError();
   }
-  state_.Wait().IgnoreError();
+  state_->Close();
 }
 
 // ---- Executor ---------------------------------------------------------------

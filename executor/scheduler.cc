@@ -13,7 +13,10 @@
 //     producer (idle.h step 1) or by shutdown.
 // A task whose group was stopped before it started is dropped, not run: the
 // drop costs the worker one check, and stopping a group never walks its
-// queued tasks.
+// queued tasks. For plain tasks the check is the start gate: the worker
+// publishes the task's frame, then reads the stop bit (census step 1 atop
+// group_state.cc), so that a stopped group's Wait() can tell, without
+// touching the queues, that none of its queued tasks will start.
 //
 // Helping waits (HelpWhileWaiting), called by TaskGroup::Wait() on a worker.
 // A waiter runs ONLY tasks of the waited group's subtree (the group and its
@@ -65,6 +68,7 @@
 #include "ripcord/internal/mutex.h"
 #include "absl/time/clock.h"
 #include "executor/check.h"
+#include "executor/membarrier.h"
 #include "executor/threads.h"
 
 namespace ripcord::internal {
@@ -89,6 +93,8 @@ constexpr int kRootShards = 16;
 constexpr int kSearchSpins = 1024;
 // Rounds a helping wait searches before it parks.
 constexpr int kWaitSpinRounds = 32;
+// A helping wait on a stopped group runs the census every this many tasks.
+constexpr uint32_t kCensusEvery = 256;
 
 int ResolveWorkers(const ExecutorOptions& o) {
   RIPCORD_CHECK(o.num_workers >= 0,
@@ -135,6 +141,8 @@ int ThreadShardIndex() {
 ExecutorImpl::ExecutorImpl(const ExecutorOptions& options)
     : idle_(ResolveWorkers(options)), created_(absl::Now()) {
   const int n = ResolveWorkers(options);
+  // Before any worker starts: the start gate's LightFence relies on it.
+  RegisterHeavyFence();
   shards_.reserve(kRootShards);
   for (int i = 0; i < kRootShards; ++i) {
     shards_.push_back(std::make_unique<RootShard>());
@@ -173,6 +181,15 @@ ExecutorImpl::~ExecutorImpl() {
   shutdown_.store(true, std::memory_order_seq_cst);
   for (auto& w : workers_) w->parker.Unpark();
   for (auto& w : workers_) w->thread.join();
+  // Each worker left with its own deque and the injection queue empty; the
+  // only tasks that can still be queued are lazily dropped ones of closed
+  // groups (census step 6 atop group_state.cc) that a racing worker pushed
+  // last. Drop them: the last one frees its group's record.
+  while (TaskNode* t = inject_.Pop()) {
+    RIPCORD_CHECK((t->flags & TaskNode::kLazy) != 0,
+                  "Executor destroyed with a queued task of a live group");
+    t->run(t, /*drop=*/true);
+  }
   blocking_.reset();
   timers_.reset();
 }
@@ -181,20 +198,24 @@ bool ExecutorImpl::OnWorkerThread() const {
   return tls_worker != nullptr && tls_worker->exec == this;
 }
 
-int ExecutorImpl::PushPlainFrame(const GroupState* group) {
-  Worker* w = tls_worker;
-  if (w == nullptr || w->frame_depth >= Worker::kTrackedFrames) return -1;
-  const int slot = w->frame_depth++;
-  // relaxed: see Worker::frames.
-  w->frames[slot].store(group, std::memory_order_relaxed);
-  return slot;
-}
+int ExecutorImpl::TakeGateFrame() { return tls_worker->gate_frame; }
 
 void ExecutorImpl::PopPlainFrame(int slot) {
   Worker* w = tls_worker;
-  // relaxed: see Worker::frames.
-  w->frames[slot].store(nullptr, std::memory_order_relaxed);
+  // release: pairs with the census's acquire load in AnyFrameOf (the task's
+  // release of its group's count came first).
+  w->frames[slot].store(nullptr, std::memory_order_release);
   w->frame_depth = slot;
+}
+
+bool ExecutorImpl::AnyFrameOf(const GroupState* group) const {
+  for (const auto& w : workers_) {
+    for (const auto& f : w->frames) {
+      // acquire: pairs with the release store in PopPlainFrame.
+      if (f.load(std::memory_order_acquire) == group) return true;
+    }
+  }
+  return false;
 }
 
 int64_t ExecutorImpl::CountRunningPlain(const GroupState* group) const {
@@ -318,10 +339,48 @@ bool ExecutorImpl::AnyWorkVisible() const {
 void ExecutorImpl::RunTask(Worker* w, TaskNode* t) {
   const int64_t saved_base = w->base;
   w->base = w->deque.Bottom();
-  const bool drop =
-      (t->flags & TaskNode::kDroppable) != 0 && t->group->stop_requested();
-  t->run(t, drop);
+  const uint32_t flags = t->flags;
+  if ((flags & TaskNode::kPlain) != 0) {
+    RunPlainGated(w, t);
+  } else {
+    t->run(t, (flags & TaskNode::kDroppable) != 0 &&
+                  t->group->stop_requested());
+  }
   w->base = saved_base;
+}
+
+void ExecutorImpl::RunPlainGated(Worker* w, TaskNode* t) {
+  GroupState* const group = t->group;
+  const int slot = w->frame_depth;
+  if (slot < Worker::kTrackedFrames) [[likely]] {
+    // relaxed, then LightFence: the StoreLoad's heavy half is the census's
+    // HeavyFence (executor/membarrier.h).
+    w->frames[slot].store(group, std::memory_order_relaxed);
+    LightFence();
+    if (group->stop_requested()) {
+      // Census step 5: once the group is frozen the drop leaves the counts
+      // alone, so the frame can go first; before, it stays until the drop's
+      // release, so that a freezing census waits for it.
+      const bool frozen = group->frozen();
+      // relaxed: the frame never ran anything.
+      if (frozen) w->frames[slot].store(nullptr, std::memory_order_relaxed);
+      w->frame_depth = slot + 1;  // a dropped callable's destructor may nest
+      t->run(t, /*drop=*/true);
+      w->frame_depth = slot;
+      // release: pairs with the census's acquire load in AnyFrameOf.
+      if (!frozen) w->frames[slot].store(nullptr, std::memory_order_release);
+      return;
+    }
+    w->frame_depth = slot + 1;  // PopPlainFrame (via FinishPlain) ends it
+    w->gate_frame = slot;
+  } else {
+    if (!group->GateUntracked()) {
+      t->run(t, /*drop=*/true);
+      return;
+    }
+    w->gate_frame = -1;
+  }
+  t->run(t, /*drop=*/false);
 }
 
 TaskNode* ExecutorImpl::StealFromOthers(Worker* w,
@@ -440,30 +499,49 @@ void ExecutorImpl::WorkerMain(Worker* w) {
 bool ExecutorImpl::HelpWhileWaiting(GroupState* group, absl::Time deadline) {
   Worker* w = tls_worker;
   int rounds = 0;
+  uint32_t ran = 0;
+  bool fenced = false;  // GroupState::Joined's census state
+  absl::Duration poll = kCensusFirstPoll;
   for (;;) {
-    if (group->Idle()) return true;
+    if (group->Done()) return true;
     TaskNode* t = FindWork(w, group, /*last_search=*/false);
     if (t != nullptr) {
       RunTask(w, t);
       rounds = 0;
+      // A stopped group: what we find is mostly tasks to drop. Every so
+      // often, see whether only lazily dropped ones are left (the census).
+      if (++ran % kCensusEvery == 0 && group->stop_requested() &&
+          group->Joined(&fenced)) {
+        return true;
+      }
       continue;
     }
+    const bool stopped = group->stop_requested();
+    if (stopped && group->Joined(&fenced)) return true;
     if (++rounds < kWaitSpinRounds) {
       CpuRelax();
       continue;
     }
     rounds = 0;
     if (deadline != absl::InfiniteFuture() && absl::Now() >= deadline) {
-      return group->Idle();
+      return group->Joined(&fenced);
     }
     // Step 4. release: pairs with the acquire load in WakeWaitersOf().
     w->waiting_on.store(group, std::memory_order_release);
-    if (group->SetWaitersBit()) {
+    if (group->SetWaitersBit(/*census=*/stopped)) {
       w->parked_waiter.store(true, std::memory_order_seq_cst);
       // seq_cst: the RMW half of our StoreLoad; the re-check follows.
       parked_waiters_.fetch_add(1, std::memory_order_seq_cst);
       t = FindWork(w, group, /*last_search=*/true);
-      if (t == nullptr && !group->Idle()) w->parker.ParkUntil(deadline);
+      if (t == nullptr && !group->Done()) {
+        // A stopped group's waiter also polls (census step 5).
+        absl::Time until = deadline;
+        if (stopped) {
+          until = std::min(deadline, absl::Now() + poll);
+          poll = std::min(poll * 2, kCensusLastPoll);
+        }
+        w->parker.ParkUntil(until);
+      }
       if (w->parked_waiter.exchange(false, std::memory_order_acq_rel)) {
         parked_waiters_.fetch_sub(1, std::memory_order_seq_cst);
       }

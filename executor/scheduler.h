@@ -60,11 +60,17 @@ struct Worker {
   std::atomic<bool> parked_waiter{false};
   // The groups of the plain tasks running on this worker, innermost last
   // (helping waits nest them): frames[i] for i < frame_depth. Written by the
-  // worker (relaxed stores to its own cache line), read by Stats() of any
-  // thread (relaxed: a snapshot; compared, never dereferenced).
+  // worker to its own cache line: the start gate's store (relaxed, then a
+  // LightFence) and the release store that ends a task (after its release of
+  // the group's count). Read by Stats() (relaxed: a snapshot) and by the
+  // census (acquire, after a HeavyFence). Compared, never dereferenced: a
+  // frame may outlive its group by a few instructions.
   static constexpr int kTrackedFrames = 32;
   std::atomic<const GroupState*> frames[kTrackedFrames] = {};
   int frame_depth = 0;  // owner only
+  // Owner only: the frame the start gate opened for the plain task it is
+  // starting (-1: nested too deep, counted in the group's running_other_).
+  int gate_frame = -1;
 };
 
 // RootShard: one slice of the root-group registry. Root groups register in
@@ -106,14 +112,18 @@ class ExecutorImpl {
       ABSL_LOCKS_EXCLUDED(join_mu_);
   // True on one of this executor's worker threads.
   bool OnWorkerThread() const;
-  // A plain task of `group` starts / ends on this thread. Returns the frame
-  // slot to pass to PopPlainFrame, or -1 when the task is not tracked (nested
-  // deeper than Worker::kTrackedFrames, or not on a worker): the caller then
-  // counts it in the group instead.
-  static int PushPlainFrame(const GroupState* group);
+  // The frame the start gate (RunTask) opened for the plain task starting on
+  // this worker thread, or -1 if it is not tracked (nested deeper than
+  // Worker::kTrackedFrames: the gate counted it in the group instead). Call
+  // only from the task's run function, before it runs anything else.
+  static int TakeGateFrame();
+  // Ends the frame `slot` of this worker thread (release store).
   static void PopPlainFrame(int slot);
   // Plain tasks of `group` running on the workers now (a snapshot).
   int64_t CountRunningPlain(const GroupState* group) const;
+  // True if a worker has a frame of `group` open (acquire loads; the census
+  // atop group_state.cc).
+  bool AnyFrameOf(const GroupState* group) const;
 
   TimerQueue& timers() { return *timers_; }
   BlockingPool& blocking() { return *blocking_; }
@@ -135,6 +145,9 @@ class ExecutorImpl {
   TaskNode* PopInjected(Worker* w);
   // Runs or drops (group stopped) one task on worker `w`.
   void RunTask(Worker* w, TaskNode* t);
+  // RunTask for a plain task: the start gate (census step 1 atop
+  // group_state.cc).
+  void RunPlainGated(Worker* w, TaskNode* t);
   // A helping wait's search (steps 1-3 atop scheduler.cc): only tasks inside
   // filter's subtree; others it meets move to the injection queue.
   TaskNode* FindWork(Worker* w, const GroupState* filter, bool last_search);

@@ -372,7 +372,7 @@ internal::BlockingAwaiter<std::decay_t<Fn>> Blocking(Fn&& fn) {
 // holding a worker. Returns FailedPrecondition when awaited from a task of
 // the group itself or of one of its descendants.
 inline internal::JoinAwaitable TaskGroup::Join() {
-  return internal::JoinAwaitable(&state_);
+  return internal::JoinAwaitable(state_);
 }
 
 }  // namespace ripcord

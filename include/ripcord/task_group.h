@@ -118,9 +118,9 @@ class TaskGroup {
     using Fn = std::decay_t<F>;
     if constexpr (internal::IsTaskType<
                       typename internal::CallResult<Fn>::type>::value) {
-      internal::SpawnCoroutine(&state_, std::forward<F>(f));
+      internal::SpawnCoroutine(state_, std::forward<F>(f));
     } else {
-      internal::SpawnPlain(&state_, std::forward<F>(f));
+      internal::SpawnPlain(state_, std::forward<F>(f));
     }
   }
 
@@ -139,7 +139,7 @@ class TaskGroup {
   // Thread-safety: any thread.
   template <class Fn, class Done>
   void SpawnBlocking(Fn&& fn, Done&& done) {
-    internal::SpawnBlocking(&state_, std::forward<Fn>(fn),
+    internal::SpawnBlocking(state_, std::forward<Fn>(fn),
                             std::forward<Done>(done));
   }
 
@@ -169,14 +169,14 @@ class TaskGroup {
   // Memory ordering: everything a task did before finishing happens-before
   // Wait() returns.
   // Thread-safety: any thread.
-  [[nodiscard]] absl::Status Wait() { return state_.Wait(); }
+  [[nodiscard]] absl::Status Wait() { return state_->Wait(); }
 
   // TaskGroup::WaitFor(timeout): Wait() for at most `timeout`.
   // Returns DeadlineExceededError if tasks are still running or queued then
   // (nothing is stopped by it), else what Wait() returns. A timeout of zero or
   // less polls. Thread-safety: any thread.
   [[nodiscard]] absl::Status WaitFor(absl::Duration timeout) {
-    return state_.WaitFor(timeout);
+    return state_->WaitFor(timeout);
   }
 
   // TaskGroup::RequestStop(reason): stops the group and, recursively, every
@@ -188,27 +188,29 @@ class TaskGroup {
   // nothing. Cost: O(number of groups in the subtree), never O(queued tasks).
   // Thread-safety: any thread.
   void RequestStop(std::string_view reason = "stop requested") {
-    state_.Stop(reason, internal::StopOrigin::kSelf);
+    state_->Stop(reason, internal::StopOrigin::kSelf);
   }
 
   // TaskGroup::stop_token(): the token every task of this group receives.
   // Valid while the group lives.
-  StopToken stop_token() const { return state_.token(); }
-  bool stop_requested() const { return state_.stop_requested(); }
-  bool shielded() const { return state_.shielded(); }
-  const std::string& name() const { return state_.name(); }
+  StopToken stop_token() const { return state_->token(); }
+  bool stop_requested() const { return state_->stop_requested(); }
+  bool shielded() const { return state_->shielded(); }
+  const std::string& name() const { return state_->name(); }
 
   // TaskGroup::stats(): this group's counters (not its children's). Exact once
   // the group is joined: spawned == completed + failed + cancelled.
   // Thread-safety: any thread; a snapshot while tasks run.
-  GroupStats stats() const { return state_.Stats(); }
+  GroupStats stats() const { return state_->Stats(); }
 
   // TaskGroup::Join(): `co_await group.Join()` inside a coroutine task is
   // Wait() without holding a worker (see task.h).
   internal::JoinAwaitable Join();
 
  private:
-  mutable internal::GroupState state_;
+  // The group's record (internal/group_state.h): owned, freed by Close() in
+  // ~TaskGroup or, after a stop, by the last lazily dropped task.
+  internal::GroupState* const state_;
   const int uncaught_at_construction_;
 };
 

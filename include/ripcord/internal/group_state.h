@@ -1,9 +1,12 @@
 // Copyright 2026 The ripcord Authors.
 //
-// internal/group_state.h: the state of one task group. A TaskGroup holds its
-// GroupState inline (no allocation per group); the executor's queues hold
+// internal/group_state.h: the state of one task group. A TaskGroup owns its
+// GroupState, a heap record whose lifetime is the join word: it is freed when
+// its TaskGroup is gone AND no queued task points at it any more (a stopped
+// group's Wait() may return before its lazily dropped tasks are popped; see
+// "Census" atop executor/group_state.cc). The executor's queues hold
 // TaskNodes that point back to it. Algorithms live in executor/group_state.cc,
-// whose file comment describes the join and stop protocols.
+// whose file comment describes the join, stop and census protocols.
 #ifndef RIPCORD_INTERNAL_GROUP_STATE_H_
 #define RIPCORD_INTERNAL_GROUP_STATE_H_
 
@@ -43,6 +46,11 @@ struct BusyGroup {
   int64_t blocking = 0;  // blocking calls whose fn is running
 };
 
+// Census step 5 (atop executor/group_state.cc): how often a waiter of a
+// stopped group re-checks on its own, first and at most.
+inline constexpr absl::Duration kCensusFirstPoll = absl::Microseconds(50);
+inline constexpr absl::Duration kCensusLastPoll = absl::Milliseconds(1);
+
 // Who asked a group to stop; decides whether a shielded group listens.
 enum class StopOrigin {
   kSelf,        // its own RequestStop(), timeout or failing task: always obeyed
@@ -54,20 +62,25 @@ enum class StopOrigin {
 // GroupState. Thread-safe: every member may be called from any thread.
 class GroupState {
  public:
-  GroupState(ExecutorImpl* exec, GroupState* parent, GroupOptions&& options);
-  // Programming-error checks (live children), then unlinks. The caller
-  // (~TaskGroup) joins first.
-  ~GroupState();
+  // Creates the record (TaskGroup's constructor). Thread-safe.
+  static GroupState* Create(ExecutorImpl* exec, GroupState* parent,
+                            GroupOptions&& options);
+  // Ends the owner's use of the record (~TaskGroup, after it joined):
+  // unlinks it from its parent (or the root registry) and frees it, or, if
+  // lazily dropped tasks still point at it, leaves it to the last of them.
+  // The record must not be used by the caller afterwards.
+  void Close();
   GroupState(const GroupState&) = delete;
   GroupState& operator=(const GroupState&) = delete;
 
   // ---- spawn path -------------------------------------------------------
   // Accounts a new task and hands it to the scheduler; if the group is
-  // stopped the task is freed unrun and counted cancelled.
+  // stopped the task is freed unrun and counted cancelled. A task without
+  // TaskNode::kLazy is also counted strict (see strict_).
   void Submit(TaskNode* task);
   // Accounts work that is not a queued TaskNode but keeps Wait() waiting (a
-  // blocking call, a task that is about to be scheduled later). Pair with
-  // one Finish*() call.
+  // blocking call, a task that is about to be scheduled later), counted
+  // strict. Pair with one Finish*() call other than FinishDropped(true).
   void AddTask();
   // A TaskNode's run function brackets user code with these. Enter makes
   // this group current on the thread and returns the previous current group,
@@ -78,11 +91,27 @@ class GroupState {
   // Plain tasks bracket their run with StartPlain()/FinishPlain(): the
   // running count of plain tasks comes from the workers' published frames
   // (ExecutorImpl::CountRunningPlain), not from a counter, so a plain task
-  // costs no RMW of the group's line for starting.
+  // costs no RMW of the group's line for starting. StartPlain returns the
+  // frame the scheduler's start gate opened (-1: untracked, counted in
+  // running_other_ by the gate). `lazy`: the task has TaskNode::kLazy.
   int StartPlain();
-  void FinishPlain(absl::Status status, int frame);
-  void FinishPlainOk(int frame);  // FinishPlain(OkStatus()), without a Status
-  void FinishDropped();          // dropped before it started
+  // The start gate of a plain task nested too deep for a frame: counts it
+  // running (seq_cst: a full barrier of its own), then checks the stop.
+  // Returns false, counting nothing, if the group is stopped.
+  bool GateUntracked();
+  void FinishPlain(absl::Status status, int frame, bool lazy);
+  // FinishPlain(OkStatus()), without a Status.
+  void FinishPlainOk(int frame, bool lazy);
+  // A task dropped before it started. `lazy`: it had TaskNode::kLazy (else
+  // it was counted strict: a non-lazy plain task, a coroutine's first run, a
+  // blocking call whose fn never ran).
+  void FinishDropped(bool lazy = false);
+  // True once a census froze the group (census step 5): a lazy task the
+  // start gate drops from now on leaves the counts alone (DropFrozen).
+  bool frozen() const { return frozen_.load(std::memory_order_relaxed); }
+  // The start gate drops a lazy task of a frozen group (its node is freed):
+  // releases the task's reference to the record, the last one frees it.
+  void DropFrozen();
   // Other work (coroutines, blocking calls) counts its start with
   // CountStarted() and settles with one of FinishTask, FinishOk or
   // FinishCounted, which count it no longer running.
@@ -100,6 +129,15 @@ class GroupState {
   absl::Status Wait();
   absl::Status WaitFor(absl::Duration timeout);
   bool Idle() const;             // nothing pending (tasks or busy children)
+  // Idle(), or a census passed (what is left will be dropped unrun).
+  bool Done() const {
+    return Idle() || census_passed_.load(std::memory_order_acquire);
+  }
+  // Idle(), or stopped with nothing left but lazily dropped tasks that will
+  // never run (the census atop group_state.cc). What Wait() waits for.
+  // `*fenced` carries, across calls of one waiter, that the census's heavy
+  // fence already ran after the stop was seen (start it false).
+  bool Joined(bool* fenced);
   // The status Wait() would return now (valid once Idle()).
   absl::Status Outcome() const ABSL_LOCKS_EXCLUDED(mu_);
   // FailedPrecondition if the calling thread runs a task of this group or of
@@ -145,9 +183,10 @@ class GroupState {
   void BlockingFnStarted() { blocking_.fetch_add(1, std::memory_order_relaxed); }
   void BlockingFnDone() { blocking_.fetch_sub(1, std::memory_order_relaxed); }
 
-  // Sets the WAITERS bit so that the last release wakes waiters. Returns
-  // false (and sets nothing) if the group is already idle.
-  bool SetWaitersBit();
+  // Sets the WAITERS bit so that the last release wakes waiters (and, with
+  // `census`, kCensusWaiter: every release that could end the census wakes
+  // them too). Returns false (and sets nothing) if the group is already idle.
+  bool SetWaitersBit(bool census = false);
   // Pins keep a group's memory alive while another thread stops it outside
   // the lock of the list it was found in; unlinking waits for pins to drop.
   void Pin() { pins_.fetch_add(1, std::memory_order_relaxed); }
@@ -166,17 +205,24 @@ class GroupState {
 
  private:
   friend class GroupTimeout;
+  GroupState(ExecutorImpl* exec, GroupState* parent, GroupOptions&& options);
+  ~GroupState() = default;  // via Close() or the last lazily dropped task
+
   // pending_, one 64-bit word, so that a task's last touch of its group both
   // settles it and counts it completed in ONE atomic RMW:
-  //   bits 0..30   count: tasks not yet settled + child groups not idle
+  //   bits 0..28   count: tasks not yet settled + child groups not idle
+  //   bit 29       unused
+  //   bit 30       kCensusWaiter: a waiter of the stopped group wants every
+  //                release that may end the census (not lazy drops)
   //   bit 31       kWaiters: someone sleeps in FutexWait on the low half
   //   bits 32..62  tasks completed OK, modulo 2^31
   //   bit 63       kCompletedCarry: the completed field wrapped; AddPending
   //                moves it into completed_wraps_ (see there)
   // The futex works on the low 32 bits (x86-64 and AArch64 Linux are little
   // endian; static_assert in group_state.cc).
+  static constexpr uint64_t kCountMask = (uint64_t{1} << 29) - 1;
+  static constexpr uint64_t kCensusWaiter = uint64_t{1} << 30;
   static constexpr uint64_t kWaiters = uint64_t{1} << 31;
-  static constexpr uint64_t kCountMask = kWaiters - 1;
   static constexpr int kCompletedShift = 32;
   static constexpr uint64_t kCompletedOne = uint64_t{1} << kCompletedShift;
   static constexpr uint64_t kCompletedCarry = uint64_t{1} << 63;
@@ -188,10 +234,26 @@ class GroupState {
   static constexpr uint64_t kRelease = ~uint64_t{0};  // i.e. -1
   static constexpr uint64_t kReleaseCompleted = kCompletedOne - 1;
 
+  // What a releasing unit still shows the census after its release, removed
+  // by ReleasePending right after the RMW (markers never vanish before the
+  // release, so a census that sees none has seen every release).
+  static constexpr int kMarkFrame = 1;    // a plain task's published frame
+  static constexpr int kMarkRunning = 2;  // running_other_
+  static constexpr int kMarkStrict = 4;   // strict_
+  static constexpr int kQuiet = 8;        // a lazy drop: wakes nobody early
+
   void AddPending();
-  void ReleasePending(uint64_t delta = kRelease);
-  // The outcome half of FinishTask/FinishPlain.
-  void Settle(absl::Status status);
+  // Releases one unit of the count by `delta`, then removes the unit's
+  // census markers (`marks`; `frame` for kMarkFrame), then wakes whoever
+  // must hear of it. The record may be gone afterwards.
+  void ReleasePending(uint64_t delta = kRelease, int marks = 0,
+                      int frame = -1);
+  // The outcome half of FinishTask/FinishPlain: records a failure, then
+  // releases with `marks`.
+  void Settle(absl::Status status, int marks, int frame);
+  // The census (atop group_state.cc). Call only once stop_requested().
+  bool Census(bool* fenced);
+  void WakeWaiters(ExecutorImpl* exec) const;
   const std::atomic<uint32_t>* FutexWord() const;
   void StopLocked(std::string_view reason, bool force);
   void LinkChild(GroupState* child) ABSL_LOCKS_EXCLUDED(children_mu_);
@@ -212,6 +274,9 @@ class GroupState {
   // (gcc allocates them with plain operator new) and in user containers.
   [[maybe_unused]] char pad_before_hot_[64];
   std::atomic<uint64_t> pending_{0};
+  // Units that are not lazy plain tasks (see Submit and AddTask), released
+  // after their unit of pending_: the census waits for it to reach zero.
+  std::atomic<int64_t> strict_{0};
   // Statistics, relaxed: counters, read only for reports (exact once joined,
   // when Wait()'s acquire on pending_ orders them). `completed` lives in
   // pending_; `spawned` and `running` are derived (Stats()), so a plain task
@@ -224,6 +289,19 @@ class GroupState {
   std::atomic<int64_t> failed_{0};
   std::atomic<int64_t> cancelled_{0};
   std::atomic<int64_t> blocking_{0};  // blocking fns running now
+  // Census step 5 (atop group_state.cc). frozen_: set (sticky) before the
+  // census's second fence; the start gate reads it after its LightFence.
+  // census_passed_: set (sticky, release) when the census passed: the count
+  // is frozen, and the tasks it still holds are lazily dropped ones, which
+  // Stats() reports as cancelled. frozen_refs_: the record's lifetime once
+  // frozen: kOwnerRef while the TaskGroup lives, plus the frozen count, minus
+  // one per DropFrozen(); whoever takes it to zero frees the record.
+  std::atomic<bool> frozen_{false};
+  std::atomic<bool> census_passed_{false};
+  static constexpr int64_t kOwnerRef = int64_t{1} << 40;
+  std::atomic<int64_t> frozen_refs_{kOwnerRef};
+  // Set (sticky) by the first LinkChild: such a group skips the census.
+  std::atomic<bool> had_children_{false};
 
   [[maybe_unused]] char pad_after_hot_[64];
   mutable Mutex mu_;

@@ -83,18 +83,27 @@ absl::Status RunPlain(F& f, StopToken token) noexcept {
 // the per-thread task cache (task_alloc.h) unless F is over-aligned.
 template <class F>
 struct PlainTask final : TaskNode, CacheAllocated<PlainTask<F>> {
+  // A callable without a destructor can be dropped lazily (TaskNode::kLazy).
+  static constexpr bool kLazy = std::is_trivially_destructible_v<F>;
+
   template <class G>
   PlainTask(GroupState* g, G&& fn)
-      : TaskNode(&Run, g, TaskNode::kDroppable), f(std::forward<G>(fn)) {}
+      : TaskNode(&Run, g,
+                 TaskNode::kDroppable | TaskNode::kPlain |
+                     (kLazy ? TaskNode::kLazy : 0)),
+        f(std::forward<G>(fn)) {}
 
   static void Run(TaskNode* node, bool drop) {
     auto* self = static_cast<PlainTask*>(node);
     GroupState* group = self->group;
     if (drop) {
+      // Read the flag, not kLazy: Submit clears it for a task it drops.
+      const bool lazy = (self->flags & TaskNode::kLazy) != 0;
       delete self;
-      group->FinishDropped();
+      group->FinishDropped(lazy);
       return;
     }
+    // The frame the scheduler's start gate opened for this task.
     const int frame = group->StartPlain();
     GroupState* previous = group->Enter();
     absl::Status status = RunPlain(self->f, group->token());
@@ -103,9 +112,9 @@ struct PlainTask final : TaskNode, CacheAllocated<PlainTask<F>> {
     delete self;
     GroupState::Leave(previous);
     if (status.ok()) {
-      group->FinishPlainOk(frame);
+      group->FinishPlainOk(frame, kLazy);
     } else {
-      group->FinishPlain(std::move(status), frame);
+      group->FinishPlain(std::move(status), frame, kLazy);
     }
   }
 

@@ -25,6 +25,15 @@ struct TaskNode {
   // Continuations (a coroutine's resumption, a done callback) are not
   // droppable: they must run to settle what they owe.
   static constexpr uint32_t kDroppable = 1;
+  // kPlain: a PlainTask. The scheduler opens its running frame (the start
+  // gate, scheduler.cc) before it checks the stop; the task settles through
+  // GroupState::FinishPlain*.
+  static constexpr uint32_t kPlain = 2;
+  // kLazy: a plain task whose callable is trivially destructible, so dropping
+  // it runs no user code at all. Once its group is stopped, Wait() need not
+  // wait for such a queued task to be dropped (GroupState's census): it will
+  // never run, and freeing it later is unobservable.
+  static constexpr uint32_t kLazy = 4;
 
   TaskNode(RunFn r, GroupState* g, uint32_t f) : run(r), group(g), flags(f) {}
 
