@@ -41,9 +41,11 @@
 // dropped by whichever worker pops it, whenever that is: dropping it runs no
 // user code, so nobody can tell when it happens. Wait() of a stopped group
 // therefore returns once every OTHER unit of its count is gone:
-//  1. The start gate (ExecutorImpl::RunTask): a worker publishes the task's
-//     frame on its own cache line, then (compiler barrier only) reads the
-//     stop bit; it runs the task only if the bit is clear.
+//  1. The start gate (ExecutorImpl::RunPlainGated): a worker publishes the
+//     task's frame ("starting") on its own cache line, then (compiler
+//     barrier only) reads the stop bit; it runs the task (frame "running")
+//     only if the bit is clear, else drops it (frame "dropping", or none
+//     once the group is frozen, step 5).
 //  2. The waiter, having seen the stop bit, runs a heavy fence (membarrier,
 //     executor/membarrier.h) once: every worker executes a full barrier, so
 //     any worker that read the bit clear in step 1 has its frame visible to
@@ -51,9 +53,9 @@
 //     group starts after this point.
 //  3. It then checks the markers of everything that is not a lazy queued
 //     task: strict_ (non-lazy plain tasks, coroutines, blocking calls), the
-//     running_other_ gauge and the workers' frames. All clear: the rest of
-//     the count is lazy tasks that will be dropped unrun, and Wait()
-//     returns. A group that ever had a child group does not take part (see
+//     running_other_ gauge and the workers' "starting" and "running" frames.
+//     All clear: the rest of the count is lazy tasks that will be dropped
+//     unrun. A group that ever had a child group does not take part (see
 //     Census()): its Wait() waits for the drop of every queued task.
 //  4. Exactness: a unit removes its marker only AFTER its release of
 //     pending_ (ReleasePending), so a census that sees no marker has seen
@@ -61,14 +63,22 @@
 //     happens-before (acq_rel release, release marker store, acquire census
 //     load). Then ReleasePending wakes waiters that set kCensusWaiter.
 //     Close() waits for in-flight marker removals before it frees.
-//  5. Waiting: the waiter sets kCensusWaiter and sleeps on the futex; lazy
+//  5. Freezing, so that the counts stop moving: under mu_, the census sets
+//     frozen_, fences again, and waits for the "dropping" frames (drops
+//     whose gate read frozen_ clear; they run no user code) and for drops in
+//     Submit (strict). The count it then reads is all lazy tasks not yet
+//     dropped: it is frozen (Stats() reports it as cancelled), added to
+//     frozen_refs_, and the parent gets its unit back. A gate that reads
+//     frozen_ set drops its lazy task with DropFrozen(), which touches only
+//     frozen_refs_. Wait() returns.
+//  6. Waiting: the waiter sets kCensusWaiter and sleeps on the futex; lazy
 //     drops do not wake it (kQuiet), everything else does. A wake can slip
 //     between its check and its sleep (the marker goes after the word
 //     changed), so a stopped group's waiter also polls, every 50 us at first
 //     and at most every 1 ms.
-//  6. Lifetime: the record outlives its TaskGroup while lazy tasks point at
-//     it. Close() sets kDetached and hands its unit in the parent back; the
-//     drop that takes the count to zero frees the record.
+//  7. Lifetime: a frozen record outlives its TaskGroup while lazy tasks
+//     point at it: Close() drops the owner's reference (kOwnerRef) from
+//     frozen_refs_, and whoever takes it to zero frees the record.
 // A heavy fence the kernel refuses (no membarrier) makes the census fail:
 // Wait() then waits for the workers to drop every queued task, as before.
 #include <algorithm>
@@ -216,7 +226,7 @@ void GroupState::Close() {
   }
   // acquire: pairs with the release store in Census().
   if (census_passed_.load(std::memory_order_acquire)) {
-    // Census step 6: frozen with lazy tasks still queued; the last of us
+    // Census step 7: frozen with lazy tasks still queued; the last of us
     // (this owner or the last DropFrozen) frees the record.
     // acq_rel: release orders our last use before the freeing thread's
     // delete; acquire orders theirs before ours.
@@ -267,6 +277,12 @@ std::string GroupState::Label() const {
 }
 
 bool GroupState::IsWithin(const GroupState* ancestor) const {
+  // A frozen group (census step 5) may have outlived its parent (its unit
+  // there went back at the freeze, its queued tasks keep only it alive):
+  // its parent_ must not be followed. It has no children, so only the
+  // group a queued task names can be frozen, never one of its ancestors.
+  // acquire: pairs with the release store in Census().
+  if (census_passed_.load(std::memory_order_acquire)) return this == ancestor;
   const GroupState* g = this;
   while (g != nullptr && g->depth_ > ancestor->depth_) g = g->parent_;
   return g == ancestor;
@@ -533,8 +549,9 @@ bool GroupState::Census(bool* fenced) {
     *fenced = true;
     if (!markers_clear()) return false;
   }
-  // Step 3.
-  if (exec_->AnyFrameOf(this)) return false;
+  // Step 3. Frames of drops before the freeze do not count here: they run
+  // no user code, and step 5 waits for them.
+  if (exec_->AnyFrameOf(this, /*dropping=*/false)) return false;
   // Step 5: freeze. One census at a time (mu_): the frozen count is added to
   // frozen_refs_ once.
   uint64_t count = 0;
@@ -551,7 +568,7 @@ bool GroupState::Census(bool* fenced) {
     for (int spins = 0;; ++spins) {
       // acquire: as in Idle().
       count = pending_.load(std::memory_order_acquire) & kCountMask;
-      if (markers_clear() && !exec_->AnyFrameOf(this) &&
+      if (markers_clear() && !exec_->AnyFrameOf(this, /*dropping=*/true) &&
           count == (pending_.load(std::memory_order_acquire) & kCountMask)) {
         break;
       }
@@ -597,7 +614,7 @@ absl::Status GroupState::WaitUntil(absl::Time deadline, bool* timed_out) {
       }
       v |= bits;
     }
-    // Census step 5: a stopped group's waiter also polls.
+    // Census step 6: a stopped group's waiter also polls.
     absl::Time until = deadline;
     if (stopped) {
       until = std::min(deadline, absl::Now() + poll);
@@ -697,7 +714,7 @@ int GroupState::Stop(std::string_view reason, StopOrigin origin) {
   }
   if (first) {
     stop_.RequestStop();
-    // Waiters asleep since before the stop switch to the census (step 5).
+    // Waiters asleep since before the stop switch to the census (step 6).
     // acquire: as in Idle().
     if ((pending_.load(std::memory_order_acquire) & kWaiters) != 0) {
       WakeWaiters(exec_);

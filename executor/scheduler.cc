@@ -183,7 +183,7 @@ ExecutorImpl::~ExecutorImpl() {
   for (auto& w : workers_) w->thread.join();
   // Each worker left with its own deque and the injection queue empty; the
   // only tasks that can still be queued are lazily dropped ones of closed
-  // groups (census step 6 atop group_state.cc) that a racing worker pushed
+  // groups (census step 7 atop group_state.cc) that a racing worker pushed
   // last. Drop them: the last one frees its group's record.
   while (TaskNode* t = inject_.Pop()) {
     RIPCORD_CHECK((t->flags & TaskNode::kLazy) != 0,
@@ -204,26 +204,30 @@ void ExecutorImpl::PopPlainFrame(int slot) {
   Worker* w = tls_worker;
   // release: pairs with the census's acquire load in AnyFrameOf (the task's
   // release of its group's count came first).
-  w->frames[slot].store(nullptr, std::memory_order_release);
+  w->frames[slot].store(0, std::memory_order_release);
   w->frame_depth = slot;
 }
 
-bool ExecutorImpl::AnyFrameOf(const GroupState* group) const {
+bool ExecutorImpl::AnyFrameOf(const GroupState* group, bool dropping) const {
+  const auto key = reinterpret_cast<uintptr_t>(group);
   for (const auto& w : workers_) {
     for (const auto& f : w->frames) {
-      // acquire: pairs with the release store in PopPlainFrame.
-      if (f.load(std::memory_order_acquire) == group) return true;
+      // acquire: pairs with the release stores that end a frame.
+      const uintptr_t v = f.load(std::memory_order_acquire);
+      if ((v & ~Worker::kFrameTags) != key) continue;
+      if (dropping || (v & Worker::kFrameDropping) == 0) return true;
     }
   }
   return false;
 }
 
 int64_t ExecutorImpl::CountRunningPlain(const GroupState* group) const {
+  const auto key = reinterpret_cast<uintptr_t>(group);
   int64_t n = 0;
   for (const auto& w : workers_) {
     for (const auto& f : w->frames) {
       // relaxed: see Worker::frames.
-      if (f.load(std::memory_order_relaxed) == group) ++n;
+      if (f.load(std::memory_order_relaxed) == key) ++n;
     }
   }
   return n;
@@ -351,27 +355,33 @@ void ExecutorImpl::RunTask(Worker* w, TaskNode* t) {
 
 void ExecutorImpl::RunPlainGated(Worker* w, TaskNode* t) {
   GroupState* const group = t->group;
+  const auto key = reinterpret_cast<uintptr_t>(group);
   const int slot = w->frame_depth;
   if (slot < Worker::kTrackedFrames) [[likely]] {
+    std::atomic<uintptr_t>& frame = w->frames[slot];
     // relaxed, then LightFence: the StoreLoad's heavy half is the census's
     // HeavyFence (executor/membarrier.h).
-    w->frames[slot].store(group, std::memory_order_relaxed);
+    frame.store(key | Worker::kFrameStarting, std::memory_order_relaxed);
     LightFence();
     if (group->stop_requested()) {
       // Census step 5: once the group is frozen the drop leaves the counts
-      // alone, so the frame can go first; before, it stays until the drop's
-      // release, so that a freezing census waits for it.
-      const bool frozen = group->frozen();
-      // relaxed: the frame never ran anything.
-      if (frozen) w->frames[slot].store(nullptr, std::memory_order_relaxed);
+      // alone, so the frame goes first; before, it says "dropping" until the
+      // drop's release, so that a freezing census waits for it.
+      const bool frozen =
+          (t->flags & TaskNode::kLazy) != 0 && group->frozen();
+      // relaxed: this frame never ran anything.
+      frame.store(frozen ? 0 : key | Worker::kFrameDropping,
+                  std::memory_order_relaxed);
       w->frame_depth = slot + 1;  // a dropped callable's destructor may nest
       t->run(t, /*drop=*/true);
       w->frame_depth = slot;
       // release: pairs with the census's acquire load in AnyFrameOf.
-      if (!frozen) w->frames[slot].store(nullptr, std::memory_order_release);
+      if (!frozen) frame.store(0, std::memory_order_release);
       return;
     }
-    w->frame_depth = slot + 1;  // PopPlainFrame (via FinishPlain) ends it
+    // relaxed: the task runs; PopPlainFrame (via FinishPlain) ends it.
+    frame.store(key, std::memory_order_relaxed);
+    w->frame_depth = slot + 1;
     w->gate_frame = slot;
   } else {
     if (!group->GateUntracked()) {
@@ -534,7 +544,7 @@ bool ExecutorImpl::HelpWhileWaiting(GroupState* group, absl::Time deadline) {
       parked_waiters_.fetch_add(1, std::memory_order_seq_cst);
       t = FindWork(w, group, /*last_search=*/true);
       if (t == nullptr && !group->Done()) {
-        // A stopped group's waiter also polls (census step 5).
+        // A stopped group's waiter also polls (census step 6).
         absl::Time until = deadline;
         if (stopped) {
           until = std::min(deadline, absl::Now() + poll);

@@ -65,8 +65,17 @@ struct Worker {
   // the group's count). Read by Stats() (relaxed: a snapshot) and by the
   // census (acquire, after a HeavyFence). Compared, never dereferenced: a
   // frame may outlive its group by a few instructions.
+  // A frame is the group's address, tagged in its low bits with what the
+  // start gate is doing (GroupState is at least 8-aligned):
+  //   kFrameStarting  published, the stop bit not read yet
+  //   kFrameDropping  the stop was seen before the freeze: the task is being
+  //                   dropped and still changes the group's counts
+  //   untagged        the task runs
   static constexpr int kTrackedFrames = 32;
-  std::atomic<const GroupState*> frames[kTrackedFrames] = {};
+  static constexpr uintptr_t kFrameStarting = 1;
+  static constexpr uintptr_t kFrameDropping = 2;
+  static constexpr uintptr_t kFrameTags = 3;
+  std::atomic<uintptr_t> frames[kTrackedFrames] = {};
   int frame_depth = 0;  // owner only
   // Owner only: the frame the start gate opened for the plain task it is
   // starting (-1: nested too deep, counted in the group's running_other_).
@@ -121,9 +130,11 @@ class ExecutorImpl {
   static void PopPlainFrame(int slot);
   // Plain tasks of `group` running on the workers now (a snapshot).
   int64_t CountRunningPlain(const GroupState* group) const;
-  // True if a worker has a frame of `group` open (acquire loads; the census
-  // atop group_state.cc).
-  bool AnyFrameOf(const GroupState* group) const;
+  // True if a worker runs a task of `group` or is deciding whether to
+  // (frame untagged or kFrameStarting); with `dropping`, also if one is
+  // dropping a task of it before its freeze (kFrameDropping). Acquire loads;
+  // the census atop group_state.cc.
+  bool AnyFrameOf(const GroupState* group, bool dropping) const;
 
   TimerQueue& timers() { return *timers_; }
   BlockingPool& blocking() { return *blocking_; }

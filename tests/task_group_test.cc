@@ -20,6 +20,7 @@
 #include <vector>
 
 #include "absl/status/status.h"
+#include "absl/strings/str_cat.h"
 #include "absl/synchronization/mutex.h"
 #include "absl/synchronization/notification.h"
 #include "absl/time/clock.h"
@@ -539,6 +540,152 @@ TEST_F(TaskGroupTest, StopWith100kQueuedWhileRunning) {
     EXPECT_EQ(st.failed, 0);
     std::printf("workers=%d: %d of %d tasks ran before the stop\n", workers,
                 ran.load(), kTasks);
+  }
+}
+
+// Holds every worker of `ex` in a task of its own group until Release(), so
+// that what is spawned meanwhile stays queued.
+class WorkerHold {
+ public:
+  WorkerHold(Executor& ex, int workers) : group_(ex, {.name = "hold"}) {
+    Latch started(workers);
+    for (int i = 0; i < workers; ++i) {
+      group_.Spawn([this, &started] {
+        started.CountDown();
+        release_.WaitForNotificationWithTimeout(kHangTimeout);
+      });
+    }
+    EXPECT_TRUE(started.WaitFor());
+  }
+  ~WorkerHold() { Release(); }
+  void Release() {
+    if (!release_.HasBeenNotified()) release_.Notify();
+    EXPECT_TRUE(JoinOrDie(group_).ok());
+  }
+
+ private:
+  TaskGroup group_;
+  absl::Notification release_;
+};
+
+// Invariant (the census atop group_state.cc): a stopped group's Wait() does
+// not wait for its queued tasks to be dropped when dropping them runs no user
+// code (trivially destructible callables). Here no worker is free to drop
+// anything: Wait() returns all the same, stats() are exact at once, none of
+// the tasks ever runs, and the tasks still queued when the group is destroyed
+// are dropped later, freeing the group's record (LeakSanitizer checks).
+TEST_F(TaskGroupTest, StoppedWaitReturnsWithTasksStillQueued) {
+  constexpr int kTasks = 100000;
+  std::atomic<int> ran{0};
+  {
+    Executor ex({.num_workers = 2});
+    WorkerHold hold(ex, 2);
+    {
+      TaskGroup g(ex, {.name = "lazy"});
+      for (int i = 0; i < kTasks; ++i) g.Spawn([&ran] { ran++; });
+      g.RequestStop("stop while held");
+      absl::Status s = JoinOrDie(g);  // the workers are still held
+      EXPECT_TRUE(absl::IsCancelled(s)) << s;
+      EXPECT_TRUE(MessageContains(s, "stop while held")) << s;
+      GroupStats st = g.stats();
+      EXPECT_EQ(st.spawned, kTasks);
+      EXPECT_EQ(st.cancelled, kTasks);
+      EXPECT_EQ(st.completed, 0);
+      EXPECT_EQ(st.queued, 0);
+      EXPECT_EQ(st.running, 0);
+      // Wait() again, and a spawn after the join: dropped at once, counted.
+      EXPECT_TRUE(absl::IsCancelled(g.Wait()));
+      g.Spawn([&ran] { ran++; });
+      EXPECT_EQ(g.stats().spawned, kTasks + 1);
+      EXPECT_EQ(g.stats().cancelled, kTasks + 1);
+    }  // destroyed with ~10^5 tasks still queued
+    hold.Release();  // the workers now drop them
+  }  // ~Executor: every queued task is gone
+  EXPECT_EQ(ran.load(), 0);
+}
+
+// Invariant: a queued task whose callable has a destructor is dropped (its
+// destructor runs) before Wait() returns, even after a stop: "after Wait()
+// returns, no capture destructor is still running" holds for stopped groups.
+TEST_F(TaskGroupTest, StoppedWaitWaitsForCaptureDestructors) {
+  constexpr int kTasks = 20000;
+  struct Counted {
+    explicit Counted(std::atomic<int>* n) : n(n) {}
+    // Moved-from copies count nothing: each task counts once.
+    Counted(Counted&& o) noexcept : n(std::exchange(o.n, nullptr)) {}
+    ~Counted() {
+      if (n != nullptr) n->fetch_add(1);
+    }
+    std::atomic<int>* n;
+  };
+  Executor ex({.num_workers = 2});
+  std::atomic<int> destroyed{0};
+  std::atomic<int> ran{0};
+  TaskGroup g(ex);
+  absl::Notification go;
+  g.Spawn([&go] { go.WaitForNotificationWithTimeout(kHangTimeout); });
+  for (int i = 0; i < kTasks; ++i) {
+    g.Spawn([c = Counted(&destroyed), &ran] { ran++; });
+  }
+  g.RequestStop("stop");
+  go.Notify();
+  EXPECT_TRUE(absl::IsCancelled(JoinOrDie(g)));
+  // Each task's callable was destroyed exactly once, run or dropped.
+  EXPECT_EQ(destroyed.load(), kTasks);
+  GroupStats st = g.stats();
+  EXPECT_EQ(st.cancelled, kTasks - ran.load());
+  EXPECT_EQ(st.spawned, st.completed + st.failed + st.cancelled);
+}
+
+// Invariant: the parent of a child whose census passed (stopped, only lazy
+// tasks left, no worker free) can be joined while the child still lives: the
+// child hands its unit of the parent's count back when it freezes.
+TEST_F(TaskGroupTest, ParentOfAFrozenChildJoins) {
+  Executor ex({.num_workers = 2});
+  WorkerHold hold(ex, 2);
+  TaskGroup parent(ex, {.name = "parent"});
+  {
+    TaskGroup child(parent, {.name = "child"});
+    for (int i = 0; i < 1000; ++i) child.Spawn([] {});
+    parent.RequestStop("stop both");
+    EXPECT_TRUE(absl::IsCancelled(JoinOrDie(child)));
+    EXPECT_TRUE(absl::IsCancelled(JoinOrDie(parent)));  // child still alive
+    EXPECT_EQ(child.stats().cancelled, 1000);
+  }
+  EXPECT_TRUE(absl::IsCancelled(JoinOrDie(parent)));
+}
+
+// Stress: stops racing lazy drops, censuses and group destruction, with the
+// workers free: stats() stay exact after every join, and every record is
+// freed exactly once (ASan/LSan, TSan).
+TEST_F(TaskGroupTest, CensusRacesDropsAndDestruction) {
+  const int rounds = Scaled(300, 30);
+  for (int workers : {1, 2, 3}) {
+    Executor ex({.num_workers = workers});
+    for (int round = 0; round < rounds; ++round) {
+      SCOPED_TRACE(absl::StrCat("workers ", workers, " round ", round));
+      std::atomic<int> ran{0};
+      const int tasks = 500 + 37 * (round % 50);
+      TaskGroup g(ex);
+      std::thread stopper([&] {
+        for (int i = 0; i < round % 13; ++i) std::this_thread::yield();
+        g.RequestStop("race");
+      });
+      for (int i = 0; i < tasks; ++i) g.Spawn([&ran] { ran++; });
+      stopper.join();
+      std::thread other_waiter([&] { (void)g.Wait(); });
+      EXPECT_TRUE(absl::IsCancelled(JoinOrDie(g)));
+      other_waiter.join();
+      const int ran_at_join = ran.load();
+      GroupStats st = g.stats();
+      EXPECT_EQ(st.spawned, tasks);
+      EXPECT_EQ(st.completed, ran_at_join);
+      EXPECT_EQ(st.cancelled, tasks - ran_at_join);
+      EXPECT_EQ(st.running + st.queued, 0);
+      // No queued task starts after the join.
+      std::this_thread::yield();
+      EXPECT_EQ(ran.load(), ran_at_join);
+    }
   }
 }
 

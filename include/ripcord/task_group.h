@@ -146,6 +146,17 @@ class TaskGroup {
   // TaskGroup::Wait(): blocks until every task of the group and of its child
   // groups has finished (queued tasks of a stopped group are dropped).
   //
+  // A stopped group's Wait() returns as soon as nothing of it runs any more:
+  // it does not wait for the workers to pop and drop its queued tasks when
+  // dropping them runs no user code (the callable is trivially
+  // destructible). Those tasks can never start (each worker checks the stop
+  // after publishing what it starts; the census atop
+  // executor/group_state.cc), stats() counts them cancelled, and they are
+  // freed later by whichever worker pops them. Queued tasks whose callable
+  // has a destructor are dropped before Wait() returns, so that no capture
+  // destructor runs after it. Groups that have had child groups, and
+  // kernels without membarrier(2), wait for every drop.
+  //
   // Called on a worker thread it runs other work while it waits, but only
   // tasks of this group and its descendants (wherever they are queued): an
   // unrelated long task can never make Wait() return late (oneTBB issue 942),

@@ -46,7 +46,7 @@ struct BusyGroup {
   int64_t blocking = 0;  // blocking calls whose fn is running
 };
 
-// Census step 5 (atop executor/group_state.cc): how often a waiter of a
+// Census step 6 (atop executor/group_state.cc): how often a waiter of a
 // stopped group re-checks on its own, first and at most.
 inline constexpr absl::Duration kCensusFirstPoll = absl::Microseconds(50);
 inline constexpr absl::Duration kCensusLastPoll = absl::Milliseconds(1);
