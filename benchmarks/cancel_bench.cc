@@ -13,9 +13,17 @@
 //   BM_CancelQueued_*  every worker is first held by a task blocked on an
 //                      absl::Notification (in another group), so exactly
 //                      1,000,000 tasks are queued when the stop comes; the
-//                      holders are released right after the stop. This is the
-//                      bar's "Wait() returns within 1 ms of the stop with 1M
-//                      queued, and no queued task runs after the stop".
+//                      holders are released right after the stop. The bar's
+//                      "Wait() returns within 1 ms of the stop with 1M
+//                      queued, and no queued task runs after the stop", with
+//                      the workers racing the waiter for the 2 cores.
+//   BM_CancelHeld_*    the same, but the holders are released only after
+//                      Wait() returned (oneTBB's wait() runs the cancelled
+//                      tasks of its own deque itself; ripcord's does not
+//                      need a worker): the waiter alone on the machine.
+// ripcord runs a fresh Executor per run (not timed): since a stopped group's
+// Wait() returns before its queued tasks are dropped, the drop of one run's
+// 10^6 tasks would otherwise compete with the next run.
 // oneTBB runs with global_control(max_allowed_parallelism, 2): one worker plus
 // the submitting thread, which drains its own deque inside wait().
 #include <atomic>
@@ -64,17 +72,24 @@ double Seconds(Clock::time_point a, Clock::time_point b) {
   return std::chrono::duration<double>(b - a).count();
 }
 
-// One scenario, both variants of the bar: with `hold_workers`, every worker
-// is held (RipcordHolder) so all kTasks are queued at the stop, and released
-// right after it; otherwise the workers run tasks during the submission.
-void CancelRipcord(benchmark::State& state, bool hold_workers) {
-  ripcord::Executor executor({.num_workers = kWorkers});
+// How the workers are kept from running the tasks before the stop.
+enum class Hold {
+  kNone,             // BM_Cancel_*: the workers run tasks during submission
+  kReleaseAtStop,    // BM_CancelQueued_*: held, released right after the stop
+  kReleaseAfterWait  // BM_CancelHeld_*: held until Wait() has returned
+};
+
+void CancelRipcord(benchmark::State& state, Hold hold) {
   int64_t ran = 0;
   int64_t ran_after = 0;
   for (auto _ : state) {
+    // A fresh executor per run: the tasks a run leaves queued (a stopped
+    // group's Wait() does not wait for their drop) must not compete with the
+    // next run for the 2 cores. Not timed.
+    ripcord::Executor executor({.num_workers = kWorkers});
     Tally tally;
     std::optional<ripcord_bench::RipcordHolder> holder;
-    if (hold_workers) holder.emplace(executor, kWorkers);
+    if (hold != Hold::kNone) holder.emplace(executor, kWorkers);
     ripcord::TaskGroup group(executor);
     for (int64_t i = 0; i < kTasks; ++i) {
       group.Spawn([&tally] { tally.Run(); });
@@ -82,9 +97,10 @@ void CancelRipcord(benchmark::State& state, bool hold_workers) {
     const auto t0 = Clock::now();
     group.RequestStop("benchmark stop");
     tally.stop_returned.store(true, std::memory_order_release);
-    if (holder) holder->Release();
+    if (hold == Hold::kReleaseAtStop) holder->Release();
     const absl::Status status = group.Wait();
     const auto t1 = Clock::now();
+    if (holder) holder->Release();
     if (!absl::IsCancelled(status)) CheckOk(status, "cancel group");
     state.SetIterationTime(Seconds(t0, t1));
     ran += tally.ran.load();
@@ -93,7 +109,7 @@ void CancelRipcord(benchmark::State& state, bool hold_workers) {
   Report(state, ran, ran_after);
 }
 
-void CancelTbb(benchmark::State& state, bool hold_workers) {
+void CancelTbb(benchmark::State& state, Hold hold) {
   tbb::global_control limit(tbb::global_control::max_allowed_parallelism,
                             kWorkers);
   int64_t ran = 0;
@@ -101,7 +117,7 @@ void CancelTbb(benchmark::State& state, bool hold_workers) {
   for (auto _ : state) {
     Tally tally;
     std::optional<ripcord_bench::TbbHolder> holder;
-    if (hold_workers) holder.emplace();
+    if (hold != Hold::kNone) holder.emplace();
     tbb::task_group group;
     for (int64_t i = 0; i < kTasks; ++i) {
       group.run([&tally] { tally.Run(); });
@@ -109,9 +125,10 @@ void CancelTbb(benchmark::State& state, bool hold_workers) {
     const auto t0 = Clock::now();
     group.cancel();
     tally.stop_returned.store(true, std::memory_order_release);
-    if (holder) holder->Release();
-    group.wait();
+    if (hold == Hold::kReleaseAtStop) holder->Release();
+    group.wait();  // this thread skips the cancelled tasks of its own deque
     const auto t1 = Clock::now();
+    if (holder) holder->Release();
     state.SetIterationTime(Seconds(t0, t1));
     ran += tally.ran.load();
     ran_after += tally.ran_after_stop.load();
@@ -119,12 +136,22 @@ void CancelTbb(benchmark::State& state, bool hold_workers) {
   Report(state, ran, ran_after);
 }
 
-void BM_Cancel_Ripcord(benchmark::State& state) { CancelRipcord(state, false); }
-void BM_Cancel_Tbb(benchmark::State& state) { CancelTbb(state, false); }
-void BM_CancelQueued_Ripcord(benchmark::State& state) {
-  CancelRipcord(state, true);
+void BM_Cancel_Ripcord(benchmark::State& state) {
+  CancelRipcord(state, Hold::kNone);
 }
-void BM_CancelQueued_Tbb(benchmark::State& state) { CancelTbb(state, true); }
+void BM_Cancel_Tbb(benchmark::State& state) { CancelTbb(state, Hold::kNone); }
+void BM_CancelQueued_Ripcord(benchmark::State& state) {
+  CancelRipcord(state, Hold::kReleaseAtStop);
+}
+void BM_CancelQueued_Tbb(benchmark::State& state) {
+  CancelTbb(state, Hold::kReleaseAtStop);
+}
+void BM_CancelHeld_Ripcord(benchmark::State& state) {
+  CancelRipcord(state, Hold::kReleaseAfterWait);
+}
+void BM_CancelHeld_Tbb(benchmark::State& state) {
+  CancelTbb(state, Hold::kReleaseAfterWait);
+}
 
 // 10 runs per repetition: each run queues 10^6 tasks (0.2-0.7 s here), and the
 // manual time is short, so the default min_time would take minutes.
@@ -132,5 +159,7 @@ BENCHMARK(BM_Cancel_Ripcord)->Iterations(10)->UseManualTime()->Unit(benchmark::k
 BENCHMARK(BM_Cancel_Tbb)->Iterations(10)->UseManualTime()->Unit(benchmark::kMillisecond);
 BENCHMARK(BM_CancelQueued_Ripcord)->Iterations(10)->UseManualTime()->Unit(benchmark::kMillisecond);
 BENCHMARK(BM_CancelQueued_Tbb)->Iterations(10)->UseManualTime()->Unit(benchmark::kMillisecond);
+BENCHMARK(BM_CancelHeld_Ripcord)->Iterations(10)->UseManualTime()->Unit(benchmark::kMillisecond);
+BENCHMARK(BM_CancelHeld_Tbb)->Iterations(10)->UseManualTime()->Unit(benchmark::kMillisecond);
 
 }  // namespace

@@ -563,16 +563,16 @@ bool GroupState::Census(bool* fenced) {
     frozen_.store(true, std::memory_order_seq_cst);
     HeavyFence();
     // Wait out what can still move the count: drops whose gate read frozen_
-    // clear (they keep their frame until their release) and tasks dropped
-    // in Submit (strict). Neither runs user code, so this is short.
+    // clear (each keeps its frame tagged until its release; a gate tagged
+    // "starting" now may be one of them) and tasks dropped in Submit
+    // (strict). Neither runs user code, so this is short.
+    exec_->WaitForGatesOf(this);
     for (int spins = 0;; ++spins) {
       // acquire: as in Idle().
       count = pending_.load(std::memory_order_acquire) & kCountMask;
-      if (markers_clear() && !exec_->AnyFrameOf(this, /*dropping=*/true) &&
-          count == (pending_.load(std::memory_order_acquire) & kCountMask)) {
-        break;
-      }
-      if (spins > 64) sched_yield();
+      if (markers_clear()) break;
+      // As in WaitForGatesOf: let a preempted dropper have a core.
+      if (spins > 64) absl::SleepFor(absl::Microseconds(20));
     }
     if (count != 0) {
       // relaxed: the RMW order on frozen_refs_ is all that matters.

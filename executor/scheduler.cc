@@ -221,6 +221,26 @@ bool ExecutorImpl::AnyFrameOf(const GroupState* group, bool dropping) const {
   return false;
 }
 
+void ExecutorImpl::WaitForGatesOf(const GroupState* group) const {
+  const auto key = reinterpret_cast<uintptr_t>(group);
+  auto in_gate = [key](uintptr_t v) {
+    return (v & ~Worker::kFrameTags) == key && (v & Worker::kFrameTags) != 0;
+  };
+  for (const auto& w : workers_) {
+    for (const auto& f : w->frames) {
+      // acquire: pairs with the release store that ends a dropping frame.
+      for (int spins = 0; in_gate(f.load(std::memory_order_acquire));
+           ++spins) {
+        CpuRelax();
+        // The gate's worker was preempted, maybe by us (more threads than
+        // cores): sleep rather than yield, so that it gets a core back
+        // (sched_yield may just pick us again).
+        if (spins > 256) absl::SleepFor(absl::Microseconds(20));
+      }
+    }
+  }
+}
+
 int64_t ExecutorImpl::CountRunningPlain(const GroupState* group) const {
   const auto key = reinterpret_cast<uintptr_t>(group);
   int64_t n = 0;

@@ -135,6 +135,11 @@ class ExecutorImpl {
   // dropping a task of it before its freeze (kFrameDropping). Acquire loads;
   // the census atop group_state.cc.
   bool AnyFrameOf(const GroupState* group, bool dropping) const;
+  // Census step 5: returns once every start gate of `group` that was
+  // "starting" or "dropping" when called has moved on (a slot is watched
+  // until it shows anything else once; later gates of the group read the
+  // freeze and need no waiting). Spins: a gate runs no user code.
+  void WaitForGatesOf(const GroupState* group) const;
 
   TimerQueue& timers() { return *timers_; }
   BlockingPool& blocking() { return *blocking_; }
