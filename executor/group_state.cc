@@ -353,6 +353,22 @@ void GroupState::FinishOk() {
   ReleasePending(kReleaseCompleted);
 }
 
+void GroupState::FinishCancelledMany(int64_t cancelled, int64_t uncounted) {
+  if (cancelled > 0) {
+    // relaxed: statistics.
+    running_other_.fetch_sub(cancelled, std::memory_order_relaxed);
+    cancelled_.fetch_add(cancelled, std::memory_order_relaxed);
+  }
+  const int64_t n = cancelled + uncounted;
+  // relaxed: we still hold one more count, so this cannot reach zero and no
+  // waiter concludes anything from it; the acq_rel release below publishes
+  // everything before it (this thread settled all n).
+  if (n > 1) {
+    pending_.fetch_sub(static_cast<uint64_t>(n - 1), std::memory_order_relaxed);
+  }
+  ReleasePending();
+}
+
 void GroupState::FinishDropped() {
   cancelled_.fetch_add(1, std::memory_order_relaxed);
   ReleasePending();

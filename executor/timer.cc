@@ -198,6 +198,14 @@ bool TimerQueue::Cancel(TimerEntry* e) {
 void TimerQueue::CancelMany(TimerEntry* const* entries, size_t n,
                             bool* idle) {
   MutexLock lock(&mu_);
+  // The entries' slots lie anywhere in a heap of up to millions of slots:
+  // fetch them together instead of one miss per removal under the lock.
+  for (size_t i = 0; i < n; ++i) {
+    const int64_t index = entries[i]->heap_index_;
+    if (index >= 0 && static_cast<size_t>(index) < heap_.size()) {
+      __builtin_prefetch(&heap_[static_cast<size_t>(index)], 1);
+    }
+  }
   bool removed_any = false;
   for (size_t i = 0; i < n; ++i) {
     TimerEntry* const e = entries[i];
@@ -366,7 +374,11 @@ void TimerQueue::Compact() {
     }
     heap_[j] = s;
   }
+  // One store per live entry, each on its own cold line: keep a few misses
+  // in flight.
+  constexpr size_t kAhead = 8;
   for (size_t i = 0; i < n; ++i) {
+    if (i + kAhead < n) __builtin_prefetch(heap_[i + kAhead].entry, 1);
     heap_[i].entry->heap_index_ = static_cast<int64_t>(i);
   }
 }
