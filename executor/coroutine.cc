@@ -85,6 +85,7 @@
 // together with the batch's settle when there is one).
 #include <atomic>
 #include <coroutine>
+#include <cstddef>
 #include <cstdint>
 #include <new>
 #include <utility>
@@ -316,10 +317,14 @@ absl::Status SleepFinish(SleepOp* op, bool cancelled) {
 
 namespace {
 
-// Prefetches (for writing) `lines` cache lines from p.
-void PrefetchLines(const void* p, int lines) {
-  const char* c = static_cast<const char*>(p);
-  for (int i = 0; i < lines; ++i) __builtin_prefetch(c + 64 * i, 1);
+// Prefetches (for writing) the cache lines of [p, p + bytes).
+void PrefetchRange(const void* p, size_t bytes) {
+  constexpr uintptr_t kLine = 64;
+  const uintptr_t begin = reinterpret_cast<uintptr_t>(p) & ~(kLine - 1);
+  const uintptr_t end = reinterpret_cast<uintptr_t>(p) + bytes;
+  for (uintptr_t a = begin; a < end; a += kLine) {
+    __builtin_prefetch(reinterpret_cast<const void*>(a), 1);
+  }
 }
 
 // Steps 3-5 for the claimed entries[0, n), on the claiming thread, which
@@ -328,6 +333,9 @@ void PrefetchLines(const void* p, int lines) {
 // not settled yet: the caller settles them (FinishCancelledMany).
 int64_t CompleteAndResume(GroupState* group, StopEntry* const* entries, int n) {
   // Step 3: every MarkDone before any user code runs (StopEntry's rule).
+  // The entries sit in coroutine frames, each on a cold line: fetch them
+  // together rather than one miss after another.
+  for (int i = 0; i < n; ++i) __builtin_prefetch(entries[i], 1);
   SleepOp* won[kSweepBatch];
   int w = 0;
   for (int i = 0; i < n; ++i) {
@@ -338,10 +346,12 @@ int64_t CompleteAndResume(GroupState* group, StopEntry* const* entries, int n) {
   // The winners' nodes and frames were last touched when they suspended,
   // usually long ago: without this, one cache miss after another on each
   // node and frame was over half of a stop's time (perf, 10^5 sleepers).
-  for (int i = 0; i < w; ++i) PrefetchLines(won[i]->ctx(), 2);
+  // (A node is ~90 bytes plus the callable's captures; a frame that sleeps
+  // holds at least the SleepOp's 80.)
+  for (int i = 0; i < w; ++i) PrefetchRange(won[i]->ctx(), 128);
   SleepOp::ReleaseTimers(won, w);  // step 4
   for (int i = 0; i < w; ++i) {
-    PrefetchLines(won[i]->ctx()->resume_handle.address(), 4);
+    PrefetchRange(won[i]->ctx()->resume_handle.address(), 256);
   }
   const absl::Status cancelled = absl::CancelledError(kSleepCancelled);
   const absl::Status* const saved =
@@ -420,6 +430,7 @@ void SweepStopEntries(StopEntry* const* entries, int n) noexcept {
   if (StopSweep::Queue(group, state)) {
     // The first claim is ours to complete now (StopEntry's rule); its
     // winners go to the workers one by one, as a timer's would.
+    for (int i = 0; i < n; ++i) __builtin_prefetch(entries[i], 1);
     for (int i = 0; i < n; ++i) {
       SleepOp* const op = SleepOp::CompleteStop(entries[i]);
       if (op != nullptr) ScheduleResume(op->ctx());

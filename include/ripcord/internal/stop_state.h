@@ -66,8 +66,8 @@ class StopEntry {
  private:
   friend class StopState;
   StopState* state_ = nullptr;
-  // Guarded by LOCKED. The segment holding this entry (at index_), or null
-  // once a stop claimed it (or it was never registered).
+  // Guarded by LOCKED. The segment holding this entry (at index_); once a
+  // stop claimed that segment it stays, marked claimed, until ~StopState.
   StopSegment* segment_ = nullptr;
   uint32_t index_ = 0;
   std::atomic<bool> done_{false};
@@ -125,6 +125,7 @@ class StopCallbackBase {
 class StopState {
  public:
   StopState() = default;
+  ~StopState();  // frees the claimed segments (retired_)
   StopState(const StopState&) = delete;
   StopState& operator=(const StopState&) = delete;
 
@@ -163,9 +164,8 @@ class StopState {
   // `fail_if_stopped` and the stop bit is set.
   bool Lock(bool fail_if_stopped) noexcept;
   void Unlock() noexcept;
-  // ClaimEntries with LOCKED held; returns the segment to free (after
-  // Unlock) in *emptied.
-  int ClaimEntriesLocked(StopEntry** out, StopSegment** emptied) noexcept;
+  // ClaimEntries with LOCKED held.
+  int ClaimEntriesLocked(StopEntry** out) noexcept;
 
   std::atomic<uint32_t> state_{0};
   StopCallbackBase* head_ = nullptr;        // guarded by LOCKED
@@ -175,6 +175,9 @@ class StopState {
   // holes filled by the segment's last entry. After the stop, claims pop
   // from the front and owners still remove unclaimed entries.
   StopSegment* segments_ = nullptr;
+  // Claimed segments, linked by next; guarded by LOCKED until the
+  // destructor frees them (owners of claimed entries read their mark).
+  StopSegment* retired_ = nullptr;
 };
 
 }  // namespace internal
