@@ -15,7 +15,13 @@
 //                         is from the stop request until Wait() returns.
 //                         Counters: heap_bytes_per_task (malloc in-use growth
 //                         from before the first Spawn to all suspended: frame,
-//                         task node, timer entry), rss_bytes_per_task (RSS
+//                         task node, timer entry; averaged over the runs.
+//                         Once an earlier run or repetition in the process
+//                         has stopped its coroutines, the task cache's
+//                         depots (up to 64 MiB) hand their blocks back and
+//                         the figure falls to ~30 B: run with
+//                         --benchmark_repetitions=1 --benchmark_min_time=0
+//                         for the cold cost, ~380 B), rss_bytes_per_task (RSS
 //                         growth over the same span; allocator reuse across
 //                         runs can make it smaller than the heap figure),
 //                         request_ms (how long the RequestStop() call itself

@@ -422,29 +422,36 @@ class StopSweep final : public TaskNode, public CacheAllocated<StopSweep> {
 
 }  // namespace
 
+namespace {
+
+// Completes the claimed entries[0, n) on this thread (step 3) and queues
+// each winner's coroutine by itself, as its timer would.
+void CompleteAndQueueEach(StopEntry* const* entries, int n) {
+  for (int i = 0; i < n; ++i) __builtin_prefetch(entries[i], 1);
+  for (int i = 0; i < n; ++i) {
+    SleepOp* const op = SleepOp::CompleteStop(entries[i]);
+    if (op != nullptr) ScheduleResume(op->ctx());
+  }
+}
+
+}  // namespace
+
 void SweepStopEntries(StopEntry* const* entries, int n) noexcept {
   // Every entry is a SleepOp's (the one user of StopEntry). Called inside
   // RequestStop(): the group and its StopState are alive throughout.
   GroupState* const group = SleepOp::FromEntry(entries[0])->ctx()->group;
   StopState* const state = entries[0]->state();
+  // The workers claim the rest; the first claim is ours to complete now
+  // (StopEntry's rule).
   if (StopSweep::Queue(group, state)) {
-    // The first claim is ours to complete now (StopEntry's rule); its
-    // winners go to the workers one by one, as a timer's would.
-    for (int i = 0; i < n; ++i) __builtin_prefetch(entries[i], 1);
-    for (int i = 0; i < n; ++i) {
-      SleepOp* const op = SleepOp::CompleteStop(entries[i]);
-      if (op != nullptr) ScheduleResume(op->ctx());
-    }
+    CompleteAndQueueEach(entries, n);
     return;
   }
   // No memory for a sweep: complete every entry on this thread.
   StopEntry* batch[kSweepBatch];
   for (int i = 0; i < n; ++i) batch[i] = entries[i];
   do {
-    for (int i = 0; i < n; ++i) {
-      SleepOp* const op = SleepOp::CompleteStop(batch[i]);
-      if (op != nullptr) ScheduleResume(op->ctx());
-    }
+    CompleteAndQueueEach(batch, n);
     n = state->ClaimEntries(batch);
   } while (n > 0);
 }
