@@ -15,7 +15,13 @@
 //                         is from the stop request until Wait() returns.
 //                         Counters: heap_bytes_per_task (malloc in-use growth
 //                         from before the first Spawn to all suspended: frame,
-//                         task node, timer entry), rss_bytes_per_task (RSS
+//                         task node, timer entry; averaged over the runs.
+//                         Once an earlier run or repetition in the process
+//                         has stopped its coroutines, the task cache's
+//                         depots (up to 64 MiB) hand their blocks back and
+//                         the figure falls to ~30 B: run with
+//                         --benchmark_repetitions=1 --benchmark_min_time=0
+//                         for the cold cost, ~380 B), rss_bytes_per_task (RSS
 //                         growth over the same span; allocator reuse across
 //                         runs can make it smaller than the heap figure),
 //                         request_ms (how long the RequestStop() call itself
@@ -23,10 +29,19 @@
 //                         thread), stop_cpu_ms (CPU time of all threads
 //                         from the stop request until Wait() returns: on a
 //                         shared machine steadier than the wall time).
+// Profiling only the stop: with RIPCORD_PERF_CTL_FD=<fd> in the environment,
+// BM_CoroStop_Ripcord writes "enable" before RequestStop() and "disable"
+// after Wait() to that file descriptor, for
+//   perf record --delay=-1 --control fd:<fd> ... coro_bench
+// (open the fd on a fifo that perf reads, e.g. `exec 9<>fifo`).
 // oneTBB has no coroutine tasks: no oneTBB variant.
+#include <unistd.h>
+
 #include <atomic>
 #include <chrono>
 #include <cstdint>
+#include <cstdlib>
+#include <cstring>
 
 #include "absl/status/status.h"
 #include "absl/time/clock.h"
@@ -43,6 +58,22 @@ using ripcord_bench::kWorkers;
 using Clock = std::chrono::steady_clock;
 
 constexpr int64_t kTasks = 100000;
+
+// The perf control descriptor (RIPCORD_PERF_CTL_FD), or -1.
+int PerfControlFd() {
+  static const int fd = [] {
+    const char* v = std::getenv("RIPCORD_PERF_CTL_FD");
+    return v == nullptr ? -1 : std::atoi(v);
+  }();
+  return fd;
+}
+
+// Sends "enable" or "disable" to perf's control descriptor, if any.
+void PerfControl(const char* command) {
+  const int fd = PerfControlFd();
+  if (fd < 0) return;
+  if (write(fd, command, std::strlen(command)) < 0) std::abort();
+}
 
 double Ms(Clock::time_point a, Clock::time_point b) {
   return std::chrono::duration<double, std::milli>(b - a).count();
@@ -116,11 +147,13 @@ void BM_CoroStop_Ripcord(benchmark::State& state) {
     heap += ripcord_bench::MallocInUseBytes() - heap0;
     rss += ripcord_bench::ResidentBytes() - rss0;
     const double cpu0 = ripcord_bench::ProcessCpuSeconds();
+    PerfControl("enable\n");
     const auto t0 = Clock::now();
     group.RequestStop("benchmark stop");
     const auto t_requested = Clock::now();
     const absl::Status status = group.Wait();
     const auto t1 = Clock::now();
+    PerfControl("disable\n");
     stop_cpu_ms += (ripcord_bench::ProcessCpuSeconds() - cpu0) * 1e3;
     request_ms += Ms(t0, t_requested);
     if (!absl::IsCancelled(status)) CheckOk(status, "stopped coroutines");

@@ -330,7 +330,8 @@ void GroupState::AddPending() {
   if ((prev & kCountMask) == 0 && parent_ != nullptr) parent_->AddPending();
 }
 
-void GroupState::ReleasePending(uint64_t delta, int marks, int frame) {
+void GroupState::ReleasePending(uint64_t delta, int marks, int frame,
+                                int64_t running_n, int64_t strict_n) {
   // Read before the release: once the count is zero, a waiter may destroy us.
   GroupState* const parent = parent_;
   ExecutorImpl* const exec = exec_;
@@ -343,10 +344,10 @@ void GroupState::ReleasePending(uint64_t delta, int marks, int frame) {
   // ever compared. release: pairs with the census's acquire loads.
   if ((marks & kMarkFrame) != 0) ExecutorImpl::PopPlainFrame(frame);
   if ((marks & kMarkRunning) != 0) {
-    running_other_.fetch_sub(1, std::memory_order_release);
+    running_other_.fetch_sub(running_n, std::memory_order_release);
   }
   if ((marks & kMarkStrict) != 0) {
-    strict_.fetch_sub(1, std::memory_order_release);
+    strict_.fetch_sub(strict_n, std::memory_order_release);
   }
   if ((prev & kCountMask) != 1) {
     if ((prev & kCensusWaiter) != 0 && (marks & kQuiet) == 0) {
@@ -459,6 +460,23 @@ void GroupState::FinishCounted(const absl::Status& status) {
 
 void GroupState::FinishOk() {
   ReleasePending(kReleaseCompleted, kMarkRunning | kMarkStrict);
+}
+
+void GroupState::FinishCancelledMany(int64_t cancelled, int64_t uncounted) {
+  // relaxed: statistics.
+  if (cancelled > 0) cancelled_.fetch_add(cancelled, std::memory_order_relaxed);
+  const int64_t n = cancelled + uncounted;
+  // relaxed: we still hold one more count, so this cannot reach zero and no
+  // waiter concludes anything from it; the acq_rel release below publishes
+  // everything before it (this thread settled all n). Every unit settled
+  // here is strict (coroutines, the sweep's AddTask); the cancelled
+  // coroutines are also running_other_: their markers go after the release
+  // (census step 4).
+  if (n > 1) {
+    pending_.fetch_sub(static_cast<uint64_t>(n - 1), std::memory_order_relaxed);
+  }
+  ReleasePending(kRelease, (cancelled > 0 ? kMarkRunning : 0) | kMarkStrict,
+                 -1, cancelled, n);
 }
 
 void GroupState::FinishDropped(bool lazy) {

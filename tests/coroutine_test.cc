@@ -8,6 +8,7 @@
 #include <stdexcept>
 #include <string>
 #include <thread>
+#include <utility>
 #include <vector>
 
 #include "absl/status/status.h"
@@ -440,6 +441,144 @@ TEST(Coroutine, CapturesOutliveSuspensions) {
   }
   ASSERT_TRUE(g.Wait().ok());
   EXPECT_EQ(sum.load(), 4950 + 100 * 100);
+}
+
+// Counts its destructions (frames and captures destroyed exactly once).
+struct DestroyCounter {
+  explicit DestroyCounter(std::atomic<int>* n) : count(n) {}
+  DestroyCounter(DestroyCounter&& o) noexcept
+      : count(std::exchange(o.count, nullptr)) {}
+  DestroyCounter(const DestroyCounter&) = delete;
+  ~DestroyCounter() {
+    if (count != nullptr) count->fetch_add(1);
+  }
+  std::atomic<int>* count;
+};
+
+// Invariant: coroutines that a stop resumes in one claimed batch and that
+// end differently after the await (CancelledError: settled with the batch;
+// OK; another error; suspending again on a child group's Join) are each
+// settled exactly once: after the join, stats are exact per kind, the group
+// reports the first non-cancelled error, and every frame and every captured
+// object is destroyed exactly once. Repeated, with batch sizes around the
+// claim size (28) and the requester's first batch.
+TEST(Coroutine, StopSettlesMixedOutcomesOfOneBatchExactly) {
+  Executor ex({.num_workers = 2});
+  for (int round = 0; round < 40 / kScale + 2; ++round) {
+    const int n = std::vector<int>{1, 27, 28, 29, 56, 57, 300}[round % 7];
+    std::atomic<int> asleep{0}, frames{0}, captures{0};
+    {
+      TaskGroup g(ex, {.name = "mixed"});
+      TaskGroup child(g, {.name = "child", .shielded = true});
+      absl::Notification release_child;
+      child.Spawn([&] { release_child.WaitForNotification(); });
+      for (int i = 0; i < n; ++i) {
+        g.Spawn([&, i, c = DestroyCounter(&captures)]() -> Task<absl::Status> {
+          DestroyCounter in_frame(&frames);
+          asleep.fetch_add(1);
+          absl::Status s = co_await Sleep(absl::Seconds(600));
+          if (!absl::IsCancelled(s)) co_return absl::InternalError("woke");
+          switch (i % 4) {
+            case 0:
+              co_return s;
+            case 1:
+              co_return absl::OkStatus();
+            case 2:
+              co_return absl::DataLossError("after the stop");
+            default:
+              // Suspends again: the shielded child is still busy.
+              co_return co_await child.Join();
+          }
+        });
+      }
+      ASSERT_TRUE(Eventually([&] { return asleep.load() == n; })) << n;
+      g.RequestStop("mixed");
+      // Let the Join()s suspend before the child may finish.
+      absl::SleepFor(absl::Milliseconds(2));
+      release_child.Notify();
+      const absl::Status status = g.Wait();
+      const int kinds[4] = {(n + 3) / 4, (n + 2) / 4, (n + 1) / 4, n / 4};
+      if (kinds[2] > 0) {
+        EXPECT_TRUE(absl::IsDataLoss(status)) << status;
+      } else {
+        EXPECT_TRUE(absl::IsCancelled(status)) << status;
+      }
+      const GroupStats st = g.stats();
+      EXPECT_EQ(st.spawned, n);
+      EXPECT_EQ(st.cancelled, kinds[0]) << n;
+      // Join() of the OK child: completed too.
+      EXPECT_EQ(st.completed, kinds[1] + kinds[3]) << n;
+      EXPECT_EQ(st.failed, kinds[2]) << n;
+      EXPECT_EQ(st.running, 0);
+      EXPECT_EQ(st.queued, 0);
+      EXPECT_TRUE(child.Wait().ok());
+    }
+    EXPECT_EQ(frames.load(), n);
+    EXPECT_EQ(captures.load(), n);
+  }
+}
+
+// Invariant: user code after a cancelled await may block its worker on
+// another group (Wait() on a worker helps while it waits) while the rest of
+// its batch is not settled yet: nothing waits for that deferred settle, so
+// both groups finish and the stopped group's stats are exact.
+TEST(Coroutine, CodeAfterCancelledSleepMayWaitOnAnotherGroup) {
+  Executor ex({.num_workers = 2});
+  for (int round = 0; round < 10 / kScale + 2; ++round) {
+    const int n = 100;
+    std::atomic<int> asleep{0}, waited{0};
+    TaskGroup other(ex, {.name = "other"});
+    TaskGroup g(ex, {.name = "sleepers"});
+    for (int i = 0; i < n; ++i) {
+      g.Spawn([&, i]() -> Task<absl::Status> {
+        asleep.fetch_add(1);
+        absl::Status s = co_await Sleep(absl::Seconds(600));
+        if (i % 10 == 0) {
+          TaskGroup inner(other, {.name = "inner"});
+          inner.Spawn([] { absl::SleepFor(absl::Microseconds(200)); });
+          if (inner.Wait().ok()) waited.fetch_add(1);
+        }
+        co_return s;
+      });
+    }
+    ASSERT_TRUE(Eventually([&] { return asleep.load() == n; }));
+    g.RequestStop("wake");
+    EXPECT_TRUE(absl::IsCancelled(g.Wait()));
+    EXPECT_EQ(waited.load(), n / 10);
+    const GroupStats st = g.stats();
+    EXPECT_EQ(st.spawned, n);
+    EXPECT_EQ(st.cancelled, n);
+    EXPECT_EQ(st.running, 0);
+    EXPECT_TRUE(other.Wait().ok());
+  }
+}
+
+// Invariant: many sleeps of varied short durations, registered and removed
+// in every order while others stay registered (each stop entry leaves its
+// array, whose last entry takes its place), all wake with OK exactly once,
+// and a stop afterwards finds nothing left to cancel.
+TEST(Coroutine, ManySleepsOfVariedLengthsAllWakeOk) {
+  Executor ex({.num_workers = 2});
+  const int n = 3000 / kScale;
+  TaskGroup g(ex, {.name = "varied"});
+  std::atomic<int> ok{0};
+  for (int i = 0; i < n; ++i) {
+    g.Spawn([&, i]() -> Task<absl::Status> {
+      for (int k = 0; k < 3; ++k) {
+        absl::Status s =
+            co_await Sleep(absl::Microseconds(100 * ((i * 7 + k * 13) % 97)));
+        if (!s.ok()) co_return s;
+      }
+      ok.fetch_add(1);
+      co_return absl::OkStatus();
+    });
+  }
+  EXPECT_TRUE(g.Wait().ok());
+  EXPECT_EQ(ok.load(), n);
+  g.RequestStop("after");
+  const GroupStats st = g.stats();
+  EXPECT_EQ(st.completed, n);
+  EXPECT_EQ(st.cancelled, 0);
 }
 
 // Invariant: a stop racing many sleep deadlines never loses or doubles a

@@ -37,7 +37,6 @@ struct DriverFrame {
 };
 inline thread_local DriverFrame* tls_driver = nullptr;
 
-class ResumeBatch;
 class SleepOp;
 // The per-thread state of executor/coroutine.cc, with external linkage
 // rather than in an anonymous namespace there: in the sanitizer builds
@@ -47,10 +46,8 @@ class SleepOp;
 // pointing at whichever variable sits at offset 0 of libcore's TLS block.
 // TLS symbols with external linkage, like tls_driver, are relocated against
 // themselves.
-// The innermost ResumeBatch open on this thread (null: none).
-inline thread_local ResumeBatch* tls_resume_batch = nullptr;
-// While a ResumeCarrier resumes a slice: the CancelledError it built once for
-// the slice, which SleepFinish copies (a reference count increment on this
+// While a stop sweep resumes its batch: the CancelledError it built once for
+// the batch, which SleepFinish copies (a reference count increment on this
 // thread instead of two mallocs per cancelled sleep). Null otherwise.
 inline thread_local const absl::Status* tls_sleep_cancelled = nullptr;
 
@@ -67,6 +64,11 @@ struct CoroContext : TaskNode {
   virtual std::coroutine_handle<> RootHandle() noexcept = 0;
 
   static void Run(TaskNode* node, bool drop);
+  // Runs the chain (counting the start on its first run) until it finishes
+  // or suspends on an external event. Returns true if the root Task
+  // finished: *status is its outcome and the caller owns ctx (deletes it,
+  // then settles the task). False: suspended, and an external event owns ctx.
+  static bool Drive(CoroContext* ctx, absl::Status* status);
 
   // Where the chain resumes when an external event completes.
   std::coroutine_handle<> resume_handle;
@@ -79,42 +81,6 @@ void ScheduleResume(CoroContext* ctx);
 // The same, behind every queued task (Yield).
 void ScheduleResumeBack(CoroContext* ctx);
 
-// ResumeBatch: collects the sleeping coroutines that the StopCallbacks of one
-// StopState::RequestStop() cancel, and queues them in bulk (every 1024, and
-// the rest once the last callback has returned), each bulk as ONE task that
-// releases their timers and resumes them in slices, leaving the rest for
-// other workers to steal (coroutine.cc, "Resuming a stopped group").
-// Without it a stop of 100,000 sleeping
-// coroutines paid, per coroutine, one injection-queue lock and wake-up check
-// on the requesting thread, and one locked queue pop and one timer-lock
-// round trip on the workers.
-//
-// RequestStop() opens one on its stack; batches nest (a callback that stops
-// another group opens an inner one, flushed when that stop returns).
-// Thread-compatible: used only by the thread that opened it.
-class ResumeBatch {
- public:
-  ResumeBatch();
-  ~ResumeBatch();  // flushes, then closes
-  ResumeBatch(const ResumeBatch&) = delete;
-  ResumeBatch& operator=(const ResumeBatch&) = delete;
-
-  // Appends op (a Sleep its stop completed, whose coroutine must now be
-  // resumed) to this thread's innermost open batch and returns true, or
-  // returns false when no batch is open.
-  static bool Add(SleepOp* op) noexcept;
-
- private:
-  // Hands the collected chain to the scheduler (one by one if it is short,
-  // else as a ResumeCarrier) and empties the batch.
-  void Flush() noexcept;
-
-  ResumeBatch* const outer_;  // the batch this one nests in, or null
-  SleepOp* head_ = nullptr;   // chain linked through SleepOp::batch_next_
-  SleepOp* tail_ = nullptr;
-  int64_t size_ = 0;
-};
-
 // ---- out-of-line awaitable operations (executor/coroutine.cc) ------------
 // Each *Suspend returns true if the coroutine must stay suspended (the
 // operation will ScheduleResume(ctx) later), or false if the result is ready
@@ -124,7 +90,7 @@ class ResumeBatch {
 // sleeping coroutine costs no allocation beyond its frame. Its type is
 // private to coroutine.cc (it embeds the executor's TimerEntry); the awaiter
 // reserves kSleepOpSize bytes for it (coroutine.cc static_asserts the fit).
-inline constexpr size_t kSleepOpSize = 112;
+inline constexpr size_t kSleepOpSize = 80;
 inline constexpr size_t kSleepOpAlign = alignof(void*);
 // Constructs the operation in `storage` (and sets *op) only if it suspends
 // or may still be completed; otherwise *op stays null and *cancelled tells

@@ -9,6 +9,13 @@
 // callbacks a few dozen at a time and runs them with the lock released, so a
 // callback may register or remove other callbacks, and may destroy its own
 // StopCallback (executor/stop_state.cc has the protocol).
+//
+// Besides callbacks, a StopState keeps StopEntry registrations: the library's
+// own waits (a coroutine's Sleep) that a stop must complete by the 100,000.
+// They live in arrays of kStopEntryBatch pointers, not in the callback list,
+// so RequestStop() claims a first array and hands it to a worker instead of
+// running one callback per entry on the requesting thread, and workers claim
+// the rest an array at a time (executor/stop_state.cc, "Stop entries").
 #ifndef RIPCORD_INTERNAL_STOP_STATE_H_
 #define RIPCORD_INTERNAL_STOP_STATE_H_
 
@@ -21,6 +28,57 @@ class StopToken;
 namespace internal {
 
 class StopState;
+struct StopSegment;
+
+// Entries a stop claim hands over at once (and the size of a segment).
+inline constexpr int kStopEntryBatch = 28;
+
+// StopEntry: a registration that the stop does not run but hands, claimed,
+// to SweepStopEntries() (defined by executor/coroutine.cc) in batches.
+// Thread-safety: Register/Unregister by the owner; MarkDone by the thread
+// that claimed the entry; the rest is guarded by the StopState's LOCKED bit.
+class StopEntry {
+ public:
+  StopEntry() = default;
+  StopEntry(const StopEntry&) = delete;
+  StopEntry& operator=(const StopEntry&) = delete;
+
+  // Registers with `state` (null: a token that never stops; then it returns
+  // true and registers nothing). Returns false, registering nothing, if stop
+  // was already requested: the caller acts on the stop itself.
+  bool Register(StopState* state) noexcept;
+  // After it returns no stop sweep touches this entry again. An entry that a
+  // sweep has claimed is waited for until the sweep's MarkDone(); a claim is
+  // processed at once by a running thread that never blocks in between, so
+  // the wait is short and cannot deadlock.
+  void Unregister() noexcept;
+  // The StopState it registered with (null if none). Set before the entry
+  // becomes visible to a claim, so a claiming thread may read it.
+  StopState* state() const noexcept { return state_; }
+  // The claiming sweep is done with the entry: its last touch.
+  void MarkDone() noexcept {
+    // release: pairs with the acquire loads of done_ in Unregister() and
+    // StopState::RemoveEntry(); what the sweep did to the owner's object
+    // happens-before the owner destroys it.
+    done_.store(true, std::memory_order_release);
+  }
+
+ private:
+  friend class StopState;
+  StopState* state_ = nullptr;
+  // Guarded by LOCKED. The segment holding this entry (at index_); once a
+  // stop claimed that segment it stays, marked claimed, until ~StopState.
+  StopSegment* segment_ = nullptr;
+  uint32_t index_ = 0;
+  std::atomic<bool> done_{false};
+};
+
+// Called by StopState::RequestStop() (after its lock is released, before the
+// callbacks) with the first claimed batch of entries (n >= 1) when there are
+// any: completes them at once (the claimer's duty, see StopEntry::Unregister)
+// and has the executor's workers claim and complete the rest. Defined in
+// executor/coroutine.cc, the one user of StopEntry.
+void SweepStopEntries(StopEntry* const* entries, int n) noexcept;
 
 // StopCallbackBase: the intrusive list node of one registered callback.
 // Thread-safety: constructed and destroyed by its owner; the list fields are
@@ -67,6 +125,7 @@ class StopCallbackBase {
 class StopState {
  public:
   StopState() = default;
+  ~StopState();  // frees the claimed segments (retired_)
   StopState(const StopState&) = delete;
   StopState& operator=(const StopState&) = delete;
 
@@ -87,6 +146,16 @@ class StopState {
   bool TryAddCallback(StopCallbackBase* cb) noexcept;
   void RemoveCallback(StopCallbackBase* cb) noexcept;
 
+  // Entry registry (StopEntry). TryAddEntry returns false when stop was
+  // already requested. ClaimEntries, valid only after the stop, claims up to
+  // kStopEntryBatch registered entries into `out` and returns how many (0:
+  // none left); their owners then wait for MarkDone() in Unregister().
+  // The caller must know the StopState is alive: the stop path holds claimed
+  // entries, whose owners cannot finish before MarkDone().
+  bool TryAddEntry(StopEntry* e) noexcept;
+  void RemoveEntry(StopEntry* e) noexcept;
+  int ClaimEntries(StopEntry** out) noexcept;
+
  private:
   static constexpr uint32_t kStopRequested = 1;
   static constexpr uint32_t kLocked = 2;
@@ -95,10 +164,20 @@ class StopState {
   // `fail_if_stopped` and the stop bit is set.
   bool Lock(bool fail_if_stopped) noexcept;
   void Unlock() noexcept;
+  // ClaimEntries with LOCKED held.
+  int ClaimEntriesLocked(StopEntry** out) noexcept;
 
   std::atomic<uint32_t> state_{0};
   StopCallbackBase* head_ = nullptr;        // guarded by LOCKED
   std::thread::id notifying_thread_;        // guarded by LOCKED
+  // Segments of registered StopEntries, none empty; guarded by LOCKED. New
+  // entries go into the first (a new one when it is full); removals leave
+  // holes filled by the segment's last entry. After the stop, claims pop
+  // from the front and owners still remove unclaimed entries.
+  StopSegment* segments_ = nullptr;
+  // Claimed segments, linked by next; guarded by LOCKED until the
+  // destructor frees them (owners of claimed entries read their mark).
+  StopSegment* retired_ = nullptr;
 };
 
 }  // namespace internal
