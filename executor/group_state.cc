@@ -926,14 +926,16 @@ TaskGroup::TaskGroup(TaskGroup& parent, GroupOptions options)
 
 TaskGroup::~TaskGroup() {
   state_->CheckNoChildren();
-  if (std::uncaught_exceptions() > uncaught_at_construction_) {
-    state_->Stop("an exception is unwinding the scope that owns the group",
-                 internal::StopOrigin::kSelf);
-  }
   // Already joined (the usual case: the owner called Wait()): nothing to
-  // wait for, and a task of the group or of a descendant cannot be running
-  // on this thread, since it would keep the group busy.
+  // stop or wait for, and a task of the group or of a descendant cannot be
+  // running on this thread, since it would keep the group busy. (Stopping a
+  // joined group during unwinding would change nothing anyone can see: it
+  // has no tasks and no children, and it is being destroyed.)
   if (!state_->Done()) {
+    if (std::uncaught_exceptions() > uncaught_at_construction_) {
+      state_->Stop("an exception is unwinding the scope that owns the group",
+                   internal::StopOrigin::kSelf);
+    }
     if (state_->CurrentTaskInside()) {
       absl::Status inside = state_->CheckNotInside("~TaskGroup()");
       RIPCORD_CHECK(inside.ok(), "%s", inside.ToString().c_str());

@@ -200,14 +200,6 @@ bool ExecutorImpl::OnWorkerThread() const {
 
 int ExecutorImpl::TakeGateFrame() { return tls_worker->gate_frame; }
 
-void ExecutorImpl::PopPlainFrame(int slot) {
-  Worker* w = tls_worker;
-  // release: pairs with the census's acquire load in AnyFrameOf (the task's
-  // release of its group's count came first).
-  w->frames[slot].store(0, std::memory_order_release);
-  w->frame_depth = slot;
-}
-
 bool ExecutorImpl::AnyFrameOf(const GroupState* group, bool dropping) const {
   const auto key = reinterpret_cast<uintptr_t>(group);
   for (const auto& w : workers_) {

@@ -127,7 +127,7 @@ class ExecutorImpl {
   // only from the task's run function, before it runs anything else.
   static int TakeGateFrame();
   // Ends the frame `slot` of this worker thread (release store).
-  static void PopPlainFrame(int slot);
+  static inline void PopPlainFrame(int slot);
   // Plain tasks of `group` running on the workers now (a snapshot).
   int64_t CountRunningPlain(const GroupState* group) const;
   // True if a worker runs a task of `group` or is deciding whether to
@@ -196,6 +196,19 @@ class ExecutorImpl {
   std::unique_ptr<BlockingPool> blocking_;
   const absl::Time created_;
 };
+
+// The worker running on this thread (null on other threads). External
+// linkage on purpose (RIPCORD_FAST_TLS, executor/check.h).
+extern __attribute__((tls_model("initial-exec"))) thread_local Worker*
+    tls_worker;
+
+inline void ExecutorImpl::PopPlainFrame(int slot) {
+  Worker* w = tls_worker;
+  // release: pairs with the census's acquire load in AnyFrameOf (the task's
+  // release of its group's count came first).
+  w->frames[slot].store(0, std::memory_order_release);
+  w->frame_depth = slot;
+}
 
 }  // namespace ripcord::internal
 

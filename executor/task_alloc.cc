@@ -47,14 +47,10 @@ namespace ripcord::internal {
 // linkage (RIPCORD_FAST_TLS, check.h), and so must the types it uses.
 namespace task_alloc {
 
-// Class sizes 24, 40, 56, ... : glibc's usable chunk sizes (a 16-byte
-// multiple minus its 8-byte header), so a block that falls back to malloc
-// costs exactly the chunk malloc would have used for the task anyway
+// Class sizes 24, 40, 56, ... (task_alloc.h): glibc's usable chunk sizes (a
+// 16-byte multiple minus its 8-byte header), so a block that falls back to
+// malloc costs exactly the chunk malloc would have used for the task anyway
 // (a 40-byte node in a 48-byte class would take a 64-byte chunk).
-constexpr size_t kGranule = 16;
-constexpr size_t kSmallest = 24;
-constexpr size_t kClasses = (kMaxCachedTaskSize - kSmallest) / kGranule + 2;
-constexpr uint32_t kBatch = 64;
 constexpr int64_t kMaxDepotBytes = int64_t{64} << 20;  // all classes
 
 // Bytes in all depots (soft bound above). relaxed: a budget, read and
@@ -62,10 +58,6 @@ constexpr int64_t kMaxDepotBytes = int64_t{64} << 20;  // all classes
 // by a batch each.
 std::atomic<int64_t> depot_bytes{0};
 
-struct FreeBlock {
-  FreeBlock* next;        // within a thread list or a batch
-  FreeBlock* next_batch;  // depot only: the next batch (first block's field)
-};
 static_assert(sizeof(FreeBlock) <= kSmallest);
 
 struct alignas(64) Depot {
@@ -75,22 +67,11 @@ struct alignas(64) Depot {
 };
 Depot depots[kClasses];
 
-struct TaskCache {
-  FreeBlock* head[kClasses] = {};   // the loaded magazine
-  uint32_t count[kClasses] = {};    // blocks in it, <= kBatch
-  FreeBlock* full[kClasses] = {};   // a full magazine (kBatch blocks) or null
-};
-// The thread's cache, created on its first allocation or free. A pointer, so
-// that the hot path reads it with one initial-exec TLS load (no
-// __tls_get_addr, no init guard); kDead once the thread's cleanup ran.
-// External linkage on purpose (RIPCORD_FAST_TLS, check.h).
+// External linkage on purpose (RIPCORD_FAST_TLS, check.h); declared in
+// task_alloc.h.
 RIPCORD_FAST_TLS thread_local TaskCache* tls_cache = nullptr;
-TaskCache* const kDead = reinterpret_cast<TaskCache*>(alignof(TaskCache));
+TaskCache* const kDead = reinterpret_cast<TaskCache*>(kDeadCache);
 
-
-size_t ClassOf(size_t size) {
-  return size <= kSmallest ? 0 : (size - kSmallest + kGranule - 1) / kGranule;
-}
 size_t ClassSize(size_t c) { return kSmallest + c * kGranule; }
 static_assert(kSmallest + (kClasses - 1) * kGranule >= kMaxCachedTaskSize);
 
@@ -211,13 +192,17 @@ void Free(void* p, size_t size) {
 
 }  // namespace task_alloc
 
-void* AllocateTask(size_t size) { return task_alloc::Allocate(size); }
-void FreeTask(void* p, size_t size) noexcept { task_alloc::Free(p, size); }
+void* AllocateTaskSlow(size_t size) { return task_alloc::Allocate(size); }
+void FreeTaskSlow(void* p, size_t size) noexcept {
+  task_alloc::Free(p, size);
+}
 
 #else  // RIPCORD_SANITIZER: every task is its own allocation.
 
-void* AllocateTask(size_t size) { return ::operator new(size); }
-void FreeTask(void* p, size_t size) noexcept { ::operator delete(p, size); }
+void* AllocateTaskSlow(size_t size) { return ::operator new(size); }
+void FreeTaskSlow(void* p, size_t size) noexcept {
+  ::operator delete(p, size);
+}
 
 #endif  // RIPCORD_SANITIZER
 

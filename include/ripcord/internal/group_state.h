@@ -22,6 +22,7 @@
 #include "ripcord/internal/mutex.h"
 #include "absl/time/time.h"
 #include "ripcord/internal/stop_state.h"
+#include "ripcord/internal/task_alloc.h"
 #include "ripcord/internal/task_node.h"
 #include "ripcord/stop_token.h"
 
@@ -60,7 +61,9 @@ enum class StopOrigin {
 };
 
 // GroupState. Thread-safe: every member may be called from any thread.
-class GroupState {
+// Allocated from the task cache (task_alloc.h): a TaskGroup's record is
+// often freed by another thread than the one that created it.
+class GroupState final : public CacheAllocated<GroupState> {
  public:
   // Creates the record (TaskGroup's constructor). Thread-safe.
   static GroupState* Create(ExecutorImpl* exec, GroupState* parent,
