@@ -151,7 +151,10 @@ def main():
     # 5. cancellation: the bar is absolute.
     for num, label, suffix in (
             ("5", "cancel: stop→Wait(), workers free", "Cancel"),
-            ("5b", "cancel: stop→Wait(), 10^6 queued", "CancelQueued")):
+            ("5b", "cancel: stop→Wait(), 10^6 queued, workers released "
+             "at the stop", "CancelQueued"),
+            ("5c", "cancel: stop→Wait(), 10^6 queued, workers held until "
+             "Wait() returned", "CancelHeld")):
         rip, tbb = f"BM_{suffix}_Ripcord", f"BM_{suffix}_Tbb"
         a, b = get(rip), get(tbb)
         ran_r, after_r = get(rip, "ran"), get(rip, "ran_after_stop")
