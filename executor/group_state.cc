@@ -71,11 +71,14 @@
 //     frozen_refs_, and the parent gets its unit back. A gate that reads
 //     frozen_ set drops its lazy task with DropFrozen(), which touches only
 //     frozen_refs_. Wait() returns.
-//  6. Waiting: the waiter sets kCensusWaiter and sleeps on the futex; lazy
-//     drops do not wake it (kQuiet), everything else does. A wake can slip
-//     between its check and its sleep (the marker goes after the word
-//     changed), so a stopped group's waiter also polls, every 50 us at first
-//     and at most every 1 ms.
+//  6. Waiting: the waiter sets kWaiters, re-checks, and sleeps on the
+//     futex. While strict_ or running_other_ is non-zero (coroutines
+//     unwinding, blocking calls), only the release that clears the last of
+//     them wakes it. Once they are clear it also sets kCensusWaiter, and
+//     every release but a lazy drop (kQuiet) wakes it: running plain tasks
+//     finishing. A wake can slip between its check and its sleep (a marker
+//     goes after the word changed), so a stopped group's waiter also polls,
+//     every 50 us at first and at most every 1 ms.
 //  7. Lifetime: a frozen record outlives its TaskGroup while lazy tasks
 //     point at it: Close() drops the owner's reference (kOwnerRef) from
 //     frozen_refs_, and whoever takes it to zero frees the record.
@@ -343,14 +346,20 @@ void GroupState::ReleasePending(uint64_t delta, int marks, int frame,
   // alive: Close() waits for strict_ and running_other_, and a frame is only
   // ever compared. release: pairs with the census's acquire loads.
   if ((marks & kMarkFrame) != 0) ExecutorImpl::PopPlainFrame(frame);
+  // A marker that reaches zero may let a waiter's census pass: wake a
+  // waiter that published itself before our release (census step 6).
+  bool marker_cleared = false;
   if ((marks & kMarkRunning) != 0) {
-    running_other_.fetch_sub(running_n, std::memory_order_release);
+    marker_cleared |= running_other_.fetch_sub(
+                          running_n, std::memory_order_release) == running_n;
   }
   if ((marks & kMarkStrict) != 0) {
-    strict_.fetch_sub(strict_n, std::memory_order_release);
+    marker_cleared |=
+        strict_.fetch_sub(strict_n, std::memory_order_release) == strict_n;
   }
   if ((prev & kCountMask) != 1) {
-    if ((prev & kCensusWaiter) != 0 && (marks & kQuiet) == 0) {
+    if (((prev & kCensusWaiter) != 0 && (marks & kQuiet) == 0) ||
+        (marker_cleared && (prev & kWaiters) != 0)) {
       WakeWaiters(exec);
     }
     return;
@@ -540,6 +549,13 @@ absl::Status GroupState::CheckNotInside(const char* api) const {
   return absl::OkStatus();
 }
 
+bool GroupState::MarkersClear() const {
+  // acquire: pairs with the release decrements in ReleasePending (census
+  // step 4).
+  return strict_.load(std::memory_order_acquire) == 0 &&
+         running_other_.load(std::memory_order_acquire) == 0;
+}
+
 bool GroupState::Joined(bool* fenced) {
   if (Done()) return true;
   return stop_requested() && Census(fenced);
@@ -548,12 +564,7 @@ bool GroupState::Joined(bool* fenced) {
 bool GroupState::Census(bool* fenced) {
   // acquire: pairs with the release store below.
   if (census_passed_.load(std::memory_order_acquire)) return true;
-  auto markers_clear = [this] {
-    // acquire: pairs with the release decrements in ReleasePending (census
-    // step 4).
-    return strict_.load(std::memory_order_acquire) == 0 &&
-           running_other_.load(std::memory_order_acquire) == 0;
-  };
+  auto markers_clear = [this] { return MarkersClear(); };
   // A child group's unit here is released just after its own count reaches
   // zero, with no marker in between (one would cost every child group an
   // RMW): a group that ever had children is left to the full drain. relaxed:
@@ -623,7 +634,7 @@ absl::Status GroupState::WaitUntil(absl::Time deadline, bool* timed_out) {
     if ((v & kCountMask) == 0) break;
     const bool stopped = stop_requested();
     if (stopped && Census(&fenced)) break;
-    const uint64_t bits = kWaiters | (stopped ? kCensusWaiter : 0);
+    const uint64_t bits = kWaiters | (stopped && MarkersClear() ? kCensusWaiter : 0);
     if ((v & bits) != bits) {
       if (!pending_.compare_exchange_weak(v, v | bits,
                                           std::memory_order_acq_rel,
@@ -631,6 +642,9 @@ absl::Status GroupState::WaitUntil(absl::Time deadline, bool* timed_out) {
         continue;
       }
       v |= bits;
+      // Again, now that releases see the bits (a marker may have reached
+      // zero just before them).
+      if (stopped && Census(&fenced)) break;
     }
     // Census step 6: a stopped group's waiter also polls.
     absl::Time until = deadline;

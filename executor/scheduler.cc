@@ -550,7 +550,7 @@ bool ExecutorImpl::HelpWhileWaiting(GroupState* group, absl::Time deadline) {
     }
     // Step 4. release: pairs with the acquire load in WakeWaitersOf().
     w->waiting_on.store(group, std::memory_order_release);
-    if (group->SetWaitersBit(/*census=*/stopped)) {
+    if (group->SetWaitersBit(/*census=*/stopped && group->MarkersClear())) {
       w->parked_waiter.store(true, std::memory_order_seq_cst);
       // seq_cst: the RMW half of our StoreLoad; the re-check follows.
       parked_waiters_.fetch_add(1, std::memory_order_seq_cst);

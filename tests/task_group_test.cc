@@ -623,7 +623,11 @@ TEST_F(TaskGroupTest, StoppedWaitWaitsForCaptureDestructors) {
   std::atomic<int> ran{0};
   TaskGroup g(ex);
   absl::Notification go;
-  g.Spawn([&go] { go.WaitForNotificationWithTimeout(kHangTimeout); });
+  std::atomic<int> gate_ran{0};
+  g.Spawn([&go, &gate_ran] {
+    gate_ran++;
+    go.WaitForNotificationWithTimeout(kHangTimeout);
+  });
   for (int i = 0; i < kTasks; ++i) {
     g.Spawn([c = Counted(&destroyed), &ran] { ran++; });
   }
@@ -633,7 +637,9 @@ TEST_F(TaskGroupTest, StoppedWaitWaitsForCaptureDestructors) {
   // Each task's callable was destroyed exactly once, run or dropped.
   EXPECT_EQ(destroyed.load(), kTasks);
   GroupStats st = g.stats();
-  EXPECT_EQ(st.cancelled, kTasks - ran.load());
+  EXPECT_EQ(st.spawned, kTasks + 1);
+  EXPECT_EQ(st.completed, ran.load() + gate_ran.load());
+  EXPECT_EQ(st.cancelled, kTasks + 1 - ran.load() - gate_ran.load());
   EXPECT_EQ(st.spawned, st.completed + st.failed + st.cancelled);
 }
 

@@ -149,6 +149,11 @@ class GroupState final : public CacheAllocated<GroupState> {
   // `*fenced` carries, across calls of one waiter, that the census's heavy
   // fence already ran after the stop was seen (start it false).
   bool Joined(bool* fenced);
+  // No strict unit and nothing in running_other_: only plain tasks (running
+  // or queued) can keep a census of this stopped group from passing, so a
+  // waiter asks for every release (kCensusWaiter); before that, only for
+  // the one that clears the last of these markers.
+  bool MarkersClear() const;
   // The status Wait() would return now (valid once Idle()).
   absl::Status Outcome() const ABSL_LOCKS_EXCLUDED(mu_);
   // FailedPrecondition if the calling thread runs a task of this group or of
