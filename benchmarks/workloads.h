@@ -86,8 +86,13 @@ class RipcordHolder {
     }
   }
   ~RipcordHolder() { Release(); }
-  void Release() {
+  // Lets the held workers go, without waiting for them.
+  void Notify() {
     if (!release_.HasBeenNotified()) release_.Notify();
+  }
+  // Notify(), then waits until the holding tasks have returned.
+  void Release() {
+    Notify();
     CheckOk(group_.Wait(), "holder group");
   }
 

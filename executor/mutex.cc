@@ -14,15 +14,6 @@
 #include "executor/futex.h"
 
 namespace ripcord::internal {
-namespace {
-
-void CpuRelax() {
-#if defined(__x86_64__) || defined(__i386__)
-  __builtin_ia32_pause();
-#endif
-}
-
-}  // namespace
 
 void Mutex::LockSlow() {
   // A short spin: critical sections here are a few dozen instructions.

@@ -123,12 +123,6 @@ uint64_t NextRandom(uint64_t* state) {
   return x * 0x2545F4914F6CDD1DULL;
 }
 
-void CpuRelax() {
-#if defined(__x86_64__) || defined(__i386__)
-  __builtin_ia32_pause();
-#endif
-}
-
 int ThreadShardIndex() {
   static std::atomic<int> next{0};
   // relaxed: any spread of threads over shards is correct.
@@ -200,14 +194,19 @@ bool ExecutorImpl::OnWorkerThread() const {
 
 int ExecutorImpl::TakeGateFrame() { return tls_worker->gate_frame; }
 
-bool ExecutorImpl::AnyFrameOf(const GroupState* group, bool dropping) const {
+bool ExecutorImpl::AnyRunningOf(const GroupState* group) const {
   const auto key = reinterpret_cast<uintptr_t>(group);
   for (const auto& w : workers_) {
     for (const auto& f : w->frames) {
       // acquire: pairs with the release stores that end a frame.
-      const uintptr_t v = f.load(std::memory_order_acquire);
-      if ((v & ~Worker::kFrameTags) != key) continue;
-      if (dropping || (v & Worker::kFrameDropping) == 0) return true;
+      uintptr_t v = f.load(std::memory_order_acquire);
+      // A gate still "starting" decides soon (no user code): wait for it.
+      for (int spins = 0; v == (key | Worker::kFrameStarting); ++spins) {
+        CpuRelax();
+        if (spins > 256) absl::SleepFor(absl::Microseconds(20));
+        v = f.load(std::memory_order_acquire);
+      }
+      if (v == key) return true;
     }
   }
   return false;
@@ -387,7 +386,8 @@ void ExecutorImpl::RunPlainGated(Worker* w, TaskNode* t) {
       w->frame_depth = slot + 1;  // a dropped callable's destructor may nest
       t->run(t, /*drop=*/true);
       w->frame_depth = slot;
-      // release: pairs with the census's acquire load in AnyFrameOf.
+      // release: pairs with the census's acquire loads (AnyRunningOf,
+      // WaitForGatesOf).
       if (!frozen) frame.store(0, std::memory_order_release);
       return;
     }

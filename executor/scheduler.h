@@ -130,11 +130,11 @@ class ExecutorImpl {
   static inline void PopPlainFrame(int slot);
   // Plain tasks of `group` running on the workers now (a snapshot).
   int64_t CountRunningPlain(const GroupState* group) const;
-  // True if a worker runs a task of `group` or is deciding whether to
-  // (frame untagged or kFrameStarting); with `dropping`, also if one is
-  // dropping a task of it before its freeze (kFrameDropping). Acquire loads;
-  // the census atop group_state.cc.
-  bool AnyFrameOf(const GroupState* group, bool dropping) const;
+  // True if a worker runs a task of `group` (an untagged frame). A gate
+  // still "starting" is waited for until it decides (census step 3 atop
+  // group_state.cc: after the census's fence, it runs its task only if it
+  // read the stop bit clear before). Acquire loads.
+  bool AnyRunningOf(const GroupState* group) const;
   // Census step 5: returns once every start gate of `group` that was
   // "starting" or "dropping" when called has moved on (a slot is watched
   // until it shows anything else once; later gates of the group read the
@@ -204,7 +204,7 @@ extern __attribute__((tls_model("initial-exec"))) thread_local Worker*
 
 inline void ExecutorImpl::PopPlainFrame(int slot) {
   Worker* w = tls_worker;
-  // release: pairs with the census's acquire load in AnyFrameOf (the task's
+  // release: pairs with the census's acquire load in AnyRunningOf (the task's
   // release of its group's count came first).
   w->frames[slot].store(0, std::memory_order_release);
   w->frame_depth = slot;

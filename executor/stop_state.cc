@@ -88,9 +88,7 @@ namespace {
 
 void SpinPause(int& spins) {
   if (++spins < 64) {
-#if defined(__x86_64__) || defined(__i386__)
-    __builtin_ia32_pause();
-#endif
+    CpuRelax();
   } else {
     sched_yield();
   }

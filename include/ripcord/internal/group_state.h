@@ -51,6 +51,9 @@ struct BusyGroup {
 // stopped group re-checks on its own, first and at most.
 inline constexpr absl::Duration kCensusFirstPoll = absl::Microseconds(50);
 inline constexpr absl::Duration kCensusLastPoll = absl::Milliseconds(1);
+// How long an external waiter of a stopped group polls the census before it
+// first sleeps, when only running plain tasks are left.
+inline constexpr absl::Duration kCensusSpin = absl::Microseconds(200);
 
 // Who asked a group to stop; decides whether a shielded group listens.
 enum class StopOrigin {

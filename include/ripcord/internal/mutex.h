@@ -29,6 +29,15 @@
 
 namespace ripcord::internal {
 
+// A spin-wait hint (x86 PAUSE): spinning threads yield the core's resources
+// to its sibling hyper-thread and leave the spin loop without a memory-order
+// mis-speculation.
+inline void CpuRelax() {
+#if defined(__x86_64__) || defined(__i386__)
+  __builtin_ia32_pause();
+#endif
+}
+
 class CondVar;
 
 class ABSL_LOCKABLE Mutex {
