@@ -229,6 +229,9 @@ void GroupState::Close() {
   }
   // acquire: pairs with the release store in Census().
   if (census_passed_.load(std::memory_order_acquire)) {
+    // The census that set the flag may not have left mu_ yet (it uses only
+    // locals after that): let it.
+    { MutexLock lock(&mu_); }
     // Census step 7: frozen with lazy tasks still queued; the last of us
     // (this owner or the last DropFrozen) frees the record.
     // acq_rel: release orders our last use before the freeing thread's
@@ -583,6 +586,8 @@ bool GroupState::Census(bool* fenced) {
   if (exec_->AnyRunningOf(this)) return false;
   // Step 5: freeze. One census at a time (mu_): the frozen count is added to
   // frozen_refs_ once.
+  GroupState* const parent = parent_;
+  ExecutorImpl* const exec = exec_;
   uint64_t count = 0;
   {
     MutexLock lock(&mu_);
@@ -613,8 +618,10 @@ bool GroupState::Census(bool* fenced) {
   }
   if (count != 0) {
     // The frozen count never reaches zero: hand the parent its unit now.
-    if (parent_ != nullptr) parent_->ReleasePending();
-    WakeWaiters(exec_);  // concurrent waiters and Join()ers: we are done
+    // Only locals from here: once mu_ is released, our owner may close and
+    // free the record (Close() takes mu_ to wait for us).
+    if (parent != nullptr) parent->ReleasePending();
+    WakeWaiters(exec);  // concurrent waiters and Join()ers: we are done
   }
   return true;
 }
