@@ -29,9 +29,12 @@
 #include "absl/time/clock.h"
 #include "absl/time/time.h"
 #include "gtest/gtest.h"
+#include "tests/test_util.h"
 
 namespace ripcord::internal {
 namespace {
+
+using ::ripcord::testing::Gate;  // WaitFor() gives up after 20 s
 
 #ifdef RIPCORD_SANITIZER
 constexpr int kScale = 4;  // Sanitizer builds: fewer iterations.
@@ -63,27 +66,6 @@ class ConcurrencyMeter {
 };
 
 constexpr std::chrono::seconds kPatienceStd{20};
-
-// A one-shot gate (also used as a notification): Wait() returns true once
-// Open() was called, or false after kPatience (so a broken pool fails the
-// test instead of hanging it).
-class Gate {
- public:
-  void Open() {
-    std::lock_guard<std::mutex> lock(mu_);
-    open_ = true;
-    cv_.notify_all();
-  }
-  bool Wait() {
-    std::unique_lock<std::mutex> lock(mu_);
-    return cv_.wait_for(lock, kPatienceStd, [&] { return open_; });
-  }
-
- private:
-  std::mutex mu_;
-  std::condition_variable cv_;
-  bool open_ = false;  // Guarded by mu_.
-};
 
 // n threads meet: ArriveAndWait() returns true once all n have arrived, or
 // false after kPatience.
@@ -174,7 +156,7 @@ TEST(BlockingPool, CapIsRespected) {
     pool.Submit([&, i] {
       meter.Enter();
       if (i < kCap) {
-        EXPECT_TRUE(gate.Wait());
+        EXPECT_TRUE(gate.WaitFor());
       } else {
         absl::SleepFor(absl::Milliseconds(1));
       }
@@ -229,7 +211,7 @@ TEST(BlockingPool, IdleThreadsRetireAfterKeepAlive) {
   std::atomic<int> ran{0};
   for (int i = 0; i < kJobs; ++i) {
     pool.Submit([&] {
-      EXPECT_TRUE(gate.Wait());
+      EXPECT_TRUE(gate.WaitFor());
       ran.fetch_add(1);
     });
   }
@@ -249,7 +231,7 @@ TEST(BlockingPool, IdleThreadsRetireAfterKeepAlive) {
   // The pool still works after every thread retired.
   Gate again;
   pool.Submit([&] { again.Open(); });
-  EXPECT_TRUE(again.Wait());
+  EXPECT_TRUE(again.WaitFor());
 }
 
 TEST(BlockingPool, KeepAliveZeroRetiresAsSoonAsQueueIsEmpty) {
@@ -270,7 +252,7 @@ TEST(BlockingPool, KeepAliveZeroRetiresAsSoonAsQueueIsEmpty) {
   for (int i = 0; i < 20; ++i) {
     pool.Submit([&, i] {
       if (i < 2) {
-        EXPECT_TRUE(gate.Wait());
+        EXPECT_TRUE(gate.WaitFor());
       }
       ran.fetch_add(1);
     });
@@ -294,7 +276,7 @@ TEST(BlockingPool, QueuedJobsRunOnceInFifoOrder) {
   for (int i = 0; i < kJobs; ++i) {
     pool.Submit([&, i] {
       if (i == 0) {
-        EXPECT_TRUE(gate.Wait());
+        EXPECT_TRUE(gate.WaitFor());
       }
       std::lock_guard<std::mutex> lock(mu);
       order.push_back(i);
@@ -322,7 +304,7 @@ TEST(BlockingPool, DestructorRunsQueuedJobsAndReturns) {
     for (int i = 0; i < kJobs; ++i) {
       pool.Submit([&, i] {
         if (i < 2) {
-          EXPECT_TRUE(gate.Wait());
+          EXPECT_TRUE(gate.WaitFor());
         }
         ran.fetch_add(1);
       });
@@ -347,7 +329,7 @@ TEST(BlockingPool, DestructorWakesIdleThreads) {
   Gate gate;
   for (int i = 0; i < 4; ++i) {
     pool->Submit([&] {
-      EXPECT_TRUE(gate.Wait());
+      EXPECT_TRUE(gate.WaitFor());
       done.fetch_add(1);
     });
   }
@@ -418,7 +400,7 @@ TEST(BlockingPool, JobCallableIsDestroyedOnPoolThreadAndMaySubmit) {
   std::unique_ptr<SubmitOnDestroy> guard(
       new SubmitOnDestroy{&pool, &from_destructor, &destroyed_on});
   pool.Submit([g = std::move(guard)] {});
-  ASSERT_TRUE(from_destructor.Wait());
+  ASSERT_TRUE(from_destructor.WaitFor());
   EXPECT_EQ(destroyed_on, "ripcord-block");
 }
 
@@ -466,7 +448,7 @@ TEST(BlockingPool, ThreadsHaveAsyncSignalsBlockedAndAName) {
       pthread_getname_np(pthread_self(), name, sizeof(name));
       done.Open();
     });
-    ASSERT_TRUE(done.Wait());
+    ASSERT_TRUE(done.WaitFor());
     for (int sig : {SIGINT, SIGTERM, SIGHUP, SIGQUIT, SIGUSR1, SIGUSR2}) {
       EXPECT_EQ(sigismember(&mask, sig), 1) << "signal " << sig;
     }
@@ -538,7 +520,7 @@ TEST(BlockingPoolStress, SubmitRacesZeroKeepAlive) {
 
 // Death tests re-run the binary ("threadsafe" style) because the process
 // has threads; that is slower but safe with TSan.
-class BlockingPoolDeathTest : public testing::Test {
+class BlockingPoolDeathTest : public ::testing::Test {
  protected:
   void SetUp() override { GTEST_FLAG_SET(death_test_style, "threadsafe"); }
 };
@@ -586,7 +568,7 @@ TEST_F(BlockingPoolDeathTest, SubmitDuringDestructionAborts) {
         auto* pool = new BlockingPool(1, absl::Seconds(1));
         Gate destroying;
         pool->Submit([&] {
-          destroying.Wait();
+          destroying.WaitFor();
           // Ample time for the main thread to enter ~BlockingPool; it has
           // nothing else to do.
           absl::SleepFor(absl::Milliseconds(500));
