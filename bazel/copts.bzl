@@ -20,8 +20,10 @@ _WARNINGS = [
 
 # Under --config=clang, check Abseil's lock annotations (ABSL_GUARDED_BY,
 # ABSL_EXCLUSIVE_LOCKS_REQUIRED, ...) instead of treating them as comments.
+# -fsized-deallocation: gcc's default since C++14; clang 14 otherwise leaves
+# operator delete(void*, size_t) undeclared (the task cache frees sized).
 _COMPILER_WARNINGS = select({
-    "//bazel:clang": ["-Wthread-safety"],
+    "//bazel:clang": ["-Wthread-safety", "-fsized-deallocation"],
     "//conditions:default": [],
 })
 

@@ -57,10 +57,6 @@ using ::ripcord::testing::Watchdog;
 // synchronization 5-20x).
 int Scaled(int n) { return kSanitizer ? std::max(1, n / 5) : n; }
 
-// The bound on waits that should end at once: it turns a hang into a failure
-// and is not a speed check (orders of magnitude above any real latency, even
-// under TSan on a loaded 2-core machine).
-constexpr absl::Duration kHang = absl::Seconds(30);
 
 
 // As Eventually, until an absolute deadline.

@@ -54,9 +54,6 @@ using ::ripcord::testing::Watchdog;
 // Stress loops run a fifth of their rounds under the sanitizers.
 int Scaled(int n) { return kSanitizer ? std::max(1, n / 5) : n; }
 
-// The bound on waits that should end at once: it turns a hang into a failure
-// and is not a speed check.
-constexpr absl::Duration kHang = absl::Seconds(30);
 
 
 using ::ripcord::testing::Contains;

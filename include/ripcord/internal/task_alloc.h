@@ -130,7 +130,10 @@ struct CacheAllocated {
     if constexpr (kTaskAllocatable<Derived>) {
       FreeTask(p, size);
     } else {
-      ::operator delete(p, size, std::align_val_t{alignof(Derived)});
+      // Unsized: clang 14 declares sized deallocation functions only with
+      // -fsized-deallocation, and this header is compiled in user code.
+      (void)size;
+      ::operator delete(p, std::align_val_t{alignof(Derived)});
     }
   }
 };
