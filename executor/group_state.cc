@@ -432,7 +432,7 @@ void GroupState::CountStarted() {
   running_other_.fetch_add(1, std::memory_order_relaxed);
 }
 
-int GroupState::StartPlain() { return ExecutorImpl::TakeGateFrame(); }
+int GroupState::StartPlain() { return tls_worker->gate_frame; }
 
 bool GroupState::GateUntracked() {
   // seq_cst: the census reads running_other_ after its HeavyFence; this RMW
@@ -635,7 +635,7 @@ absl::Status GroupState::WaitUntil(absl::Time deadline, bool* timed_out) {
     return absl::OkStatus();
   }
   // External thread: sleep on the futex of pending_ itself (join step 3).
-  absl::Duration poll = kCensusFirstPoll;
+  CensusPoll poll;
   bool spun = false;
   for (;;) {
     uint64_t v = pending_.load(std::memory_order_acquire);
@@ -670,11 +670,7 @@ absl::Status GroupState::WaitUntil(absl::Time deadline, bool* timed_out) {
       if (stopped && Census(&fenced)) break;
     }
     // Census step 6: a stopped group's waiter also polls.
-    absl::Time until = deadline;
-    if (stopped) {
-      until = std::min(deadline, absl::Now() + poll);
-      poll = std::min(poll * 2, kCensusLastPoll);
-    }
+    const absl::Time until = poll.Until(deadline, stopped);
     // The kernel compares the low half only: a change of the completed
     // field alone is not a reason to wake, and always comes with a count
     // change in the low half anyway.

@@ -192,8 +192,6 @@ bool ExecutorImpl::OnWorkerThread() const {
   return tls_worker != nullptr && tls_worker->exec == this;
 }
 
-int ExecutorImpl::TakeGateFrame() { return tls_worker->gate_frame; }
-
 bool ExecutorImpl::AnyRunningOf(const GroupState* group) const {
   const auto key = reinterpret_cast<uintptr_t>(group);
   for (const auto& w : workers_) {
@@ -523,7 +521,7 @@ bool ExecutorImpl::HelpWhileWaiting(GroupState* group, absl::Time deadline) {
   int rounds = 0;
   uint32_t ran = 0;
   bool fenced = false;  // GroupState::Joined's census state
-  absl::Duration poll = kCensusFirstPoll;
+  CensusPoll poll;
   for (;;) {
     if (group->Done()) return true;
     TaskNode* t = FindWork(w, group, /*last_search=*/false);
@@ -557,12 +555,7 @@ bool ExecutorImpl::HelpWhileWaiting(GroupState* group, absl::Time deadline) {
       t = FindWork(w, group, /*last_search=*/true);
       if (t == nullptr && !group->Done()) {
         // A stopped group's waiter also polls (census step 6).
-        absl::Time until = deadline;
-        if (stopped) {
-          until = std::min(deadline, absl::Now() + poll);
-          poll = std::min(poll * 2, kCensusLastPoll);
-        }
-        w->parker.ParkUntil(until);
+        w->parker.ParkUntil(poll.Until(deadline, stopped));
       }
       if (w->parked_waiter.exchange(false, std::memory_order_acq_rel)) {
         parked_waiters_.fetch_sub(1, std::memory_order_seq_cst);

@@ -121,11 +121,6 @@ class ExecutorImpl {
       ABSL_LOCKS_EXCLUDED(join_mu_);
   // True on one of this executor's worker threads.
   bool OnWorkerThread() const;
-  // The frame the start gate (RunTask) opened for the plain task starting on
-  // this worker thread, or -1 if it is not tracked (nested deeper than
-  // Worker::kTrackedFrames: the gate counted it in the group instead). Call
-  // only from the task's run function, before it runs anything else.
-  static int TakeGateFrame();
   // Ends the frame `slot` of this worker thread (release store).
   static inline void PopPlainFrame(int slot);
   // Plain tasks of `group` running on the workers now (a snapshot).

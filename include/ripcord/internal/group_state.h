@@ -10,6 +10,7 @@
 #ifndef RIPCORD_INTERNAL_GROUP_STATE_H_
 #define RIPCORD_INTERNAL_GROUP_STATE_H_
 
+#include <algorithm>
 #include <atomic>
 #include <cstdint>
 #include <memory>
@@ -20,6 +21,7 @@
 #include "absl/base/thread_annotations.h"
 #include "absl/status/status.h"
 #include "ripcord/internal/mutex.h"
+#include "absl/time/clock.h"
 #include "absl/time/time.h"
 #include "ripcord/internal/stop_state.h"
 #include "ripcord/internal/task_alloc.h"
@@ -54,6 +56,23 @@ inline constexpr absl::Duration kCensusLastPoll = absl::Milliseconds(1);
 // How long an external waiter of a stopped group polls the census before it
 // first sleeps, when only running plain tasks are left.
 inline constexpr absl::Duration kCensusSpin = absl::Microseconds(200);
+
+// CensusPoll: the growing poll period of one waiter (start at
+// kCensusFirstPoll). Until(deadline, stopped) is when the waiter's next
+// sleep ends: `deadline` itself unless the group is stopped, else the next
+// poll (which then doubles, up to kCensusLastPoll). Thread-compatible.
+class CensusPoll {
+ public:
+  absl::Time Until(absl::Time deadline, bool stopped) {
+    if (!stopped) return deadline;
+    const absl::Time until = std::min(deadline, absl::Now() + period_);
+    period_ = std::min(period_ * 2, kCensusLastPoll);
+    return until;
+  }
+
+ private:
+  absl::Duration period_ = kCensusFirstPoll;
+};
 
 // Who asked a group to stop; decides whether a shielded group listens.
 enum class StopOrigin {
@@ -98,8 +117,9 @@ class GroupState final : public CacheAllocated<GroupState> {
   // running count of plain tasks comes from the workers' published frames
   // (ExecutorImpl::CountRunningPlain), not from a counter, so a plain task
   // costs no RMW of the group's line for starting. StartPlain returns the
-  // frame the scheduler's start gate opened (-1: untracked, counted in
-  // running_other_ by the gate). `lazy`: the task has TaskNode::kLazy.
+  // frame the scheduler's start gate opened (Worker::gate_frame; -1:
+  // untracked, counted in running_other_ by the gate). Call only from the
+  // task's run function, on the worker that runs it. `lazy`: the task has TaskNode::kLazy.
   int StartPlain();
   // The start gate of a plain task nested too deep for a frame: counts it
   // running (seq_cst: a full barrier of its own), then checks the stop.
