@@ -65,12 +65,17 @@
 //     Close() waits for in-flight marker removals before it frees.
 //  5. Freezing, so that the counts stop moving: under mu_, the census sets
 //     frozen_, fences again, and waits for the "dropping" frames (drops
-//     whose gate read frozen_ clear; they run no user code) and for drops in
-//     Submit (strict). The count it then reads is all lazy tasks not yet
-//     dropped: it is frozen (Stats() reports it as cancelled), added to
-//     frozen_refs_, and the parent gets its unit back. A gate that reads
-//     frozen_ set drops its lazy task with DropFrozen(), which touches only
-//     frozen_refs_. Wait() returns.
+//     whose gate read frozen_ clear; they run no user code). A gate that
+//     reads frozen_ set drops its lazy task with DropFrozen(), which leaves
+//     the count alone and touches only frozen_refs_. Then the snapshot: one
+//     fetch_or reads the count and sets kFrozenCount in the same word, so
+//     every unit was added either before it (counted) or after it (its
+//     AddPending sees the bit). A strict unit increments strict_ before its
+//     count, so the census then waits for the markers of whatever transient
+//     strict units the snapshot holds (a racing Spawn's task being dropped).
+//     The rest is lazy tasks: the count is frozen (Stats() reports it as
+//     cancelled), added to frozen_refs_, and the parent gets its unit back.
+//     Wait() returns.
 //  6. Waiting: the waiter sets kWaiters, re-checks, and sleeps on the
 //     futex. While strict_ or running_other_ is non-zero (coroutines
 //     unwinding, blocking calls), only the release that clears the last of
@@ -80,8 +85,14 @@
 //     goes after the word changed), so a stopped group's waiter also polls,
 //     every 50 us at first and at most every 1 ms.
 //  7. Lifetime: a frozen record outlives its TaskGroup while lazy tasks
-//     point at it: Close() drops the owner's reference (kOwnerRef) from
-//     frozen_refs_, and whoever takes it to zero frees the record.
+//     point at it. frozen_refs_ = kOwnerRef + the snapshot's count + one
+//     per unit added after the snapshot, minus one per DropFrozen(). Every
+//     unit gives one back exactly once: a lazy task dropped by a gate that
+//     read frozen_ (before or after the snapshot), or any release that sees
+//     kFrozenCount. Close() gives back kOwnerRef; whoever takes it to zero
+//     frees the record. A unit added after the snapshot (a Spawn racing the
+//     stop, a child group made later) takes no unit in the parent, and a
+//     release after it gives none back there: the census did, once.
 // A heavy fence the kernel refuses (no membarrier) makes the census fail:
 // Wait() then waits for the workers to drop every queued task, as before.
 #include <algorithm>
@@ -227,10 +238,11 @@ void GroupState::Close() {
          running_other_.load(std::memory_order_acquire) != 0) {
     sched_yield();
   }
-  // acquire: pairs with the release store in Census().
-  if (census_passed_.load(std::memory_order_acquire)) {
-    // The census that set the flag may not have left mu_ yet (it uses only
-    // locals after that): let it.
+  // acquire: pairs with the seq_cst store in Census(). A census that froze
+  // the group always passes, under mu_; a release after its snapshot may
+  // have made us idle (and let our owner's Wait() return) before it did.
+  if (frozen_.load(std::memory_order_acquire)) {
+    // Let it finish (it uses only locals once it leaves mu_).
     { MutexLock lock(&mu_); }
     // Census step 7: frozen with lazy tasks still queued; the last of us
     // (this owner or the last DropFrozen) frees the record.
@@ -285,8 +297,10 @@ std::string GroupState::Label() const {
 bool GroupState::IsWithin(const GroupState* ancestor) const {
   // A frozen group (census step 5) may have outlived its parent (its unit
   // there went back at the freeze, its queued tasks keep only it alive):
-  // its parent_ must not be followed. It has no children, so only the
-  // group a queued task names can be frozen, never one of its ancestors.
+  // its parent_ must not be followed. Such a record has no live children
+  // (its TaskGroup is gone), so only the group a queued task names can be
+  // one, never one of its ancestors; a group frozen while its TaskGroup
+  // lives has its whole ancestry alive.
   // acquire: pairs with the release store in Census().
   if (census_passed_.load(std::memory_order_acquire)) return this == ancestor;
   const GroupState* g = this;
@@ -315,11 +329,13 @@ const std::atomic<uint32_t>* GroupState::FutexWord() const {
   return reinterpret_cast<const std::atomic<uint32_t>*>(&pending_);
 }
 
-void GroupState::AddPending() {
-  // relaxed: an increment publishes nothing; the task it accounts for is
-  // published by the queue push that follows, and the decrement that pairs
-  // with it is acq_rel.
-  const uint64_t prev = pending_.fetch_add(1, std::memory_order_relaxed);
+bool GroupState::AddPending(std::memory_order order) {
+  // relaxed (lazy tasks): an increment publishes nothing; the task it
+  // accounts for is published by the queue push that follows, and the
+  // decrement that pairs with it is acq_rel. Strict units pass release: it
+  // pairs with the census's snapshot RMW (census step 5), which then sees
+  // their strict_ increment.
+  const uint64_t prev = pending_.fetch_add(1, order);
   RIPCORD_CHECK((prev & kCountMask) != kCountMask,
                 "TaskGroup %s: more than 2^29 unfinished tasks",
                 Label().c_str());
@@ -333,7 +349,16 @@ void GroupState::AddPending() {
       completed_wraps_.fetch_add(1, std::memory_order_relaxed);
     }
   }
+  if ((prev & kFrozenCount) != 0) [[unlikely]] {
+    // Census step 7: added after the snapshot, so the census did not count
+    // this unit into frozen_refs_; it owes the record one reference, given
+    // back by its release or drop. relaxed: as in Census(). The parent's
+    // unit went back at the freeze, so none is taken there.
+    frozen_refs_.fetch_add(1, std::memory_order_relaxed);
+    return true;
+  }
   if ((prev & kCountMask) == 0 && parent_ != nullptr) parent_->AddPending();
+  return false;
 }
 
 void GroupState::ReleasePending(uint64_t delta, int marks, int frame,
@@ -359,6 +384,14 @@ void GroupState::ReleasePending(uint64_t delta, int marks, int frame,
   if ((marks & kMarkStrict) != 0) {
     marker_cleared |=
         strict_.fetch_sub(strict_n, std::memory_order_release) == strict_n;
+  }
+  if ((prev & kFrozenCount) != 0) [[unlikely]] {
+    // Census step 7: released after the snapshot. The census (or our
+    // AddPending) counted this unit into frozen_refs_, which keeps the
+    // record alive until we give it back, last. The parent's unit went back
+    // at the freeze. Waiters need no wake-up: the census wakes them.
+    DropFrozen();
+    return;
   }
   if ((prev & kCountMask) != 1) {
     if (((prev & kCensusWaiter) != 0 && (marks & kQuiet) == 0) ||
@@ -401,9 +434,10 @@ bool GroupState::Idle() const {
 }
 
 void GroupState::AddTask() {
-  AddPending();
-  // seq_cst: like Submit's, before any check of the stop.
+  // seq_cst: like Submit's, before any check of the stop; and before the
+  // count's increment (census step 5).
   strict_.fetch_add(1, std::memory_order_seq_cst);
+  AddPending(std::memory_order_seq_cst);
 }
 
 void GroupState::Submit(TaskNode* task) {
@@ -413,15 +447,36 @@ void GroupState::Submit(TaskNode* task) {
     task->flags &= ~TaskNode::kLazy;
     // seq_cst: before the count's increment, which the census reads.
     strict_.fetch_add(1, std::memory_order_seq_cst);
-    AddPending();
+    AddPending(std::memory_order_seq_cst);
     task->run(task, /*drop=*/true);
     return;
   }
-  AddPending();
+#ifndef NDEBUG
+  if (auto* hook = submit_race_hook_for_testing.load(std::memory_order_relaxed)) {
+    hook();
+  }
+#endif
+  bool raced_census;
   if ((task->flags & TaskNode::kLazy) == 0) {
     // seq_cst: a census that saw the stop (and fenced) sees this increment,
-    // or the start gate sees the stop and drops the task.
+    // or the start gate sees the stop and drops the task. Before the count's
+    // increment: a snapshot that counts the task sees it strict (census
+    // step 5).
     strict_.fetch_add(1, std::memory_order_seq_cst);
+    raced_census = AddPending(std::memory_order_seq_cst);
+  } else {
+    // A lazy task may be counted by a snapshot as it is: whenever it is
+    // dropped, it is dropped unrun.
+    raced_census = AddPending();
+  }
+  if (raced_census) [[unlikely]] {
+    // We read the stop clear, but a census has frozen the group since
+    // (census step 7) and Wait() may have returned: drop the task here,
+    // before Spawn() returns, rather than let a worker run its destructor
+    // later. A lazy task's drop gives back the reference AddPending took
+    // (DropFrozen), a strict one's release does.
+    task->run(task, /*drop=*/true);
+    return;
   }
   exec_->Schedule(task);
 }
@@ -485,7 +540,14 @@ void GroupState::FinishCancelledMany(int64_t cancelled, int64_t uncounted) {
   // coroutines are also running_other_: their markers go after the release
   // (census step 4).
   if (n > 1) {
-    pending_.fetch_sub(static_cast<uint64_t>(n - 1), std::memory_order_relaxed);
+    const uint64_t prev = pending_.fetch_sub(static_cast<uint64_t>(n - 1),
+                                             std::memory_order_relaxed);
+    if ((prev & kFrozenCount) != 0) [[unlikely]] {
+      // Census step 7, for the n - 1 units: each gives back its reference.
+      // The last unit's (ReleasePending below) is still owed, so this does
+      // not reach zero. relaxed: the release below orders it.
+      frozen_refs_.fetch_sub(n - 1, std::memory_order_relaxed);
+    }
   }
   ReleasePending(kRelease, (cancelled > 0 ? kMarkRunning : 0) | kMarkStrict,
                  -1, cancelled, n);
@@ -584,8 +646,7 @@ bool GroupState::Census(bool* fenced) {
   // Step 3. Frames of drops before the freeze do not count here: they run
   // no user code, and step 5 waits for them.
   if (exec_->AnyRunningOf(this)) return false;
-  // Step 5: freeze. One census at a time (mu_): the frozen count is added to
-  // frozen_refs_ once.
+  // Step 5: freeze. One census at a time (mu_): the snapshot is taken once.
   GroupState* const parent = parent_;
   ExecutorImpl* const exec = exec_;
   uint64_t count = 0;
@@ -596,33 +657,41 @@ bool GroupState::Census(bool* fenced) {
     // frozen_ clear has its frame visible to us after the fence.
     frozen_.store(true, std::memory_order_seq_cst);
     HeavyFence();
-    // Wait out what can still move the count: drops whose gate read frozen_
-    // clear (each keeps its frame tagged until its release; a gate tagged
-    // "starting" now may be one of them) and tasks dropped in Submit
-    // (strict). Neither runs user code, so this is short.
+    // Drops whose gate read frozen_ clear keep their frame tagged until
+    // their release (a gate tagged "starting" now may be one of them): wait
+    // for them, so that stats() is exact when Wait() returns. They run no
+    // user code, so this is short.
     exec_->WaitForGatesOf(this);
-    for (int spins = 0;; ++spins) {
-      // acquire: as in Idle().
-      count = pending_.load(std::memory_order_acquire) & kCountMask;
-      if (markers_clear()) break;
+    // The snapshot: one RMW reads the count and sets kFrozenCount, so every
+    // unit is on exactly one side of it (step 7 keeps the record's
+    // references exact whatever the count held). seq_cst: acquire pairs
+    // with the release of a strict unit's AddPending, so a strict unit we
+    // count has its strict_ increment visible below.
+    count = pending_.fetch_or(kFrozenCount, std::memory_order_seq_cst) &
+            kCountMask;
+    // What else the snapshot may hold besides lazy tasks: units that
+    // appeared since step 3, all transient (a racing Spawn that read the
+    // stop clear and whose task the gate now drops, a Spawn dropping its
+    // task in Submit). Wait for their markers, which go after their release.
+    for (int spins = 0; !markers_clear(); ++spins) {
       // As in WaitForGatesOf: let a preempted dropper have a core.
       if (spins > 64) absl::SleepFor(absl::Microseconds(20));
     }
-    if (count != 0) {
-      // relaxed: the RMW order on frozen_refs_ is all that matters.
-      frozen_refs_.fetch_add(static_cast<int64_t>(count),
-                             std::memory_order_relaxed);
-      // release: pairs with the acquire loads in Done(), Close() and above.
-      census_passed_.store(true, std::memory_order_release);
-    }
+    // relaxed: the RMW order on frozen_refs_ is all that matters. Units of
+    // the snapshot released meanwhile have already given theirs back (the
+    // owner's kOwnerRef keeps the sum positive).
+    frozen_refs_.fetch_add(static_cast<int64_t>(count),
+                           std::memory_order_relaxed);
+    // release: pairs with the acquire loads in Done(), Close() and above.
+    census_passed_.store(true, std::memory_order_release);
   }
-  if (count != 0) {
-    // The frozen count never reaches zero: hand the parent its unit now.
-    // Only locals from here: once mu_ is released, our owner may close and
-    // free the record (Close() takes mu_ to wait for us).
-    if (parent != nullptr) parent->ReleasePending();
-    WakeWaiters(exec);  // concurrent waiters and Join()ers: we are done
-  }
+  // The frozen count never reaches zero: hand the parent its unit now (if
+  // the snapshot held any: at zero the parent holds none of ours, and units
+  // added since take none). Only locals from here: once mu_ is released,
+  // our owner may close and free the record (Close() takes mu_ to wait for
+  // us).
+  if (count != 0 && parent != nullptr) parent->ReleasePending();
+  WakeWaiters(exec);  // concurrent waiters and Join()ers: we are done
   return true;
 }
 

@@ -74,6 +74,11 @@ class CensusPoll {
   absl::Duration period_ = kCensusFirstPoll;
 };
 
+// Tests only, in builds without NDEBUG: if set, GroupState::Submit calls it
+// between its stop check and its count's increment, to widen that window
+// for tests of a Spawn racing a stop and a census. relaxed loads.
+inline std::atomic<void (*)()> submit_race_hook_for_testing{nullptr};
+
 // Who asked a group to stop; decides whether a shielded group listens.
 enum class StopOrigin {
   kSelf,        // its own RequestStop(), timeout or failing task: always obeyed
@@ -137,6 +142,7 @@ class GroupState final : public CacheAllocated<GroupState> {
   bool frozen() const { return frozen_.load(std::memory_order_relaxed); }
   // The start gate drops a lazy task of a frozen group (its node is freed):
   // releases the task's reference to the record, the last one frees it.
+  // Also the last step of a release after the census's snapshot (step 7).
   void DropFrozen();
   // Other work (coroutines, blocking calls) counts its start with
   // CountStarted() and settles with one of FinishTask, FinishOk or
@@ -252,7 +258,9 @@ class GroupState final : public CacheAllocated<GroupState> {
   // pending_, one 64-bit word, so that a task's last touch of its group both
   // settles it and counts it completed in ONE atomic RMW:
   //   bits 0..28   count: tasks not yet settled + child groups not idle
-  //   bit 29       unused
+  //   bit 29       kFrozenCount: set (sticky) by the census's snapshot
+  //                (census step 5); a unit added after it owes the record a
+  //                reference, and so does one released after it
   //   bit 30       kCensusWaiter: a waiter of the stopped group wants every
   //                release that may end the census (not lazy drops)
   //   bit 31       kWaiters: someone sleeps in FutexWait on the low half
@@ -262,6 +270,7 @@ class GroupState final : public CacheAllocated<GroupState> {
   // The futex works on the low 32 bits (x86-64 and AArch64 Linux are little
   // endian; static_assert in group_state.cc).
   static constexpr uint64_t kCountMask = (uint64_t{1} << 29) - 1;
+  static constexpr uint64_t kFrozenCount = uint64_t{1} << 29;
   static constexpr uint64_t kCensusWaiter = uint64_t{1} << 30;
   static constexpr uint64_t kWaiters = uint64_t{1} << 31;
   static constexpr int kCompletedShift = 32;
@@ -283,7 +292,12 @@ class GroupState final : public CacheAllocated<GroupState> {
   static constexpr int kMarkStrict = 4;   // strict_
   static constexpr int kQuiet = 8;        // a lazy drop: wakes nobody early
 
-  void AddPending();
+  // Adds one unit. `order`: relaxed for a lazy task (its push publishes
+  // it); at least release for a strict unit, whose strict_ increment must
+  // be seen by a census whose snapshot counts the unit (census step 5).
+  // Returns true if the unit was added after a census's snapshot (census
+  // step 7): the group is frozen.
+  bool AddPending(std::memory_order order = std::memory_order_relaxed);
   // Releases one unit of the count by `delta`, then removes the census
   // markers (`marks`: `frame` for kMarkFrame, `running_n` from
   // running_other_, `strict_n` from strict_; units released just before by
@@ -338,8 +352,10 @@ class GroupState final : public CacheAllocated<GroupState> {
   // census_passed_: set (sticky, release) when the census passed: the count
   // is frozen, and the tasks it still holds are lazily dropped ones, which
   // Stats() reports as cancelled. frozen_refs_: the record's lifetime once
-  // frozen: kOwnerRef while the TaskGroup lives, plus the frozen count, minus
-  // one per DropFrozen(); whoever takes it to zero frees the record.
+  // frozen: kOwnerRef while the TaskGroup lives, plus the snapshot's count,
+  // plus one per unit added after the snapshot, minus one per DropFrozen()
+  // (a lazy drop, or a release after the snapshot); whoever takes it to
+  // zero frees the record.
   std::atomic<bool> frozen_{false};
   std::atomic<bool> census_passed_{false};
   static constexpr int64_t kOwnerRef = int64_t{1} << 40;
