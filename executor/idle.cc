@@ -74,6 +74,10 @@ int Idle::num_parked() const {
   return static_cast<int>(sleepers_.size());
 }
 
+int Idle::NumUnparked() const {
+  return Unparked(state_.load(std::memory_order_seq_cst));
+}
+
 int Idle::num_searching() const {
   return Searching(state_.load(std::memory_order_relaxed));
 }

@@ -6,7 +6,7 @@
 // the code is ours.
 //
 // Protocol:
-//  1. A producer makes a task visible (deque Push's seq_cst store of bottom,
+//  1. A producer makes a task visible (deque Push's store of bottom,
 //     or the injection queue's seq_cst fetch_add of its length), then calls
 //     ShouldNotify(), a seq_cst load of state_. It wakes a parked worker only
 //     when no worker is searching and some worker is parked: a searching
@@ -17,13 +17,24 @@
 //     so the work it found can keep spreading (Go: "wakep after we found
 //     work while spinning").
 //  3. A worker with nothing to do parks: TransitionToParked() (a seq_cst RMW
-//     under the mutex). If it was the last searcher it re-checks every queue
-//     with seq_cst loads and wakes a worker if it sees work.
+//     under the mutex). If it was the last searcher, or was not searching
+//     at all, it re-checks every queue with seq_cst loads and wakes a worker
+//     if it sees work. (A worker that was refused searching, because enough
+//     others searched, did not look at the other deques: meanwhile the last
+//     searcher may have found work, seen this worker still unparked, woken
+//     nobody, and pushed a task whose producer saw no parked worker either.
+//     Found by the stress test PushFromABusyWorkerWakesAParkingWorker. A
+//     searcher that was not the last needs no re-check: the last one's
+//     TransitionFromSearching() comes after its RMW and wakes it.)
 // Why no wake-up is lost: in step 1 the producer's store and load are seq_cst,
 // and so are the last searcher's RMW and re-check in step 3. In the single
 // total order either the producer's load sees the worker still searching (and
 // the worker's re-check, which comes later, sees the task), or the producer
-// sees no searcher and wakes a parked worker.
+// sees no searcher and wakes a parked worker. A worker's own deque push is
+// lighter (WsDeque::UseLightPublish: a release store and a compiler barrier
+// before the load): then the last searcher runs a HeavyFence() between its
+// RMW and its re-check whenever another worker is unparked (one that could
+// be pushing), which gives the same either-or (executor/membarrier.h).
 #ifndef RIPCORD_EXECUTOR_IDLE_H_
 #define RIPCORD_EXECUTOR_IDLE_H_
 
@@ -59,6 +70,10 @@ class Idle {
   bool TransitionFromParked(int worker) ABSL_LOCKS_EXCLUDED(mu_);
   int num_parked() const ABSL_LOCKS_EXCLUDED(mu_);
   int num_searching() const;
+  // Workers not parked now (searching, running, or waiting in a Wait()).
+  // seq_cst load: ExecutorImpl::FenceBeforeRecheck's decision, after the
+  // caller's seq_cst RMW, is part of the same total order as step 1.
+  int NumUnparked() const;
 
  private:
   // state_: low 16 bits = workers not parked, next 16 bits = searching.

@@ -42,7 +42,8 @@
 // Why it never hangs: the group's last release sees WAITERS (its fetch_sub
 // reads the bit set in step 4, which is sequenced after the waiting_on
 // store) and unparks us. A subtree task that appears while we park is
-// published by a seq_cst store/RMW before the producer's seq_cst load of
+// published by a seq_cst store/RMW (or a deque's light push, whose heavy
+// half is our FenceBeforeRecheck) before the producer's seq_cst load of
 // parked_waiters_, while our seq_cst increment precedes our re-check: one of
 // the two sees the other. Every subtree task is in a place steps 1-3 search.
 // Bounded lateness (oneTBB issue 942): a waiter never runs an unrelated task,
@@ -135,8 +136,9 @@ int ThreadShardIndex() {
 ExecutorImpl::ExecutorImpl(const ExecutorOptions& options)
     : idle_(ResolveWorkers(options)), created_(absl::Now()) {
   const int n = ResolveWorkers(options);
-  // Before any worker starts: the start gate's LightFence relies on it.
-  RegisterHeavyFence();
+  // Before any worker starts: the start gate's LightFence relies on it, and
+  // so do the deques' light pushes (FenceBeforeRecheck).
+  light_pushes_ = RegisterHeavyFence();
   shards_.reserve(kRootShards);
   for (int i = 0; i < kRootShards; ++i) {
     shards_.push_back(std::make_unique<RootShard>());
@@ -148,6 +150,7 @@ ExecutorImpl::ExecutorImpl(const ExecutorOptions& options)
   for (int i = 0; i < n; ++i) {
     workers_.push_back(std::make_unique<Worker>(this, i));
     workers_.back()->rng = 0x9e3779b97f4a7c15ULL * (i + 1);
+    if (light_pushes_) workers_.back()->deque.UseLightPublish();
   }
   // Every Worker exists before any thread starts: a thread steals from all.
   for (auto& w : workers_) {
@@ -245,7 +248,7 @@ int64_t ExecutorImpl::CountRunningPlain(const GroupState* group) const {
 void ExecutorImpl::Schedule(TaskNode* task) {
   Worker* w = tls_worker;
   if (w != nullptr && w->exec == this) {
-    w->deque.Push(task);  // seq_cst store of bottom: see NotifyAfterPush.
+    w->deque.Push(task);  // see WsDeque::Publish and NotifyAfterPush
   } else {
     inject_.PushBack(task);  // seq_cst RMW of the length.
   }
@@ -339,6 +342,23 @@ void ExecutorImpl::WakeWaitersOf(const GroupState* group) {
       w->parker.Unpark();
     }
   }
+}
+
+void ExecutorImpl::FenceBeforeRecheck(bool others_unparked) const {
+  // The heavy half of the deques' light pushes (WsDeque::Publish): after it,
+  // every push whose producer read the idle state (or parked_waiters_)
+  // before our RMW is visible to our re-check. Only workers push to deques,
+  // so with every other worker parked (after our seq_cst RMW; a worker that
+  // unparks later does its own seq_cst RMW after it, and its producer's
+  // load then sees our RMW) there is nothing to wait for: an idle executor
+  // pays no membarrier (e.g. a round trip from an external thread). The
+  // kernel refused after registering: the light pushes would be unsafe, and
+  // there is no way back from them, so stop with a message.
+  if (!light_pushes_ || !others_unparked) return;
+  RIPCORD_CHECK(HeavyFence(),
+                "membarrier(MEMBARRIER_CMD_PRIVATE_EXPEDITED) failed after "
+                "the process registered for it; the executor's park "
+                "protocol cannot continue safely");
 }
 
 bool ExecutorImpl::AnyWorkVisible() const {
@@ -506,10 +526,15 @@ void ExecutorImpl::WorkerMain(Worker* w) {
     }
     // seq_cst: pairs with the store in ~ExecutorImpl.
     if (shutdown_.load(std::memory_order_seq_cst)) break;
+    const bool was_searching = searching;
     const bool last_searcher = idle_.TransitionToParked(w->index, searching);
     searching = false;
-    // The last searcher re-checks every queue (idle.h step 3).
-    if (last_searcher && AnyWorkVisible()) NotifyOne();
+    // The last searcher re-checks every queue, and so does a worker that
+    // never got to search (idle.h step 3).
+    if (last_searcher || !was_searching) {
+      FenceBeforeRecheck(/*others_unparked=*/idle_.NumUnparked() > 0);
+      if (AnyWorkVisible()) NotifyOne();
+    }
     if (!shutdown_.load(std::memory_order_seq_cst)) w->parker.Park();
     searching = idle_.TransitionFromParked(w->index);
   }
@@ -552,6 +577,8 @@ bool ExecutorImpl::HelpWhileWaiting(GroupState* group, absl::Time deadline) {
       w->parked_waiter.store(true, std::memory_order_seq_cst);
       // seq_cst: the RMW half of our StoreLoad; the re-check follows.
       parked_waiters_.fetch_add(1, std::memory_order_seq_cst);
+      // We count as unparked ourselves.
+      FenceBeforeRecheck(/*others_unparked=*/idle_.NumUnparked() > 1);
       t = FindWork(w, group, /*last_search=*/true);
       if (t == nullptr && !group->Done()) {
         // A stopped group's waiter also polls (census step 6).
@@ -616,8 +643,17 @@ int ExecutorImpl::RequestStop(StopTarget target, std::string_view reason) {
 
 std::string ExecutorImpl::DebugString() const {
   const absl::Time now = absl::Now();
-  std::string out = absl::StrFormat("Executor: %d workers (%d parked)\n",
-                                    num_workers(), idle_.num_parked());
+  // relaxed: a snapshot for people.
+  std::string out = absl::StrFormat(
+      "Executor: %d workers (%d parked, %d searching, %d parked in Wait(); "
+      "queued per worker:",
+      num_workers(), idle_.num_parked(), idle_.num_searching(),
+      parked_waiters_.load(std::memory_order_relaxed));
+  for (const auto& w : workers_) {
+    absl::StrAppendFormat(&out, " %lld",
+                          static_cast<long long>(w->deque.SizeHint()));
+  }
+  out += ")\n";
   for (const auto& shard : shards_) {
     MutexLock lock(&shard->mu);
     for (GroupState* g = shard->head; g != nullptr; g = g->next_root_) {

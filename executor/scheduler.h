@@ -169,12 +169,20 @@ class ExecutorImpl {
   void NotifyAfterPush();
   bool NotifyOne();
   bool AnyWorkVisible() const;
+  // Between a parking worker's seq_cst RMW and its re-check of the deques:
+  // HeavyFence() if the deques use light pushes and `others_unparked` (some
+  // other worker may be pushing).
+  void FenceBeforeRecheck(bool others_unparked) const;
   void WakeOneParkedWaiter();
 
   std::vector<std::unique_ptr<Worker>> workers_;
   InjectQueue inject_;
   Idle idle_;
   std::atomic<bool> shutdown_{false};
+  // The deques publish with a release store and a compiler barrier; parking
+  // workers supply the heavy half (FenceBeforeRecheck). Set before the
+  // workers start when the kernel has expedited membarriers.
+  bool light_pushes_ = false;
   // Workers parked inside a Wait(): seq_cst, the RMW half of the waiter's
   // StoreLoad; producers read it after publishing a task (seq_cst).
   std::atomic<int> parked_waiters_{0};

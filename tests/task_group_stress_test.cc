@@ -684,6 +684,89 @@ TEST_F(TaskGroupStressTest, DoneRacingWait) {
 }
 
 // ---------------------------------------------------------------------------
+// Park protocol: a worker's own push must wake a parking worker.
+
+// Spins for `d` (no syscall: the other worker's parking must not be slowed).
+void SpinFor(absl::Duration d) {
+  const absl::Time until = absl::Now() + d;
+  while (absl::Now() < until) {
+  }
+}
+
+// Spins until `flag` is set; false after kHangTimeout (a lost wake-up: the
+// only other worker sleeps while the task we wait for sits in our deque).
+bool SpinUntilSet(const std::atomic<bool>& flag) {
+  const absl::Time until = absl::Now() + kHangTimeout;
+  while (!flag.load()) {
+    if (absl::Now() > until) return false;
+  }
+  return true;
+}
+
+// Invariant: a task that a worker pushes onto its own deque while the only
+// other worker is on its way to parking (an ordinary park, idle.h step 3) is
+// run by that other worker, even when the pushing task then spins until it
+// has run. The deques publish with a light fence (WsDeque::UseLightPublish)
+// and the parking worker supplies the heavy half; a lost wake-up here is a
+// hang, reported as a failure after kHangTimeout. The spawn lands at every
+// phase of the other worker's spin-search-park.
+TEST_F(TaskGroupStressTest, PushFromABusyWorkerWakesAParkingWorker) {
+  const int reps = Scaled(400, 40);
+  Executor executor({.num_workers = 2});
+  for (int rep = 0; rep < reps; ++rep) {
+    SCOPED_TRACE(::testing::Message() << "rep " << rep);
+    TaskGroup g(executor);
+    std::atomic<bool> ran{false};
+    std::atomic<bool> lost{false};
+    std::string state;  // the executor's state when the wake-up was lost
+    g.Spawn([&] {
+      // The other worker has nothing to do from here on.
+      SpinFor(absl::Microseconds(rep % 200));
+      g.Spawn([&ran] { ran.store(true); });
+      if (!SpinUntilSet(ran)) {
+        state = executor.DebugString();
+        lost.store(true);
+      }
+    });
+    ASSERT_TRUE(JoinOrDie(g, 2 * kHangTimeout, &executor).ok());
+    ASSERT_FALSE(lost.load()) << "the pushed task waited for its own worker:\n"
+                              << state;
+  }
+}
+
+// Invariant: the same for a worker parked in a helping Wait() (step 4 atop
+// executor/scheduler.cc): the only other worker runs the group's only task,
+// which pushes a second task of the group and spins until it has run; the
+// waiting worker must wake up and run it.
+TEST_F(TaskGroupStressTest, PushFromABusyWorkerWakesAParkedHelpingWaiter) {
+  const int reps = Scaled(400, 40);
+  Executor executor({.num_workers = 2});
+  for (int rep = 0; rep < reps; ++rep) {
+    SCOPED_TRACE(::testing::Message() << "rep " << rep);
+    TaskGroup root(executor);
+    std::atomic<bool> lost{false};
+    root.Spawn([&] {
+      TaskGroup g(root);
+      std::atomic<bool> started{false};
+      std::atomic<bool> ran{false};
+      g.Spawn([&] {
+        started.store(true);
+        // Our worker (the waiter's) spins, searches and parks meanwhile.
+        SpinFor(absl::Microseconds(rep % 300));
+        g.Spawn([&ran] { ran.store(true); });
+        if (!SpinUntilSet(ran)) lost.store(true);
+      });
+      // Until the other worker has stolen the task, so that our Wait() below
+      // has nothing to run itself.
+      if (!SpinUntilSet(started)) lost.store(true);
+      (void)g.Wait();
+    });
+    ASSERT_TRUE(JoinOrDie(root, 3 * kHangTimeout, &executor).ok());
+    ASSERT_FALSE(lost.load()) << "the pushed task waited for its own worker";
+  }
+}
+
+// ---------------------------------------------------------------------------
 // Shutdown right after joins.
 
 // Invariant: destroying groups and then the executor right after a join, with
