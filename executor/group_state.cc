@@ -329,13 +329,23 @@ const std::atomic<uint32_t>* GroupState::FutexWord() const {
   return reinterpret_cast<const std::atomic<uint32_t>*>(&pending_);
 }
 
-bool GroupState::AddPending(std::memory_order order) {
+template <std::memory_order kOrder>
+bool GroupState::AddPending() {
   // relaxed (lazy tasks): an increment publishes nothing; the task it
   // accounts for is published by the queue push that follows, and the
   // decrement that pairs with it is acq_rel. Strict units pass release: it
   // pairs with the census's snapshot RMW (census step 5), which then sees
   // their strict_ increment.
-  const uint64_t prev = pending_.fetch_add(1, order);
+  const uint64_t prev = pending_.fetch_add(1, kOrder);
+  if ((prev & (kCompletedCarry | kFrozenCount)) != 0 ||
+      (prev & kCountMask) == kCountMask) [[unlikely]] {
+    return AddPendingRare(prev);  // out of line: no frame on the hot path
+  }
+  if ((prev & kCountMask) == 0 && parent_ != nullptr) parent_->AddPending();
+  return false;
+}
+
+bool GroupState::AddPendingRare(uint64_t prev) {
   RIPCORD_CHECK((prev & kCountMask) != kCountMask,
                 "TaskGroup %s: more than 2^29 unfinished tasks",
                 Label().c_str());
@@ -349,7 +359,7 @@ bool GroupState::AddPending(std::memory_order order) {
       completed_wraps_.fetch_add(1, std::memory_order_relaxed);
     }
   }
-  if ((prev & kFrozenCount) != 0) [[unlikely]] {
+  if ((prev & kFrozenCount) != 0) {
     // Census step 7: added after the snapshot, so the census did not count
     // this unit into frozen_refs_; it owes the record one reference, given
     // back by its release or drop. relaxed: as in Census(). The parent's
@@ -437,7 +447,7 @@ void GroupState::AddTask() {
   // seq_cst: like Submit's, before any check of the stop; and before the
   // count's increment (census step 5).
   strict_.fetch_add(1, std::memory_order_seq_cst);
-  AddPending(std::memory_order_seq_cst);
+  AddPending<std::memory_order_seq_cst>();
 }
 
 void GroupState::Submit(TaskNode* task) {
@@ -447,7 +457,7 @@ void GroupState::Submit(TaskNode* task) {
     task->flags &= ~TaskNode::kLazy;
     // seq_cst: before the count's increment, which the census reads.
     strict_.fetch_add(1, std::memory_order_seq_cst);
-    AddPending(std::memory_order_seq_cst);
+    AddPending<std::memory_order_seq_cst>();
     task->run(task, /*drop=*/true);
     return;
   }
@@ -463,7 +473,7 @@ void GroupState::Submit(TaskNode* task) {
     // increment: a snapshot that counts the task sees it strict (census
     // step 5).
     strict_.fetch_add(1, std::memory_order_seq_cst);
-    raced_census = AddPending(std::memory_order_seq_cst);
+    raced_census = AddPending<std::memory_order_seq_cst>();
   } else {
     // A lazy task may be counted by a snapshot as it is: whenever it is
     // dropped, it is dropped unrun.

@@ -292,12 +292,17 @@ class GroupState final : public CacheAllocated<GroupState> {
   static constexpr int kMarkStrict = 4;   // strict_
   static constexpr int kQuiet = 8;        // a lazy drop: wakes nobody early
 
-  // Adds one unit. `order`: relaxed for a lazy task (its push publishes
+  // Adds one unit. `kOrder`: relaxed for a lazy task (its push publishes
   // it); at least release for a strict unit, whose strict_ increment must
   // be seen by a census whose snapshot counts the unit (census step 5).
   // Returns true if the unit was added after a census's snapshot (census
   // step 7): the group is frozen.
-  bool AddPending(std::memory_order order = std::memory_order_relaxed);
+  // (A template: a run-time order would cost a dispatch on every spawn.)
+  template <std::memory_order kOrder = std::memory_order_relaxed>
+  bool AddPending();
+  // AddPending's rare cases, given the count word before its increment: the
+  // 2^29 limit (aborts), the completed field's carry, a frozen group.
+  [[gnu::noinline, gnu::cold]] bool AddPendingRare(uint64_t prev);
   // Releases one unit of the count by `delta`, then removes the census
   // markers (`marks`: `frame` for kMarkFrame, `running_n` from
   // running_other_, `strict_n` from strict_; units released just before by
