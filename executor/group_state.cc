@@ -336,12 +336,38 @@ bool GroupState::AddPending() {
   // decrement that pairs with it is acq_rel. Strict units pass release: it
   // pairs with the census's snapshot RMW (census step 5), which then sees
   // their strict_ increment.
-  const uint64_t prev = pending_.fetch_add(1, kOrder);
+  //
+  // The 0 -> 1 transition takes a unit in the parent BEFORE our count moves
+  // (a CAS, not a fetch_add, so we know which transition we make): a census
+  // of this group that counts our unit hands the parent its unit back
+  // (census step 5), and that must never come before the parent got it (the
+  // parent's count would go below zero; seen in TSan runs of
+  // StopAndWaitVsRacingSpawns). If the count moved meanwhile, the extra
+  // parent unit goes back (the parent then holds another one of ours, so it
+  // does not reach zero).
+  uint64_t prev = pending_.load(std::memory_order_relaxed);
+  bool parent_added = false;
+  for (;;) {
+    const bool first =
+        (prev & (kCountMask | kFrozenCount)) == 0 && parent_ != nullptr;
+    if (first != parent_added) [[unlikely]] {
+      if (first) {
+        parent_->AddPending();
+      } else {
+        parent_->ReleasePending();
+      }
+      parent_added = first;
+    }
+    // relaxed on failure: we only retry.
+    if (pending_.compare_exchange_weak(prev, prev + 1, kOrder,
+                                       std::memory_order_relaxed)) {
+      break;
+    }
+  }
   if ((prev & (kCompletedCarry | kFrozenCount)) != 0 ||
       (prev & kCountMask) == kCountMask) [[unlikely]] {
     return AddPendingRare(prev);  // out of line: no frame on the hot path
   }
-  if ((prev & kCountMask) == 0 && parent_ != nullptr) parent_->AddPending();
   return false;
 }
 
@@ -367,7 +393,6 @@ bool GroupState::AddPendingRare(uint64_t prev) {
     frozen_refs_.fetch_add(1, std::memory_order_relaxed);
     return true;
   }
-  if ((prev & kCountMask) == 0 && parent_ != nullptr) parent_->AddPending();
   return false;
 }
 
