@@ -43,19 +43,23 @@
 //     count, never a claim: a claimed entry's owner may be spinning for it,
 //     stop_state.cc step E2) and completes the first batch itself (step 3),
 //     queuing each winner's coroutine as a timer would.
-//  2. A worker running a StopSweep claims the next batch (if none is left,
-//     the chain ends and it releases its unit) and, before completing it,
+//  2. A worker running a StopSweep claims the next entries, whole arrays up
+//     to kSweepClaim (224) of them under one lock (if none is left, the
+//     chain ends and it releases its unit) and, before completing them,
 //     queues the next StopSweep on its own deque, where an idle worker
 //     steals it: claims go on at the pace of the workers, one sweep queued
-//     at a time.
+//     at a time, and the chain's own costs (a task, a steal, the claim lock,
+//     a unit of the group's count) are paid per claim, not per array.
 //  3. For each claimed entry, it sets STOPPED (step 1 above): a winner's
 //     coroutine is now its to resume; then MarkDone (the entry's last touch
 //     by the stop; a loser's owner may free it from then on). All of a
-//     batch's MarkDones come before any coroutine of it is resumed.
-//  4. It takes the winners' timers out of the timer queue under one lock
-//     (TimerQueue::CancelMany), so their SleepFinish skips Cancel(), and
-//     resumes them one by one (CoroContext::Drive) with one CancelledError
-//     it built for the batch (tls_sleep_cancelled).
+//     claim's MarkDones come before any coroutine of it is resumed.
+//  4. Per kSweepBatch winners: it takes their timers out of the timer queue
+//     under one lock (TimerQueue::CancelMany), so their SleepFinish skips
+//     Cancel(), and resumes them one by one (CoroContext::Drive) with one
+//     CancelledError it built for the claim (tls_sleep_cancelled). Each
+//     coroutine's node and frame are cold: they are prefetched a few
+//     coroutines ahead of the one being resumed.
 //  5. Batch settle: a winner whose root Task finishes with CancelledError
 //     (the group is stopped: FinishTask would count it cancelled) is
 //     deleted but not settled yet; after the last winner of the batch,
@@ -83,6 +87,7 @@
 // Why the group outlives its sweeps: a queued or running StopSweep holds a
 // unit of its join count, released by its last call (FinishCancelledMany,
 // together with the batch's settle when there is one).
+#include <algorithm>
 #include <atomic>
 #include <coroutine>
 #include <cstddef>
@@ -155,8 +160,14 @@ namespace {
 
 constexpr const char kSleepCancelled[] = "Sleep: the task's group was stopped";
 
-// Entries a sweep claims at once (its slice of coroutines to resume).
+// Winners a sweep resumes per timer lock (TimerQueue::CancelMany).
 constexpr int kSweepBatch = kStopEntryBatch;
+// Entries a worker's sweep claims at once: whole segments, up to this many.
+// One claim per few hundred coroutines instead of per 28 makes the chain's
+// own costs (a queued task, a steal, the claim lock's two RMWs, the group
+// unit) small per coroutine; an owner whose timer won waits for its entry's
+// MarkDone, which comes within one pass over the claim.
+constexpr int kSweepClaim = 8 * kStopEntryBatch;
 
 absl::Status SleepCancelledError() {
   if (tls_sleep_cancelled != nullptr) return *tls_sleep_cancelled;
@@ -327,37 +338,40 @@ void PrefetchRange(const void* p, size_t bytes) {
   }
 }
 
-// Steps 3-5 for the claimed entries[0, n), on the claiming thread, which
-// holds a unit of `group`'s join count (so the group is alive throughout).
-// Returns how many resumed coroutines finished with CancelledError and are
-// not settled yet: the caller settles them (FinishCancelledMany).
-int64_t CompleteAndResume(GroupState* group, StopEntry* const* entries, int n) {
-  // Step 3: every MarkDone before any user code runs (StopEntry's rule).
-  // The entries sit in coroutine frames, each on a cold line: fetch them
-  // together rather than one miss after another.
-  for (int i = 0; i < n; ++i) __builtin_prefetch(entries[i], 1);
-  SleepOp* won[kSweepBatch];
-  int w = 0;
-  for (int i = 0; i < n; ++i) {
-    SleepOp* const op = SleepOp::CompleteStop(entries[i]);
-    if (op != nullptr) won[w++] = op;
+// How far ahead of the entry being completed (step 3) its successors'
+// operations are fetched, and how far ahead of the coroutine being resumed
+// its successors' nodes and then frames are. Each coroutine's lines are
+// cold (last touched when it suspended); a fixed distance keeps a few
+// misses in flight all the time, where fetching a whole batch at once
+// asked for more lines than the core can have outstanding.
+constexpr int kCompleteAhead = 8;
+constexpr int kNodeAhead = 8;
+constexpr int kFrameAhead = 4;
+// A node is ~90 bytes plus the callable's captures; a frame that sleeps
+// holds at least the SleepOp's 80.
+constexpr size_t kNodeBytes = 128;
+constexpr size_t kFrameBytes = 256;
+
+// Steps 4-5 for the winners won[0, w) (w <= kSweepBatch), whose stop
+// entries are all marked done. Returns how many resumed coroutines finished
+// with CancelledError and are not settled yet.
+int64_t ResumeWinners(GroupState* group, SleepOp* const* won, int w) {
+  for (int i = 0; i < w && i < kNodeAhead; ++i) {
+    PrefetchRange(won[i]->ctx(), kNodeBytes);
   }
-  if (w == 0) return 0;
-  // The winners' nodes and frames were last touched when they suspended,
-  // usually long ago: without this, one cache miss after another on each
-  // node and frame was over half of a stop's time (perf, 10^5 sleepers).
-  // (A node is ~90 bytes plus the callable's captures; a frame that sleeps
-  // holds at least the SleepOp's 80.)
-  for (int i = 0; i < w; ++i) PrefetchRange(won[i]->ctx(), 128);
   SleepOp::ReleaseTimers(won, w);  // step 4
-  for (int i = 0; i < w; ++i) {
-    PrefetchRange(won[i]->ctx()->resume_handle.address(), 256);
-  }
-  const absl::Status cancelled = absl::CancelledError(kSleepCancelled);
-  const absl::Status* const saved =
-      std::exchange(tls_sleep_cancelled, &cancelled);
   int64_t settle = 0;  // step 5: finished with CancelledError, unsettled
   for (int i = 0; i < w; ++i) {
+    if (i + kNodeAhead < w) PrefetchRange(won[i + kNodeAhead]->ctx(), kNodeBytes);
+    if (i + kFrameAhead < w) {
+      // The node's line was asked for kNodeAhead - kFrameAhead turns ago.
+      PrefetchRange(won[i + kFrameAhead]->ctx()->resume_handle.address(),
+                    kFrameBytes);
+    } else if (i == 0) {
+      for (int j = 0; j < w && j < kFrameAhead; ++j) {
+        PrefetchRange(won[j]->ctx()->resume_handle.address(), kFrameBytes);
+      }
+    }
     CoroContext* const ctx = won[i]->ctx();  // won[i] dies in the run
     absl::Status status;
     if (!CoroContext::Drive(ctx, &status)) continue;  // suspended again
@@ -367,6 +381,39 @@ int64_t CompleteAndResume(GroupState* group, StopEntry* const* entries, int n) {
     } else {
       group->FinishTask(std::move(status));
     }
+  }
+  return settle;
+}
+
+// Steps 3-5 for the claimed entries[0, n), on the claiming thread, which
+// holds a unit of `group`'s join count (so the group is alive throughout).
+// Returns how many resumed coroutines finished with CancelledError and are
+// not settled yet: the caller settles them (FinishCancelledMany).
+int64_t CompleteAndResume(GroupState* group, StopEntry* const* entries, int n) {
+  // Step 3: every MarkDone before any user code runs (StopEntry's rule).
+  // The entries sit in coroutine frames, each on a cold line.
+  for (int i = 0; i < n && i < kCompleteAhead; ++i) {
+    PrefetchRange(SleepOp::FromEntry(entries[i]), sizeof(SleepOp));
+  }
+  SleepOp* won[kSweepClaim];
+  int w = 0;
+  for (int i = 0; i < n; ++i) {
+    if (i + kCompleteAhead < n) {
+      PrefetchRange(SleepOp::FromEntry(entries[i + kCompleteAhead]),
+                    sizeof(SleepOp));
+    }
+    SleepOp* const op = SleepOp::CompleteStop(entries[i]);
+    if (op != nullptr) won[w++] = op;
+  }
+  if (w == 0) return 0;
+  const absl::Status cancelled = absl::CancelledError(kSleepCancelled);
+  const absl::Status* const saved =
+      std::exchange(tls_sleep_cancelled, &cancelled);
+  // Steps 4-5, a timer lock per kSweepBatch winners (short holds: the other
+  // worker's sweep takes the same lock).
+  int64_t settle = 0;
+  for (int i = 0; i < w; i += kSweepBatch) {
+    settle += ResumeWinners(group, won + i, std::min(kSweepBatch, w - i));
   }
   tls_sleep_cancelled = saved;
   return settle;
@@ -402,10 +449,10 @@ class StopSweep final : public TaskNode, public CacheAllocated<StopSweep> {
     GroupState* const group = self->group;
     StopState* const state = self->state_;
     delete self;
-    StopEntry* batch[kSweepBatch];
+    StopEntry* batch[kSweepClaim];
     int64_t settle = 0;
     for (;;) {
-      const int n = state->ClaimEntries(batch);
+      const int n = state->ClaimEntries(batch, kSweepClaim);
       if (n == 0) break;
       // Step 2: the next turn of the chain, for an idle worker to steal;
       // without memory for it, this sweep goes on itself.

@@ -114,13 +114,15 @@ TEST(Coroutine, StopWakesAllSleepersWithCancelled) {
 
 // Invariant: a stop wakes every sleeper with Sleep's CancelledError, whether
 // it resumes them one by one (a few), as one batch in slices (many, past one
-// slice) or as several batches handed over while the stop still runs (past
-// 1024), and whether they sleep with a timer or without one (infinite
+// slice), as claims of several arrays by the workers' sweeps (around 28 +
+// 224: one array for the requester, up to 8 per sweep), or as several
+// batches handed over while the stop still runs (past 1024), and whether they sleep with a timer or without one (infinite
 // duration); a Sleep that starts after the stop returns the same error at
 // once. Not scaled down under the sanitizers: every path must run there.
 TEST(Coroutine, StopWakesFewAndManySleepersWithTimerOrNot) {
   Executor ex({.num_workers = 2});
-  for (int n : {1, 3, 4, 5, 31, 32, 33, 100, 1023, 1024, 1025, 3000}) {
+  for (int n : {1, 3, 4, 5, 31, 32, 33, 100, 224, 225, 252, 253, 281, 1023,
+                1024, 1025, 3000}) {
     TaskGroup g(ex, {.name = "sleepers"});
     std::atomic<int> asleep{0}, cancelled{0}, other{0};
     for (int i = 0; i < n; ++i) {
@@ -461,11 +463,13 @@ struct DestroyCounter {
 // settled exactly once: after the join, stats are exact per kind, the group
 // reports the first non-cancelled error, and every frame and every captured
 // object is destroyed exactly once. Repeated, with batch sizes around the
-// claim size (28) and the requester's first batch.
+// array size (28), a sweep's claim of several arrays (253 = 28 + 224 +
+// 1) and the requester's first batch.
 TEST(Coroutine, StopSettlesMixedOutcomesOfOneBatchExactly) {
   Executor ex({.num_workers = 2});
-  for (int round = 0; round < 40 / kScale + 2; ++round) {
-    const int n = std::vector<int>{1, 27, 28, 29, 56, 57, 300}[round % 7];
+  for (int round = 0; round < 40 / kScale + 8; ++round) {
+    const int n =
+        std::vector<int>{1, 27, 28, 29, 56, 57, 300, 253}[round % 8];
     std::atomic<int> asleep{0}, frames{0}, captures{0};
     {
       TaskGroup g(ex, {.name = "mixed"});
