@@ -98,6 +98,7 @@
 #include "absl/status/status.h"
 #include "absl/strings/str_cat.h"
 #include "absl/time/clock.h"
+#include "executor/prefetch.h"
 #include "executor/scheduler.h"
 #include "executor/timer.h"
 #include "ripcord/internal/coroutine.h"
@@ -328,16 +329,6 @@ absl::Status SleepFinish(SleepOp* op, bool cancelled) {
 
 namespace {
 
-// Prefetches (for writing) the cache lines of [p, p + bytes).
-void PrefetchRange(const void* p, size_t bytes) {
-  constexpr uintptr_t kLine = 64;
-  const uintptr_t begin = reinterpret_cast<uintptr_t>(p) & ~(kLine - 1);
-  const uintptr_t end = reinterpret_cast<uintptr_t>(p) + bytes;
-  for (uintptr_t a = begin; a < end; a += kLine) {
-    __builtin_prefetch(reinterpret_cast<const void*>(a), 1);
-  }
-}
-
 // How far ahead of the entry being completed (step 3) its successors'
 // operations are fetched, and how far ahead of the coroutine being resumed
 // its successors' nodes and then frames are. Each coroutine's lines are
@@ -357,19 +348,22 @@ constexpr size_t kFrameBytes = 256;
 // with CancelledError and are not settled yet.
 int64_t ResumeWinners(GroupState* group, SleepOp* const* won, int w) {
   for (int i = 0; i < w && i < kNodeAhead; ++i) {
-    PrefetchRange(won[i]->ctx(), kNodeBytes);
+    PrefetchRangeForWrite(won[i]->ctx(), kNodeBytes);
   }
   SleepOp::ReleaseTimers(won, w);  // step 4
   int64_t settle = 0;  // step 5: finished with CancelledError, unsettled
   for (int i = 0; i < w; ++i) {
-    if (i + kNodeAhead < w) PrefetchRange(won[i + kNodeAhead]->ctx(), kNodeBytes);
+    if (i + kNodeAhead < w) {
+      PrefetchRangeForWrite(won[i + kNodeAhead]->ctx(), kNodeBytes);
+    }
     if (i + kFrameAhead < w) {
       // The node's line was asked for kNodeAhead - kFrameAhead turns ago.
-      PrefetchRange(won[i + kFrameAhead]->ctx()->resume_handle.address(),
-                    kFrameBytes);
+      PrefetchRangeForWrite(
+          won[i + kFrameAhead]->ctx()->resume_handle.address(), kFrameBytes);
     } else if (i == 0) {
       for (int j = 0; j < w && j < kFrameAhead; ++j) {
-        PrefetchRange(won[j]->ctx()->resume_handle.address(), kFrameBytes);
+        PrefetchRangeForWrite(won[j]->ctx()->resume_handle.address(),
+                              kFrameBytes);
       }
     }
     CoroContext* const ctx = won[i]->ctx();  // won[i] dies in the run
@@ -393,14 +387,14 @@ int64_t CompleteAndResume(GroupState* group, StopEntry* const* entries, int n) {
   // Step 3: every MarkDone before any user code runs (StopEntry's rule).
   // The entries sit in coroutine frames, each on a cold line.
   for (int i = 0; i < n && i < kCompleteAhead; ++i) {
-    PrefetchRange(SleepOp::FromEntry(entries[i]), sizeof(SleepOp));
+    PrefetchRangeForWrite(SleepOp::FromEntry(entries[i]), sizeof(SleepOp));
   }
   SleepOp* won[kSweepClaim];
   int w = 0;
   for (int i = 0; i < n; ++i) {
     if (i + kCompleteAhead < n) {
-      PrefetchRange(SleepOp::FromEntry(entries[i + kCompleteAhead]),
-                    sizeof(SleepOp));
+      PrefetchRangeForWrite(SleepOp::FromEntry(entries[i + kCompleteAhead]),
+                            sizeof(SleepOp));
     }
     SleepOp* const op = SleepOp::CompleteStop(entries[i]);
     if (op != nullptr) won[w++] = op;
@@ -474,7 +468,7 @@ namespace {
 // Completes the claimed entries[0, n) on this thread (step 3) and queues
 // each winner's coroutine by itself, as its timer would.
 void CompleteAndQueueEach(StopEntry* const* entries, int n) {
-  for (int i = 0; i < n; ++i) __builtin_prefetch(entries[i], 1);
+  for (int i = 0; i < n; ++i) PrefetchForWrite(entries[i]);
   for (int i = 0; i < n; ++i) {
     SleepOp* const op = SleepOp::CompleteStop(entries[i]);
     if (op != nullptr) ScheduleResume(op->ctx());

@@ -81,6 +81,7 @@
 #include <utility>
 
 #include "executor/check.h"
+#include "executor/prefetch.h"
 #include "ripcord/internal/mutex.h"
 #include "ripcord/internal/stop_state.h"
 #include "ripcord/internal/task_alloc.h"
@@ -123,11 +124,8 @@ void FreeSegment(StopSegment* seg) {
   if (seg != nullptr) FreeTask(seg, sizeof(StopSegment));
 }
 void PrefetchSegment(const StopSegment* seg) {
-  // Prefetch for writing (the claim marks it): each of its cache lines.
-  const char* const p = reinterpret_cast<const char*>(seg);
-  for (size_t off = 0; off < sizeof(StopSegment); off += 64) {
-    __builtin_prefetch(p + off, 1);
-  }
+  // For writing: the claim marks it.
+  PrefetchRangeForWrite(seg, sizeof(StopSegment));
 }
 
 }  // namespace

@@ -102,6 +102,7 @@
 #include "absl/time/clock.h"
 #include "absl/base/thread_annotations.h"
 #include "executor/check.h"
+#include "executor/prefetch.h"
 #include "executor/threads.h"
 
 namespace ripcord::internal {
@@ -211,7 +212,7 @@ void TimerQueue::CancelMany(TimerEntry* const* entries, size_t n,
   for (size_t i = 0; i < n; ++i) {
     const int64_t index = entries[i]->heap_index_;
     if (index >= 0 && static_cast<size_t>(index) < heap_.size()) {
-      __builtin_prefetch(&heap_[static_cast<size_t>(index)], 1);
+      PrefetchForWrite(&heap_[static_cast<size_t>(index)]);
     }
   }
   bool removed_any = false;
@@ -386,7 +387,7 @@ void TimerQueue::Compact() {
   // in flight.
   constexpr size_t kAhead = 8;
   for (size_t i = 0; i < n; ++i) {
-    if (i + kAhead < n) __builtin_prefetch(heap_[i + kAhead].entry, 1);
+    if (i + kAhead < n) PrefetchForWrite(heap_[i + kAhead].entry);
     heap_[i].entry->heap_index_ = static_cast<int64_t>(i);
   }
 }
