@@ -57,7 +57,9 @@
 //  4. Per kSweepBatch winners: it takes their timers out of the timer queue
 //     under one lock (TimerQueue::CancelMany), so their SleepFinish skips
 //     Cancel(), and resumes them one by one (CoroContext::Drive) with one
-//     CancelledError it built for the claim (tls_sleep_cancelled). Each
+//     CancelledError it built for the claim (tls_sleep_cancelled; its
+//     reference is passed from one coroutine to the next when they hand it
+//     back unchanged, SleepCancelledSource). Each
 //     coroutine's node and frame are cold: they are prefetched a few
 //     coroutines ahead of the one being resumed.
 //  5. Batch settle: a winner whose root Task finishes with CancelledError
@@ -170,8 +172,50 @@ constexpr int kSweepBatch = kStopEntryBatch;
 // MarkDone, which comes within one pass over the claim.
 constexpr int kSweepClaim = 8 * kStopEntryBatch;
 
+}  // namespace
+
+// Sleep's CancelledError while a stop sweep resumes its batch, without a
+// reference-count RMW per coroutine. absl::Status shares one heap rep among
+// copies, and copying or destroying one is a locked RMW on it (a stop of
+// 10^5 sleepers spent ~11% of its CPU on the two per coroutine: the copy
+// SleepFinish returned and the destruction of the outcome the coroutine
+// handed back). A moved Status keeps its reference, so references are
+// passed on instead: the sweep builds `error` once; SleepFinish hands out
+// the `spare` reference when there is one (a move), else a copy of
+// `error`; when a resumed coroutine finishes with a Status equal to
+// `error` (the common `co_return co_await Sleep(d)`), the sweep moves that
+// Status into `spare` instead of destroying it, for the next coroutine. Any
+// Status equal to `error` is as good as a copy of it: absl::Status compares
+// by value (code, message, payloads). Thread-compatible: lives on the
+// sweep's stack; tls_sleep_cancelled points to it while the sweep resumes
+// (a sweep nested in a resumed coroutine, e.g. run by a helping Wait(),
+// installs its own and restores ours).
+struct SleepCancelledSource {
+  SleepCancelledSource() : error(absl::CancelledError(kSleepCancelled)) {}
+
+  // The next Sleep result: the spare reference if any, else a new copy.
+  absl::Status Take() {
+    if (!spare.ok()) return std::exchange(spare, absl::OkStatus());
+    return error;
+  }
+  // Keeps `s` (a finished coroutine's outcome) for the next Take() if it is
+  // a CancelledError equal to `error` and no spare is kept yet; otherwise
+  // `s` is destroyed with the caller's copy as usual. Returns true if `s`
+  // is equal to `error`.
+  bool Recycle(absl::Status& s) {
+    if (!(s == error)) return false;
+    if (spare.ok()) spare = std::move(s);
+    return true;
+  }
+
+  const absl::Status error;
+  absl::Status spare;  // OkStatus: none kept
+};
+
+namespace {
+
 absl::Status SleepCancelledError() {
-  if (tls_sleep_cancelled != nullptr) return *tls_sleep_cancelled;
+  if (tls_sleep_cancelled != nullptr) return tls_sleep_cancelled->Take();
   return absl::CancelledError(kSleepCancelled);
 }
 
@@ -346,7 +390,8 @@ constexpr size_t kFrameBytes = 256;
 // Steps 4-5 for the winners won[0, w) (w <= kSweepBatch), whose stop
 // entries are all marked done. Returns how many resumed coroutines finished
 // with CancelledError and are not settled yet.
-int64_t ResumeWinners(GroupState* group, SleepOp* const* won, int w) {
+int64_t ResumeWinners(GroupState* group, SleepOp* const* won, int w,
+                      SleepCancelledSource& cancelled) {
   for (int i = 0; i < w && i < kNodeAhead; ++i) {
     PrefetchRangeForWrite(won[i]->ctx(), kNodeBytes);
   }
@@ -370,8 +415,10 @@ int64_t ResumeWinners(GroupState* group, SleepOp* const* won, int w) {
     absl::Status status;
     if (!CoroContext::Drive(ctx, &status)) continue;  // suspended again
     delete ctx;
-    if (absl::IsCancelled(status)) {
-      ++settle;  // the group is stopped: FinishTask would count it cancelled
+    // The group is stopped: FinishTask would count a CancelledError
+    // cancelled. Recycle() keeps the common one for the next coroutine.
+    if (cancelled.Recycle(status) || absl::IsCancelled(status)) {
+      ++settle;
     } else {
       group->FinishTask(std::move(status));
     }
@@ -400,14 +447,15 @@ int64_t CompleteAndResume(GroupState* group, StopEntry* const* entries, int n) {
     if (op != nullptr) won[w++] = op;
   }
   if (w == 0) return 0;
-  const absl::Status cancelled = absl::CancelledError(kSleepCancelled);
-  const absl::Status* const saved =
+  SleepCancelledSource cancelled;
+  SleepCancelledSource* const saved =
       std::exchange(tls_sleep_cancelled, &cancelled);
   // Steps 4-5, a timer lock per kSweepBatch winners (short holds: the other
   // worker's sweep takes the same lock).
   int64_t settle = 0;
   for (int i = 0; i < w; i += kSweepBatch) {
-    settle += ResumeWinners(group, won + i, std::min(kSweepBatch, w - i));
+    settle += ResumeWinners(group, won + i, std::min(kSweepBatch, w - i),
+                            cancelled);
   }
   tls_sleep_cancelled = saved;
   return settle;

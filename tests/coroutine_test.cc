@@ -13,6 +13,7 @@
 
 #include "absl/status/status.h"
 #include "absl/status/statusor.h"
+#include "absl/strings/cord.h"
 #include "absl/synchronization/notification.h"
 #include "absl/time/clock.h"
 #include "absl/time/time.h"
@@ -519,6 +520,56 @@ TEST(Coroutine, StopSettlesMixedOutcomesOfOneBatchExactly) {
     }
     EXPECT_EQ(frames.load(), n);
     EXPECT_EQ(captures.load(), n);
+  }
+}
+
+// Invariant: every sleeper a stop resumes gets a CancelledError equal to
+// Sleep's own (code, message, no payload), however the coroutines before it
+// in the same batch used theirs: handed it back unchanged (the sweep passes
+// that reference on to the next sleeper), kept a copy beyond the group's
+// life, modified their copy (a payload), or returned another
+// CancelledError. Each kept copy is still intact after the group is gone
+// (ASan: no rep freed while referenced), and each outcome is settled once.
+TEST(Coroutine, StopResultsStayEqualWhateverTheBatchDoesWithTheirs) {
+  Executor ex({.num_workers = 2});
+  const absl::Status expected =
+      absl::CancelledError("Sleep: the task's group was stopped");
+  for (int n : {1, 5, 28, 29, 253, 600}) {
+    std::vector<absl::Status> kept(static_cast<size_t>(n));
+    std::atomic<int> asleep{0}, equal{0}, unequal{0};
+    {
+      TaskGroup g(ex, {.name = "results"});
+      for (int i = 0; i < n; ++i) {
+        g.Spawn([&, i]() -> Task<absl::Status> {
+          asleep.fetch_add(1);
+          absl::Status s = co_await Sleep(absl::Seconds(600));
+          (s == expected ? equal : unequal).fetch_add(1);
+          switch (i % 4) {
+            case 0:
+              co_return s;
+            case 1:
+              kept[static_cast<size_t>(i)] = s;  // one writer per index
+              co_return s;
+            case 2:
+              s.SetPayload("ripcord.test/mine", absl::Cord("x"));
+              co_return s;
+            default:
+              co_return absl::CancelledError("mine");
+          }
+        });
+      }
+      ASSERT_TRUE(Eventually([&] { return asleep.load() == n; })) << n;
+      g.RequestStop("results");
+      EXPECT_TRUE(absl::IsCancelled(g.Wait())) << n;
+      const GroupStats st = g.stats();
+      EXPECT_EQ(st.cancelled, n);
+      EXPECT_EQ(st.running, 0);
+    }
+    EXPECT_EQ(equal.load(), n);
+    EXPECT_EQ(unequal.load(), 0) << n;
+    for (int i = 1; i < n; i += 4) {
+      EXPECT_EQ(kept[static_cast<size_t>(i)], expected) << i;
+    }
   }
 }
 
