@@ -43,19 +43,25 @@
 //     count, never a claim: a claimed entry's owner may be spinning for it,
 //     stop_state.cc step E2) and completes the first batch itself (step 3),
 //     queuing each winner's coroutine as a timer would.
-//  2. A worker running a StopSweep claims the next batch (if none is left,
-//     the chain ends and it releases its unit) and, before completing it,
+//  2. A worker running a StopSweep claims the next entries, whole arrays up
+//     to kSweepClaim (224) of them under one lock (if none is left, the
+//     chain ends and it releases its unit) and, before completing them,
 //     queues the next StopSweep on its own deque, where an idle worker
 //     steals it: claims go on at the pace of the workers, one sweep queued
-//     at a time.
+//     at a time, and the chain's own costs (a task, a steal, the claim lock,
+//     a unit of the group's count) are paid per claim, not per array.
 //  3. For each claimed entry, it sets STOPPED (step 1 above): a winner's
 //     coroutine is now its to resume; then MarkDone (the entry's last touch
 //     by the stop; a loser's owner may free it from then on). All of a
-//     batch's MarkDones come before any coroutine of it is resumed.
-//  4. It takes the winners' timers out of the timer queue under one lock
-//     (TimerQueue::CancelMany), so their SleepFinish skips Cancel(), and
-//     resumes them one by one (CoroContext::Drive) with one CancelledError
-//     it built for the batch (tls_sleep_cancelled).
+//     claim's MarkDones come before any coroutine of it is resumed.
+//  4. Per kSweepBatch winners: it takes their timers out of the timer queue
+//     under one lock (TimerQueue::CancelMany), so their SleepFinish skips
+//     Cancel(), and resumes them one by one (CoroContext::Drive) with one
+//     CancelledError it built for the claim (tls_sleep_cancelled; its
+//     reference is passed from one coroutine to the next when they hand it
+//     back unchanged, SleepCancelledSource). Each
+//     coroutine's node and frame are cold: they are prefetched a few
+//     coroutines ahead of the one being resumed.
 //  5. Batch settle: a winner whose root Task finishes with CancelledError
 //     (the group is stopped: FinishTask would count it cancelled) is
 //     deleted but not settled yet; after the last winner of the batch,
@@ -83,6 +89,7 @@
 // Why the group outlives its sweeps: a queued or running StopSweep holds a
 // unit of its join count, released by its last call (FinishCancelledMany,
 // together with the batch's settle when there is one).
+#include <algorithm>
 #include <atomic>
 #include <coroutine>
 #include <cstddef>
@@ -93,6 +100,7 @@
 #include "absl/status/status.h"
 #include "absl/strings/str_cat.h"
 #include "absl/time/clock.h"
+#include "executor/prefetch.h"
 #include "executor/scheduler.h"
 #include "executor/timer.h"
 #include "ripcord/internal/coroutine.h"
@@ -155,11 +163,59 @@ namespace {
 
 constexpr const char kSleepCancelled[] = "Sleep: the task's group was stopped";
 
-// Entries a sweep claims at once (its slice of coroutines to resume).
+// Winners a sweep resumes per timer lock (TimerQueue::CancelMany).
 constexpr int kSweepBatch = kStopEntryBatch;
+// Entries a worker's sweep claims at once: whole segments, up to this many.
+// One claim per few hundred coroutines instead of per 28 makes the chain's
+// own costs (a queued task, a steal, the claim lock's two RMWs, the group
+// unit) small per coroutine; an owner whose timer won waits for its entry's
+// MarkDone, which comes within one pass over the claim.
+constexpr int kSweepClaim = 8 * kStopEntryBatch;
+
+}  // namespace
+
+// Sleep's CancelledError while a stop sweep resumes its batch, without a
+// reference-count RMW per coroutine. absl::Status shares one heap rep among
+// copies, and copying or destroying one is a locked RMW on it (a stop of
+// 10^5 sleepers spent ~11% of its CPU on the two per coroutine: the copy
+// SleepFinish returned and the destruction of the outcome the coroutine
+// handed back). A moved Status keeps its reference, so references are
+// passed on instead: the sweep builds `error` once; SleepFinish hands out
+// the `spare` reference when there is one (a move), else a copy of
+// `error`; when a resumed coroutine finishes with a Status equal to
+// `error` (the common `co_return co_await Sleep(d)`), the sweep moves that
+// Status into `spare` instead of destroying it, for the next coroutine. Any
+// Status equal to `error` is as good as a copy of it: absl::Status compares
+// by value (code, message, payloads). Thread-compatible: lives on the
+// sweep's stack; tls_sleep_cancelled points to it while the sweep resumes
+// (a sweep nested in a resumed coroutine, e.g. run by a helping Wait(),
+// installs its own and restores ours).
+struct SleepCancelledSource {
+  SleepCancelledSource() : error(absl::CancelledError(kSleepCancelled)) {}
+
+  // The next Sleep result: the spare reference if any, else a new copy.
+  absl::Status Take() {
+    if (!spare.ok()) return std::exchange(spare, absl::OkStatus());
+    return error;
+  }
+  // Keeps `s` (a finished coroutine's outcome) for the next Take() if it is
+  // a CancelledError equal to `error` and no spare is kept yet; otherwise
+  // `s` is destroyed with the caller's copy as usual. Returns true if `s`
+  // is equal to `error`.
+  bool Recycle(absl::Status& s) {
+    if (!(s == error)) return false;
+    if (spare.ok()) spare = std::move(s);
+    return true;
+  }
+
+  const absl::Status error;
+  absl::Status spare;  // OkStatus: none kept
+};
+
+namespace {
 
 absl::Status SleepCancelledError() {
-  if (tls_sleep_cancelled != nullptr) return *tls_sleep_cancelled;
+  if (tls_sleep_cancelled != nullptr) return tls_sleep_cancelled->Take();
   return absl::CancelledError(kSleepCancelled);
 }
 
@@ -317,14 +373,57 @@ absl::Status SleepFinish(SleepOp* op, bool cancelled) {
 
 namespace {
 
-// Prefetches (for writing) the cache lines of [p, p + bytes).
-void PrefetchRange(const void* p, size_t bytes) {
-  constexpr uintptr_t kLine = 64;
-  const uintptr_t begin = reinterpret_cast<uintptr_t>(p) & ~(kLine - 1);
-  const uintptr_t end = reinterpret_cast<uintptr_t>(p) + bytes;
-  for (uintptr_t a = begin; a < end; a += kLine) {
-    __builtin_prefetch(reinterpret_cast<const void*>(a), 1);
+// How far ahead of the entry being completed (step 3) its successors'
+// operations are fetched, and how far ahead of the coroutine being resumed
+// its successors' nodes and then frames are. Each coroutine's lines are
+// cold (last touched when it suspended); a fixed distance keeps a few
+// misses in flight all the time, where fetching a whole batch at once
+// asked for more lines than the core can have outstanding.
+constexpr int kCompleteAhead = 8;
+constexpr int kNodeAhead = 8;
+constexpr int kFrameAhead = 4;
+// A node is ~90 bytes plus the callable's captures; a frame that sleeps
+// holds at least the SleepOp's 80.
+constexpr size_t kNodeBytes = 128;
+constexpr size_t kFrameBytes = 256;
+
+// Steps 4-5 for the winners won[0, w) (w <= kSweepBatch), whose stop
+// entries are all marked done. Returns how many resumed coroutines finished
+// with CancelledError and are not settled yet.
+int64_t ResumeWinners(GroupState* group, SleepOp* const* won, int w,
+                      SleepCancelledSource& cancelled) {
+  for (int i = 0; i < w && i < kNodeAhead; ++i) {
+    PrefetchRangeForWrite(won[i]->ctx(), kNodeBytes);
   }
+  SleepOp::ReleaseTimers(won, w);  // step 4
+  int64_t settle = 0;  // step 5: finished with CancelledError, unsettled
+  for (int i = 0; i < w; ++i) {
+    if (i + kNodeAhead < w) {
+      PrefetchRangeForWrite(won[i + kNodeAhead]->ctx(), kNodeBytes);
+    }
+    if (i + kFrameAhead < w) {
+      // The node's line was asked for kNodeAhead - kFrameAhead turns ago.
+      PrefetchRangeForWrite(
+          won[i + kFrameAhead]->ctx()->resume_handle.address(), kFrameBytes);
+    } else if (i == 0) {
+      for (int j = 0; j < w && j < kFrameAhead; ++j) {
+        PrefetchRangeForWrite(won[j]->ctx()->resume_handle.address(),
+                              kFrameBytes);
+      }
+    }
+    CoroContext* const ctx = won[i]->ctx();  // won[i] dies in the run
+    absl::Status status;
+    if (!CoroContext::Drive(ctx, &status)) continue;  // suspended again
+    delete ctx;
+    // The group is stopped: FinishTask would count a CancelledError
+    // cancelled. Recycle() keeps the common one for the next coroutine.
+    if (cancelled.Recycle(status) || absl::IsCancelled(status)) {
+      ++settle;
+    } else {
+      group->FinishTask(std::move(status));
+    }
+  }
+  return settle;
 }
 
 // Steps 3-5 for the claimed entries[0, n), on the claiming thread, which
@@ -333,40 +432,30 @@ void PrefetchRange(const void* p, size_t bytes) {
 // not settled yet: the caller settles them (FinishCancelledMany).
 int64_t CompleteAndResume(GroupState* group, StopEntry* const* entries, int n) {
   // Step 3: every MarkDone before any user code runs (StopEntry's rule).
-  // The entries sit in coroutine frames, each on a cold line: fetch them
-  // together rather than one miss after another.
-  for (int i = 0; i < n; ++i) __builtin_prefetch(entries[i], 1);
-  SleepOp* won[kSweepBatch];
+  // The entries sit in coroutine frames, each on a cold line.
+  for (int i = 0; i < n && i < kCompleteAhead; ++i) {
+    PrefetchRangeForWrite(SleepOp::FromEntry(entries[i]), sizeof(SleepOp));
+  }
+  SleepOp* won[kSweepClaim];
   int w = 0;
   for (int i = 0; i < n; ++i) {
+    if (i + kCompleteAhead < n) {
+      PrefetchRangeForWrite(SleepOp::FromEntry(entries[i + kCompleteAhead]),
+                            sizeof(SleepOp));
+    }
     SleepOp* const op = SleepOp::CompleteStop(entries[i]);
     if (op != nullptr) won[w++] = op;
   }
   if (w == 0) return 0;
-  // The winners' nodes and frames were last touched when they suspended,
-  // usually long ago: without this, one cache miss after another on each
-  // node and frame was over half of a stop's time (perf, 10^5 sleepers).
-  // (A node is ~90 bytes plus the callable's captures; a frame that sleeps
-  // holds at least the SleepOp's 80.)
-  for (int i = 0; i < w; ++i) PrefetchRange(won[i]->ctx(), 128);
-  SleepOp::ReleaseTimers(won, w);  // step 4
-  for (int i = 0; i < w; ++i) {
-    PrefetchRange(won[i]->ctx()->resume_handle.address(), 256);
-  }
-  const absl::Status cancelled = absl::CancelledError(kSleepCancelled);
-  const absl::Status* const saved =
+  SleepCancelledSource cancelled;
+  SleepCancelledSource* const saved =
       std::exchange(tls_sleep_cancelled, &cancelled);
-  int64_t settle = 0;  // step 5: finished with CancelledError, unsettled
-  for (int i = 0; i < w; ++i) {
-    CoroContext* const ctx = won[i]->ctx();  // won[i] dies in the run
-    absl::Status status;
-    if (!CoroContext::Drive(ctx, &status)) continue;  // suspended again
-    delete ctx;
-    if (absl::IsCancelled(status)) {
-      ++settle;  // the group is stopped: FinishTask would count it cancelled
-    } else {
-      group->FinishTask(std::move(status));
-    }
+  // Steps 4-5, a timer lock per kSweepBatch winners (short holds: the other
+  // worker's sweep takes the same lock).
+  int64_t settle = 0;
+  for (int i = 0; i < w; i += kSweepBatch) {
+    settle += ResumeWinners(group, won + i, std::min(kSweepBatch, w - i),
+                            cancelled);
   }
   tls_sleep_cancelled = saved;
   return settle;
@@ -402,10 +491,10 @@ class StopSweep final : public TaskNode, public CacheAllocated<StopSweep> {
     GroupState* const group = self->group;
     StopState* const state = self->state_;
     delete self;
-    StopEntry* batch[kSweepBatch];
+    StopEntry* batch[kSweepClaim];
     int64_t settle = 0;
     for (;;) {
-      const int n = state->ClaimEntries(batch);
+      const int n = state->ClaimEntries(batch, kSweepClaim);
       if (n == 0) break;
       // Step 2: the next turn of the chain, for an idle worker to steal;
       // without memory for it, this sweep goes on itself.
@@ -427,7 +516,7 @@ namespace {
 // Completes the claimed entries[0, n) on this thread (step 3) and queues
 // each winner's coroutine by itself, as its timer would.
 void CompleteAndQueueEach(StopEntry* const* entries, int n) {
-  for (int i = 0; i < n; ++i) __builtin_prefetch(entries[i], 1);
+  for (int i = 0; i < n; ++i) PrefetchForWrite(entries[i]);
   for (int i = 0; i < n; ++i) {
     SleepOp* const op = SleepOp::CompleteStop(entries[i]);
     if (op != nullptr) ScheduleResume(op->ctx());

@@ -52,12 +52,15 @@
 //      when it empties) and no stop will ever touch it. Otherwise a stop
 //      claimed it: it waits (spins) for MarkDone.
 //  E3. A claim (ClaimEntries, under LOCKED, only after STOP_REQUESTED) pops
-//      the first segment, marks it claimed, moves it to retired_ (freed by
-//      ~StopState: an owner may still read its mark, step E2) and copies
-//      the pointers out. It writes nothing into the entries, which sit on
-//      cold lines (doing so under the lock was ~10% of a stop's CPU). Whoever claims processes the
-//      claimed entries at once (MarkDone on each) without blocking and
-//      without running user code in between. The requester claims the first
+//      whole segments from the front (one, or as many as fit the caller's
+//      room: a worker's sweep takes several per lock, so the lock word and
+//      the sweep chain are paid per few hundred entries, not per 28), marks
+//      each claimed, moves it to retired_ (freed by ~StopState: an owner may
+//      still read its mark, step E2) and copies the pointers out. It writes
+//      nothing into the entries, which sit on cold lines (doing so under the
+//      lock was ~10% of a stop's CPU). Whoever claims processes the claimed
+//      entries at once (MarkDone on each) without blocking and without
+//      running user code in between. The requester claims the first
 //      segment before running callbacks and passes it to SweepStopEntries()
 //      after unlocking, which starts the workers' chain of sweeps that claim
 //      the rest (executor/coroutine.cc).
@@ -71,12 +74,14 @@
 #include <sched.h>
 
 #include <atomic>
+#include <cstddef>
 #include <cstdint>
 #include <new>
 #include <thread>
 #include <utility>
 
 #include "executor/check.h"
+#include "executor/prefetch.h"
 #include "ripcord/internal/mutex.h"
 #include "ripcord/internal/stop_state.h"
 #include "ripcord/internal/task_alloc.h"
@@ -117,6 +122,10 @@ StopSegment* NewSegment() {
 }
 void FreeSegment(StopSegment* seg) {
   if (seg != nullptr) FreeTask(seg, sizeof(StopSegment));
+}
+void PrefetchSegment(const StopSegment* seg) {
+  // For writing: the claim marks it.
+  PrefetchRangeForWrite(seg, sizeof(StopSegment));
 }
 
 }  // namespace
@@ -176,7 +185,7 @@ bool StopState::RequestStop() noexcept {
     // Step 5: the first claim of stop entries, handed over before the
     // callbacks run so that workers complete them meanwhile.
     StopEntry* first[kStopEntryBatch];
-    const int n = ClaimEntriesLocked(first);
+    const int n = ClaimEntriesLocked(first, kStopEntryBatch);
     Unlock();
     SweepStopEntries(first, n);
     Lock(/*fail_if_stopped=*/false);
@@ -314,22 +323,28 @@ void StopState::RemoveEntry(StopEntry* e) noexcept {
   while (!e->done_.load(std::memory_order_acquire)) SpinPause(spins);
 }
 
-int StopState::ClaimEntriesLocked(StopEntry** out) noexcept {
-  StopSegment* const seg = segments_;
-  if (seg == nullptr) return 0;
-  segments_ = seg->next;
-  if (segments_ != nullptr) segments_->prev = &segments_;
-  seg->claimed = true;  // step E3
-  seg->next = retired_;
-  retired_ = seg;
-  const int n = static_cast<int>(seg->count);
-  for (int i = 0; i < n; ++i) out[i] = seg->entries[i];
+int StopState::ClaimEntriesLocked(StopEntry** out, int max) noexcept {
+  int n = 0;
+  for (StopSegment* seg = segments_; seg != nullptr; seg = segments_) {
+    const int count = static_cast<int>(seg->count);
+    if (n + count > max) break;
+    // The next segment is the next claim's (ours or another worker's): its
+    // header and entries are cold, fetch them while we copy this one.
+    if (seg->next != nullptr) PrefetchSegment(seg->next);
+    segments_ = seg->next;
+    if (segments_ != nullptr) segments_->prev = &segments_;
+    seg->claimed = true;  // step E3
+    seg->next = retired_;
+    retired_ = seg;
+    for (int i = 0; i < count; ++i) out[n + i] = seg->entries[i];
+    n += count;
+  }
   return n;
 }
 
-int StopState::ClaimEntries(StopEntry** out) noexcept {
+int StopState::ClaimEntries(StopEntry** out, int max) noexcept {
   Lock(/*fail_if_stopped=*/false);
-  const int n = ClaimEntriesLocked(out);
+  const int n = ClaimEntriesLocked(out, max);
   Unlock();
   return n;
 }

@@ -102,6 +102,7 @@
 #include "absl/time/clock.h"
 #include "absl/base/thread_annotations.h"
 #include "executor/check.h"
+#include "executor/prefetch.h"
 #include "executor/threads.h"
 
 namespace ripcord::internal {
@@ -137,14 +138,12 @@ int64_t NowNanos() { return absl::ToUnixNanos(absl::Now()); }
 
 }  // namespace
 
-TimerEntry::~TimerEntry() {
-  // Unlocked read: if the owner synchronised with Cancel() or with the
-  // callback, as it must before destroying a scheduled-or-firing entry, the
-  // last write of heap_index_ (under mu_) happens-before this read.
+void TimerEntry::DieScheduled() const {
   RIPCORD_CHECK(heap_index_ < 0,
                 "TimerEntry destroyed while scheduled (deadline %s); "
                 "TimerQueue::Cancel() it first",
                 absl::FormatTime(deadline_).c_str());
+  __builtin_unreachable();
 }
 
 TimerQueue::TimerQueue()
@@ -190,6 +189,19 @@ void TimerQueue::Schedule(TimerEntry* e, absl::Time deadline) {
   }
 }
 
+// Inline: CancelMany calls it for every entry of a stop's batch.
+inline bool TimerQueue::RemoveLocked(TimerEntry* e) {
+  if (e->heap_index_ < 0) return false;
+  const size_t i = static_cast<size_t>(e->heap_index_);
+  RIPCORD_CHECK(i < heap_.size() && heap_[i].entry == e,
+                "TimerQueue::Cancel() called with a TimerEntry that is "
+                "scheduled on another TimerQueue");
+  heap_[i].entry = nullptr;  // a cancelled slot from now on
+  e->heap_index_ = -1;
+  --live_;
+  return true;
+}
+
 bool TimerQueue::Cancel(TimerEntry* e) {
   MutexLock lock(&mu_);
   if (firing_ == e && tls_timer_thread_of != this) {
@@ -211,7 +223,7 @@ void TimerQueue::CancelMany(TimerEntry* const* entries, size_t n,
   for (size_t i = 0; i < n; ++i) {
     const int64_t index = entries[i]->heap_index_;
     if (index >= 0 && static_cast<size_t>(index) < heap_.size()) {
-      __builtin_prefetch(&heap_[static_cast<size_t>(index)], 1);
+      PrefetchForWrite(&heap_[static_cast<size_t>(index)]);
     }
   }
   bool removed_any = false;
@@ -222,18 +234,6 @@ void TimerQueue::CancelMany(TimerEntry* const* entries, size_t n,
     if (idle[i] && RemoveLocked(e)) removed_any = true;
   }
   if (removed_any) TidyAfterCancel();
-}
-
-bool TimerQueue::RemoveLocked(TimerEntry* e) {
-  if (e->heap_index_ < 0) return false;
-  const size_t i = static_cast<size_t>(e->heap_index_);
-  RIPCORD_CHECK(i < heap_.size() && heap_[i].entry == e,
-                "TimerQueue::Cancel() called with a TimerEntry that is "
-                "scheduled on another TimerQueue");
-  heap_[i].entry = nullptr;  // a cancelled slot from now on
-  e->heap_index_ = -1;
-  --live_;
-  return true;
 }
 
 void TimerQueue::TidyAfterCancel() {
@@ -386,7 +386,7 @@ void TimerQueue::Compact() {
   // in flight.
   constexpr size_t kAhead = 8;
   for (size_t i = 0; i < n; ++i) {
-    if (i + kAhead < n) __builtin_prefetch(heap_[i + kAhead].entry, 1);
+    if (i + kAhead < n) PrefetchForWrite(heap_[i + kAhead].entry);
     heap_[i].entry->heap_index_ = static_cast<int64_t>(i);
   }
 }

@@ -13,6 +13,7 @@
 
 #include "absl/status/status.h"
 #include "absl/status/statusor.h"
+#include "absl/strings/cord.h"
 #include "absl/synchronization/notification.h"
 #include "absl/time/clock.h"
 #include "absl/time/time.h"
@@ -114,13 +115,15 @@ TEST(Coroutine, StopWakesAllSleepersWithCancelled) {
 
 // Invariant: a stop wakes every sleeper with Sleep's CancelledError, whether
 // it resumes them one by one (a few), as one batch in slices (many, past one
-// slice) or as several batches handed over while the stop still runs (past
-// 1024), and whether they sleep with a timer or without one (infinite
+// slice), as claims of several arrays by the workers' sweeps (around 28 +
+// 224: one array for the requester, up to 8 per sweep), or as several
+// batches handed over while the stop still runs (past 1024), and whether they sleep with a timer or without one (infinite
 // duration); a Sleep that starts after the stop returns the same error at
 // once. Not scaled down under the sanitizers: every path must run there.
 TEST(Coroutine, StopWakesFewAndManySleepersWithTimerOrNot) {
   Executor ex({.num_workers = 2});
-  for (int n : {1, 3, 4, 5, 31, 32, 33, 100, 1023, 1024, 1025, 3000}) {
+  for (int n : {1, 3, 4, 5, 31, 32, 33, 100, 224, 225, 252, 253, 281, 1023,
+                1024, 1025, 3000}) {
     TaskGroup g(ex, {.name = "sleepers"});
     std::atomic<int> asleep{0}, cancelled{0}, other{0};
     for (int i = 0; i < n; ++i) {
@@ -461,11 +464,13 @@ struct DestroyCounter {
 // settled exactly once: after the join, stats are exact per kind, the group
 // reports the first non-cancelled error, and every frame and every captured
 // object is destroyed exactly once. Repeated, with batch sizes around the
-// claim size (28) and the requester's first batch.
+// array size (28), a sweep's claim of several arrays (253 = 28 + 224 +
+// 1) and the requester's first batch.
 TEST(Coroutine, StopSettlesMixedOutcomesOfOneBatchExactly) {
   Executor ex({.num_workers = 2});
-  for (int round = 0; round < 40 / kScale + 2; ++round) {
-    const int n = std::vector<int>{1, 27, 28, 29, 56, 57, 300}[round % 7];
+  for (int round = 0; round < 40 / kScale + 8; ++round) {
+    const int n =
+        std::vector<int>{1, 27, 28, 29, 56, 57, 300, 253}[round % 8];
     std::atomic<int> asleep{0}, frames{0}, captures{0};
     {
       TaskGroup g(ex, {.name = "mixed"});
@@ -515,6 +520,56 @@ TEST(Coroutine, StopSettlesMixedOutcomesOfOneBatchExactly) {
     }
     EXPECT_EQ(frames.load(), n);
     EXPECT_EQ(captures.load(), n);
+  }
+}
+
+// Invariant: every sleeper a stop resumes gets a CancelledError equal to
+// Sleep's own (code, message, no payload), however the coroutines before it
+// in the same batch used theirs: handed it back unchanged (the sweep passes
+// that reference on to the next sleeper), kept a copy beyond the group's
+// life, modified their copy (a payload), or returned another
+// CancelledError. Each kept copy is still intact after the group is gone
+// (ASan: no rep freed while referenced), and each outcome is settled once.
+TEST(Coroutine, StopResultsStayEqualWhateverTheBatchDoesWithTheirs) {
+  Executor ex({.num_workers = 2});
+  const absl::Status expected =
+      absl::CancelledError("Sleep: the task's group was stopped");
+  for (int n : {1, 5, 28, 29, 253, 600}) {
+    std::vector<absl::Status> kept(static_cast<size_t>(n));
+    std::atomic<int> asleep{0}, equal{0}, unequal{0};
+    {
+      TaskGroup g(ex, {.name = "results"});
+      for (int i = 0; i < n; ++i) {
+        g.Spawn([&, i]() -> Task<absl::Status> {
+          asleep.fetch_add(1);
+          absl::Status s = co_await Sleep(absl::Seconds(600));
+          (s == expected ? equal : unequal).fetch_add(1);
+          switch (i % 4) {
+            case 0:
+              co_return s;
+            case 1:
+              kept[static_cast<size_t>(i)] = s;  // one writer per index
+              co_return s;
+            case 2:
+              s.SetPayload("ripcord.test/mine", absl::Cord("x"));
+              co_return s;
+            default:
+              co_return absl::CancelledError("mine");
+          }
+        });
+      }
+      ASSERT_TRUE(Eventually([&] { return asleep.load() == n; })) << n;
+      g.RequestStop("results");
+      EXPECT_TRUE(absl::IsCancelled(g.Wait())) << n;
+      const GroupStats st = g.stats();
+      EXPECT_EQ(st.cancelled, n);
+      EXPECT_EQ(st.running, 0);
+    }
+    EXPECT_EQ(equal.load(), n);
+    EXPECT_EQ(unequal.load(), 0) << n;
+    for (int i = 1; i < n; i += 4) {
+      EXPECT_EQ(kept[static_cast<size_t>(i)], expected) << i;
+    }
   }
 }
 

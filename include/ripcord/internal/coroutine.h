@@ -46,10 +46,10 @@ class SleepOp;
 // pointing at whichever variable sits at offset 0 of libcore's TLS block.
 // TLS symbols with external linkage, like tls_driver, are relocated against
 // themselves.
-// While a stop sweep resumes its batch: the CancelledError it built once for
-// the batch, which SleepFinish copies (a reference count increment on this
-// thread instead of two mallocs per cancelled sleep). Null otherwise.
-inline thread_local const absl::Status* tls_sleep_cancelled = nullptr;
+// While a stop sweep resumes its batch: where Sleep's CancelledError comes
+// from (executor/coroutine.cc, SleepFinish). Null otherwise.
+struct SleepCancelledSource;
+inline thread_local SleepCancelledSource* tls_sleep_cancelled = nullptr;
 
 // CoroContext: one spawned coroutine task. Thread-compatible: owned by the
 // queue that holds it, then by the worker driving it; while the coroutine is

@@ -147,14 +147,16 @@ class StopState {
   void RemoveCallback(StopCallbackBase* cb) noexcept;
 
   // Entry registry (StopEntry). TryAddEntry returns false when stop was
-  // already requested. ClaimEntries, valid only after the stop, claims up to
-  // kStopEntryBatch registered entries into `out` and returns how many (0:
-  // none left); their owners then wait for MarkDone() in Unregister().
+  // already requested. ClaimEntries, valid only after the stop, claims
+  // whole segments of registered entries, at least one (if any is left) and
+  // as many more as fit in `max` (>= kStopEntryBatch) entries, into `out`
+  // and returns how many (0: none left); their owners then wait for
+  // MarkDone() in Unregister().
   // The caller must know the StopState is alive: the stop path holds claimed
   // entries, whose owners cannot finish before MarkDone().
   bool TryAddEntry(StopEntry* e) noexcept;
   void RemoveEntry(StopEntry* e) noexcept;
-  int ClaimEntries(StopEntry** out) noexcept;
+  int ClaimEntries(StopEntry** out, int max = kStopEntryBatch) noexcept;
 
  private:
   static constexpr uint32_t kStopRequested = 1;
@@ -165,7 +167,7 @@ class StopState {
   bool Lock(bool fail_if_stopped) noexcept;
   void Unlock() noexcept;
   // ClaimEntries with LOCKED held.
-  int ClaimEntriesLocked(StopEntry** out) noexcept;
+  int ClaimEntriesLocked(StopEntry** out, int max) noexcept;
 
   std::atomic<uint32_t> state_{0};
   StopCallbackBase* head_ = nullptr;        // guarded by LOCKED
