@@ -556,12 +556,22 @@ class JoinOp : public TaskNode {
   // we are not registered (the caller resumes at once); true if we stay
   // registered or a waker already took us (it will schedule us).
   bool Register() {
-    ExecutorImpl* exec = target_->executor();
-    exec->AddJoinWaiter(target_, this);
+    // Locals: once registered, a waker may take us, schedule us and the
+    // coroutine may resume and delete us (JoinFinish) before we return, so
+    // no member is read after AddJoinWaiter (ASan found a read of target_
+    // there), and `this` is only compared. The pin keeps target's record
+    // alive until we are done with it: the resumed coroutine's owner may
+    // destroy the TaskGroup meanwhile (Close() waits for pins).
+    GroupState* const target = target_;
+    ExecutorImpl* const exec = target->executor();
+    target->Pin();
+    exec->AddJoinWaiter(target, this);
     // Done() again after the bit: a census that passed meanwhile woke the
     // waiters before we registered.
-    if (target_->SetWaitersBit() && !target_->Done()) return true;
-    return !exec->RemoveJoinWaiter(target_, this);
+    bool registered = target->SetWaitersBit() && !target->Done();
+    if (!registered) registered = !exec->RemoveJoinWaiter(target, this);
+    target->Unpin();
+    return registered;
   }
 
  private:
