@@ -398,6 +398,7 @@ bool GroupState::AddPendingRare(uint64_t prev) {
 
 void GroupState::ReleasePending(uint64_t delta, int marks, int frame,
                                 int64_t running_n, int64_t strict_n) {
+  static_assert(Units(kRelease) == 1 && Units(5 * kReleaseCompleted) == 5);
   // Read before the release: once the count is zero, a waiter may destroy us.
   GroupState* const parent = parent_;
   ExecutorImpl* const exec = exec_;
@@ -425,10 +426,10 @@ void GroupState::ReleasePending(uint64_t delta, int marks, int frame,
     // AddPending) counted this unit into frozen_refs_, which keeps the
     // record alive until we give it back, last. The parent's unit went back
     // at the freeze. Waiters need no wake-up: the census wakes them.
-    DropFrozen();
+    DropFrozen(Units(delta));
     return;
   }
-  if ((prev & kCountMask) != 1) {
+  if ((prev & kCountMask) != Units(delta)) {
     if (((prev & kCensusWaiter) != 0 && (marks & kQuiet) == 0) ||
         (marker_cleared && (prev & kWaiters) != 0)) {
       WakeWaiters(exec);
@@ -533,7 +534,17 @@ bool GroupState::GateUntracked() {
   return false;
 }
 
+void GroupState::FinishLazyOk(int frame) {
+  if (frame >= 0 && ExecutorImpl::DeferRelease(this, frame)) return;
+  // Nothing is deferred: DeferRelease would have added us.
+  ReleasePending(kReleaseCompleted, frame >= 0 ? kMarkFrame : kMarkRunning,
+                 frame);
+}
+
 void GroupState::FinishPlainOk(int frame, bool lazy) {
+  // Units deferred at this very frame go first (without ending the frame,
+  // which is ours).
+  ExecutorImpl::FlushDeferred(tls_worker);
   ReleasePending(kReleaseCompleted,
                  (frame >= 0 ? kMarkFrame : kMarkRunning) |
                      (lazy ? 0 : kMarkStrict),
@@ -541,6 +552,7 @@ void GroupState::FinishPlainOk(int frame, bool lazy) {
 }
 
 void GroupState::FinishPlain(absl::Status status, int frame, bool lazy) {
+  ExecutorImpl::FlushDeferred(tls_worker);  // as in FinishPlainOk
   Settle(std::move(status),
          (frame >= 0 ? kMarkFrame : kMarkRunning) | (lazy ? 0 : kMarkStrict),
          frame);
@@ -598,11 +610,13 @@ void GroupState::FinishDropped(bool lazy) {
   ReleasePending(kRelease, lazy ? kQuiet : kMarkStrict);
 }
 
-void GroupState::DropFrozen() {
+void GroupState::DropFrozen(int64_t units) {
   // Census step 5: the frozen count keeps this task's unit (Stats() reports
   // it cancelled); only the record's lifetime hears of the drop. acq_rel: as
   // in Close().
-  if (frozen_refs_.fetch_sub(1, std::memory_order_acq_rel) == 1) delete this;
+  if (frozen_refs_.fetch_sub(units, std::memory_order_acq_rel) == units) {
+    delete this;
+  }
 }
 
 void GroupState::FinishTask(absl::Status status) {
@@ -958,10 +972,15 @@ GroupStats GroupState::Stats() const {
     }
   }
   // relaxed: a snapshot; exact once joined (see the field comment).
-  const int64_t running = exec_->CountRunningPlain(this) +
-                          running_other_.load(std::memory_order_relaxed);
+  int64_t running = 0;
+  // Tasks that finished OK whose release a worker deferred (their units are
+  // still in the count): completed, not unsettled.
+  int64_t deferred = 0;
+  exec_->CountPlain(this, &running, &deferred);
+  running += running_other_.load(std::memory_order_relaxed);
   const uint64_t word = pending_.load(std::memory_order_relaxed);
   s.completed =
+      deferred +
       static_cast<int64_t>((word & kCompletedMask) >> kCompletedShift) +
       (completed_wraps_.load(std::memory_order_relaxed) +
        ((word & kCompletedCarry) != 0 ? 1 : 0)) *
@@ -969,7 +988,7 @@ GroupStats GroupState::Stats() const {
   s.failed = failed_.load(std::memory_order_relaxed);
   s.cancelled = cancelled_.load(std::memory_order_relaxed);
   const int64_t unsettled = std::max<int64_t>(
-      0, static_cast<int64_t>(word & kCountMask) - busy_children);
+      0, static_cast<int64_t>(word & kCountMask) - busy_children - deferred);
   s.spawned = s.completed + s.failed + s.cancelled + unsettled;
   s.running = std::clamp<int64_t>(running, 0, unsettled);
   s.queued = unsettled - s.running;

@@ -74,7 +74,7 @@
 
 namespace ripcord::internal {
 // External linkage on purpose (RIPCORD_FAST_TLS, check.h).
-RIPCORD_FAST_TLS thread_local Worker* tls_worker = nullptr;
+RIPCORD_FAST_TLS constinit thread_local Worker* tls_worker = nullptr;
 
 namespace {
 
@@ -233,16 +233,21 @@ void ExecutorImpl::WaitForGatesOf(const GroupState* group) const {
   }
 }
 
-int64_t ExecutorImpl::CountRunningPlain(const GroupState* group) const {
+void ExecutorImpl::CountPlain(const GroupState* group, int64_t* running,
+                              int64_t* deferred) const {
   const auto key = reinterpret_cast<uintptr_t>(group);
-  int64_t n = 0;
   for (const auto& w : workers_) {
     for (const auto& f : w->frames) {
       // relaxed: see Worker::frames.
-      if (f.load(std::memory_order_relaxed) == key) ++n;
+      if (f.load(std::memory_order_relaxed) == key) ++*running;
+    }
+    // relaxed: see Worker::deferred_n. Read the count first: a worker sets
+    // the group before the first unit.
+    const int64_t n = w->deferred_n.load(std::memory_order_relaxed);
+    if (n != 0 && w->deferred_group.load(std::memory_order_relaxed) == group) {
+      *deferred += n;
     }
   }
-  return n;
 }
 
 void ExecutorImpl::Schedule(TaskNode* task) {
@@ -369,6 +374,19 @@ bool ExecutorImpl::AnyWorkVisible() const {
   return false;
 }
 
+void ExecutorImpl::FlushDeferredNow(Worker* w, bool keep_frame) {
+  // relaxed: owner-written (see Worker::deferred_n).
+  const int64_t n = w->deferred_n.load(std::memory_order_relaxed);
+  w->deferred_n.store(0, std::memory_order_relaxed);
+  // Below frame_depth the frame belongs to a task running now (it took the
+  // frame over at its gate): that task's own release ends it. Above it
+  // cannot be: a helping wait flushes before it returns to the frame below.
+  const int slot = w->deferred_slot;
+  assert(slot <= w->frame_depth);
+  w->deferred_group.load(std::memory_order_relaxed)
+      ->ReleaseDeferred(n, !keep_frame && slot >= w->frame_depth ? slot : -1);
+}
+
 void ExecutorImpl::RunTask(Worker* w, TaskNode* t) {
   const int64_t saved_base = w->base;
   w->base = w->deque.Bottom();
@@ -376,6 +394,7 @@ void ExecutorImpl::RunTask(Worker* w, TaskNode* t) {
   if ((flags & TaskNode::kPlain) != 0) {
     RunPlainGated(w, t);
   } else {
+    FlushDeferred(w);
     t->run(t, (flags & TaskNode::kDroppable) != 0 &&
                   t->group->stop_requested());
   }
@@ -386,19 +405,36 @@ void ExecutorImpl::RunPlainGated(Worker* w, TaskNode* t) {
   GroupState* const group = t->group;
   const auto key = reinterpret_cast<uintptr_t>(group);
   const int slot = w->frame_depth;
+  // Deferred releases (Worker::deferred_n) of another group or slot go
+  // first: this task might wait for their group. Those of this group at
+  // this slot stay: the frame is theirs and becomes this task's.
+  // relaxed: owner-written.
+  bool deferred_here = false;
+  if (w->deferred_n.load(std::memory_order_relaxed) != 0) [[unlikely]] {
+    deferred_here = w->deferred_slot == slot &&
+                    w->deferred_group.load(std::memory_order_relaxed) == group;
+    if (!deferred_here) FlushDeferredNow(w, /*keep_frame=*/false);
+  }
   if (slot < Worker::kTrackedFrames) [[likely]] {
     std::atomic<uintptr_t>& frame = w->frames[slot];
     // relaxed, then LightFence: the StoreLoad's heavy half is the census's
-    // HeavyFence (executor/membarrier.h).
+    // HeavyFence (executor/membarrier.h). Over a deferred frame of the same
+    // group: still a marker to the census, which waits for "starting".
     frame.store(key | Worker::kFrameStarting, std::memory_order_relaxed);
     LightFence();
     if (group->stop_requested()) {
+      // The drop must not hold releases back (its group may be waited on):
+      // release them while the frame still says "starting", which every
+      // census step waits for, so that they come before anything it
+      // concludes; the drop below ends the frame as usual.
+      if (deferred_here) FlushDeferredNow(w, /*keep_frame=*/true);
       // Census step 5: once the group is frozen the drop leaves the counts
       // alone, so the frame goes first; before, it says "dropping" until the
       // drop's release, so that a freezing census waits for it.
       const bool frozen =
           (t->flags & TaskNode::kLazy) != 0 && group->frozen();
-      // relaxed: this frame never ran anything.
+      // relaxed: this frame never ran anything (and releases flushed above
+      // reached the census through their RMW of the count).
       frame.store(frozen ? 0 : key | Worker::kFrameDropping,
                   std::memory_order_relaxed);
       w->frame_depth = slot + 1;  // a dropped callable's destructor may nest
@@ -500,7 +536,12 @@ void ExecutorImpl::WorkerMain(Worker* w) {
     TaskNode* t = nullptr;
     if (++tick % kInjectInterval == 0) t = inject_.Pop();
     if (t == nullptr) t = w->deque.Pop();
-    if (t == nullptr) t = PopInjected(w);
+    if (t == nullptr) {
+      // Nothing of our own left: hand over the deferred releases before
+      // anything else (stealing, spinning, parking, exiting).
+      FlushDeferred(w);
+      t = PopInjected(w);
+    }
     if (t == nullptr) {
       if (!searching) searching = idle_.TransitionToSearching();
       if (searching) {
@@ -543,12 +584,31 @@ void ExecutorImpl::WorkerMain(Worker* w) {
 
 bool ExecutorImpl::HelpWhileWaiting(GroupState* group, absl::Time deadline) {
   Worker* w = tls_worker;
+  // We return with no release deferred (the caller's frame must not find
+  // any above it): every return below either follows a search that found
+  // nothing (which flushes), or found the group joined, which our deferred
+  // units of it or of its subtree would prevent (the count holds them, and
+  // their frame keeps a census from passing).
   int rounds = 0;
   uint32_t ran = 0;
   bool fenced = false;  // GroupState::Joined's census state
   CensusPoll poll;
   for (;;) {
-    if (group->Done()) return true;
+    // Releases we deferred of a group below the waited one go at once (the
+    // group's own release may be what the waited group waits for); those
+    // of the waited group itself go when they are all it waits for. Else
+    // the search below would take (and move away) outer tasks of our own
+    // deque while the wait is in fact over.
+    // relaxed: owner-written (Worker::deferred_n).
+    if (const int64_t n = w->deferred_n.load(std::memory_order_relaxed);
+        n != 0 && (w->deferred_group.load(std::memory_order_relaxed) != group ||
+                   group->CountAtMost(n))) {
+      FlushDeferred(w);
+    }
+    if (group->Done()) {
+      assert(w->deferred_n.load(std::memory_order_relaxed) == 0);
+      return true;
+    }
     TaskNode* t = FindWork(w, group, /*last_search=*/false);
     if (t != nullptr) {
       RunTask(w, t);
@@ -557,18 +617,29 @@ bool ExecutorImpl::HelpWhileWaiting(GroupState* group, absl::Time deadline) {
       // often, see whether only lazily dropped ones are left (the census).
       if (++ran % kCensusEvery == 0 && group->stop_requested() &&
           group->Joined(&fenced)) {
+        assert(w->deferred_n.load(std::memory_order_relaxed) == 0);
         return true;
       }
       continue;
     }
+    // No work for us: the releases we deferred may be what the group (or a
+    // group of its subtree) still waits for.
+    if (w->deferred_n.load(std::memory_order_relaxed) != 0) {
+      FlushDeferred(w);
+      continue;
+    }
     const bool stopped = group->stop_requested();
-    if (stopped && group->Joined(&fenced)) return true;
+    if (stopped && group->Joined(&fenced)) {
+      assert(w->deferred_n.load(std::memory_order_relaxed) == 0);
+      return true;
+    }
     if (++rounds < kWaitSpinRounds) {
       CpuRelax();
       continue;
     }
     rounds = 0;
     if (deadline != absl::InfiniteFuture() && absl::Now() >= deadline) {
+      assert(w->deferred_n.load(std::memory_order_relaxed) == 0);
       return group->Joined(&fenced);
     }
     // Step 4. release: pairs with the acquire load in WakeWaitersOf().

@@ -8,6 +8,7 @@
 #define RIPCORD_EXECUTOR_SCHEDULER_H_
 
 #include <atomic>
+#include <cassert>
 #include <cstdint>
 #include <memory>
 #include <string>
@@ -80,6 +81,26 @@ struct Worker {
   // Owner only: the frame the start gate opened for the plain task it is
   // starting (-1: nested too deep, counted in the group's running_other_).
   int gate_frame = -1;
+  // Deferred releases: `deferred_n` lazy plain tasks of `deferred_group`
+  // that finished OK one after another at frame slot `deferred_slot`, whose
+  // unit of the group's count this worker has not released yet. The frame
+  // frames[deferred_slot] keeps showing the group until the release, so a
+  // census sees the units as running (census step 4 atop group_state.cc:
+  // the marker goes after the release). Released with one RMW by
+  // ExecutorImpl::FlushDeferred before anything could wait for the group:
+  // before a task of another group or slot, a task that is not a lazy plain
+  // one, a drop, a search for work, a park, or the end of a helping wait.
+  // While a task of the group runs (this worker's next one), nothing can
+  // tell the difference: the group cannot be joined. Written by the owner
+  // (relaxed); Stats() reads both (relaxed: a snapshot).
+  std::atomic<GroupState*> deferred_group{nullptr};
+  std::atomic<int64_t> deferred_n{0};
+  int deferred_slot = -1;  // owner only
+  // Owner only, compared only: the group of the last lazy plain task this
+  // worker released at once. Deferring starts with a group's second task
+  // in a row: a group that gets one task at a time (fib's, and most child
+  // groups that end right after their task) would only pay for it.
+  const GroupState* last_released = nullptr;
 };
 
 // RootShard: one slice of the root-group registry. Root groups register in
@@ -123,8 +144,21 @@ class ExecutorImpl {
   bool OnWorkerThread() const;
   // Ends the frame `slot` of this worker thread (release store).
   static inline void PopPlainFrame(int slot);
-  // Plain tasks of `group` running on the workers now (a snapshot).
-  int64_t CountRunningPlain(const GroupState* group) const;
+  // A lazy plain task of `group` that ran in frame `slot` of this worker
+  // thread finished OK: keeps its release for later (Worker::deferred_n)
+  // and returns true, or returns false if the caller should release now.
+  // Call only from the task's run function, on its worker.
+  static inline bool DeferRelease(GroupState* group, int slot);
+  // Releases w's deferred units, if any (one RMW), and ends their frame
+  // unless a running task still owns it or `keep_frame` (a start gate that
+  // already wrote the frame). Owner thread only.
+  static inline void FlushDeferred(Worker* w, bool keep_frame = false);
+  // FlushDeferred's work, out of line, once there is something to release.
+  [[gnu::noinline]] static void FlushDeferredNow(Worker* w, bool keep_frame);
+  // Plain tasks of `group` running on the workers now, and units of it the
+  // workers hold in deferred releases (a snapshot).
+  void CountPlain(const GroupState* group, int64_t* running,
+                  int64_t* deferred) const;
   // True if a worker runs a task of `group` (an untagged frame). A gate
   // still "starting" is waited for until it decides (census step 3 atop
   // group_state.cc: after the census's fence, it runs its task only if it
@@ -201,9 +235,11 @@ class ExecutorImpl {
 };
 
 // The worker running on this thread (null on other threads). External
-// linkage on purpose (RIPCORD_FAST_TLS, executor/check.h).
-extern __attribute__((tls_model("initial-exec"))) thread_local Worker*
-    tls_worker;
+// linkage on purpose (RIPCORD_FAST_TLS, executor/check.h). constinit: other
+// files then read it directly, without a call to check for a dynamic
+// initializer (the TLS wrapper).
+extern __attribute__((tls_model("initial-exec"))) constinit thread_local
+    Worker* tls_worker;
 
 inline void ExecutorImpl::PopPlainFrame(int slot) {
   Worker* w = tls_worker;
@@ -211,6 +247,32 @@ inline void ExecutorImpl::PopPlainFrame(int slot) {
   // release of its group's count came first).
   w->frames[slot].store(0, std::memory_order_release);
   w->frame_depth = slot;
+}
+
+inline bool ExecutorImpl::DeferRelease(GroupState* group, int slot) {
+  Worker* w = tls_worker;
+  // relaxed: owner-written; Stats() snapshots read them.
+  const int64_t n = w->deferred_n.load(std::memory_order_relaxed);
+  if (n == 0) {
+    if (w->last_released != group) {
+      w->last_released = group;
+      return false;
+    }
+    w->deferred_group.store(group, std::memory_order_relaxed);
+    w->deferred_slot = slot;
+  }
+  // Else the units are this group's at this slot: the start gate flushed
+  // any others before the task started.
+  w->deferred_n.store(n + 1, std::memory_order_relaxed);
+  w->frame_depth = slot;  // the frame itself stays (see Worker::deferred_n)
+  return true;
+}
+
+inline void ExecutorImpl::FlushDeferred(Worker* w, bool keep_frame) {
+  // relaxed: owner-written (see Worker::deferred_n).
+  if (w->deferred_n.load(std::memory_order_relaxed) != 0) [[unlikely]] {
+    FlushDeferredNow(w, keep_frame);
+  }
 }
 
 }  // namespace ripcord::internal

@@ -69,7 +69,7 @@ Depot depots[kClasses];
 
 // External linkage on purpose (RIPCORD_FAST_TLS, check.h); declared in
 // task_alloc.h.
-RIPCORD_FAST_TLS thread_local TaskCache* tls_cache = nullptr;
+RIPCORD_FAST_TLS constinit thread_local TaskCache* tls_cache = nullptr;
 TaskCache* const kDead = reinterpret_cast<TaskCache*>(kDeadCache);
 
 size_t ClassSize(size_t c) { return kSmallest + c * kGranule; }

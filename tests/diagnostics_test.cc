@@ -308,6 +308,132 @@ TEST_F(DiagnosticsTest, StatsRunningThroughDeepNesting) {
   ExpectStats(root.stats(), 1, 1, 0, 0, 0, 0);
 }
 
+// ---- stats() while a worker defers releases ------------------------------
+// A worker that runs lazy tasks of one group back to back releases them
+// together later (Worker::deferred_n, executor/scheduler.h), and the
+// group's count stays up meanwhile. These tests line tasks up on ONE worker,
+// behind a task of another group that holds it until everything is queued,
+// so that this happens; they check that nothing shows it.
+
+// Holds the only worker of `ex` until `go` opens.
+void HoldTheWorker(TaskGroup& hold, Gate& go) {
+  hold.Spawn([&go] { EXPECT_TRUE(go.WaitFor()); });
+}
+
+// Invariant: a finished task counts as completed at once, even while the
+// worker that ran it still holds its release because it went on to a long
+// task of the same group: 50 finished, the 51st blocked shows completed=50
+// running=1 queued=0.
+TEST_F(DiagnosticsTest, StatsCountFinishedTasksWhoseReleaseIsDeferred) {
+  Executor ex({.num_workers = 1});
+  TaskGroup hold(ex);
+  Gate go, release;
+  HoldTheWorker(hold, go);
+  TaskGroup g(ex, {.name = "deferred"});
+  std::atomic<int> ran{0};
+  std::atomic<bool> blocked{false};
+  for (int i = 0; i < 50; ++i) g.Spawn([&ran] { ran.fetch_add(1); });
+  g.Spawn([&] {
+    blocked.store(true);
+    EXPECT_TRUE(release.WaitFor());
+  });
+  go.Open();
+  ASSERT_TRUE(Eventually([&] { return blocked.load(); }));
+  EXPECT_EQ(ran.load(), 50);
+  ExpectStats(g.stats(), 51, 50, 0, 0, 1, 0);
+  release.Open();
+  EXPECT_TRUE(JoinOrDie(g, ex).ok());
+  ExpectStats(g.stats(), 51, 51, 0, 0, 0, 0);
+  EXPECT_TRUE(JoinOrDie(hold, ex).ok());
+}
+
+// Invariant: a stop that finds the worker holding releases of the group
+// changes nothing in the outcome: every task that ran counts completed,
+// every one the stop caught queued counts cancelled (lazy or not), no task
+// starts after the stop, and Wait() returns Cancelled. (The worker takes
+// from the injection queue's head now and then, so the order in which the
+// tasks run is not the order of the spawns.)
+TEST_F(DiagnosticsTest, StopWhileTheWorkerDefersReleases) {
+  Executor ex({.num_workers = 1});
+  constexpr int kBefore = 20;
+  constexpr int kAfter = 30;
+  for (int round = 0; round < Scaled(40); ++round) {
+    SCOPED_TRACE(absl::StrCat("round ", round));
+    TaskGroup hold(ex);
+    Gate go;
+    HoldTheWorker(hold, go);
+    TaskGroup g(ex);
+    std::atomic<int> ran{0};
+    std::atomic<int> started_stopped{0};
+    // A capture with a destructor makes a task strict (not lazily dropped).
+    auto owned = std::make_shared<int>(0);
+    auto spawn_some = [&](int n) {
+      for (int i = 0; i < n; ++i) {
+        if ((i + round) % 4 == 0) {
+          g.Spawn([&ran, &started_stopped, owned](StopToken token) {
+            if (token.stop_requested()) started_stopped.fetch_add(1);
+            ran.fetch_add(1);
+          });
+        } else {
+          g.Spawn([&ran, &started_stopped](StopToken token) {
+            if (token.stop_requested()) started_stopped.fetch_add(1);
+            ran.fetch_add(1);
+          });
+        }
+      }
+    };
+    spawn_some(kBefore);
+    g.Spawn([&] {
+      ran.fetch_add(1);
+      g.RequestStop("stopped by one of its tasks");
+    });
+    spawn_some(kAfter);
+    go.Open();
+    EXPECT_TRUE(absl::IsCancelled(JoinOrDie(g, ex)));
+    EXPECT_EQ(started_stopped.load(), 0);
+    const int n = ran.load();
+    EXPECT_GE(n, 1);
+    ExpectStats(g.stats(), kBefore + 1 + kAfter, n, 0,
+                kBefore + 1 + kAfter - n, 0, 0);
+    EXPECT_TRUE(JoinOrDie(hold, ex).ok());
+  }
+}
+
+// Invariant: tasks that wait for a child group while their worker holds
+// releases of their own group, and a failure after such tasks, leave exact
+// counts in both groups: every task is counted once, in its own group.
+TEST_F(DiagnosticsTest, DeferredReleasesAcrossNestedWaitsAndAFailure) {
+  Executor ex({.num_workers = 1});
+  TaskGroup hold(ex);
+  Gate go;
+  HoldTheWorker(hold, go);
+  TaskGroup g(ex);
+  std::atomic<int> child_ran{0};
+  std::vector<GroupStats> child_stats(5);
+  for (int i = 0; i < 10; ++i) g.Spawn([] {});
+  for (int k = 0; k < 5; ++k) {
+    g.Spawn([&, k] {
+      TaskGroup child(g);
+      for (int j = 0; j < 10; ++j) {
+        child.Spawn([&child_ran] { child_ran.fetch_add(1); });
+      }
+      EXPECT_TRUE(child.Wait().ok());
+      child_stats[k] = child.stats();
+    });
+    for (int i = 0; i < 3; ++i) g.Spawn([] {});
+  }
+  g.Spawn([] { return absl::InternalError("fails after deferred ones"); });
+  go.Open();
+  EXPECT_TRUE(absl::IsInternal(JoinOrDie(g, ex)));
+  EXPECT_EQ(child_ran.load(), 50);
+  for (int k = 0; k < 5; ++k) {
+    SCOPED_TRACE(absl::StrCat("child ", k));
+    ExpectStats(child_stats[k], 10, 10, 0, 0, 0, 0);
+  }
+  ExpectStats(g.stats(), 31, 30, 1, 0, 0, 0);
+  EXPECT_TRUE(JoinOrDie(hold, ex).ok());
+}
+
 // Invariant: completed is exact past 2^31 and 2^32, where the 31-bit
 // completed field inside the group's join word carries into its overflow
 // counter (the carry is set by a finishing task and moved by the next spawn,

@@ -133,6 +133,17 @@ class GroupState final : public CacheAllocated<GroupState> {
   void FinishPlain(absl::Status status, int frame, bool lazy);
   // FinishPlain(OkStatus()), without a Status.
   void FinishPlainOk(int frame, bool lazy);
+  // FinishPlainOk(frame, /*lazy=*/true); in a tracked frame the release may
+  // be left to the worker (Worker::deferred_n).
+  void FinishLazyOk(int frame);
+  // Releases `n` lazy plain tasks that finished OK, whose releases a worker
+  // deferred (ExecutorImpl::FlushDeferred), as one RMW; then ends the
+  // worker's frame `frame` (-1: leave the frames alone). Like FinishPlain,
+  // the caller's last touch of the group.
+  void ReleaseDeferred(int64_t n, int frame) {
+    ReleasePending(static_cast<uint64_t>(n) * kReleaseCompleted,
+                   frame >= 0 ? kMarkFrame : 0, frame);
+  }
   // A task dropped before it started. `lazy`: it had TaskNode::kLazy (else
   // it was counted strict: a non-lazy plain task, a coroutine's first run, a
   // blocking call whose fn never ran).
@@ -143,7 +154,7 @@ class GroupState final : public CacheAllocated<GroupState> {
   // The start gate drops a lazy task of a frozen group (its node is freed):
   // releases the task's reference to the record, the last one frees it.
   // Also the last step of a release after the census's snapshot (step 7).
-  void DropFrozen();
+  void DropFrozen(int64_t units = 1);
   // Other work (coroutines, blocking calls) counts its start with
   // CountStarted() and settles with one of FinishTask, FinishOk or
   // FinishCounted, which count it no longer running.
@@ -169,6 +180,13 @@ class GroupState final : public CacheAllocated<GroupState> {
   absl::Status Wait();
   absl::Status WaitFor(absl::Duration timeout);
   bool Idle() const;             // nothing pending (tasks or busy children)
+  // True if the count (tasks not settled, busy children) is at most `n`: a
+  // helping waiter that holds n deferred releases of the group is then all
+  // the group waits for. A hint (relaxed load).
+  bool CountAtMost(int64_t n) const {
+    return static_cast<int64_t>(pending_.load(std::memory_order_relaxed) &
+                                kCountMask) <= n;
+  }
   // Idle(), or a census passed (what is left will be dropped unrun).
   bool Done() const {
     return Idle() || census_passed_.load(std::memory_order_acquire);
@@ -283,6 +301,10 @@ class GroupState final : public CacheAllocated<GroupState> {
   // >= 1, so the low half does not borrow from the completed field).
   static constexpr uint64_t kRelease = ~uint64_t{0};  // i.e. -1
   static constexpr uint64_t kReleaseCompleted = kCompletedOne - 1;
+  // The units a multiple of either delta releases (fewer than 2^29).
+  static constexpr uint32_t Units(uint64_t delta) {
+    return static_cast<uint32_t>(-delta);
+  }
 
   // What a releasing unit still shows the census after its release, removed
   // by ReleasePending right after the RMW (markers never vanish before the
@@ -303,11 +325,12 @@ class GroupState final : public CacheAllocated<GroupState> {
   // AddPending's rare cases, given the count word before its increment: the
   // 2^29 limit (aborts), the completed field's carry, a frozen group.
   [[gnu::noinline, gnu::cold]] bool AddPendingRare(uint64_t prev);
-  // Releases one unit of the count by `delta`, then removes the census
-  // markers (`marks`: `frame` for kMarkFrame, `running_n` from
-  // running_other_, `strict_n` from strict_; units released just before by
-  // the caller may share them), then wakes whoever must hear of it. The
-  // record may be gone afterwards.
+  // Releases n units of the count by `delta` (n * kRelease, or n *
+  // kReleaseCompleted: either way the low half of -delta is n), then
+  // removes the census markers (`marks`:
+  // `frame` for kMarkFrame, `running_n` from running_other_, `strict_n` from
+  // strict_; units released just before by the caller may share them), then
+  // wakes whoever must hear of it. The record may be gone afterwards.
   void ReleasePending(uint64_t delta = kRelease, int marks = 0,
                       int frame = -1, int64_t running_n = 1,
                       int64_t strict_n = 1);

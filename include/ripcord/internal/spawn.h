@@ -112,7 +112,11 @@ struct PlainTask final : TaskNode, CacheAllocated<PlainTask<F>> {
     delete self;
     GroupState::Leave(previous);
     if (status.ok()) {
-      group->FinishPlainOk(frame, kLazy);
+      if constexpr (kLazy) {
+        group->FinishLazyOk(frame);
+      } else {
+        group->FinishPlainOk(frame, /*lazy=*/false);
+      }
     } else {
       group->FinishPlain(std::move(status), frame, kLazy);
     }

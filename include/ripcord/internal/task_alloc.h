@@ -59,9 +59,10 @@ struct TaskCache {
 
 // The thread's cache: null before its first use, kDeadCache once the
 // thread's cleanup ran. Initial-exec TLS with external linkage (see
-// RIPCORD_FAST_TLS in executor/check.h).
-extern __attribute__((tls_model("initial-exec"))) thread_local TaskCache*
-    tls_cache;
+// RIPCORD_FAST_TLS in executor/check.h). constinit: no TLS wrapper call to
+// check for a dynamic initializer on each use from another file.
+extern __attribute__((tls_model("initial-exec"))) constinit thread_local
+    TaskCache* tls_cache;
 inline constexpr uintptr_t kDeadCache = alignof(TaskCache);
 
 constexpr size_t ClassOf(size_t size) {
