@@ -251,9 +251,21 @@ void ExecutorImpl::CountPlain(const GroupState* group, int64_t* running,
 }
 
 void ExecutorImpl::Schedule(TaskNode* task) {
+  // Calls only in tail position on the common path (no prologue): a push
+  // that must grow the deque, and pushes from other threads, go elsewhere.
+  Worker* w = tls_worker;
+  if (w == nullptr || w->exec != this) [[unlikely]] {
+    return ScheduleSlow(task);
+  }
+  // See WsDeque::Publish and NotifyAfterPush.
+  if (!w->deque.TryPush(task)) [[unlikely]] return ScheduleSlow(task);
+  return NotifyAfterPush();
+}
+
+void ExecutorImpl::ScheduleSlow(TaskNode* task) {
   Worker* w = tls_worker;
   if (w != nullptr && w->exec == this) {
-    w->deque.Push(task);  // see WsDeque::Publish and NotifyAfterPush
+    w->deque.Push(task);  // grows
   } else {
     inject_.PushBack(task);  // seq_cst RMW of the length.
   }
@@ -401,6 +413,9 @@ void ExecutorImpl::RunTask(Worker* w, TaskNode* t) {
   w->base = saved_base;
 }
 
+// The start gate's common path makes calls only in tail position, so it
+// needs no callee-saved registers (no prologue): the rare cases are
+// separate functions it jumps to.
 void ExecutorImpl::RunPlainGated(Worker* w, TaskNode* t) {
   GroupState* const group = t->group;
   const auto key = reinterpret_cast<uintptr_t>(group);
@@ -409,54 +424,68 @@ void ExecutorImpl::RunPlainGated(Worker* w, TaskNode* t) {
   // first: this task might wait for their group. Those of this group at
   // this slot stay: the frame is theirs and becomes this task's.
   // relaxed: owner-written.
-  bool deferred_here = false;
-  if (w->deferred_n.load(std::memory_order_relaxed) != 0) [[unlikely]] {
-    deferred_here = w->deferred_slot == slot &&
-                    w->deferred_group.load(std::memory_order_relaxed) == group;
-    if (!deferred_here) FlushDeferredNow(w, /*keep_frame=*/false);
+  const bool deferred = w->deferred_n.load(std::memory_order_relaxed) != 0;
+  if (deferred && (w->deferred_slot != slot ||
+                   w->deferred_group.load(std::memory_order_relaxed) !=
+                       group)) [[unlikely]] {
+    return FlushThenRunPlainGated(w, t);
   }
-  if (slot < Worker::kTrackedFrames) [[likely]] {
-    std::atomic<uintptr_t>& frame = w->frames[slot];
-    // relaxed, then LightFence: the StoreLoad's heavy half is the census's
-    // HeavyFence (executor/membarrier.h). Over a deferred frame of the same
-    // group: still a marker to the census, which waits for "starting".
-    frame.store(key | Worker::kFrameStarting, std::memory_order_relaxed);
-    LightFence();
-    if (group->stop_requested()) {
-      // The drop must not hold releases back (its group may be waited on):
-      // release them while the frame still says "starting", which every
-      // census step waits for, so that they come before anything it
-      // concludes; the drop below ends the frame as usual.
-      if (deferred_here) FlushDeferredNow(w, /*keep_frame=*/true);
-      // Census step 5: once the group is frozen the drop leaves the counts
-      // alone, so the frame goes first; before, it says "dropping" until the
-      // drop's release, so that a freezing census waits for it.
-      const bool frozen =
-          (t->flags & TaskNode::kLazy) != 0 && group->frozen();
-      // relaxed: this frame never ran anything (and releases flushed above
-      // reached the census through their RMW of the count).
-      frame.store(frozen ? 0 : key | Worker::kFrameDropping,
-                  std::memory_order_relaxed);
-      w->frame_depth = slot + 1;  // a dropped callable's destructor may nest
-      t->run(t, /*drop=*/true);
-      w->frame_depth = slot;
-      // release: pairs with the census's acquire loads (AnyRunningOf,
-      // WaitForGatesOf).
-      if (!frozen) frame.store(0, std::memory_order_release);
-      return;
-    }
-    // relaxed: the task runs; PopPlainFrame (via FinishPlain) ends it.
-    frame.store(key, std::memory_order_relaxed);
-    w->frame_depth = slot + 1;
-    w->gate_frame = slot;
-  } else {
-    if (!group->GateUntracked()) {
-      t->run(t, /*drop=*/true);
-      return;
-    }
-    w->gate_frame = -1;
+  if (slot >= Worker::kTrackedFrames) [[unlikely]] {
+    return RunPlainUntracked(w, t);
   }
+  std::atomic<uintptr_t>& frame = w->frames[slot];
+  // relaxed, then LightFence: the StoreLoad's heavy half is the census's
+  // HeavyFence (executor/membarrier.h). Over a deferred frame of the same
+  // group: still a marker to the census, which waits for "starting".
+  frame.store(key | Worker::kFrameStarting, std::memory_order_relaxed);
+  LightFence();
+  if (group->stop_requested()) [[unlikely]] {
+    return DropAtGate(w, t, slot, deferred);
+  }
+  // relaxed: the task runs; PopPlainFrame (via FinishPlain) ends it.
+  frame.store(key, std::memory_order_relaxed);
+  w->frame_depth = slot + 1;
+  w->gate_frame = slot;
+  return t->run(t, /*drop=*/false);
+}
+
+void ExecutorImpl::FlushThenRunPlainGated(Worker* w, TaskNode* t) {
+  FlushDeferredNow(w, /*keep_frame=*/false);
+  RunPlainGated(w, t);
+}
+
+void ExecutorImpl::RunPlainUntracked(Worker* w, TaskNode* t) {
+  // Nested too deep for a frame: nothing can be deferred at this depth
+  // (RunPlainGated flushed anything of another slot).
+  if (!t->group->GateUntracked()) return t->run(t, /*drop=*/true);
+  w->gate_frame = -1;
   t->run(t, /*drop=*/false);
+}
+
+void ExecutorImpl::DropAtGate(Worker* w, TaskNode* t, int slot,
+                              bool deferred) {
+  GroupState* const group = t->group;
+  const auto key = reinterpret_cast<uintptr_t>(group);
+  std::atomic<uintptr_t>& frame = w->frames[slot];
+  // The drop must not hold releases back (its group may be waited on):
+  // release them while the frame still says "starting", which every census
+  // step waits for, so that they come before anything it concludes; the
+  // drop below ends the frame as usual.
+  if (deferred) FlushDeferredNow(w, /*keep_frame=*/true);
+  // Census step 5: once the group is frozen the drop leaves the counts
+  // alone, so the frame goes first; before, it says "dropping" until the
+  // drop's release, so that a freezing census waits for it.
+  const bool frozen = (t->flags & TaskNode::kLazy) != 0 && group->frozen();
+  // relaxed: this frame never ran anything (and releases flushed above
+  // reached the census through their RMW of the count).
+  frame.store(frozen ? 0 : key | Worker::kFrameDropping,
+              std::memory_order_relaxed);
+  w->frame_depth = slot + 1;  // a dropped callable's destructor may nest
+  t->run(t, /*drop=*/true);
+  w->frame_depth = slot;
+  // release: pairs with the census's acquire loads (AnyRunningOf,
+  // WaitForGatesOf).
+  if (!frozen) frame.store(0, std::memory_order_release);
 }
 
 TaskNode* ExecutorImpl::StealFromOthers(Worker* w,

@@ -127,6 +127,8 @@ class ExecutorImpl {
   // Queues a task at the back of the injection queue, behind everything
   // queued (Yield, continuations from blocking threads and the timer).
   void ScheduleBack(TaskNode* task);
+  // Schedule's rare cases: from another thread, or a deque that must grow.
+  [[gnu::noinline]] void ScheduleSlow(TaskNode* task);
   // Helps while `group` is not idle, then returns true; returns false at
   // `deadline`. Called only on this executor's worker threads.
   bool HelpWhileWaiting(GroupState* group, absl::Time deadline);
@@ -193,6 +195,13 @@ class ExecutorImpl {
   // RunTask for a plain task: the start gate (census step 1 atop
   // group_state.cc).
   void RunPlainGated(Worker* w, TaskNode* t);
+  // RunPlainGated's rare cases (it jumps to them): releases deferred for
+  // another group or slot; a frame nested too deep to publish; a task whose
+  // group is stopped (`deferred`: releases of the group deferred at `slot`).
+  [[gnu::noinline]] void FlushThenRunPlainGated(Worker* w, TaskNode* t);
+  [[gnu::noinline]] void RunPlainUntracked(Worker* w, TaskNode* t);
+  [[gnu::noinline]] void DropAtGate(Worker* w, TaskNode* t, int slot,
+                                    bool deferred);
   // A helping wait's search (steps 1-3 atop scheduler.cc): only tasks inside
   // filter's subtree; others it meets move to the injection queue.
   TaskNode* FindWork(Worker* w, const GroupState* filter, bool last_search);

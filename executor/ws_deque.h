@@ -159,6 +159,26 @@ class WsDeque {
     Publish(b + 1);
   }
 
+  // WsDeque::TryPush()
+  //
+  // Push() without growing: returns false, changing nothing, if the buffer
+  // is full (then call Push()). For callers that keep the growth path out
+  // of their fast path.
+  //
+  // Thread-safety: called only by the owning worker.
+  bool TryPush(T* item) {
+    OwnerScope owner(this, "TryPush");
+    if (item == nullptr) Die("WsDeque::TryPush(nullptr): items must be non-null");
+    // Orders as in Push().
+    const int64_t b = bottom_.load(std::memory_order_relaxed);
+    const int64_t t = top_.load(std::memory_order_acquire);
+    Buffer* buf = buffer_.load(std::memory_order_relaxed);
+    if (b - t >= buf->capacity) [[unlikely]] return false;
+    buf->Put(b, item);
+    Publish(b + 1);
+    return true;
+  }
+
   // WsDeque::UseLightPublish()
   //
   // From now on Push() and PushMany() end with a release store and a
