@@ -12,13 +12,6 @@ Idle::Idle(int num_workers)
   sleepers_.reserve(num_workers);
 }
 
-bool Idle::ShouldNotify() const {
-  // seq_cst: the load half of the producer's StoreLoad (protocol step 1);
-  // pairs with the seq_cst RMW in TransitionToParked + the re-check.
-  uint32_t s = state_.load(std::memory_order_seq_cst);
-  return Searching(s) == 0 && Unparked(s) < num_workers_;
-}
-
 int Idle::WorkerToNotify() {
   if (!ShouldNotify()) return -1;
   MutexLock lock(&mu_);

@@ -90,6 +90,13 @@ class Idle {
   std::vector<char> is_sleeping_ ABSL_GUARDED_BY(mu_);
 };
 
+inline bool Idle::ShouldNotify() const {
+  // seq_cst: the load half of the producer's StoreLoad (protocol step 1);
+  // pairs with the seq_cst RMW in TransitionToParked + the re-check.
+  uint32_t s = state_.load(std::memory_order_seq_cst);
+  return Searching(s) == 0 && Unparked(s) < num_workers_;
+}
+
 }  // namespace ripcord::internal
 
 #endif  // RIPCORD_EXECUTOR_IDLE_H_

@@ -277,10 +277,9 @@ void ExecutorImpl::ScheduleBack(TaskNode* task) {
   NotifyAfterPush();
 }
 
-void ExecutorImpl::NotifyAfterPush() {
-  if (idle_.ShouldNotify() && NotifyOne()) return;
-  // seq_cst: the load half of the producer's StoreLoad towards parked
-  // waiters; pairs with the seq_cst fetch_add in HelpWhileWaiting step 4.
+void ExecutorImpl::NotifyAfterPushSlow() {
+  if (NotifyOne()) return;
+  // seq_cst: as in NotifyAfterPush.
   if (parked_waiters_.load(std::memory_order_seq_cst) > 0) {
     WakeOneParkedWaiter();
   }
@@ -511,9 +510,27 @@ TaskNode* ExecutorImpl::StealFromOthers(Worker* w,
 
 TaskNode* ExecutorImpl::FindWork(Worker* w, const GroupState* filter,
                                  bool last_search) {
+  // The common case first, with no call but in tail position (no
+  // prologue): the next task the waiting task spawned itself, of the
+  // waited group.
+  if (!last_search && w->deque.Bottom() > w->base) [[likely]] {
+    TaskNode* t = w->deque.Pop();
+    if (t != nullptr && t->group == filter) [[likely]] return t;
+    return FindWorkAfter(w, filter, t);
+  }
+  return FindWorkAfter(w, filter, nullptr, last_search);
+}
+
+TaskNode* ExecutorImpl::FindWorkAfter(Worker* w, const GroupState* filter,
+                                      TaskNode* popped, bool last_search) {
   auto within = [filter](const TaskNode* n) {
     return n->group->IsWithin(filter);
   };
+  if (popped != nullptr) {
+    if (within(popped)) return popped;
+    inject_.PushFront(popped);
+    NotifyAfterPush();
+  }
   // Step 1.
   while (w->deque.Bottom() > w->base) {
     TaskNode* t = w->deque.Pop();

@@ -205,11 +205,27 @@ class ExecutorImpl {
   // A helping wait's search (steps 1-3 atop scheduler.cc): only tasks inside
   // filter's subtree; others it meets move to the injection queue.
   TaskNode* FindWork(Worker* w, const GroupState* filter, bool last_search);
+  // FindWork after its first pop (`popped`, not of the filter group
+  // itself, or null).
+  [[gnu::noinline]] TaskNode* FindWorkAfter(Worker* w,
+                                            const GroupState* filter,
+                                            TaskNode* popped,
+                                            bool last_search = false);
   // Steals one task from another worker; with a filter, a stolen task outside
   // filter's subtree moves to the injection queue's front instead.
   TaskNode* StealFromOthers(Worker* w, const GroupState* filter);
-  // Protocol step 1 of idle.h, after a task became visible.
-  void NotifyAfterPush();
+  // Protocol step 1 of idle.h, after a task became visible. Inline, with
+  // calls only in tail position.
+  void NotifyAfterPush() {
+    if (idle_.ShouldNotify()) [[unlikely]] return NotifyAfterPushSlow();
+    // seq_cst: the load half of the producer's StoreLoad towards parked
+    // waiters; pairs with the seq_cst fetch_add in HelpWhileWaiting step 4.
+    if (parked_waiters_.load(std::memory_order_seq_cst) > 0) [[unlikely]] {
+      return WakeOneParkedWaiter();
+    }
+  }
+  // NotifyAfterPush when some worker may have to be woken.
+  [[gnu::noinline]] void NotifyAfterPushSlow();
   bool NotifyOne();
   bool AnyWorkVisible() const;
   // Between a parking worker's seq_cst RMW and its re-check of the deques:
