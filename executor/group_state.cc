@@ -346,6 +346,25 @@ bool GroupState::AddPending() {
   // parent unit goes back (the parent then holds another one of ours, so it
   // does not reach zero).
   uint64_t prev = pending_.load(std::memory_order_relaxed);
+  // The common case, with calls only in tail position (no prologue): not
+  // the 0 -> 1 transition of a child group, and no other thread in between.
+  if ((prev & (kCountMask | kFrozenCount)) != 0 || parent_ == nullptr)
+      [[likely]] {
+    // relaxed on failure: the loop below starts over.
+    if (pending_.compare_exchange_weak(prev, prev + 1, kOrder,
+                                       std::memory_order_relaxed)) [[likely]] {
+      if ((prev & (kCompletedCarry | kFrozenCount)) != 0 ||
+          (prev & kCountMask) == kCountMask) [[unlikely]] {
+        return AddPendingRare(prev);
+      }
+      return false;
+    }
+  }
+  return AddPendingLoop<kOrder>(prev);
+}
+
+template <std::memory_order kOrder>
+bool GroupState::AddPendingLoop(uint64_t prev) {
   bool parent_added = false;
   for (;;) {
     const bool first =

@@ -325,6 +325,10 @@ class GroupState final : public CacheAllocated<GroupState> {
   // AddPending's rare cases, given the count word before its increment: the
   // 2^29 limit (aborts), the completed field's carry, a frozen group.
   [[gnu::noinline, gnu::cold]] bool AddPendingRare(uint64_t prev);
+  // AddPending's general case (a child group's 0 -> 1 transition, or a
+  // race), from `prev`, the count word last read.
+  template <std::memory_order kOrder>
+  [[gnu::noinline]] bool AddPendingLoop(uint64_t prev);
   // Releases n units of the count by `delta` (n * kRelease, or n *
   // kReleaseCompleted: either way the low half of -delta is n), then
   // removes the census markers (`marks`:
