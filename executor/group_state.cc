@@ -122,7 +122,8 @@
 namespace ripcord {
 namespace internal {
 // Thread-locals with external linkage on purpose (RIPCORD_FAST_TLS, check.h).
-RIPCORD_FAST_TLS thread_local GroupState* tls_current_group = nullptr;
+RIPCORD_FAST_TLS constinit thread_local GroupState* tls_current_group = nullptr;
+RIPCORD_FAST_TLS constinit thread_local int tls_gate_frame = -1;
 
 // The lists of groups this thread has pinned and is stopping (StopPinned),
 // innermost first. Only this thread reads or writes them.
@@ -310,13 +311,6 @@ bool GroupState::IsWithin(const GroupState* ancestor) const {
 
 GroupState* GroupState::Current() { return tls_current_group; }
 
-GroupState* GroupState::Enter() {
-  GroupState* previous = tls_current_group;
-  tls_current_group = this;
-  return previous;
-}
-
-void GroupState::Leave(GroupState* previous) { tls_current_group = previous; }
 
 // ---- accounting -----------------------------------------------------------
 
@@ -542,7 +536,6 @@ void GroupState::CountStarted() {
   running_other_.fetch_add(1, std::memory_order_relaxed);
 }
 
-int GroupState::StartPlain() { return tls_worker->gate_frame; }
 
 bool GroupState::GateUntracked() {
   // seq_cst: the census reads running_other_ after its HeavyFence; this RMW

@@ -430,7 +430,7 @@ void ExecutorImpl::RunPlainGated(Worker* w, TaskNode* t) {
     return FlushThenRunPlainGated(w, t);
   }
   if (slot >= Worker::kTrackedFrames) [[unlikely]] {
-    return RunPlainUntracked(w, t);
+    return RunPlainUntracked(t);
   }
   std::atomic<uintptr_t>& frame = w->frames[slot];
   // relaxed, then LightFence: the StoreLoad's heavy half is the census's
@@ -444,7 +444,7 @@ void ExecutorImpl::RunPlainGated(Worker* w, TaskNode* t) {
   // relaxed: the task runs; PopPlainFrame (via FinishPlain) ends it.
   frame.store(key, std::memory_order_relaxed);
   w->frame_depth = slot + 1;
-  w->gate_frame = slot;
+  tls_gate_frame = slot;
   return t->run(t, /*drop=*/false);
 }
 
@@ -453,11 +453,11 @@ void ExecutorImpl::FlushThenRunPlainGated(Worker* w, TaskNode* t) {
   RunPlainGated(w, t);
 }
 
-void ExecutorImpl::RunPlainUntracked(Worker* w, TaskNode* t) {
+void ExecutorImpl::RunPlainUntracked(TaskNode* t) {
   // Nested too deep for a frame: nothing can be deferred at this depth
   // (RunPlainGated flushed anything of another slot).
   if (!t->group->GateUntracked()) return t->run(t, /*drop=*/true);
-  w->gate_frame = -1;
+  tls_gate_frame = -1;
   t->run(t, /*drop=*/false);
 }
 

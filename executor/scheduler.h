@@ -78,9 +78,6 @@ struct Worker {
   static constexpr uintptr_t kFrameTags = 3;
   std::atomic<uintptr_t> frames[kTrackedFrames] = {};
   int frame_depth = 0;  // owner only
-  // Owner only: the frame the start gate opened for the plain task it is
-  // starting (-1: nested too deep, counted in the group's running_other_).
-  int gate_frame = -1;
   // Deferred releases: `deferred_n` lazy plain tasks of `deferred_group`
   // that finished OK one after another at frame slot `deferred_slot`, whose
   // unit of the group's count this worker has not released yet. The frame
@@ -199,7 +196,7 @@ class ExecutorImpl {
   // another group or slot; a frame nested too deep to publish; a task whose
   // group is stopped (`deferred`: releases of the group deferred at `slot`).
   [[gnu::noinline]] void FlushThenRunPlainGated(Worker* w, TaskNode* t);
-  [[gnu::noinline]] void RunPlainUntracked(Worker* w, TaskNode* t);
+  [[gnu::noinline]] void RunPlainUntracked(TaskNode* t);
   [[gnu::noinline]] void DropAtGate(Worker* w, TaskNode* t, int slot,
                                     bool deferred);
   // A helping wait's search (steps 1-3 atop scheduler.cc): only tasks inside

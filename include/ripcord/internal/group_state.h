@@ -79,6 +79,18 @@ class CensusPoll {
 // for tests of a Spawn racing a stop and a census. relaxed loads.
 inline std::atomic<void (*)()> submit_race_hook_for_testing{nullptr};
 
+class GroupState;
+// The group of the task running on this thread (null outside tasks), and
+// the frame the scheduler's start gate opened for the plain task it is
+// starting (-1: nested too deep to publish, counted in the group's
+// running_other_). Defined in executor/group_state.cc; initial-exec with
+// external linkage (see RIPCORD_FAST_TLS in executor/check.h), constinit
+// so that the inline readers below need no TLS-wrapper call.
+extern __attribute__((tls_model("initial-exec"))) constinit thread_local
+    GroupState* tls_current_group;
+extern __attribute__((tls_model("initial-exec"))) constinit thread_local int
+    tls_gate_frame;
+
 // Who asked a group to stop; decides whether a shielded group listens.
 enum class StopOrigin {
   kSelf,        // its own RequestStop(), timeout or failing task: always obeyed
@@ -115,17 +127,21 @@ class GroupState final : public CacheAllocated<GroupState> {
   // A TaskNode's run function brackets user code with these. Enter makes
   // this group current on the thread and returns the previous current group,
   // to restore with Leave.
-  GroupState* Enter();
-  static void Leave(GroupState* previous);
+  GroupState* Enter() {
+    GroupState* previous = tls_current_group;
+    tls_current_group = this;
+    return previous;
+  }
+  static void Leave(GroupState* previous) { tls_current_group = previous; }
   // Settles one task; the last touch of the group by that task.
   // Plain tasks bracket their run with StartPlain()/FinishPlain(): the
   // running count of plain tasks comes from the workers' published frames
   // (ExecutorImpl::CountRunningPlain), not from a counter, so a plain task
   // costs no RMW of the group's line for starting. StartPlain returns the
-  // frame the scheduler's start gate opened (Worker::gate_frame; -1:
+  // frame the scheduler's start gate opened (tls_gate_frame; -1:
   // untracked, counted in running_other_ by the gate). Call only from the
   // task's run function, on the worker that runs it. `lazy`: the task has TaskNode::kLazy.
-  int StartPlain();
+  static int StartPlain() { return tls_gate_frame; }
   // The start gate of a plain task nested too deep for a frame: counts it
   // running (seq_cst: a full barrier of its own), then checks the stop.
   // Returns false, counting nothing, if the group is stopped.
