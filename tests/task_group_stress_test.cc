@@ -404,6 +404,43 @@ TEST_F(TaskGroupStressTest, StopVsCompletion) {
   }
 }
 
+// Invariant: a stop racing a worker that holds deferred releases (lazy
+// tasks of one group finishing back to back on one worker, see
+// Worker::deferred_n) still ends with Wait() returning and exact counts:
+// every task whose body ran is completed, every other one cancelled.
+TEST_F(TaskGroupStressTest, StopVsDeferredReleases) {
+  constexpr int kChildren = 64;
+  const int reps = Scaled(600, 100);
+  for (int workers : kWorkerCounts) {
+    Executor executor({.num_workers = workers});
+    for (int rep = 0; rep < reps; ++rep) {
+      SCOPED_TRACE(::testing::Message() << "rep " << rep << ", workers " << workers);
+      TaskGroup g(executor);
+      std::atomic<int> ran{0};
+      std::atomic<int> spawner_ran{0};
+      // Spawned from a task: the children land on that worker's deque and
+      // run back to back there (or are stolen).
+      g.Spawn([&g, &ran, &spawner_ran] {
+        spawner_ran.fetch_add(1);
+        for (int i = 0; i < kChildren; ++i) {
+          g.Spawn([&ran] { ran.fetch_add(1); });
+        }
+      });
+      for (int i = 0; i < rep % 11; ++i) std::this_thread::yield();
+      g.RequestStop("race");
+      absl::Status s = JoinOrDie(g, kHangTimeout, &executor);
+      ASSERT_TRUE(absl::IsCancelled(s)) << s;
+      const GroupStats st = g.stats();
+      const int completed = ran.load() + spawner_ran.load();
+      ASSERT_EQ(st.spawned, 1 + spawner_ran.load() * kChildren);
+      ASSERT_EQ(st.completed, completed);
+      ASSERT_EQ(st.failed, 0);
+      ASSERT_EQ(st.cancelled, st.spawned - completed);
+      ASSERT_EQ(st.running + st.queued, 0);
+    }
+  }
+}
+
 // Invariant: a stop racing a failing task: Wait() returns the error if the
 // task ran (an error outranks a stop), else the stop; never anything else,
 // and the counts add up.
