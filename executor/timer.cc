@@ -216,7 +216,7 @@ bool TimerQueue::Cancel(TimerEntry* e) {
 }
 
 void TimerQueue::CancelMany(TimerEntry* const* entries, size_t n,
-                            bool* idle) {
+                            CancelResult* out) {
   MutexLock lock(&mu_);
   // The entries' slots lie anywhere in a heap of up to millions of slots:
   // fetch them together instead of one miss per removal under the lock.
@@ -230,8 +230,14 @@ void TimerQueue::CancelMany(TimerEntry* const* entries, size_t n,
   for (size_t i = 0; i < n; ++i) {
     TimerEntry* const e = entries[i];
     // Step 6 without the wait: a firing entry is the caller's to Cancel().
-    idle[i] = firing_ != e;
-    if (idle[i] && RemoveLocked(e)) removed_any = true;
+    if (firing_ == e) {
+      out[i] = CancelResult::kRunning;
+    } else if (RemoveLocked(e)) {
+      out[i] = CancelResult::kRemoved;
+      removed_any = true;
+    } else {
+      out[i] = CancelResult::kIdle;
+    }
   }
   if (removed_any) TidyAfterCancel();
 }

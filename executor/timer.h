@@ -169,15 +169,21 @@ class TimerQueue {
   // TimerQueue::CancelMany()
   // Cancel() for each of entries[0, n) under ONE lock acquisition, except
   // that it never waits: an entry whose callback is running is left alone.
-  // Sets idle[i] = true when entries[i] is now neither scheduled nor running
-  // (its pending schedule, if any, was removed before it fired, or its
-  // callback has returned): as after Cancel() returned, the queue never
-  // touches it again. Sets idle[i] = false when its callback is running;
-  // call Cancel() on it to wait for that. For cancelling many entries at
-  // once (a stopped group's sleeping coroutines), where one Cancel() each
-  // would make the cancelling threads queue up on the lock.
+  // Sets out[i] to what happened to entries[i]:
+  //   kRemoved  its pending schedule was removed before the callback started:
+  //             the callback will never run (Cancel() would return true);
+  //   kIdle     nothing to remove: never scheduled, already cancelled, or
+  //             its callback has run and returned;
+  //   kRunning  its callback is running now; call Cancel() on it to wait.
+  // After kRemoved or kIdle, as after Cancel() returned, the queue never
+  // touches the entry again. For cancelling many entries at once (a stopped
+  // group's sleeping coroutines), where one Cancel() each would make the
+  // cancelling threads queue up on the lock.
   // Thread-safety: any thread, including callbacks.
-  void CancelMany(TimerEntry* const* entries, size_t n, bool* idle)
+  // Memory ordering: as Cancel(); after kIdle for an entry that fired,
+  // everything its callback did happens-before CancelMany() returns.
+  enum class CancelResult : uint8_t { kRemoved, kIdle, kRunning };
+  void CancelMany(TimerEntry* const* entries, size_t n, CancelResult* out)
       ABSL_LOCKS_EXCLUDED(mu_);
 
   // TimerQueue::pending()

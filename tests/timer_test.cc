@@ -619,10 +619,11 @@ TEST(TimerQueue, RescheduleAfterCancelFiresOnce) {
 }
 
 TEST(TimerQueue, CancelManyRemovesPendingAndReportsRunning) {
-  // CancelMany() takes pending entries out (they never run), reports idle
-  // entries (never scheduled, or already fired) as idle, and reports an
-  // entry whose callback is running as not idle without waiting for it;
-  // Cancel() then waits for that callback.
+  // CancelMany() takes pending entries out (they never run) and reports
+  // them removed, reports entries with nothing to remove (never scheduled,
+  // or already fired) as idle, and reports an entry whose callback is
+  // running as running without waiting for it; Cancel() then waits for that
+  // callback.
   struct Blocker : TimerEntry {
     Blocker() : TimerEntry(&Blocker::OnFire) {}
     static void OnFire(TimerEntry* self) {
@@ -652,12 +653,16 @@ TEST(TimerQueue, CancelManyRemovesPendingAndReportsRunning) {
   entries.push_back(&never_scheduled);
   entries.push_back(&blocker);
   entries.push_back(&fired);
-  bool idle[kPending + 3];
-  q.CancelMany(entries.data(), entries.size(), idle);
-  for (int i = 0; i < kPending; ++i) EXPECT_TRUE(idle[i]) << i;
-  EXPECT_TRUE(idle[kPending]);       // never scheduled
-  EXPECT_FALSE(idle[kPending + 1]);  // running: not waited for
-  EXPECT_TRUE(idle[kPending + 2]);   // fired and returned
+  using Result = TimerQueue::CancelResult;
+  Result out[kPending + 3];
+  q.CancelMany(entries.data(), entries.size(), out);
+  for (int i = 0; i < kPending; ++i) EXPECT_EQ(out[i], Result::kRemoved) << i;
+  EXPECT_EQ(out[kPending], Result::kIdle);         // never scheduled
+  EXPECT_EQ(out[kPending + 1], Result::kRunning);  // not waited for
+  EXPECT_EQ(out[kPending + 2], Result::kIdle);     // fired and returned
+  // A second call finds nothing left to remove.
+  q.CancelMany(entries.data(), kPending, out);
+  for (int i = 0; i < kPending; ++i) EXPECT_EQ(out[i], Result::kIdle) << i;
   EXPECT_FALSE(blocker.finished.load(std::memory_order_relaxed));
   EXPECT_EQ(q.pending(), 0u);
   std::thread releaser([&] {
