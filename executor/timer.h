@@ -11,8 +11,9 @@
 // sleeps on a CondVar until the earliest deadline and is woken only when a
 // new earliest deadline is scheduled. Schedule is O(log n) and Cancel O(1)
 // amortized, each under one mutex: Cancel leaves a cancelled slot in the
-// heap, dropped when it reaches the top or when cancelled slots outnumber
-// live ones 8 times over (one O(n) compaction per n cancellations).
+// heap, dropped when it reaches the top or the end of the heap's array, or
+// when cancelled slots outnumber live ones 8 times over (one O(n)
+// compaction per n cancellations).
 // Cancelling 100,000 sleeping coroutines at once was O(log n) cache misses
 // each under the lock.
 //

@@ -591,6 +591,41 @@ TEST(TimerQueue, MostlyCancelledCompactsAndRestFireInOrder) {
   run.ExpectFiredInOrder(q);
 }
 
+TEST(TimerQueue, NewestFirstCancelManyShrinksFromTheEndAndRestFireInOrder) {
+  // A stop cancels its sleepers newest first, in batches (CancelMany), so
+  // cancelled slots keep reaching the end of the heap's array and are popped
+  // there at once, between live ones that stay. The kept entries (1 in 50,
+  // scattered) still fire exactly once each, in schedule order (all have the
+  // same deadline), and entries scheduled afterwards fire too.
+  const int kN = 20000 / kScale;
+  TimerQueue q;
+  std::mt19937 rng(7);
+  std::vector<char> keep(kN);
+  for (int i = 0; i < kN; ++i) keep[i] = i % 50 == 17;
+  OrderedRun run(keep, rng, absl::Milliseconds(300), /*spread_ms=*/1);
+  run.ScheduleAll(q);
+  using Result = TimerQueue::CancelResult;
+  std::vector<TimerEntry*> batch;
+  std::vector<Result> out(28);
+  for (int i = kN - 1; i >= 0;) {
+    batch.clear();
+    for (; i >= 0 && batch.size() < 28; --i) {
+      if (!keep[i]) batch.push_back(&run.entries[i]);
+    }
+    q.CancelMany(batch.data(), batch.size(), out.data());
+    for (size_t j = 0; j < batch.size(); ++j) {
+      ASSERT_EQ(out[j], Result::kRemoved) << i;
+    }
+  }
+  EXPECT_EQ(q.pending(), run.expected.size());
+  Probe late;
+  Event late_done;
+  late.done = &late_done;
+  q.Schedule(&late, absl::Now() + absl::Milliseconds(1));
+  ASSERT_TRUE(late_done.WaitFor(absl::Seconds(30)));
+  run.ExpectFiredInOrder(q);
+}
+
 TEST(TimerQueue, RescheduleAfterCancelFiresOnce) {
   // An entry cancelled (leaving a cancelled slot behind) and scheduled again
   // fires exactly once, at its new deadline, whether that is earlier, equal
