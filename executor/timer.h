@@ -98,11 +98,13 @@ class TimerEntry {
   // Schedule, Cancel and the timer thread) and, while the entry is
   // scheduled, read only under it. (The deadline the heap orders by, and the
   // schedule order, live in the entry's heap slot.)
+  // Position of the entry's slot in TimerQueue::heap_, or -1 when not
+  // scheduled. First: the one field a cancellation touches, at the start
+  // of the entry, so an owner can keep it on one cache line with its own
+  // hot fields just before (coroutine.cc's SleepOp).
+  int64_t heap_index_ = -1;
   const Fn fn_;
   absl::Time deadline_ = absl::InfiniteFuture();
-  // Position of the entry's slot in TimerQueue::heap_, or -1 when not
-  // scheduled.
-  int64_t heap_index_ = -1;
 };
 
 // TimerQueue: a min-heap of TimerEntry by deadline and the thread that fires
