@@ -203,8 +203,15 @@ TEST(TimerQueue, FiresInDeadlineOrderThenScheduleOrder) {
   past.order = never.order = &order;
   q.Schedule(&never, absl::InfiniteFuture());
   q.Schedule(&past, absl::InfinitePast());
+  // Until every callback has recorded itself: pending() stops counting an
+  // entry when it is popped, before its callback runs, so waiting for
+  // pending() == 1 alone could read `order` one entry short.
   const absl::Time limit = absl::Now() + absl::Seconds(10);
-  while (q.pending() > 1 && absl::Now() < limit) {
+  auto recorded = [&] {
+    std::lock_guard<std::mutex> lock(mu);
+    return order.size();
+  };
+  while (recorded() < kN + 1 && absl::Now() < limit) {
     absl::SleepFor(absl::Milliseconds(1));
   }
   {
