@@ -25,6 +25,11 @@
 // Exactly one of "first completer" and "suspender" resumes the coroutine:
 // of their two RMWs the later one sees the earlier one's bit. The second
 // completer always sees the first one's bit, so it never resumes anything.
+// One shortcut: a stop sweep that sees ARMED alone (acquire load) and knows
+// the timer cannot fire any more (none scheduled, or it took the timer out
+// of the queue before it fired) is the only completer left, so it sets
+// STOPPED with a plain store instead of the RMW (SetStoppedAlone): there is
+// no other writer for the store to race with.
 //  3. The resumed coroutine (SleepFinish) cancels the timer, which waits for
 //     an OnTimer still running; reads the state (CancelledError iff STOPPED
 //     is set: the stop won, or arrived before this read, which Trio would
@@ -53,10 +58,14 @@
 //  3. For each claimed entry, it sets STOPPED (step 1 above): a winner's
 //     coroutine is now its to resume; then MarkDone (the entry's last touch
 //     by the stop; a loser's owner may free it from then on). All of a
-//     claim's MarkDones come before any coroutine of it is resumed.
-//  4. Per kSweepBatch winners: it takes their timers out of the timer queue
-//     under one lock (TimerQueue::CancelMany), so their SleepFinish skips
-//     Cancel(), and resumes them one by one (CoroContext::Drive) with one
+//     claim's MarkDones come before any coroutine of it is resumed. Per
+//     kSweepBatch entries, the timers of those it sees suspended (ARMED
+//     alone) come out of the timer queue first, under one lock
+//     (TimerQueue::CancelMany): where that removed a pending timer, or there
+//     was none, STOPPED is a plain store (the shortcut of step 1) and the
+//     coroutine's SleepFinish skips Cancel(); otherwise (not suspended yet,
+//     or its timer fired or is firing) the RMW of step 1 decides.
+//  4. It resumes the winners one by one (CoroContext::Drive) with one
 //     CancelledError it built for the claim (tls_sleep_cancelled; its
 //     reference is passed from one coroutine to the next when they hand it
 //     back unchanged, SleepCancelledSource). Each
@@ -163,7 +172,9 @@ namespace {
 
 constexpr const char kSleepCancelled[] = "Sleep: the task's group was stopped";
 
-// Winners a sweep resumes per timer lock (TimerQueue::CancelMany).
+// Claimed entries whose timers a sweep takes out per timer lock
+// (TimerQueue::CancelMany): short holds, the other worker's sweep takes the
+// same lock.
 constexpr int kSweepBatch = kStopEntryBatch;
 // Entries a worker's sweep claims at once: whole segments, up to this many.
 // One claim per few hundred coroutines instead of per 28 makes the chain's
@@ -171,6 +182,20 @@ constexpr int kSweepBatch = kStopEntryBatch;
 // unit) small per coroutine; an owner whose timer won waits for its entry's
 // MarkDone, which comes within one pass over the claim.
 constexpr int kSweepClaim = 8 * kStopEntryBatch;
+
+// How far ahead of the entry being completed (step 3) its successors'
+// operations are fetched, and how far ahead of the coroutine being resumed
+// its successors' nodes and then frames are. Each coroutine's lines are
+// cold (last touched when it suspended); a fixed distance keeps a few
+// misses in flight all the time, where fetching a whole batch at once
+// asked for more lines than the core can have outstanding.
+constexpr int kCompleteAhead = 8;
+constexpr int kNodeAhead = 8;
+constexpr int kFrameAhead = 4;
+// A node is ~90 bytes plus the callable's captures; a frame that sleeps
+// holds at least the SleepOp's 80.
+constexpr size_t kNodeBytes = 128;
+constexpr size_t kFrameBytes = 256;
 
 }  // namespace
 
@@ -221,20 +246,36 @@ absl::Status SleepCancelledError() {
 
 }  // namespace
 
+// SleepOp's own fields, a base between its StopEntry and TimerEntry bases:
+// what a stop sweep's first pass touches (StopEntry's done_, its last
+// field; these; TimerEntry's heap_index_, its first) lies within 28 bytes,
+// on one cache line for 3 in 4 placements of the 16-aligned operation
+// (the line pairs of the whole 80 bytes were two cold lines per entry).
+// Thread-safety: see SleepOp.
+struct SleepOpFields {
+  explicit SleepOpFields(CoroContext* ctx) : ctx_(ctx) {}
+  std::atomic<uint32_t> bits_{0};
+  bool timer_scheduled_ = false;
+  CoroContext* const ctx_;
+};
+
 // SleepOp: one pending Sleep, constructed in the awaiter's storage (so in the
 // coroutine frame). It is its own timer entry and stop entry (bases, so the
-// callbacks can static_cast). Thread-safety: state_ is the protocol word
+// callbacks can static_cast). Thread-safety: bits_ is the protocol word
 // atop this file; the other fields are written by the suspending coroutine
 // before Arm() and then read by a completer, or by the stop sweep that owns
 // the suspended coroutine, or by the resumed coroutine.
-class SleepOp : private TimerEntry, private StopEntry {
+class alignas(16) SleepOp : private StopEntry,
+                            private SleepOpFields,
+                            private TimerEntry {
  public:
   // Registers the stop entry; if the group was stopped meanwhile, the
   // operation starts completed (STOPPED).
-  explicit SleepOp(CoroContext* ctx) : TimerEntry(&OnTimer), ctx_(ctx) {
+  explicit SleepOp(CoroContext* ctx)
+      : SleepOpFields(ctx), TimerEntry(&OnTimer) {
     if (!StopEntry::Register(ctx->group->stop_state())) {
       // relaxed: nothing else knows this operation yet.
-      state_.store(kStopped, std::memory_order_relaxed);
+      bits_.store(kStopped, std::memory_order_relaxed);
     }
   }
   // Protocol step 3, second half: unregisters the stop entry (waiting for a
@@ -248,7 +289,7 @@ class SleepOp : private TimerEntry, private StopEntry {
     // relaxed: a shortcut only. Our own constructor set it when it matters
     // (same thread); a stop on another thread that this load misses is
     // handled by the protocol.
-    return (state_.load(std::memory_order_relaxed) & kStopped) != 0;
+    return (bits_.load(std::memory_order_relaxed) & kStopped) != 0;
   }
 
   void ScheduleTimer(absl::Time deadline) {
@@ -262,7 +303,7 @@ class SleepOp : private TimerEntry, private StopEntry {
     // this operation) to the completer whose acquire RMW (step 1) sees ARMED
     // and resumes it; acquire pairs with a completer's release when we see
     // its bit and continue without suspending.
-    return (state_.fetch_or(kArmed, std::memory_order_acq_rel) &
+    return (bits_.fetch_or(kArmed, std::memory_order_acq_rel) &
             (kStopped | kTimedOut)) == 0;
   }
 
@@ -274,7 +315,7 @@ class SleepOp : private TimerEntry, private StopEntry {
     // scheduler's queue, the sweep's own thread, or Cancel()'s lock for
     // OnTimer), so it is seen; a stop that is still racing in may or may
     // not be, and either answer is right.
-    return (state_.load(std::memory_order_relaxed) & kStopped) != 0;
+    return (bits_.load(std::memory_order_relaxed) & kStopped) != 0;
   }
 
   // The operation whose stop entry `e` is (every StopEntry is a SleepOp's).
@@ -290,22 +331,68 @@ class SleepOp : private TimerEntry, private StopEntry {
     return won ? op : nullptr;
   }
 
-  // For a sweep that owns the suspended coroutines of ops[0, n): takes
-  // their timers out of the queue under one lock, so that their Finish()
-  // skips Cancel() (except for a timer whose callback is running right now,
-  // which Finish() still waits for).
-  static void ReleaseTimers(SleepOp* const* ops, int n) {
-    TimerEntry* entries[kSweepBatch];
-    bool idle[kSweepBatch];
-    int m = 0;
-    for (int i = 0; i < n; ++i) {
-      if (ops[i]->timer_scheduled_) entries[m++] = ops[i];
+  // Sweep step 3 for the claimed entries[0, n): sets STOPPED on each and
+  // marks it done (every MarkDone before the caller resumes anything), and
+  // stores in won[] the operations whose coroutines the sweep won and must
+  // resume. Returns how many. Per kSweepBatch entries, it takes the timers
+  // of the suspended ones out of the queue under one lock first: an entry
+  // whose timer can no longer fire has no other completer left, so STOPPED
+  // is a load and a plain store instead of Complete()'s RMW (a locked
+  // instruction per cold entry, which also kept the next entries' misses
+  // from overlapping: a quarter of the sweep's samples sat on it), and the
+  // coroutine's Finish() skips Cancel().
+  // `timers` is the entries' executor's queue (the caller has it at hand:
+  // reaching it from an entry would read its cold node).
+  static int CompleteStopMany(StopEntry* const* entries, int n,
+                              TimerQueue& timers, SleepOp** won) {
+    for (int i = 0; i < n && i < kCompleteAhead; ++i) {
+      PrefetchStopFields(FromEntry(entries[i]));
     }
-    if (m == 0) return;
-    ops[0]->timers().CancelMany(entries, m, idle);
-    for (int i = 0; i < m; ++i) {
-      if (idle[i]) static_cast<SleepOp*>(entries[i])->timer_scheduled_ = false;
+    int w = 0;
+    for (int base = 0; base < n; base += kSweepBatch) {
+      const int end = std::min(n, base + kSweepBatch);
+      TimerEntry* timed[kSweepBatch];
+      int t = 0;
+      for (int i = base; i < end; ++i) {
+        if (i + kCompleteAhead < n) {
+          PrefetchStopFields(FromEntry(entries[i + kCompleteAhead]));
+        }
+        SleepOp* const op = FromEntry(entries[i]);
+        // acquire: pairs with the release in Arm(); when we see ARMED, the
+        // suspended coroutine (resume_handle, timer_scheduled_) is ours to
+        // read.
+        const uint32_t state = op->bits_.load(std::memory_order_acquire);
+        if (state != kArmed) {
+          // Not suspended yet, or its timer completed: the RMW protocol.
+          if (op->Complete(kStopped)) won[w++] = op;
+          op->MarkDone();  // a loser's last touch; a winner stays ours
+        } else if (op->timer_scheduled_) {
+          timed[t++] = op;  // decided once its timer is out (below)
+        } else {
+          op->SetStoppedAlone();  // no timer: we are the only completer
+          op->MarkDone();
+          won[w++] = op;
+        }
+      }
+      if (t == 0) continue;
+      TimerQueue::CancelResult result[kSweepBatch];
+      timers.CancelMany(timed, t, result);
+      for (int j = 0; j < t; ++j) {
+        auto* const op = static_cast<SleepOp*>(timed[j]);
+        if (result[j] == TimerQueue::CancelResult::kRemoved) {
+          // OnTimer will never run: no completer but us is left.
+          op->timer_scheduled_ = false;  // Finish() skips Cancel()
+          op->SetStoppedAlone();
+          won[w++] = op;
+        } else if (op->Complete(kStopped)) {
+          // kRunning: we beat OnTimer to the state word (kIdle: OnTimer ran
+          // and won, so Complete() returns false). Finish() waits for it.
+          won[w++] = op;
+        }
+        op->MarkDone();  // a loser's last touch; a winner stays ours
+      }
     }
+    return w;
   }
 
  private:
@@ -320,8 +407,19 @@ class SleepOp : private TimerEntry, private StopEntry {
     // acq_rel: acquire pairs with the release in Arm() (the suspended
     // coroutine is published to us before we resume it); release pairs
     // with Arm()'s acquire when the suspender sees our bit first.
-    const uint32_t prev = state_.fetch_or(bit, std::memory_order_acq_rel);
+    const uint32_t prev = bits_.fetch_or(bit, std::memory_order_acq_rel);
     return (prev & kArmed) != 0 && (prev & other) == 0;
+  }
+
+  // Protocol step 1 for the stop sweep when no other completer is left: the
+  // coroutine is suspended (the sweep saw ARMED, with no completer bit) and
+  // its timer can no longer fire (none was scheduled, or CancelMany()
+  // removed it before it fired). Nobody else writes bits_ any more, so a
+  // plain store sets the bit.
+  void SetStoppedAlone() {
+    // relaxed: no other writer is left (above). Its readers: Finish() in the
+    // resumed coroutine, which this sweep resumes on this thread later.
+    bits_.store(kArmed | kStopped, std::memory_order_relaxed);
   }
 
   static void OnTimer(TimerEntry* e) {
@@ -333,9 +431,18 @@ class SleepOp : private TimerEntry, private StopEntry {
 
   TimerQueue& timers() { return ctx_->group->executor()->timers(); }
 
-  CoroContext* const ctx_;
-  std::atomic<uint32_t> state_{0};
-  bool timer_scheduled_ = false;
+  // Prefetches the cache line(s) of the fields a sweep's first pass
+  // touches (SleepOpFields): from StopEntry's done_ (its last 4 bytes hold
+  // it) to the end of TimerEntry's heap_index_.
+  static void PrefetchStopFields(const SleepOp* op) {
+    const char* const begin =
+        reinterpret_cast<const char*>(static_cast<const SleepOpFields*>(op)) -
+        4;
+    const char* const end =
+        reinterpret_cast<const char*>(static_cast<const TimerEntry*>(op)) +
+        sizeof(int64_t);
+    PrefetchRangeForWrite(begin, static_cast<size_t>(end - begin));
+  }
 };
 
 static_assert(sizeof(SleepOp) <= kSleepOpSize,
@@ -373,29 +480,15 @@ absl::Status SleepFinish(SleepOp* op, bool cancelled) {
 
 namespace {
 
-// How far ahead of the entry being completed (step 3) its successors'
-// operations are fetched, and how far ahead of the coroutine being resumed
-// its successors' nodes and then frames are. Each coroutine's lines are
-// cold (last touched when it suspended); a fixed distance keeps a few
-// misses in flight all the time, where fetching a whole batch at once
-// asked for more lines than the core can have outstanding.
-constexpr int kCompleteAhead = 8;
-constexpr int kNodeAhead = 8;
-constexpr int kFrameAhead = 4;
-// A node is ~90 bytes plus the callable's captures; a frame that sleeps
-// holds at least the SleepOp's 80.
-constexpr size_t kNodeBytes = 128;
-constexpr size_t kFrameBytes = 256;
-
-// Steps 4-5 for the winners won[0, w) (w <= kSweepBatch), whose stop
-// entries are all marked done. Returns how many resumed coroutines finished
-// with CancelledError and are not settled yet.
+// Steps 4-5 for the winners won[0, w), whose stop entries are all marked
+// done, in one pass: the prefetches run ahead across the whole claim (no
+// cold start every kSweepBatch coroutines). Returns how many resumed
+// coroutines finished with CancelledError and are not settled yet.
 int64_t ResumeWinners(GroupState* group, SleepOp* const* won, int w,
                       SleepCancelledSource& cancelled) {
   for (int i = 0; i < w && i < kNodeAhead; ++i) {
     PrefetchRangeForWrite(won[i]->ctx(), kNodeBytes);
   }
-  SleepOp::ReleaseTimers(won, w);  // step 4
   int64_t settle = 0;  // step 5: finished with CancelledError, unsettled
   for (int i = 0; i < w; ++i) {
     if (i + kNodeAhead < w) {
@@ -432,31 +525,14 @@ int64_t ResumeWinners(GroupState* group, SleepOp* const* won, int w,
 // not settled yet: the caller settles them (FinishCancelledMany).
 int64_t CompleteAndResume(GroupState* group, StopEntry* const* entries, int n) {
   // Step 3: every MarkDone before any user code runs (StopEntry's rule).
-  // The entries sit in coroutine frames, each on a cold line.
-  for (int i = 0; i < n && i < kCompleteAhead; ++i) {
-    PrefetchRangeForWrite(SleepOp::FromEntry(entries[i]), sizeof(SleepOp));
-  }
   SleepOp* won[kSweepClaim];
-  int w = 0;
-  for (int i = 0; i < n; ++i) {
-    if (i + kCompleteAhead < n) {
-      PrefetchRangeForWrite(SleepOp::FromEntry(entries[i + kCompleteAhead]),
-                            sizeof(SleepOp));
-    }
-    SleepOp* const op = SleepOp::CompleteStop(entries[i]);
-    if (op != nullptr) won[w++] = op;
-  }
+  const int w = SleepOp::CompleteStopMany(
+      entries, n, group->executor()->timers(), won);
   if (w == 0) return 0;
   SleepCancelledSource cancelled;
   SleepCancelledSource* const saved =
       std::exchange(tls_sleep_cancelled, &cancelled);
-  // Steps 4-5, a timer lock per kSweepBatch winners (short holds: the other
-  // worker's sweep takes the same lock).
-  int64_t settle = 0;
-  for (int i = 0; i < w; i += kSweepBatch) {
-    settle += ResumeWinners(group, won + i, std::min(kSweepBatch, w - i),
-                            cancelled);
-  }
+  const int64_t settle = ResumeWinners(group, won, w, cancelled);
   tls_sleep_cancelled = saved;
   return settle;
 }

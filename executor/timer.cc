@@ -56,8 +56,14 @@
 //    last. Then if e is scheduled (never fired, or re-armed by the callback
 //    we waited for, or by the running callback that is calling us), clear
 //    its slot's entry (the slot stays, cancelled), mark e idle, --live_,
-//    and return true; else return false. When no live slot is left the
-//    heap is emptied; when cancelled slots outnumber live ones
+//    and return true; else return false. Cancelled slots at the end of
+//    the array are popped at once (removing a heap's last slot keeps it a
+//    heap): a stop cancels its sleepers newest first (stop_state.cc claims
+//    the newest entry segments first), and sleeps scheduled in order of
+//    deadline sit in the heap's array in about that order, so a mass stop
+//    shrinks the heap from its end instead of leaving cancelled slots for
+//    compactions (which touched every surviving entry, a cold line each).
+//    When no live slot is left the heap is emptied; when cancelled slots outnumber live ones
 //    kCompactRatio times over (and there are at least kMinCompaction of
 //    them), Compact() drops them all and rebuilds the heap in O(n): at
 //    least 8n/9 cancellations pay for each compaction of n slots, so Cancel
@@ -216,7 +222,7 @@ bool TimerQueue::Cancel(TimerEntry* e) {
 }
 
 void TimerQueue::CancelMany(TimerEntry* const* entries, size_t n,
-                            bool* idle) {
+                            CancelResult* out) {
   MutexLock lock(&mu_);
   // The entries' slots lie anywhere in a heap of up to millions of slots:
   // fetch them together instead of one miss per removal under the lock.
@@ -230,13 +236,20 @@ void TimerQueue::CancelMany(TimerEntry* const* entries, size_t n,
   for (size_t i = 0; i < n; ++i) {
     TimerEntry* const e = entries[i];
     // Step 6 without the wait: a firing entry is the caller's to Cancel().
-    idle[i] = firing_ != e;
-    if (idle[i] && RemoveLocked(e)) removed_any = true;
+    if (firing_ == e) {
+      out[i] = CancelResult::kRunning;
+    } else if (RemoveLocked(e)) {
+      out[i] = CancelResult::kRemoved;
+      removed_any = true;
+    } else {
+      out[i] = CancelResult::kIdle;
+    }
   }
   if (removed_any) TidyAfterCancel();
 }
 
 void TimerQueue::TidyAfterCancel() {
+  while (!heap_.empty() && heap_.back().entry == nullptr) heap_.pop_back();
   const size_t cancelled = heap_.size() - live_;
   if (live_ == 0) {
     heap_.clear();

@@ -11,8 +11,9 @@
 // sleeps on a CondVar until the earliest deadline and is woken only when a
 // new earliest deadline is scheduled. Schedule is O(log n) and Cancel O(1)
 // amortized, each under one mutex: Cancel leaves a cancelled slot in the
-// heap, dropped when it reaches the top or when cancelled slots outnumber
-// live ones 8 times over (one O(n) compaction per n cancellations).
+// heap, dropped when it reaches the top or the end of the heap's array, or
+// when cancelled slots outnumber live ones 8 times over (one O(n)
+// compaction per n cancellations).
 // Cancelling 100,000 sleeping coroutines at once was O(log n) cache misses
 // each under the lock.
 //
@@ -97,11 +98,13 @@ class TimerEntry {
   // Schedule, Cancel and the timer thread) and, while the entry is
   // scheduled, read only under it. (The deadline the heap orders by, and the
   // schedule order, live in the entry's heap slot.)
+  // Position of the entry's slot in TimerQueue::heap_, or -1 when not
+  // scheduled. First: the one field a cancellation touches, at the start
+  // of the entry, so an owner can keep it on one cache line with its own
+  // hot fields just before (coroutine.cc's SleepOp).
+  int64_t heap_index_ = -1;
   const Fn fn_;
   absl::Time deadline_ = absl::InfiniteFuture();
-  // Position of the entry's slot in TimerQueue::heap_, or -1 when not
-  // scheduled.
-  int64_t heap_index_ = -1;
 };
 
 // TimerQueue: a min-heap of TimerEntry by deadline and the thread that fires
@@ -169,15 +172,21 @@ class TimerQueue {
   // TimerQueue::CancelMany()
   // Cancel() for each of entries[0, n) under ONE lock acquisition, except
   // that it never waits: an entry whose callback is running is left alone.
-  // Sets idle[i] = true when entries[i] is now neither scheduled nor running
-  // (its pending schedule, if any, was removed before it fired, or its
-  // callback has returned): as after Cancel() returned, the queue never
-  // touches it again. Sets idle[i] = false when its callback is running;
-  // call Cancel() on it to wait for that. For cancelling many entries at
-  // once (a stopped group's sleeping coroutines), where one Cancel() each
-  // would make the cancelling threads queue up on the lock.
+  // Sets out[i] to what happened to entries[i]:
+  //   kRemoved  its pending schedule was removed before the callback started:
+  //             the callback will never run (Cancel() would return true);
+  //   kIdle     nothing to remove: never scheduled, already cancelled, or
+  //             its callback has run and returned;
+  //   kRunning  its callback is running now; call Cancel() on it to wait.
+  // After kRemoved or kIdle, as after Cancel() returned, the queue never
+  // touches the entry again. For cancelling many entries at once (a stopped
+  // group's sleeping coroutines), where one Cancel() each would make the
+  // cancelling threads queue up on the lock.
   // Thread-safety: any thread, including callbacks.
-  void CancelMany(TimerEntry* const* entries, size_t n, bool* idle)
+  // Memory ordering: as Cancel(); after kIdle for an entry that fired,
+  // everything its callback did happens-before CancelMany() returns.
+  enum class CancelResult : uint8_t { kRemoved, kIdle, kRunning };
+  void CancelMany(TimerEntry* const* entries, size_t n, CancelResult* out)
       ABSL_LOCKS_EXCLUDED(mu_);
 
   // TimerQueue::pending()

@@ -664,5 +664,51 @@ TEST(Coroutine, StopRacesTimersStress) {
   }
 }
 
+// Invariant: when a stop's worker sweeps (beyond the requester's first 28
+// entries) race many timers that fire around the stop, each coroutine is
+// resumed exactly once, with OK exactly when its timer won (the sweep's
+// plain-store shortcut is taken only for timers it removed before they
+// fired), and the group counts every coroutine once.
+// Odd rounds give every coroutine the same deadline and stop at it, so the
+// timer thread fires them (in Schedule() order) while the sweeps complete
+// them (newest first) and the two cross somewhere in the middle.
+TEST(Coroutine, StopSweepRacingManyTimerExpiriesResumesEachOnce) {
+  Executor ex({.num_workers = 2});
+  for (int round = 0; round < 60 / kScale + 2; ++round) {
+    TaskGroup g(ex);
+    constexpr int kN = 1500;
+    std::vector<std::atomic<int>> resumed(kN);
+    std::atomic<int> asleep{0}, ok{0};
+    const bool common = round % 2 == 1;
+    const absl::Time deadline = absl::Now() + absl::Milliseconds(20);
+    for (int i = 0; i < kN; ++i) {
+      g.Spawn([&, i]() -> Task<absl::Status> {
+        asleep.fetch_add(1);
+        // Spread: deadlines over 0-2 ms from each Sleep, the stop comes
+        // once all are asleep.
+        absl::Status s = co_await Sleep(
+            common ? deadline - absl::Now()
+                   : absl::Microseconds(i * 2000 / kN));
+        resumed[i].fetch_add(1);
+        if (s.ok()) ok.fetch_add(1);
+        co_return s;
+      });
+    }
+    // Every coroutine has reached its Sleep (none is dropped unstarted).
+    ASSERT_TRUE(Eventually([&] { return asleep.load() == kN; }));
+    if (common) {
+      while (absl::Now() < deadline) {
+      }
+    }
+    g.RequestStop("race");
+    (void)g.Wait();
+    for (int i = 0; i < kN; ++i) ASSERT_EQ(resumed[i].load(), 1) << i;
+    const GroupStats st = g.stats();
+    EXPECT_EQ(st.completed + st.cancelled, kN);
+    EXPECT_EQ(st.completed, ok.load());
+    EXPECT_EQ(st.failed, 0);
+  }
+}
+
 }  // namespace
 }  // namespace ripcord

@@ -203,8 +203,15 @@ TEST(TimerQueue, FiresInDeadlineOrderThenScheduleOrder) {
   past.order = never.order = &order;
   q.Schedule(&never, absl::InfiniteFuture());
   q.Schedule(&past, absl::InfinitePast());
+  // Until every callback has recorded itself: pending() stops counting an
+  // entry when it is popped, before its callback runs, so waiting for
+  // pending() == 1 alone could read `order` one entry short.
   const absl::Time limit = absl::Now() + absl::Seconds(10);
-  while (q.pending() > 1 && absl::Now() < limit) {
+  auto recorded = [&] {
+    std::lock_guard<std::mutex> lock(mu);
+    return order.size();
+  };
+  while (recorded() < kN + 1 && absl::Now() < limit) {
     absl::SleepFor(absl::Milliseconds(1));
   }
   {
@@ -591,6 +598,41 @@ TEST(TimerQueue, MostlyCancelledCompactsAndRestFireInOrder) {
   run.ExpectFiredInOrder(q);
 }
 
+TEST(TimerQueue, NewestFirstCancelManyShrinksFromTheEndAndRestFireInOrder) {
+  // A stop cancels its sleepers newest first, in batches (CancelMany), so
+  // cancelled slots keep reaching the end of the heap's array and are popped
+  // there at once, between live ones that stay. The kept entries (1 in 50,
+  // scattered) still fire exactly once each, in schedule order (all have the
+  // same deadline), and entries scheduled afterwards fire too.
+  const int kN = 20000 / kScale;
+  TimerQueue q;
+  std::mt19937 rng(7);
+  std::vector<char> keep(kN);
+  for (int i = 0; i < kN; ++i) keep[i] = i % 50 == 17;
+  OrderedRun run(keep, rng, absl::Milliseconds(300), /*spread_ms=*/1);
+  run.ScheduleAll(q);
+  using Result = TimerQueue::CancelResult;
+  std::vector<TimerEntry*> batch;
+  std::vector<Result> out(28);
+  for (int i = kN - 1; i >= 0;) {
+    batch.clear();
+    for (; i >= 0 && batch.size() < 28; --i) {
+      if (!keep[i]) batch.push_back(&run.entries[i]);
+    }
+    q.CancelMany(batch.data(), batch.size(), out.data());
+    for (size_t j = 0; j < batch.size(); ++j) {
+      ASSERT_EQ(out[j], Result::kRemoved) << i;
+    }
+  }
+  EXPECT_EQ(q.pending(), run.expected.size());
+  Probe late;
+  Event late_done;
+  late.done = &late_done;
+  q.Schedule(&late, absl::Now() + absl::Milliseconds(1));
+  ASSERT_TRUE(late_done.WaitFor(absl::Seconds(30)));
+  run.ExpectFiredInOrder(q);
+}
+
 TEST(TimerQueue, RescheduleAfterCancelFiresOnce) {
   // An entry cancelled (leaving a cancelled slot behind) and scheduled again
   // fires exactly once, at its new deadline, whether that is earlier, equal
@@ -619,10 +661,11 @@ TEST(TimerQueue, RescheduleAfterCancelFiresOnce) {
 }
 
 TEST(TimerQueue, CancelManyRemovesPendingAndReportsRunning) {
-  // CancelMany() takes pending entries out (they never run), reports idle
-  // entries (never scheduled, or already fired) as idle, and reports an
-  // entry whose callback is running as not idle without waiting for it;
-  // Cancel() then waits for that callback.
+  // CancelMany() takes pending entries out (they never run) and reports
+  // them removed, reports entries with nothing to remove (never scheduled,
+  // or already fired) as idle, and reports an entry whose callback is
+  // running as running without waiting for it; Cancel() then waits for that
+  // callback.
   struct Blocker : TimerEntry {
     Blocker() : TimerEntry(&Blocker::OnFire) {}
     static void OnFire(TimerEntry* self) {
@@ -652,12 +695,16 @@ TEST(TimerQueue, CancelManyRemovesPendingAndReportsRunning) {
   entries.push_back(&never_scheduled);
   entries.push_back(&blocker);
   entries.push_back(&fired);
-  bool idle[kPending + 3];
-  q.CancelMany(entries.data(), entries.size(), idle);
-  for (int i = 0; i < kPending; ++i) EXPECT_TRUE(idle[i]) << i;
-  EXPECT_TRUE(idle[kPending]);       // never scheduled
-  EXPECT_FALSE(idle[kPending + 1]);  // running: not waited for
-  EXPECT_TRUE(idle[kPending + 2]);   // fired and returned
+  using Result = TimerQueue::CancelResult;
+  Result out[kPending + 3];
+  q.CancelMany(entries.data(), entries.size(), out);
+  for (int i = 0; i < kPending; ++i) EXPECT_EQ(out[i], Result::kRemoved) << i;
+  EXPECT_EQ(out[kPending], Result::kIdle);         // never scheduled
+  EXPECT_EQ(out[kPending + 1], Result::kRunning);  // not waited for
+  EXPECT_EQ(out[kPending + 2], Result::kIdle);     // fired and returned
+  // A second call finds nothing left to remove.
+  q.CancelMany(entries.data(), kPending, out);
+  for (int i = 0; i < kPending; ++i) EXPECT_EQ(out[i], Result::kIdle) << i;
   EXPECT_FALSE(blocker.finished.load(std::memory_order_relaxed));
   EXPECT_EQ(q.pending(), 0u);
   std::thread releaser([&] {

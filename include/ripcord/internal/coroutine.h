@@ -91,7 +91,10 @@ void ScheduleResumeBack(CoroContext* ctx);
 // private to coroutine.cc (it embeds the executor's TimerEntry); the awaiter
 // reserves kSleepOpSize bytes for it (coroutine.cc static_asserts the fit).
 inline constexpr size_t kSleepOpSize = 80;
-inline constexpr size_t kSleepOpAlign = alignof(void*);
+// 16, the alignment every frame gets (operator new, the task cache): where
+// the stop-time fields of the operation sit within a cache line then
+// depends on fewer placements (coroutine.cc, SleepOpFields).
+inline constexpr size_t kSleepOpAlign = 16;
 // Constructs the operation in `storage` (and sets *op) only if it suspends
 // or may still be completed; otherwise *op stays null and *cancelled tells
 // the result.
