@@ -139,25 +139,7 @@ class WsDeque {
   // Steal).
   //
   // Thread-safety: called only by the owning worker.
-  void Push(T* item) {
-    OwnerScope owner(this, "Push");
-    if (item == nullptr) Die("WsDeque::Push(nullptr): items must be non-null");
-    // relaxed: only this thread writes bottom_, so it reads its own last
-    // store.
-    const int64_t b = bottom_.load(std::memory_order_relaxed);
-    // acquire: observes the top_ CAS of every thief that claimed a slot
-    // below t (release half of the seq_cst CAS in Steal(), carried on by the
-    // release sequence of later CASes). Those thieves' relaxed reads of their
-    // slots therefore happen before this Push overwrites slot b, which after
-    // wrap-around may be one of them; a thief never returns an item written
-    // after its read.
-    const int64_t t = top_.load(std::memory_order_acquire);
-    // relaxed: only this thread writes buffer_.
-    Buffer* buf = buffer_.load(std::memory_order_relaxed);
-    if (b - t >= buf->capacity) buf = Grow(buf, t, b);
-    buf->Put(b, item);
-    Publish(b + 1);
-  }
+  void Push(T* item) { PushImpl(item, /*may_grow=*/true); }
 
   // WsDeque::TryPush()
   //
@@ -166,18 +148,7 @@ class WsDeque {
   // of their fast path.
   //
   // Thread-safety: called only by the owning worker.
-  bool TryPush(T* item) {
-    OwnerScope owner(this, "TryPush");
-    if (item == nullptr) Die("WsDeque::TryPush(nullptr): items must be non-null");
-    // Orders as in Push().
-    const int64_t b = bottom_.load(std::memory_order_relaxed);
-    const int64_t t = top_.load(std::memory_order_acquire);
-    Buffer* buf = buffer_.load(std::memory_order_relaxed);
-    if (b - t >= buf->capacity) [[unlikely]] return false;
-    buf->Put(b, item);
-    Publish(b + 1);
-    return true;
-  }
+  bool TryPush(T* item) { return PushImpl(item, /*may_grow=*/false); }
 
   // WsDeque::UseLightPublish()
   //
@@ -367,6 +338,31 @@ class WsDeque {
   }
 
  private:
+  // Push() and TryPush(): false only if the buffer is full and !may_grow.
+  bool PushImpl(T* item, bool may_grow) {
+    OwnerScope owner(this, "Push");
+    if (item == nullptr) Die("WsDeque::Push(nullptr): items must be non-null");
+    // relaxed: only this thread writes bottom_, so it reads its own last
+    // store.
+    const int64_t b = bottom_.load(std::memory_order_relaxed);
+    // acquire: observes the top_ CAS of every thief that claimed a slot
+    // below t (release half of the seq_cst CAS in Steal(), carried on by the
+    // release sequence of later CASes). Those thieves' relaxed reads of their
+    // slots therefore happen before this Push overwrites slot b, which after
+    // wrap-around may be one of them; a thief never returns an item written
+    // after its read.
+    const int64_t t = top_.load(std::memory_order_acquire);
+    // relaxed: only this thread writes buffer_.
+    Buffer* buf = buffer_.load(std::memory_order_relaxed);
+    if (b - t >= buf->capacity) [[unlikely]] {
+      if (!may_grow) return false;
+      buf = Grow(buf, t, b);
+    }
+    buf->Put(b, item);
+    Publish(b + 1);
+    return true;
+  }
+
   // Publishes the slots below `bottom` to thieves: the release half pairs
   // with the seq_cst load of bottom_ in Steal(), which then reads them. The
   // executor also needs a StoreLoad between this store and the producer's
