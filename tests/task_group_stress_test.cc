@@ -51,6 +51,21 @@ uint64_t Mix(uint64_t x) {
   return x ^ (x >> 31);
 }
 
+// Runs body(executor, rep) `reps` times on a fresh executor of each size in
+// kWorkerCounts, with the rep and the size in failure messages; stops at the
+// first fatal failure (an ASSERT inside body returns from body only).
+template <class Body>
+void ForEachWorkerCountAndRep(int reps, Body body) {
+  for (int workers : kWorkerCounts) {
+    Executor executor({.num_workers = workers});
+    for (int rep = 0; rep < reps; ++rep) {
+      SCOPED_TRACE(::testing::Message() << "rep " << rep << ", workers " << workers);
+      body(executor, rep);
+      if (::testing::Test::HasFatalFailure()) return;
+    }
+  }
+}
+
 // ---------------------------------------------------------------------------
 // Random interleavings.
 
@@ -366,42 +381,38 @@ TEST_F(TaskGroupStressTest, RandomSpawnStopWaitInterleavings) {
 // them; Wait() after the stop always says cancelled with the stop's reason.
 TEST_F(TaskGroupStressTest, StopVsCompletion) {
   const int reps = Scaled(1500, 150);
-  for (int workers : kWorkerCounts) {
-    Executor executor({.num_workers = workers});
-    for (int rep = 0; rep < reps; ++rep) {
-      SCOPED_TRACE(::testing::Message() << "rep " << rep << ", workers " << workers);
-      TaskGroup g(executor);
-      std::atomic<int> ran{0};
-      std::atomic<int> ok_returned{0};
-      std::atomic<bool> go{false};
-      const int tasks = 1 + rep % 3;
-      std::thread stopper([&] {
-        while (!go.load()) {
-        }
-        for (int i = 0; i < rep % 7; ++i) std::this_thread::yield();
-        g.RequestStop("race");
-      });
-      go.store(true);
-      for (int i = 0; i < tasks; ++i) {
-        g.Spawn([&](StopToken token) {
-          ran++;
-          absl::Status s = SleepFor(absl::ZeroDuration(), token);  // checkpoint
-          if (s.ok()) ok_returned++;
-          return s;
-        });
+  ForEachWorkerCountAndRep(reps, [&](Executor& executor, int rep) {
+    TaskGroup g(executor);
+    std::atomic<int> ran{0};
+    std::atomic<int> ok_returned{0};
+    std::atomic<bool> go{false};
+    const int tasks = 1 + rep % 3;
+    std::thread stopper([&] {
+      while (!go.load()) {
       }
-      stopper.join();
-      absl::Status s = JoinOrDie(g, kHangTimeout, &executor);
-      ASSERT_TRUE(absl::IsCancelled(s)) << s;
-      ASSERT_TRUE(MessageContains(s, "race")) << s;
-      const GroupStats st = g.stats();
-      ASSERT_EQ(st.spawned, tasks);
-      ASSERT_EQ(st.completed, ok_returned.load());
-      ASSERT_EQ(st.failed, 0);
-      ASSERT_EQ(st.cancelled, tasks - ok_returned.load());
-      ASSERT_LE(ran.load(), tasks);
+      for (int i = 0; i < rep % 7; ++i) std::this_thread::yield();
+      g.RequestStop("race");
+    });
+    go.store(true);
+    for (int i = 0; i < tasks; ++i) {
+      g.Spawn([&](StopToken token) {
+        ran++;
+        absl::Status s = SleepFor(absl::ZeroDuration(), token);  // checkpoint
+        if (s.ok()) ok_returned++;
+        return s;
+      });
     }
-  }
+    stopper.join();
+    absl::Status s = JoinOrDie(g, kHangTimeout, &executor);
+    ASSERT_TRUE(absl::IsCancelled(s)) << s;
+    ASSERT_TRUE(MessageContains(s, "race")) << s;
+    const GroupStats st = g.stats();
+    ASSERT_EQ(st.spawned, tasks);
+    ASSERT_EQ(st.completed, ok_returned.load());
+    ASSERT_EQ(st.failed, 0);
+    ASSERT_EQ(st.cancelled, tasks - ok_returned.load());
+    ASSERT_LE(ran.load(), tasks);
+  });
 }
 
 // Invariant: a stop racing a worker that holds deferred releases (lazy
@@ -411,34 +422,30 @@ TEST_F(TaskGroupStressTest, StopVsCompletion) {
 TEST_F(TaskGroupStressTest, StopVsDeferredReleases) {
   constexpr int kChildren = 64;
   const int reps = Scaled(600, 100);
-  for (int workers : kWorkerCounts) {
-    Executor executor({.num_workers = workers});
-    for (int rep = 0; rep < reps; ++rep) {
-      SCOPED_TRACE(::testing::Message() << "rep " << rep << ", workers " << workers);
-      TaskGroup g(executor);
-      std::atomic<int> ran{0};
-      std::atomic<int> spawner_ran{0};
-      // Spawned from a task: the children land on that worker's deque and
-      // run back to back there (or are stolen).
-      g.Spawn([&g, &ran, &spawner_ran] {
-        spawner_ran.fetch_add(1);
-        for (int i = 0; i < kChildren; ++i) {
-          g.Spawn([&ran] { ran.fetch_add(1); });
-        }
-      });
-      for (int i = 0; i < rep % 11; ++i) std::this_thread::yield();
-      g.RequestStop("race");
-      absl::Status s = JoinOrDie(g, kHangTimeout, &executor);
-      ASSERT_TRUE(absl::IsCancelled(s)) << s;
-      const GroupStats st = g.stats();
-      const int completed = ran.load() + spawner_ran.load();
-      ASSERT_EQ(st.spawned, 1 + spawner_ran.load() * kChildren);
-      ASSERT_EQ(st.completed, completed);
-      ASSERT_EQ(st.failed, 0);
-      ASSERT_EQ(st.cancelled, st.spawned - completed);
-      ASSERT_EQ(st.running + st.queued, 0);
-    }
-  }
+  ForEachWorkerCountAndRep(reps, [&](Executor& executor, int rep) {
+    TaskGroup g(executor);
+    std::atomic<int> ran{0};
+    std::atomic<int> spawner_ran{0};
+    // Spawned from a task: the children land on that worker's deque and
+    // run back to back there (or are stolen).
+    g.Spawn([&g, &ran, &spawner_ran] {
+      spawner_ran.fetch_add(1);
+      for (int i = 0; i < kChildren; ++i) {
+        g.Spawn([&ran] { ran.fetch_add(1); });
+      }
+    });
+    for (int i = 0; i < rep % 11; ++i) std::this_thread::yield();
+    g.RequestStop("race");
+    absl::Status s = JoinOrDie(g, kHangTimeout, &executor);
+    ASSERT_TRUE(absl::IsCancelled(s)) << s;
+    const GroupStats st = g.stats();
+    const int completed = ran.load() + spawner_ran.load();
+    ASSERT_EQ(st.spawned, 1 + spawner_ran.load() * kChildren);
+    ASSERT_EQ(st.completed, completed);
+    ASSERT_EQ(st.failed, 0);
+    ASSERT_EQ(st.cancelled, st.spawned - completed);
+    ASSERT_EQ(st.running + st.queued, 0);
+  });
 }
 
 // Invariant: a stop racing a failing task: Wait() returns the error if the
@@ -446,37 +453,33 @@ TEST_F(TaskGroupStressTest, StopVsDeferredReleases) {
 // and the counts add up.
 TEST_F(TaskGroupStressTest, StopVsFailure) {
   const int reps = Scaled(1000, 100);
-  for (int workers : kWorkerCounts) {
-    Executor executor({.num_workers = workers});
-    for (int rep = 0; rep < reps; ++rep) {
-      SCOPED_TRACE(::testing::Message() << "rep " << rep << ", workers " << workers);
-      TaskGroup g(executor);
-      std::atomic<int> ran{0};
-      std::atomic<bool> go{false};
-      std::thread stopper([&] {
-        while (!go.load()) {
-        }
-        for (int i = 0; i < rep % 5; ++i) std::this_thread::yield();
-        g.RequestStop("race");
-      });
-      go.store(true);
-      g.Spawn([&] {
-        ran++;
-        return absl::AbortedError("failed");
-      });
-      stopper.join();
-      absl::Status s = JoinOrDie(g, kHangTimeout, &executor);
-      const GroupStats st = g.stats();
-      if (ran.load() == 1) {
-        ASSERT_TRUE(absl::IsAborted(s)) << s;
-        ASSERT_EQ(st.failed, 1);
-      } else {
-        ASSERT_TRUE(absl::IsCancelled(s)) << s;
-        ASSERT_EQ(st.cancelled, 1);
+  ForEachWorkerCountAndRep(reps, [&](Executor& executor, int rep) {
+    TaskGroup g(executor);
+    std::atomic<int> ran{0};
+    std::atomic<bool> go{false};
+    std::thread stopper([&] {
+      while (!go.load()) {
       }
-      ASSERT_EQ(st.spawned, st.completed + st.failed + st.cancelled);
+      for (int i = 0; i < rep % 5; ++i) std::this_thread::yield();
+      g.RequestStop("race");
+    });
+    go.store(true);
+    g.Spawn([&] {
+      ran++;
+      return absl::AbortedError("failed");
+    });
+    stopper.join();
+    absl::Status s = JoinOrDie(g, kHangTimeout, &executor);
+    const GroupStats st = g.stats();
+    if (ran.load() == 1) {
+      ASSERT_TRUE(absl::IsAborted(s)) << s;
+      ASSERT_EQ(st.failed, 1);
+    } else {
+      ASSERT_TRUE(absl::IsCancelled(s)) << s;
+      ASSERT_EQ(st.cancelled, 1);
     }
-  }
+    ASSERT_EQ(st.spawned, st.completed + st.failed + st.cancelled);
+  });
 }
 
 // Counts its destruction (once: a moved-from one does not count), so a
