@@ -136,7 +136,7 @@ class GroupState final : public CacheAllocated<GroupState> {
   // Settles one task; the last touch of the group by that task.
   // Plain tasks bracket their run with StartPlain()/FinishPlain(): the
   // running count of plain tasks comes from the workers' published frames
-  // (ExecutorImpl::CountRunningPlain), not from a counter, so a plain task
+  // (ExecutorImpl::CountPlain), not from a counter, so a plain task
   // costs no RMW of the group's line for starting. StartPlain returns the
   // frame the scheduler's start gate opened (tls_gate_frame; -1:
   // untracked, counted in running_other_ by the gate). Call only from the
