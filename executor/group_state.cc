@@ -311,7 +311,6 @@ bool GroupState::IsWithin(const GroupState* ancestor) const {
 
 GroupState* GroupState::Current() { return tls_current_group; }
 
-
 // ---- accounting -----------------------------------------------------------
 
 static_assert(__BYTE_ORDER__ == __ORDER_LITTLE_ENDIAN__,
@@ -535,7 +534,6 @@ void GroupState::CountStarted() {
   // task nested too deep for a frame, whose gate uses a seq_cst increment).
   running_other_.fetch_add(1, std::memory_order_relaxed);
 }
-
 
 bool GroupState::GateUntracked() {
   // seq_cst: the census reads running_other_ after its HeavyFence; this RMW
