@@ -720,21 +720,19 @@ TEST(TimerQueue, CancelManyRemovesPendingAndReportsRunning) {
 }
 
 TEST(TimerQueue, DestructionWithPendingEntriesIsPromptAndRunsNothing) {
-  // Destroying a queue with pending entries (near and infinitely far) returns
-  // promptly, runs none of them, and leaves them unscheduled: they can be
-  // scheduled on another queue and cancelled there.
+  // Destroying a queue with pending entries (an hour out and infinitely far)
+  // returns without waiting for them (a destructor that waited would hang
+  // the test: no timing assertion needed), runs none of them, and leaves
+  // them unscheduled: they can be scheduled on another queue and cancelled
+  // there.
   const int kN = 10000 / kScale;
   std::vector<Probe> entries(kN);
   auto q = std::make_unique<TimerQueue>();
-  // Far enough out that the queue is gone first even on a loaded machine.
-  const absl::Time near = absl::Now() + absl::Milliseconds(250);
+  const absl::Time later = absl::Now() + absl::Hours(1);
   for (int i = 0; i < kN; ++i) {
-    q->Schedule(&entries[i], i % 2 == 0 ? near : absl::InfiniteFuture());
+    q->Schedule(&entries[i], i % 2 == 0 ? later : absl::InfiniteFuture());
   }
-  const absl::Time start = absl::Now();
   q.reset();
-  EXPECT_LT(absl::Now() - start, absl::Milliseconds(200));  // generous
-  absl::SleepFor(near + absl::Milliseconds(30) - absl::Now());
   for (Probe& p : entries) ASSERT_EQ(p.runs.load(), 0);
   TimerQueue q2;
   for (Probe& p : entries) q2.Schedule(&p, absl::InfiniteFuture());
