@@ -797,4 +797,15 @@ std::vector<BusyGroup> ExecutorImpl::BusyGroups() const {
   return out;
 }
 
+// ParallelFor's split signal (include/ripcord/parallel_for.h).
+bool LoopShouldSplit() {
+  const Worker* w = tls_worker;
+  return w != nullptr && w->exec->num_workers() > 1 && w->deque.EmptyHint();
+}
+
+int LoopWorkerCount() {
+  const Worker* w = tls_worker;
+  return w != nullptr ? w->exec->num_workers() : 1;
+}
+
 }  // namespace ripcord::internal

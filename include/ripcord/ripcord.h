@@ -6,10 +6,12 @@
 //   TaskGroup, GroupOptions, GroupStats              (task_group.h)
 //   Task, Sleep, Yield, Blocking, TaskGroup::Join    (task.h)
 //   SignalWatcher, SignalOptions                     (signal_watcher.h)
+//   ParallelFor, ParallelForOptions                  (parallel_for.h)
 #ifndef RIPCORD_RIPCORD_H_
 #define RIPCORD_RIPCORD_H_
 
 #include "ripcord/executor.h"
+#include "ripcord/parallel_for.h"
 #include "ripcord/signal_watcher.h"
 #include "ripcord/stop_token.h"
 #include "ripcord/task.h"

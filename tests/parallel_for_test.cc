@@ -1,0 +1,373 @@
+// Copyright 2026 The ripcord Authors.
+//
+// ParallelFor (include/ripcord/parallel_for.h): every index exactly once in
+// chunks within the grain, the argument errors, the first error and a stop
+// ending the loop early, shielding, nested loops, ranges at the ends of
+// the index type, and the split itself (a chunk that blocks does not hold
+// up the rest of the range). The stress case repeats a stop racing a loop.
+#include "ripcord/parallel_for.h"
+
+#include <algorithm>
+#include <atomic>
+#include <cstdint>
+#include <limits>
+#include <stdexcept>
+#include <string>
+#include <thread>
+#include <vector>
+
+#include "absl/status/status.h"
+#include "absl/synchronization/mutex.h"
+#include "absl/synchronization/notification.h"
+#include "absl/time/time.h"
+#include "gtest/gtest.h"
+#include "ripcord/ripcord.h"
+#include "tests/test_util.h"
+
+namespace ripcord {
+namespace {
+
+using ::ripcord::testing::BlockUntil;
+using ::ripcord::testing::kHangTimeout;
+using ::ripcord::testing::Scaled;
+using ::ripcord::testing::Watchdog;
+
+class ParallelForTest : public ::testing::Test {
+ protected:
+  Watchdog watchdog_{absl::Minutes(2)};
+};
+
+// Counts the calls of every index in [begin, begin + n) and checks each
+// chunk against the grain. Thread-safe.
+template <class Index>
+class Coverage {
+ public:
+  Coverage(Index begin, int64_t n) : begin_(begin), hits_(n) {}
+
+  void Add(Index lo, Index hi, int64_t grain) {
+    if (!(lo < hi) || (grain > 0 && Offset(hi) - Offset(lo) > grain) ||
+        Offset(hi) > static_cast<int64_t>(hits_.size())) {
+      bad_chunks_.fetch_add(1, std::memory_order_relaxed);
+      return;
+    }
+    for (int64_t i = Offset(lo); i < Offset(hi); ++i) {
+      hits_[i].fetch_add(1, std::memory_order_relaxed);
+    }
+  }
+
+  // The offsets whose count is not `expected` (at most 5, for the message).
+  std::vector<int64_t> Wrong(int expected = 1) const {
+    std::vector<int64_t> wrong;
+    for (size_t i = 0; i < hits_.size() && wrong.size() < 5; ++i) {
+      if (hits_[i].load(std::memory_order_relaxed) != expected) {
+        wrong.push_back(static_cast<int64_t>(i));
+      }
+    }
+    return wrong;
+  }
+  int MaxHits() const {
+    int most = 0;
+    for (const auto& h : hits_) {
+      most = std::max(most, h.load(std::memory_order_relaxed));
+    }
+    return most;
+  }
+  int bad_chunks() const { return bad_chunks_.load(); }
+
+ private:
+  int64_t Offset(Index i) const {
+    using U = std::make_unsigned_t<Index>;
+    return static_cast<int64_t>(static_cast<U>(static_cast<U>(i) -
+                                               static_cast<U>(begin_)));
+  }
+
+  const Index begin_;
+  std::vector<std::atomic<int>> hits_;
+  std::atomic<int> bad_chunks_{0};
+};
+
+TEST_F(ParallelForTest, CallsEveryIndexOnceInChunksWithinTheGrain) {
+  for (int workers : {1, 2, 4}) {
+    Executor executor({.num_workers = workers});
+    for (int64_t n : {1, 2, 7, 1000, 100003}) {
+      for (int64_t grain : {0, 1, 3, 64, 1 << 20}) {
+        SCOPED_TRACE(::testing::Message() << "workers " << workers << " n " << n
+                                        << " grain " << grain);
+        Coverage<int64_t> cov(-5, n);
+        const absl::Status s = ParallelFor(
+            executor, int64_t{-5}, -5 + n,
+            [&](int64_t lo, int64_t hi) { cov.Add(lo, hi, grain); },
+            {.grain = grain});
+        EXPECT_TRUE(s.ok()) << s;
+        EXPECT_EQ(cov.bad_chunks(), 0);
+        EXPECT_EQ(cov.Wrong(), std::vector<int64_t>{});
+      }
+    }
+  }
+}
+
+TEST_F(ParallelForTest, AutomaticGrainGivesEachWorkerManyChunks) {
+  Executor executor({.num_workers = 2});
+  std::atomic<int64_t> calls{0};
+  std::atomic<int64_t> largest{0};
+  constexpr int64_t kN = 1 << 20;
+  ASSERT_TRUE(ParallelFor(executor, int64_t{0}, kN,
+                          [&](int64_t lo, int64_t hi) {
+                            calls.fetch_add(1);
+                            int64_t seen = largest.load();
+                            while (hi - lo > seen &&
+                                   !largest.compare_exchange_weak(seen,
+                                                                  hi - lo)) {
+                            }
+                          })
+                  .ok());
+  // 256 chunks per worker: at most kN / 512 indices per call (rounded up).
+  EXPECT_LE(largest.load(), kN / 512);
+  EXPECT_GE(calls.load(), 512);
+}
+
+TEST_F(ParallelForTest, OtherIndexTypesAndTheEndsOfTheirRange) {
+  Executor executor({.num_workers = 2});
+  {
+    constexpr int64_t kMin = std::numeric_limits<int64_t>::min();
+    Coverage<int64_t> cov(kMin, 5000);
+    ASSERT_TRUE(ParallelFor(executor, kMin, kMin + 5000,
+                            [&](int64_t lo, int64_t hi) { cov.Add(lo, hi, 7); },
+                            {.grain = 7})
+                    .ok());
+    EXPECT_EQ(cov.Wrong(), std::vector<int64_t>{});
+  }
+  {
+    constexpr uint64_t kMax = std::numeric_limits<uint64_t>::max();
+    Coverage<uint64_t> cov(kMax - 5000, 5000);
+    ASSERT_TRUE(ParallelFor(executor, kMax - 5000, kMax,
+                            [&](uint64_t lo, uint64_t hi) {
+                              cov.Add(lo, hi, 0);
+                            })
+                    .ok());
+    EXPECT_EQ(cov.Wrong(), std::vector<int64_t>{});
+  }
+  {
+    // The whole span of a small signed type: its length does not fit it.
+    Coverage<int16_t> cov(INT16_MIN, 65535);
+    ASSERT_TRUE(ParallelFor(executor, int16_t{INT16_MIN}, int16_t{INT16_MAX},
+                            [&](int16_t lo, int16_t hi) { cov.Add(lo, hi, 0); })
+                    .ok());
+    EXPECT_EQ(cov.Wrong(), std::vector<int64_t>{});
+  }
+  {
+    Coverage<size_t> cov(0, 3000);
+    TaskGroup group(executor);
+    ASSERT_TRUE(ParallelFor(group, size_t{0}, size_t{3000},
+                            [&](size_t lo, size_t hi) { cov.Add(lo, hi, 0); })
+                    .ok());
+    EXPECT_EQ(cov.Wrong(), std::vector<int64_t>{});
+  }
+}
+
+TEST_F(ParallelForTest, BadArgumentsAreInvalidArgumentAndCallNothing) {
+  Executor executor({.num_workers = 2});
+  TaskGroup group(executor);
+  std::atomic<int> calls{0};
+  auto body = [&](int, int) { calls.fetch_add(1); };
+
+  absl::Status s = ParallelFor(executor, 10, 5, body);
+  EXPECT_EQ(s.code(), absl::StatusCode::kInvalidArgument);
+  EXPECT_NE(s.message().find("begin (10) is greater than end (5)"),
+            std::string::npos)
+      << s;
+  s = ParallelFor(group, 0, 10, body, {.grain = -1});
+  EXPECT_EQ(s.code(), absl::StatusCode::kInvalidArgument);
+  EXPECT_NE(s.message().find("grain (-1) is negative"), std::string::npos)
+      << s;
+  // An empty range is not an error.
+  EXPECT_TRUE(ParallelFor(group, 3, 3, body).ok());
+  EXPECT_EQ(calls.load(), 0);
+  EXPECT_TRUE(group.Wait().ok());
+}
+
+TEST_F(ParallelForTest, FirstErrorStopsTheRestAndIsReturned) {
+  for (int workers : {1, 2}) {
+    Executor executor({.num_workers = workers});
+    constexpr int kN = 100000;
+    std::atomic<int> calls{0};
+    const absl::Status s = ParallelFor(
+        executor, 0, kN,
+        [&](int lo, int) -> absl::Status {
+          calls.fetch_add(1);
+          if (lo == 0) return absl::DataLossError("chunk 0 failed");
+          return absl::OkStatus();
+        },
+        {.grain = 1});
+    EXPECT_EQ(s, absl::DataLossError("chunk 0 failed"));
+    // Chunk 0 is the first chunk of the first task: at most the chunks
+    // running on the other workers when the group stopped start after it.
+    EXPECT_LT(calls.load(), kN / 2) << "workers " << workers;
+  }
+}
+
+TEST_F(ParallelForTest, AnExceptionFromTheBodyFailsTheLoopWithItsWhat) {
+  Executor executor({.num_workers = 2});
+  const absl::Status s =
+      ParallelFor(executor, 0, 1000, [](int lo, int) {
+        if (lo == 500) throw std::runtime_error("index 500 is bad");
+      }, {.grain = 10});
+  EXPECT_EQ(s.code(), absl::StatusCode::kUnknown);
+  EXPECT_NE(s.message().find("index 500 is bad"), std::string::npos) << s;
+}
+
+// A stop of the parent reaches the loop: no chunk starts once the running
+// ones see it, ParallelFor returns the parent's reason, and the token the
+// body gets is the loop's.
+TEST_F(ParallelForTest, ParentStopEndsTheLoopWithItsReason) {
+  Executor executor({.num_workers = 2});
+  TaskGroup parent(executor);
+  constexpr int kN = 100000;
+  std::atomic<int> calls{0};
+  std::atomic<int> after_stop_seen{0};
+  absl::Notification started;
+  std::atomic<bool> stop_seen{false};
+  std::thread stopper([&] {
+    if (BlockUntil(started)) parent.RequestStop("operator said stop");
+  });
+  const absl::Status s = ParallelFor(
+      parent, 0, kN,
+      [&](int, int, StopToken token) {
+        if (stop_seen.load()) after_stop_seen.fetch_add(1);
+        if (calls.fetch_add(1) == 10) started.Notify();
+        if (token.stop_requested()) stop_seen.store(true);
+        // Slow enough that the stop lands long before the range is done.
+        absl::SleepFor(absl::Microseconds(20));
+      },
+      {.grain = 1});
+  stopper.join();
+  EXPECT_EQ(s.code(), absl::StatusCode::kCancelled) << s;
+  EXPECT_NE(s.message().find("operator said stop"), std::string::npos) << s;
+  EXPECT_LT(calls.load(), kN);
+  // A worker checks the token before each chunk: once one chunk saw the
+  // stop, a chunk on the other worker may already be past its check.
+  EXPECT_LE(after_stop_seen.load(), 1);
+  EXPECT_TRUE(parent.stop_requested());
+}
+
+TEST_F(ParallelForTest, ShieldedLoopFinishesThroughItsParentsStop) {
+  Executor executor({.num_workers = 2});
+  TaskGroup parent(executor);
+  constexpr int kN = 2000;
+  std::atomic<int> calls{0};
+  Coverage<int> cov(0, kN);
+  const absl::Status s = ParallelFor(
+      parent, 0, kN,
+      [&](int lo, int hi) {
+        if (calls.fetch_add(1) == 3) parent.RequestStop("not this loop");
+        cov.Add(lo, hi, 4);
+      },
+      {.grain = 4, .group = {.name = "checkpoint", .shielded = true}});
+  EXPECT_TRUE(s.ok()) << s;
+  EXPECT_EQ(cov.Wrong(), std::vector<int64_t>{});
+  EXPECT_EQ(parent.Wait().code(), absl::StatusCode::kCancelled);
+}
+
+TEST_F(ParallelForTest, ExecutorStopEndsALoopFromAnExternalThread) {
+  Executor executor({.num_workers = 2});
+  std::atomic<int> calls{0};
+  const absl::Status s = ParallelFor(
+      executor, 0, 1 << 20,
+      [&](int, int) {
+        if (calls.fetch_add(1) == 5) executor.RequestStop(
+            StopTarget::kUnshielded, "shutting down");
+      },
+      {.grain = 1});
+  EXPECT_EQ(s.code(), absl::StatusCode::kCancelled) << s;
+  EXPECT_NE(s.message().find("shutting down"), std::string::npos) << s;
+  EXPECT_LT(calls.load(), 1 << 20);
+}
+
+// A loop inside a task (its Wait() helps), and a loop inside a loop's body.
+TEST_F(ParallelForTest, NestedLoopsFromTasksCoverTheWholeGrid) {
+  Executor executor({.num_workers = 2});
+  constexpr int kRows = 37;
+  constexpr int kCols = 1001;
+  Coverage<int> cov(0, kRows * kCols);
+  TaskGroup group(executor);
+  group.Spawn([&]() -> absl::Status {
+    return ParallelFor(group, 0, kRows, [&](int r0, int r1) -> absl::Status {
+      for (int r = r0; r < r1; ++r) {
+        absl::Status s = ParallelFor(
+            group, r * kCols, (r + 1) * kCols,
+            [&](int lo, int hi) { cov.Add(lo, hi, 0); }, {.grain = 50});
+        if (!s.ok()) return s;
+      }
+      return absl::OkStatus();
+    }, {.grain = 2});
+  });
+  ASSERT_TRUE(ripcord::testing::JoinOrDie(group).ok());
+  EXPECT_EQ(cov.Wrong(), std::vector<int64_t>{});
+}
+
+// The split: while the first chunk blocks, the rest of the range runs on
+// the other worker (it fails only if the range never splits: the first
+// chunk then waits for nothing and the notification never comes).
+TEST_F(ParallelForTest, TheRangeSplitsWhileAChunkBlocks) {
+  Executor executor({.num_workers = 2});
+  absl::Notification other_thread_ran;
+  std::atomic<bool> waited{false};
+  const std::thread::id none;
+  std::atomic<std::thread::id> first{none};
+  const absl::Status s = ParallelFor(
+      executor, 0, 64,
+      [&](int lo, int) {
+        std::thread::id expected = none;
+        const std::thread::id me = std::this_thread::get_id();
+        first.compare_exchange_strong(expected, me);
+        if (lo == 0) {
+          waited.store(other_thread_ran.WaitForNotificationWithTimeout(
+              kHangTimeout));
+        } else if (me != first.load() && !other_thread_ran.HasBeenNotified()) {
+          other_thread_ran.Notify();
+        }
+      },
+      {.grain = 1});
+  EXPECT_TRUE(s.ok()) << s;
+  EXPECT_TRUE(waited.load())
+      << "no chunk ran on another worker while chunk 0 blocked";
+}
+
+// Stress: a stop racing a running loop. Every index runs at most once, and
+// no chunk runs after ParallelFor returned.
+TEST_F(ParallelForTest, StopRacingTheLoopNeverRepeatsOrOutlivesIt) {
+  Executor executor({.num_workers = 2});
+  const int reps = Scaled(200, 20);
+  for (int rep = 0; rep < reps; ++rep) {
+    TaskGroup parent(executor);
+    constexpr int kN = 5000;
+    Coverage<int> cov(0, kN);
+    std::atomic<bool> returned{false};
+    std::atomic<int> late{0};
+    std::thread stopper([&, rep] {
+      for (int i = 0; i < rep % 50; ++i) std::this_thread::yield();
+      parent.RequestStop("race");
+    });
+    const absl::Status s = ParallelFor(
+        parent, 0, kN,
+        [&](int lo, int hi) {
+          if (returned.load()) late.fetch_add(1);
+          cov.Add(lo, hi, 3);
+        },
+        {.grain = 3});
+    returned.store(true);
+    stopper.join();
+    ASSERT_TRUE(s.ok() || s.code() == absl::StatusCode::kCancelled) << s;
+    EXPECT_EQ(cov.bad_chunks(), 0);
+    EXPECT_EQ(late.load(), 0);
+    // An OK loop covers everything; a cancelled one may not (or may: the
+    // stop can land after the last chunk). At most once each, either way.
+    if (s.ok()) {
+      EXPECT_EQ(cov.Wrong(), std::vector<int64_t>{});
+    }
+    EXPECT_LE(cov.MaxHits(), 1);
+  }
+}
+
+}  // namespace
+}  // namespace ripcord
