@@ -138,11 +138,11 @@ def main():
     ratio_row("3b", "external submission 10^6 (arena.enqueue)",
               "BM_Submit_Ripcord", "BM_Submit_TbbEnqueue", bar=None,
               note="oneTBB: 2 workers, caller only waits")
-    ratio_row("4", "divide & conquer 10^7, skewed (parallel_for auto)",
+    ratio_row("4", "divide & conquer 10^7, skewed (ParallelFor vs parallel_for, both default)",
               "BM_Dnc_Ripcord", "BM_Dnc_Tbb",
               note=f"sequential {fmt_ms(get('BM_Dnc_Sequential'))}")
-    ratio_row("4b", "divide & conquer 10^7 (simple_partitioner, same grain)",
-              "BM_Dnc_Ripcord", "BM_Dnc_TbbSimple", bar=None)
+    ratio_row("4b", "divide & conquer 10^7, a child group + Wait per split, vs simple_partitioner, same grain",
+              "BM_Dnc_RipcordNested", "BM_Dnc_TbbSimple", bar=None)
     ratio_row("4c", "empty run: hand-off + join, no work", "BM_RoundTrip_Ripcord",
               "BM_RoundTrip_Tbb", bar=None,
               note="ripcord: external thread → worker → futex wake-up; "

@@ -7,8 +7,11 @@
 // into two static halves would leave one worker idle for 61% of the run;
 // stealing must rebalance.
 //
-//   BM_Dnc_Ripcord      recursive halving with a child group per split, down
-//                       to leaves of <= kGrain elements (2048 leaves).
+//   BM_Dnc_Ripcord      ripcord::ParallelFor, default options (automatic
+//                       grain, lazy binary splitting): the idiomatic call.
+//   BM_Dnc_RipcordNested  recursive halving with a child group and a Wait()
+//                       per split, down to leaves of <= kGrain elements
+//                       (2048 leaves): the fib idiom applied to a loop.
 //   BM_Dnc_Tbb          tbb::parallel_for over blocked_range, default
 //                       auto_partitioner (the idiomatic call).
 //   BM_Dnc_TbbSimple    tbb::parallel_for with simple_partitioner and the
@@ -72,6 +75,23 @@ bool Verify(const std::vector<uint32_t>& out) {
 }
 
 void BM_Dnc_Ripcord(benchmark::State& state) {
+  ripcord::Executor executor({.num_workers = kWorkers});
+  std::vector<uint32_t> out(kN);
+  const ripcord_bench::CpuMeter cpu;
+  for (auto _ : state) {
+    uint32_t* data = out.data();
+    CheckOk(ripcord::ParallelFor(executor, int64_t{0}, kN,
+                                 [data](int64_t lo, int64_t hi) {
+                                   Leaf(lo, hi, data);
+                                 }),
+            "dnc ParallelFor");
+    benchmark::ClobberMemory();
+  }
+  cpu.Report(state);
+  if (!Verify(out)) state.SkipWithError("wrong result");
+}
+
+void BM_Dnc_RipcordNested(benchmark::State& state) {
   ripcord::Executor executor({.num_workers = kWorkers});
   std::vector<uint32_t> out(kN);
   const ripcord_bench::CpuMeter cpu;
@@ -144,6 +164,7 @@ void BM_RoundTrip_Tbb(benchmark::State& state) {
 }
 
 BENCHMARK(BM_Dnc_Ripcord)->UseRealTime()->Unit(benchmark::kMillisecond);
+BENCHMARK(BM_Dnc_RipcordNested)->UseRealTime()->Unit(benchmark::kMillisecond);
 BENCHMARK(BM_Dnc_Tbb)->UseRealTime()->Unit(benchmark::kMillisecond);
 BENCHMARK(BM_Dnc_TbbSimple)->UseRealTime()->Unit(benchmark::kMillisecond);
 BENCHMARK(BM_Dnc_Sequential)->UseRealTime()->Unit(benchmark::kMillisecond);
