@@ -46,8 +46,10 @@ namespace ripcord {
 struct ParallelForOptions {
   // The most indices one call of the body receives. 0 (the default): chosen
   // from the range's length and the number of workers, about 256 chunks
-  // per worker (at least 1 index per chunk). Pick it yourself when one index
-  // costs less than ~100 ns, so that a chunk is worth a function call.
+  // per worker (at least 1 index per chunk). A chunk costs a body call and
+  // a look at the worker's deque (a few ns): set the grain yourself when
+  // the range is short and its indices cheap, so that a chunk does at least
+  // a microsecond of work.
   // Negative: ParallelFor returns InvalidArgumentError.
   int64_t grain = 0;
   // The options of the loop's own group: a name for diagnostics and stop
