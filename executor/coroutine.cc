@@ -103,12 +103,14 @@
 #include <coroutine>
 #include <cstddef>
 #include <cstdint>
+#include <cstdlib>
 #include <new>
 #include <utility>
 
 #include "absl/status/status.h"
 #include "absl/strings/str_cat.h"
 #include "absl/time/clock.h"
+#include "executor/check.h"
 #include "executor/prefetch.h"
 #include "executor/scheduler.h"
 #include "executor/timer.h"
@@ -158,6 +160,16 @@ bool CoroContext::Drive(CoroContext* ctx, absl::Status* status) {
   if (!frame.root_done) return false;
   *status = ctx->RootStatus();
   return true;
+}
+
+void FrameRoomEscaped() {
+  RIPCORD_CHECK(false,
+                "TaskGroup::Spawn: f created a coroutine with f itself as its "
+                "first argument and neither returned its Task nor destroyed "
+                "it before returning; the spawned task's memory holds that "
+                "frame, so f must return it (or another Task after "
+                "destroying it)");
+  std::abort();  // not reached
 }
 
 void ScheduleResume(CoroContext* ctx) { ctx->group->executor()->Schedule(ctx); }
