@@ -34,6 +34,7 @@
 #include <atomic>
 #include <coroutine>
 #include <cstddef>
+#include <cstdint>
 #include <exception>
 #include <memory>
 #include <new>
@@ -332,7 +333,8 @@ struct SpawnedCoroutine final : CoroContext {
   template <class G>
   SpawnedCoroutine(GroupState* g, G&& fn, uint32_t room)
       : CoroContext(g), f(std::forward<G>(fn)) {
-    room_bytes = room;
+    static_assert(kMaxCachedTaskSize <= UINT16_MAX);
+    room_bytes = static_cast<uint16_t>(room);
   }
 };
 

@@ -117,12 +117,17 @@ struct CoroContext : TaskNode {
   // then settles the task). False: suspended, and an external event owns ctx.
   static bool Drive(CoroContext* ctx, absl::Status* status);
 
-  // Where the chain resumes when an external event completes.
-  std::coroutine_handle<> resume_handle;
+  // started and room_bytes first: they fill TaskNode's tail padding, so the
+  // node is 8 bytes smaller and, rounded to 16 for the room behind it, a
+  // spawned coroutine's block is 16 bytes smaller (a quarter of a cache
+  // line per stopped coroutine, on average over the block's placements).
   bool started = false;
   // Bytes reserved after the node for the root frame (FrameRoom); 0: none.
-  // Set at construction (the node's block size depends on it).
-  uint32_t room_bytes = 0;
+  // Set at construction (the node's block size depends on it); at most
+  // kMaxCachedTaskSize.
+  uint16_t room_bytes = 0;
+  // Where the chain resumes when an external event completes.
+  std::coroutine_handle<> resume_handle;
 };
 
 // Schedules ctx to resume ctx->resume_handle on a worker: on this worker's
