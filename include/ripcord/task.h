@@ -350,14 +350,20 @@ void SpawnCoroutine(GroupState* group, F&& f) {
 // in the coroutine frame while it is suspended, so a sleep allocates nothing.
 // Not copyable or movable once constructed in the frame (the timer and the
 // stop source hold the operation's address while it is pending).
+// The duration waits in `storage` until await_suspend, which reads it
+// before SleepSuspend builds the operation there: 16 bytes less per frame
+// (a spawned coroutine's block shrinks by a quarter of a cache line on
+// average).
 struct SleepAwaiter {
-  explicit SleepAwaiter(absl::Duration d) : duration(d) {}
+  static_assert(sizeof(absl::Duration) <= kSleepOpSize &&
+                std::is_trivially_destructible_v<absl::Duration>);
+  explicit SleepAwaiter(absl::Duration d) { ::new (storage) absl::Duration(d); }
   SleepAwaiter(const SleepAwaiter&) = delete;
   SleepAwaiter& operator=(const SleepAwaiter&) = delete;
 
-  absl::Duration duration;
   SleepOp* op = nullptr;   // constructed in `storage` by SleepSuspend
   bool cancelled = false;  // the result when op stays null
+  // The duration until await_suspend, then the operation (if any).
   alignas(kSleepOpAlign) unsigned char storage[kSleepOpSize];
 
   bool await_ready() noexcept { return false; }
@@ -365,7 +371,9 @@ struct SleepAwaiter {
   bool await_suspend(std::coroutine_handle<P> h) {
     CoroContext* ctx = ContextOf(h);
     ctx->resume_handle = h;
-    return SleepSuspend(ctx, duration, storage, &op, &cancelled);
+    const absl::Duration d =
+        *std::launder(reinterpret_cast<absl::Duration*>(storage));
+    return SleepSuspend(ctx, d, storage, &op, &cancelled);
   }
   absl::Status await_resume() { return SleepFinish(op, cancelled); }
 };
