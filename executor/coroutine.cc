@@ -204,8 +204,10 @@ constexpr int kSweepClaim = 8 * kStopEntryBatch;
 constexpr int kCompleteAhead = 8;
 constexpr int kNodeAhead = 8;
 constexpr int kFrameAhead = 4;
-// A node is ~90 bytes plus the callable's captures; a frame that sleeps
-// holds at least the SleepOp's 80.
+// A node is ~80 bytes plus the callable's captures; a frame that sleeps
+// holds at least the SleepOp's 80. The root frame usually follows its node
+// in one block (FrameRoom, coroutine.h): then the two ranges overlap and
+// cover the block together.
 constexpr size_t kNodeBytes = 128;
 constexpr size_t kFrameBytes = 256;
 

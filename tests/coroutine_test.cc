@@ -892,6 +892,32 @@ TEST(CoroutineFrameRoom, CallablesThatAreNotClosures) {
   EXPECT_EQ(ran.load(), 3);
 }
 
+// Over-aligned: its node does not come from the task cache and gets no room.
+struct alignas(64) OverAligned {
+  FrameWhere* out;
+  std::atomic<int>* ran;
+  Task<> operator()() {
+    co_await FrameProbe{out};
+    (void)co_await Yield();
+    ran->fetch_add(1);
+  }
+};
+
+// Invariant: an over-aligned callable runs as before, its frame apart.
+TEST(CoroutineFrameRoom, OverAlignedCallableGetsNoRoom) {
+  Executor ex({.num_workers = 2});
+  std::atomic<int> ran{0};
+  for (int i = 0; i < 3; ++i) {
+    FrameWhere w;
+    TaskGroup g(ex);
+    g.Spawn(OverAligned{&w, &ran});
+    ASSERT_TRUE(g.Wait().ok());
+    EXPECT_EQ(w.room, 0u);
+    EXPECT_EQ(reinterpret_cast<uintptr_t>(w.node) % 64, 0u);
+  }
+  EXPECT_EQ(ran.load(), 3);
+}
+
 Task<int> AddAfterSleep(int x) {
   (void)co_await Sleep(absl::Milliseconds(1));
   co_return x + 1;

@@ -4,7 +4,8 @@
 //
 // A spawned coroutine task is one CoroContext (a TaskNode that owns the
 // spawned callable and its root Task) plus one frame per Task in the await
-// chain. Coroutines never resume each other directly: a transfer of control
+// chain; the root frame usually lives in the CoroContext's own block
+// (FrameRoom below). Coroutines never resume each other directly: a transfer of control
 // (start an awaited Task, resume the awaiter when it finishes) stores the
 // handle in the thread's DriverFrame, and Drive() resumes it from a loop. So
 // a chain of 100,000 nested co_awaits runs in constant stack even at -O0,
@@ -83,6 +84,8 @@ struct FrameRoom {
 
   // For operator new, when `self` is f: the room, or null.
   void* Take(size_t size) noexcept {
+    // relaxed, both: a hint (see learnt); loaded first so that spawns of
+    // one type on several workers do not write its line each time.
     if (learnt->load(std::memory_order_relaxed) != size) {
       learnt->store(static_cast<uint32_t>(size), std::memory_order_relaxed);
     }
