@@ -82,6 +82,7 @@ struct PromiseBase {
     return AllocateTask(size);
   }
   static void operator delete(void* p, size_t size) noexcept {
+    if (p == tls_room_release) return;  // freed with its node
     if (FrameRoom* const r = tls_frame_room; r != nullptr && r->room == p) {
       r->in_use = false;  // the room is part of the node's block
       return;
@@ -267,13 +268,14 @@ struct SpawnedCoroutine final : CoroContext {
   }
 
   ~SpawnedCoroutine() override {
+    // Both tests: without a room, a frame allocated apart may still start
+    // right where the room would (the next block).
     if (room_bytes == 0 || task.handle().address() != Room()) return;
     // The root frame lives in our room: its operator delete must not free
     // it (the block goes with the node, above).
-    FrameRoom release{nullptr, Room(), room_bytes, true, &learnt};
-    FrameRoom* const saved = std::exchange(tls_frame_room, &release);
-    { TaskType dying = std::move(task); }
-    tls_frame_room = saved;
+    void* const saved = std::exchange(tls_room_release, Room());
+    task = TaskType();  // destroys the frame
+    tls_room_release = saved;
   }
 
   std::coroutine_handle<> RootHandle() noexcept override {

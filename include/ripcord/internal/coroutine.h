@@ -66,7 +66,9 @@ inline thread_local SleepCancelledSource* tls_sleep_cancelled = nullptr;
 //    a callable's operator()) is the callable f itself, the room is free and
 //    the frame fits. It records the size for the next spawn of F (`learnt`).
 //  - operator delete(p, size) frees nothing when p is the room: the node's
-//    block is freed with the node.
+//    block is freed with the node. Inside f's call it marks the room free
+//    again (FrameRoom::in_use); when the node is destroyed, the room is
+//    named by tls_room_release instead.
 // Only a frame created inside f's call can take the room, and only f's
 // returned root Task may keep it (checked after the call: the node, and so
 // the room, dies with that Task); a frame destroyed inside f's call
@@ -95,6 +97,10 @@ struct FrameRoom {
   }
 };
 inline constinit thread_local FrameRoom* tls_frame_room = nullptr;
+// While ~SpawnedCoroutine destroys a root frame that lives in its room: that
+// room (the frame's operator delete frees nothing there). A bare pointer,
+// not a FrameRoom, to keep the stop's per-coroutine path short.
+inline constinit thread_local void* tls_room_release = nullptr;
 
 // Aborts: a frame that f created with f as its first argument took the
 // node's room, and f returned without destroying it or returning it as the
