@@ -281,8 +281,11 @@ struct SpawnedCoroutine final : CoroContext {
   std::coroutine_handle<> RootHandle() noexcept override {
     if (!task.handle()) {
       // First run: call f (which creates the frame, suspended at its start),
-      // offering it our room.
-      FrameRoom offer{std::addressof(f), Room(), room_bytes, false, &learnt};
+      // offering it our room. Without one, no address: a frame allocated
+      // apart may start where the room would, and its operator delete must
+      // free it.
+      FrameRoom offer{std::addressof(f), room_bytes != 0 ? Room() : nullptr,
+                      room_bytes, false, &learnt};
       FrameRoom* const saved = std::exchange(tls_frame_room, &offer);
       try {
         task = CallWithToken(f, group->token());

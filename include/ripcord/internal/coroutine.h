@@ -74,8 +74,8 @@ inline thread_local SleepCancelledSource* tls_sleep_cancelled = nullptr;
 // the room, dies with that Task); a frame destroyed inside f's call
 // releases it.
 struct FrameRoom {
-  const void* closure;  // &f during the offer; null for a release
-  void* room;           // 16-aligned, room_bytes long
+  const void* closure;  // &f, the callable in the node
+  void* room;           // 16-aligned, room_bytes long; null if none
   uint32_t room_bytes;
   bool in_use;          // a frame lives in the room
   // The frame size last seen for this callable type (SpawnedCoroutine<F>'s
