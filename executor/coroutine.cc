@@ -46,8 +46,9 @@
 //  1. RequestStop() claims the first batch and calls SweepStopEntries(),
 //     which queues a StopSweep task (holding one unit of the group's join
 //     count, never a claim: a claimed entry's owner may be spinning for it,
-//     stop_state.cc step E2) and completes the first batch itself (step 3),
-//     queuing each winner's coroutine as a timer would.
+//     stop_state.cc step E2) and completes the first batch itself (step 3,
+//     its timers out of the queue first, as a sweep's), queuing each
+//     winner's coroutine as a timer would.
 //  2. A worker running a StopSweep claims the next entries, whole arrays up
 //     to kSweepClaim (224) of them under one lock (if none is left, the
 //     chain ends and it releases its unit) and, before completing them,
@@ -103,12 +104,14 @@
 #include <coroutine>
 #include <cstddef>
 #include <cstdint>
+#include <cstdlib>
 #include <new>
 #include <utility>
 
 #include "absl/status/status.h"
 #include "absl/strings/str_cat.h"
 #include "absl/time/clock.h"
+#include "executor/check.h"
 #include "executor/prefetch.h"
 #include "executor/scheduler.h"
 #include "executor/timer.h"
@@ -160,6 +163,16 @@ bool CoroContext::Drive(CoroContext* ctx, absl::Status* status) {
   return true;
 }
 
+void FrameRoomEscaped() {
+  RIPCORD_CHECK(false,
+                "TaskGroup::Spawn: f created a coroutine with f itself as its "
+                "first argument and neither returned its Task nor destroyed "
+                "it before returning; the spawned task's memory holds that "
+                "frame, so f must return it (or another Task after "
+                "destroying it)");
+  std::abort();  // not reached
+}
+
 void ScheduleResume(CoroContext* ctx) { ctx->group->executor()->Schedule(ctx); }
 
 void ScheduleResumeBack(CoroContext* ctx) {
@@ -192,8 +205,10 @@ constexpr int kSweepClaim = 8 * kStopEntryBatch;
 constexpr int kCompleteAhead = 8;
 constexpr int kNodeAhead = 8;
 constexpr int kFrameAhead = 4;
-// A node is ~90 bytes plus the callable's captures; a frame that sleeps
-// holds at least the SleepOp's 80.
+// A node is ~80 bytes plus the callable's captures; a frame that sleeps
+// holds at least the SleepOp's 80. The root frame usually follows its node
+// in one block (FrameRoom, coroutine.h): then the two ranges overlap and
+// cover the block together.
 constexpr size_t kNodeBytes = 128;
 constexpr size_t kFrameBytes = 256;
 
@@ -320,16 +335,6 @@ class alignas(16) SleepOp : private StopEntry,
 
   // The operation whose stop entry `e` is (every StopEntry is a SleepOp's).
   static SleepOp* FromEntry(StopEntry* e) { return static_cast<SleepOp*>(e); }
-
-  // Sweep step 3 for a claimed entry: sets STOPPED and marks the entry done.
-  // Returns the operation if the sweep won and must resume its coroutine,
-  // else null (after MarkDone the entry may be gone).
-  static SleepOp* CompleteStop(StopEntry* e) {
-    SleepOp* const op = FromEntry(e);
-    const bool won = op->Complete(kStopped);
-    op->MarkDone();  // a loser's last touch; a winner stays ours
-    return won ? op : nullptr;
-  }
 
   // Sweep step 3 for the claimed entries[0, n): sets STOPPED on each and
   // marks it done (every MarkDone before the caller resumes anything), and
@@ -589,14 +594,21 @@ class StopSweep final : public TaskNode, public CacheAllocated<StopSweep> {
 
 namespace {
 
-// Completes the claimed entries[0, n) on this thread (step 3) and queues
-// each winner's coroutine by itself, as its timer would.
-void CompleteAndQueueEach(StopEntry* const* entries, int n) {
-  for (int i = 0; i < n; ++i) PrefetchForWrite(entries[i]);
-  for (int i = 0; i < n; ++i) {
-    SleepOp* const op = SleepOp::CompleteStop(entries[i]);
-    if (op != nullptr) ScheduleResume(op->ctx());
-  }
+// Completes the claimed entries[0, n) (n <= kSweepBatch) on this thread
+// (step 3, timers out of the queue first, as a sweep does) and queues each
+// winner's coroutine by itself, as its timer would. Taking the timers out
+// here matters beyond the n coroutines: the requester's batch holds the
+// newest sleeps, whose slots are the heap array's last; left in until their
+// coroutines run (often after the sweeps), they kept the slots the sweeps
+// cancelled from being popped off the end, and a compaction of the whole
+// heap (a cold line per live entry) ran once cancelled slots outnumbered
+// live ones 8 to 1, in some stops and not others.
+void CompleteAndQueueEach(StopEntry* const* entries, int n,
+                          TimerQueue& timers) {
+  SleepOp* won[kSweepBatch];
+  const int w = SleepOp::CompleteStopMany(entries, n, timers, won);
+  // won[i] is ours until its coroutine is queued; not touched after.
+  for (int i = 0; i < w; ++i) ScheduleResume(won[i]->ctx());
 }
 
 }  // namespace
@@ -608,15 +620,16 @@ void SweepStopEntries(StopEntry* const* entries, int n) noexcept {
   StopState* const state = entries[0]->state();
   // The workers claim the rest; the first claim is ours to complete now
   // (StopEntry's rule).
+  TimerQueue& timers = group->executor()->timers();
   if (StopSweep::Queue(group, state)) {
-    CompleteAndQueueEach(entries, n);
+    CompleteAndQueueEach(entries, n, timers);
     return;
   }
   // No memory for a sweep: complete every entry on this thread.
   StopEntry* batch[kSweepBatch];
   for (int i = 0; i < n; ++i) batch[i] = entries[i];
   do {
-    CompleteAndQueueEach(batch, n);
+    CompleteAndQueueEach(batch, n, timers);
     n = state->ClaimEntries(batch);
   } while (n > 0);
 }

@@ -2,12 +2,16 @@
 //
 // Coroutine tasks (API.md "Coroutine tasks"; issue 5): Task<T>, Sleep, Yield,
 // Blocking, TaskGroup::Join, and cancellation at every await.
+#include <array>
 #include <atomic>
+#include <coroutine>
+#include <cstdint>
 #include <cstdio>
 #include <memory>
 #include <stdexcept>
 #include <string>
 #include <thread>
+#include <type_traits>
 #include <utility>
 #include <vector>
 
@@ -708,6 +712,411 @@ TEST(Coroutine, StopSweepRacingManyTimerExpiriesResumesEachOnce) {
     EXPECT_EQ(st.completed, ok.load());
     EXPECT_EQ(st.failed, 0);
   }
+}
+
+// ---- The root frame in the node's block (FrameRoom, internal/coroutine.h) --
+
+// Where a frame lives: recorded by `co_await FrameProbe{&where}`, which does
+// not suspend.
+struct FrameWhere {
+  const void* frame = nullptr;  // the awaiting coroutine's frame
+  const void* node = nullptr;   // its spawned task's node
+  uint32_t room = 0;            // the bytes the node reserved for a frame
+};
+struct FrameProbe {
+  FrameWhere* out;
+  bool await_ready() noexcept { return false; }
+  template <class P>
+  bool await_suspend(std::coroutine_handle<P> h) noexcept {
+    internal::CoroContext* const ctx = internal::ContextOf(h);
+    out->frame = h.address();
+    out->node = ctx;
+    out->room = ctx->room_bytes;
+    return false;  // resume at once
+  }
+  void await_resume() noexcept {}
+};
+// True if w's frame sits in the room of a node spawned from an F. Without a
+// room the address test alone could pass: the allocator may put a separate
+// frame right after a node that has none.
+template <class F>
+bool InRoom(const FrameWhere& w) {
+  return w.room != 0 &&
+         w.frame == static_cast<const char*>(w.node) +
+                        internal::SpawnedCoroutine<F>::NodeBytes();
+}
+
+// A lambda whose type no other test spawns.
+auto MakeProbingSleeper(FrameWhere* out, std::atomic<int>* done) {
+  return [out, done]() -> Task<absl::Status> {
+    co_await FrameProbe{out};
+    absl::Status s = co_await Sleep(absl::Milliseconds(1));
+    done->fetch_add(1);
+    co_return s;
+  };
+}
+
+// Invariant: the first spawn of a callable type allocates its root frame
+// apart (its size is not known yet); from the second on, the frame lives in
+// the room its node reserved. Fails if the room is never used, or is used
+// before its size is known.
+TEST(CoroutineFrameRoom, RootFrameSharesTheNodesBlockFromTheSecondSpawn) {
+  using F = decltype(MakeProbingSleeper(nullptr, nullptr));
+  Executor ex({.num_workers = 2});
+  std::atomic<int> done{0};
+  for (int i = 0; i < 3; ++i) {
+    FrameWhere w;
+    TaskGroup g(ex);
+    g.Spawn(MakeProbingSleeper(&w, &done));
+    ASSERT_TRUE(g.Wait().ok());
+    if (i == 0) {
+      EXPECT_EQ(w.room, 0u);
+      EXPECT_FALSE(InRoom<F>(w));
+    } else {
+      EXPECT_GT(w.room, 0u) << i;
+      EXPECT_TRUE(InRoom<F>(w)) << i;
+    }
+  }
+  EXPECT_EQ(done.load(), 3);
+}
+
+// A callable that is not itself a coroutine: its operator() returns one of
+// three member coroutines of different frame sizes (each gets *this, so the
+// callable in the node, as its first argument: any may take the room). A
+// huge frame is one too large for a cached block with its node: no room is
+// reserved for it.
+struct ThreeFrameSizes {
+  enum Size { kSmall, kBig, kHuge };
+  Size size;
+  FrameWhere* out;
+  int* result;
+
+  Task<> operator()() {
+    switch (size) {
+      case kSmall:
+        return Small();
+      case kBig:
+        return Padded<24>();
+      case kHuge:
+        return Padded<128>();
+    }
+    return Small();
+  }
+  Task<> Small() {
+    co_await FrameProbe{out};
+    (void)co_await Yield();
+    *result = 1;
+  }
+  template <int kN>
+  Task<> Padded() {
+    std::array<int, kN> pad;  // lives across the awaits: in the frame
+    for (int i = 0; i < kN; ++i) pad[i] = i;
+    co_await FrameProbe{out};
+    (void)co_await Yield();
+    int sum = 0;
+    for (int v : pad) sum += v;
+    *result = sum;
+  }
+};
+
+// Invariant: spawns of one callable type whose frames differ in size each
+// run correctly: a frame larger than the room learnt from the previous
+// spawn is allocated apart (and its size learnt for the next), a smaller
+// one fits, and after a frame too large for any room none is reserved.
+// Under ASan a frame placed in too small a room overflows the node's block
+// and fails the test.
+TEST(CoroutineFrameRoom, FramesLargerThanTheRoomOrOfDifferingSizes) {
+  using S = ThreeFrameSizes;
+  Executor ex({.num_workers = 2});
+  const std::pair<S::Size, bool> steps[] = {
+      // size, in the room?
+      {S::kSmall, false}, {S::kSmall, true}, {S::kBig, false},
+      {S::kBig, true},    {S::kSmall, true}, {S::kBig, false},
+      {S::kHuge, false},  {S::kSmall, false}, {S::kSmall, true}};
+  for (const auto& [size, in_room] : steps) {
+    FrameWhere w;
+    int result = 0;
+    TaskGroup g(ex);
+    g.Spawn(ThreeFrameSizes{size, &w, &result});
+    ASSERT_TRUE(g.Wait().ok());
+    EXPECT_EQ(result, size == S::kSmall ? 1 : size == S::kBig ? 276 : 8128);
+    EXPECT_EQ(InRoom<ThreeFrameSizes>(w), in_room) << size;
+  }
+}
+
+Task<absl::Status> SleepThenOk(StopToken) {
+  (void)co_await Sleep(absl::Milliseconds(1));
+  co_return absl::OkStatus();
+}
+
+struct Other {
+  std::atomic<int>* ran;
+  Task<> Run() {
+    (void)co_await Yield();
+    ran->fetch_add(1);
+  }
+};
+// Calls a member coroutine of another object: the frame's first argument is
+// not the callable.
+struct Delegates {
+  Other* other;
+  FrameWhere* out;
+  Task<> operator()() { return Probe(other->Run(), out); }
+  static Task<> Probe(Task<> inner, FrameWhere* out) {
+    co_await FrameProbe{out};
+    co_await std::move(inner);
+  }
+};
+
+// Invariant: callables that are not closures, a function pointer and a
+// struct whose coroutine's first argument is something else, run as before
+// and never place a frame in a room (none is learnt for them).
+TEST(CoroutineFrameRoom, CallablesThatAreNotClosures) {
+  Executor ex({.num_workers = 2});
+  TaskGroup g(ex);
+  Task<absl::Status> (*fp)(StopToken) = &SleepThenOk;
+  for (int i = 0; i < 100; ++i) g.Spawn(fp);
+  ASSERT_TRUE(g.Wait().ok());
+  EXPECT_EQ(g.stats().completed, 100);
+  EXPECT_EQ(internal::SpawnedCoroutine<decltype(fp)>::learnt.load(), 0u);
+  std::atomic<int> ran{0};
+  Other other{&ran};
+  for (int i = 0; i < 3; ++i) {
+    FrameWhere w;
+    TaskGroup h(ex);
+    h.Spawn(Delegates{&other, &w});
+    ASSERT_TRUE(h.Wait().ok());
+    EXPECT_EQ(w.room, 0u);
+    EXPECT_FALSE(InRoom<Delegates>(w));
+  }
+  EXPECT_EQ(ran.load(), 3);
+}
+
+// Over-aligned: its node does not come from the task cache and gets no room.
+struct alignas(64) OverAligned {
+  FrameWhere* out;
+  std::atomic<int>* ran;
+  Task<> operator()() {
+    co_await FrameProbe{out};
+    (void)co_await Yield();
+    ran->fetch_add(1);
+  }
+};
+
+// Invariant: an over-aligned callable runs as before, its frame apart.
+TEST(CoroutineFrameRoom, OverAlignedCallableGetsNoRoom) {
+  Executor ex({.num_workers = 2});
+  std::atomic<int> ran{0};
+  for (int i = 0; i < 3; ++i) {
+    FrameWhere w;
+    TaskGroup g(ex);
+    g.Spawn(OverAligned{&w, &ran});
+    ASSERT_TRUE(g.Wait().ok());
+    EXPECT_EQ(w.room, 0u);
+    EXPECT_EQ(reinterpret_cast<uintptr_t>(w.node) % 64, 0u);
+  }
+  EXPECT_EQ(ran.load(), 3);
+}
+
+Task<int> AddAfterSleep(int x) {
+  (void)co_await Sleep(absl::Milliseconds(1));
+  co_return x + 1;
+}
+Task<absl::StatusOr<int>> Twice(int x) {
+  const int y = co_await AddAfterSleep(x);
+  co_return 2 * y;
+}
+
+// A callable whose root coroutine awaits a member coroutine of itself from
+// its body: that one's first argument is the callable too, but the room is
+// the root's and stays so.
+struct NestsItsOwn {
+  FrameWhere* root;
+  FrameWhere* nested;
+  int* result;
+  Task<absl::Status> operator()() {
+    co_await FrameProbe{root};
+    const int a = co_await AddAfterSleep(1);        // 2
+    absl::StatusOr<int> b = co_await Twice(a);      // 6
+    if (!b.ok()) co_return b.status();
+    const int c = co_await Helper(*b);              // 7
+    *result = c;
+    co_return absl::OkStatus();
+  }
+  Task<int> Helper(int x) {
+    co_await FrameProbe{nested};
+    (void)co_await Yield();
+    co_return x + 1;
+  }
+};
+
+// Invariant: a root frame in its node's room awaits nested Task<U>s
+// (separate frames, values passed through), including a member coroutine of
+// the callable itself, which must not take the room the root holds.
+TEST(CoroutineFrameRoom, NestedTaskAwaitsFromARootInTheRoom) {
+  Executor ex({.num_workers = 2});
+  for (int i = 0; i < 3; ++i) {
+    FrameWhere root, nested;
+    int result = 0;
+    TaskGroup g(ex);
+    g.Spawn(NestsItsOwn{&root, &nested, &result});
+    ASSERT_TRUE(g.Wait().ok());
+    EXPECT_EQ(result, 7);
+    EXPECT_EQ(InRoom<NestsItsOwn>(root), i > 0) << i;
+    EXPECT_NE(nested.frame, root.frame);
+    EXPECT_FALSE(InRoom<NestsItsOwn>(nested)) << i;
+  }
+}
+
+Task<absl::Status> SleepAnHour(std::atomic<int>* frames) {
+  DestroyCounter local(frames);
+  co_return co_await Sleep(absl::Hours(1));
+}
+
+// A lambda type of its own for the test below: a captured counter (the
+// callable's) and one in the frame, each counting its destruction; even i
+// sleep in the root frame, odd i in a nested Task.
+auto MakeHourSleeper(int i, std::atomic<int>* captures,
+                     std::atomic<int>* frames, FrameWhere* where,
+                     std::atomic<int>* asleep) {
+  return [i, c = DestroyCounter(captures), frames, where,
+          asleep]() -> Task<absl::Status> {
+    DestroyCounter local(frames);
+    co_await FrameProbe{where};
+    asleep->fetch_add(1);
+    if (i % 2 == 0) co_return co_await Sleep(absl::Hours(1));
+    co_return co_await SleepAnHour(frames);
+  };
+}
+
+// Invariant: coroutines suspended with their root frames in their nodes'
+// rooms, stopped by a group stop, by the executor's stop, or by ~TaskGroup
+// (unwinding), each finish with CancelledError; every frame (root and
+// nested) and every callable is destroyed exactly once (ASan's leak checker
+// sees a frame that is not; a double free of a room fails under ASan too).
+TEST(CoroutineFrameRoom, StopsAndShutdownWhileSuspendedDestroyEachFrameOnce) {
+  using F = decltype(MakeHourSleeper(0, nullptr, nullptr, nullptr, nullptr));
+  const int n = 2000 / kScale;
+  enum How { kGroupStop, kExecutorStop, kDestroyUnwinding };
+  for (How how : {kGroupStop, kExecutorStop, kDestroyUnwinding}) {
+    Executor ex({.num_workers = 2});
+    std::atomic<int> captures{0}, frames{0}, asleep{0};
+    std::vector<FrameWhere> where(n + 1);
+    {
+      // One spawn first, so that F's frame size is known.
+      TaskGroup warm(ex);
+      warm.Spawn(MakeHourSleeper(0, &captures, &frames, &where[n], &asleep));
+      ASSERT_TRUE(Eventually([&] { return asleep.load() == 1; }));
+      warm.RequestStop("warm-up");
+      EXPECT_TRUE(absl::IsCancelled(warm.Wait()));
+    }
+    captures = 0;
+    frames = 0;
+    asleep = 0;
+    auto spawn_all = [&](TaskGroup& g) {
+      for (int i = 0; i < n; ++i) {
+        g.Spawn(MakeHourSleeper(i, &captures, &frames, &where[i], &asleep));
+      }
+      return Eventually([&] { return asleep.load() == n; });
+    };
+    if (how == kDestroyUnwinding) {
+      try {
+        TaskGroup g(ex);
+        ASSERT_TRUE(spawn_all(g));
+        throw std::runtime_error("unwind");  // ~TaskGroup stops, then joins
+      } catch (const std::runtime_error&) {
+      }
+    } else {
+      TaskGroup g(ex);
+      ASSERT_TRUE(spawn_all(g));
+      if (how == kGroupStop) {
+        g.RequestStop("group stop");
+      } else {
+        ex.RequestStop(StopTarget::kAll, "executor stop");
+      }
+      EXPECT_TRUE(absl::IsCancelled(g.Wait()));
+      EXPECT_EQ(g.stats().cancelled, n);
+    }
+    EXPECT_EQ(captures.load(), n) << how;
+    EXPECT_EQ(frames.load(), n + n / 2) << how;  // odd i: a nested frame too
+    int in_room = 0;
+    for (int i = 0; i < n; ++i) in_room += InRoom<F>(where[i]) ? 1 : 0;
+    EXPECT_EQ(in_room, n) << how;
+  }
+}
+
+// Takes the room (its frame's first argument is the callable), then throws
+// while the coroutine's parameters are copied into the frame.
+struct ThrowsOnMove {
+  bool do_throw;
+  ThrowsOnMove(bool t) : do_throw(t) {}  // NOLINT: implicit for the call
+  ThrowsOnMove(ThrowsOnMove&& o) : do_throw(o.do_throw) {
+    if (do_throw) throw std::runtime_error("parameter move threw");
+  }
+};
+struct ParameterThrows {
+  bool do_throw;
+  std::atomic<int>* ran;
+  Task<> operator()() { return Run(do_throw); }
+  Task<> Run(ThrowsOnMove) {
+    (void)co_await Yield();
+    ran->fetch_add(1);
+  }
+};
+
+// Invariant: when creating the root frame throws after it was placed in the
+// room (a parameter's move), the frame's memory is not freed on its own
+// (ASan: a free of a pointer into the node's block), the task fails with the
+// exception's message, and the node's next use of the room works.
+TEST(CoroutineFrameRoom, ParameterMoveThrowsInsideTheRoom) {
+  Executor ex({.num_workers = 2});
+  std::atomic<int> ran{0};
+  for (bool do_throw : {false, true, true, false}) {
+    TaskGroup g(ex);
+    g.Spawn(ParameterThrows{do_throw, &ran});
+    const absl::Status s = g.Wait();
+    if (do_throw) {
+      EXPECT_NE(std::string(s.message()).find("parameter move threw"),
+                std::string::npos)
+          << s;
+    } else {
+      EXPECT_TRUE(s.ok()) << s;
+    }
+  }
+  EXPECT_EQ(ran.load(), 2);
+  EXPECT_GT(internal::SpawnedCoroutine<ParameterThrows>::learnt.load(), 0u);
+}
+
+// Keeps a coroutine made with the callable as first argument beyond the
+// callable's call, and returns another: the frame would outlive its node.
+Task<> escaped_frame;
+struct Escapes {
+  Task<> operator()() {
+    escaped_frame = Run();
+    return Other();
+  }
+  Task<> Run() { co_return; }
+  static Task<> Other() { co_return; }
+};
+
+class CoroutineFrameRoomDeathTest : public ::testing::Test {
+ protected:
+  void SetUp() override { GTEST_FLAG_SET(death_test_style, "threadsafe"); }
+};
+
+// Invariant: a frame that took the room and escaped the callable's call
+// aborts with a message saying so, instead of a use after free.
+TEST_F(CoroutineFrameRoomDeathTest, FrameEscapingTheCallAborts) {
+  EXPECT_DEATH(
+      {
+        Executor ex({.num_workers = 1});
+        for (int i = 0; i < 2; ++i) {  // the second spawn has a room
+          TaskGroup g(ex);
+          g.Spawn(Escapes{});
+          (void)g.Wait();
+        }
+      },
+      "neither returned its Task nor destroyed it");
 }
 
 }  // namespace

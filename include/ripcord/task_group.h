@@ -112,6 +112,12 @@ class TaskGroup {
   // becomes UnknownError carrying what()) fails the group: it records the
   // first such error and stops the group, cancelling the siblings. A task
   // that returns CancelledError after the group was stopped is not a failure.
+  // A coroutine task's root frame usually shares the task's allocation (from
+  // the second spawn of the same callable type on), so a coroutine costs one
+  // allocation plus one per nested Task frame. Bad input: if f is not itself
+  // a coroutine but calls one that takes f as its first argument (a member
+  // coroutine of f's type), f must return that Task or destroy it before
+  // returning; keeping it elsewhere aborts with a message saying so.
   // Thread-safety: any thread. Cost: one allocation (the task).
   template <class F>
   void Spawn(F&& f) {

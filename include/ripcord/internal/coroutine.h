@@ -4,7 +4,8 @@
 //
 // A spawned coroutine task is one CoroContext (a TaskNode that owns the
 // spawned callable and its root Task) plus one frame per Task in the await
-// chain. Coroutines never resume each other directly: a transfer of control
+// chain; the root frame usually lives in the CoroContext's own block
+// (FrameRoom below). Coroutines never resume each other directly: a transfer of control
 // (start an awaited Task, resume the awaiter when it finishes) stores the
 // handle in the thread's DriverFrame, and Drive() resumes it from a loop. So
 // a chain of 100,000 nested co_awaits runs in constant stack even at -O0,
@@ -15,6 +16,7 @@
 #ifndef RIPCORD_INTERNAL_COROUTINE_H_
 #define RIPCORD_INTERNAL_COROUTINE_H_
 
+#include <atomic>
 #include <coroutine>
 #include <cstddef>
 #include <cstdint>
@@ -51,6 +53,60 @@ class SleepOp;
 struct SleepCancelledSource;
 inline thread_local SleepCancelledSource* tls_sleep_cancelled = nullptr;
 
+// FrameRoom: the room a spawned coroutine's node reserves after itself for
+// its root frame (SpawnedCoroutine, task.h), so that node and frame are one
+// block: a stop of 10^5 sleeping coroutines is bound by the cold cache lines
+// it touches per coroutine, and two blocks straddle about one line more than
+// one. Thread-compatible: lives on the stack of the thread that calls the
+// spawned callable f (the offer) or destroys the node (the release);
+// tls_frame_room points to it meanwhile, and every Task promise's operator
+// new and delete look at it:
+//  - operator new(size, self, ...) gives the frame the room only when `self`
+//    (the coroutine's first argument: the implicit object of a lambda's or
+//    a callable's operator()) is the callable f itself, the room is free and
+//    the frame fits. It records the size for the next spawn of F (`learnt`).
+//  - operator delete(p, size) frees nothing when p is the room: the node's
+//    block is freed with the node. Inside f's call it marks the room free
+//    again (FrameRoom::in_use); when the node is destroyed, the room is
+//    named by tls_room_release instead.
+// Only a frame created inside f's call can take the room, and only f's
+// returned root Task may keep it (checked after the call: the node, and so
+// the room, dies with that Task); a frame destroyed inside f's call
+// releases it.
+struct FrameRoom {
+  const void* closure;  // &f, the callable in the node
+  void* room;           // 16-aligned, room_bytes long; null if none
+  uint32_t room_bytes;
+  bool in_use;          // a frame lives in the room
+  // The frame size last seen for this callable type (SpawnedCoroutine<F>'s
+  // static). relaxed loads and stores: a sizing hint only, read by Spawn on
+  // any thread; a stale value costs a separate frame allocation (too small)
+  // or unused room (too large), never correctness.
+  std::atomic<uint32_t>* learnt;
+
+  // For operator new, when `self` is f: the room, or null.
+  void* Take(size_t size) noexcept {
+    // relaxed, both: a hint (see learnt); loaded first so that spawns of
+    // one type on several workers do not write its line each time.
+    if (learnt->load(std::memory_order_relaxed) != size) {
+      learnt->store(static_cast<uint32_t>(size), std::memory_order_relaxed);
+    }
+    if (in_use || size > room_bytes) return nullptr;
+    in_use = true;
+    return room;
+  }
+};
+inline constinit thread_local FrameRoom* tls_frame_room = nullptr;
+// While ~SpawnedCoroutine destroys a root frame that lives in its room: that
+// room (the frame's operator delete frees nothing there). A bare pointer,
+// not a FrameRoom, to keep the stop's per-coroutine path short.
+inline constinit thread_local void* tls_room_release = nullptr;
+
+// Aborts: a frame that f created with f as its first argument took the
+// node's room, and f returned without destroying it or returning it as the
+// root Task (it would outlive the node that holds it).
+[[noreturn]] void FrameRoomEscaped();
+
 // CoroContext: one spawned coroutine task. Thread-compatible: owned by the
 // queue that holds it, then by the worker driving it; while the coroutine is
 // suspended on an external event, by that event's completion.
@@ -70,9 +126,17 @@ struct CoroContext : TaskNode {
   // then settles the task). False: suspended, and an external event owns ctx.
   static bool Drive(CoroContext* ctx, absl::Status* status);
 
+  // started and room_bytes first: they fill TaskNode's tail padding, so the
+  // node is 8 bytes smaller and, rounded to 16 for the room behind it, a
+  // spawned coroutine's block is 16 bytes smaller (a quarter of a cache
+  // line per stopped coroutine, on average over the block's placements).
+  bool started = false;
+  // Bytes reserved after the node for the root frame (FrameRoom); 0: none.
+  // Set at construction (the node's block size depends on it); at most
+  // kMaxCachedTaskSize.
+  uint16_t room_bytes = 0;
   // Where the chain resumes when an external event completes.
   std::coroutine_handle<> resume_handle;
-  bool started = false;
 };
 
 // Schedules ctx to resume ctx->resume_handle on a worker: on this worker's
