@@ -72,11 +72,33 @@ struct PromiseBase {
   // object of its operator(), is the callable kept in the node) goes into
   // the room the node reserved for it, when it fits (FrameRoom,
   // coroutine.h). Every other frame takes its own block.
+  //
+  // The two forms Spawn calls f in, f() and f(StopToken), are the only ones
+  // that can take the room: a coroutine with other parameters finds no
+  // viable overload below and gets operator new(size) (the coroutine
+  // rules' fallback). They are not templates on purpose: gcc 12 pairs a
+  // template operator new with the (non-template) operator delete the
+  // frame is freed with and reports -Wmismatched-new-delete in the users'
+  // code, at every coroutine; SelfAddress's converting constructor takes
+  // the template's place.
+  struct SelfAddress {
+    template <class Self>
+    SelfAddress(const Self& self) noexcept  // NOLINT: implicit on purpose
+        : address(std::addressof(self)) {}
+    const void* address;
+  };
   static void* operator new(size_t size) { return AllocateTask(size); }
-  template <class Self, class... Args>
-  static void* operator new(size_t size, const Self& self, const Args&...) {
+  static void* operator new(size_t size, SelfAddress self) {
+    return AllocateFrame(size, self.address);
+  }
+  static void* operator new(size_t size, SelfAddress self, const StopToken&) {
+    return AllocateFrame(size, self.address);
+  }
+  // A frame's block: the room when `self` is the callable the room is
+  // offered to (FrameRoom), else one of its own.
+  static void* AllocateFrame(size_t size, const void* self) {
     if (FrameRoom* const r = tls_frame_room;
-        r != nullptr && r->closure == std::addressof(self)) {
+        r != nullptr && r->closure == self) {
       if (void* const p = r->Take(size)) return p;
     }
     return AllocateTask(size);
