@@ -8,7 +8,7 @@ namespace ripcord::internal {
 Idle::Idle(int num_workers)
     : num_workers_(num_workers),
       state_(static_cast<uint32_t>(num_workers) * kUnparkedOne),
-      is_sleeping_(num_workers, 0) {
+      is_sleeping_(num_workers, kAwake) {
   sleepers_.reserve(num_workers);
 }
 
@@ -19,9 +19,21 @@ int Idle::WorkerToNotify() {
   if (!ShouldNotify() || sleepers_.empty()) return -1;
   int w = sleepers_.back();
   sleepers_.pop_back();
-  is_sleeping_[w] = 0;
+  is_sleeping_[w] = kAwake;
   // seq_cst: keeps the state in the single total order of step 1/3.
   state_.fetch_add(kUnparkedOne + kSearchingOne, std::memory_order_seq_cst);
+  return w;
+}
+
+int Idle::LendParked() {
+  MutexLock lock(&mu_);
+  if (sleepers_.empty()) return -1;
+  const int w = sleepers_.back();
+  sleepers_.pop_back();
+  is_sleeping_[w] = kLent;
+  // seq_cst: as in WorkerToNotify (the borrower counts as an unparked
+  // worker that is not searching).
+  state_.fetch_add(kUnparkedOne, std::memory_order_seq_cst);
   return w;
 }
 
@@ -37,19 +49,29 @@ bool Idle::TransitionFromSearching() {
   return Searching(prev) == 1;
 }
 
+bool Idle::ReturnLent(int worker) {
+  MutexLock lock(&mu_);
+  // seq_cst: as in TransitionToParked.
+  const uint32_t prev = state_.fetch_sub(kUnparkedOne, std::memory_order_seq_cst);
+  sleepers_.push_back(worker);
+  is_sleeping_[worker] = kSleeping;
+  return Searching(prev) > 0;
+}
+
 bool Idle::TransitionToParked(int worker, bool is_searching) {
   MutexLock lock(&mu_);
   uint32_t dec = kUnparkedOne + (is_searching ? kSearchingOne : 0);
   // seq_cst: the RMW half of the parking worker's StoreLoad (step 3).
   uint32_t prev = state_.fetch_sub(dec, std::memory_order_seq_cst);
   sleepers_.push_back(worker);
-  is_sleeping_[worker] = 1;
+  is_sleeping_[worker] = kSleeping;
   return is_searching && Searching(prev) == 1;
 }
 
-bool Idle::TransitionFromParked(int worker) {
+Idle::Wake Idle::TransitionFromParked(int worker) {
   MutexLock lock(&mu_);
-  if (!is_sleeping_[worker]) return true;
+  if (is_sleeping_[worker] == kAwake) return Wake::kNotified;
+  if (is_sleeping_[worker] == kLent) return Wake::kLent;
   for (size_t i = 0; i < sleepers_.size(); ++i) {
     if (sleepers_[i] == worker) {
       sleepers_[i] = sleepers_.back();
@@ -57,9 +79,9 @@ bool Idle::TransitionFromParked(int worker) {
       break;
     }
   }
-  is_sleeping_[worker] = 0;
+  is_sleeping_[worker] = kAwake;
   state_.fetch_add(kUnparkedOne, std::memory_order_seq_cst);
-  return false;
+  return Wake::kSpurious;
 }
 
 int Idle::num_parked() const {

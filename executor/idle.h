@@ -63,11 +63,27 @@ class Idle {
   bool TransitionFromSearching();
   // Step 3. Returns true if the caller was the last searcher.
   bool TransitionToParked(int worker, bool is_searching) ABSL_LOCKS_EXCLUDED(mu_);
-  // After a wake-up: returns true if the worker was woken by
-  // WorkerToNotify() (it is now counted unparked and searching); false if it
-  // was still listed as parked (spurious or shutdown wake-up), in which case
-  // it is removed from the list and counted unparked, not searching.
-  bool TransitionFromParked(int worker) ABSL_LOCKS_EXCLUDED(mu_);
+  // After a wake-up: kNotified if the worker was woken by WorkerToNotify()
+  // (it is now counted unparked and searching); kSpurious if it was still
+  // listed as parked (spurious or shutdown wake-up), in which case it is
+  // removed from the list and counted unparked, not searching; kLent if its
+  // seat is lent (LendParked): it must park again, untouched.
+  enum class Wake { kNotified, kSpurious, kLent };
+  Wake TransitionFromParked(int worker) ABSL_LOCKS_EXCLUDED(mu_);
+  // Lends the seat of a parked worker to a thread outside the executor
+  // (ParallelFor's caller, scheduler.cc "Guest seats"): takes a parked
+  // worker off the list and counts it unparked, not searching, like a worker
+  // waiting in a Wait(); its thread stays parked (kLent) until the seat is
+  // given back with ReturnLent(worker). Returns the worker's
+  // index, or -1 when no worker is parked.
+  int LendParked() ABSL_LOCKS_EXCLUDED(mu_);
+  // Gives a lent seat back: lists the worker parked again (not searching),
+  // a seq_cst RMW under the mutex as in TransitionToParked. Returns true if
+  // some worker was searching at that RMW: then that searcher, or the last
+  // searcher after it, wakes a parked worker or re-checks every queue
+  // (steps 2-3) for any task whose producer saw the seat still unparked, so
+  // the caller needs no re-check (and no heavy fence) of its own.
+  bool ReturnLent(int worker) ABSL_LOCKS_EXCLUDED(mu_);
   int num_parked() const ABSL_LOCKS_EXCLUDED(mu_);
   int num_searching() const;
   // Workers not parked now (searching, running, or waiting in a Wait()).
@@ -87,6 +103,10 @@ class Idle {
   std::atomic<uint32_t> state_;
   mutable Mutex mu_;
   std::vector<int> sleepers_ ABSL_GUARDED_BY(mu_);
+  // Per worker: kAwake, kSleeping (listed in sleepers_) or kLent.
+  static constexpr char kAwake = 0;
+  static constexpr char kSleeping = 1;
+  static constexpr char kLent = 2;
   std::vector<char> is_sleeping_ ABSL_GUARDED_BY(mu_);
 };
 

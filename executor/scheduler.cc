@@ -50,6 +50,32 @@
 // so an unrelated long task cannot make Wait() return late. The price: a
 // waiter with no subtree work sleeps instead of running other work; ordinary
 // workers run that work.
+//
+// Guest seats (ParallelFor called off the executor; oneTBB reserves an arena
+// slot for the thread that calls parallel_for, to the same end). A thread
+// that hands a loop to the workers and sleeps pays two wake-ups per loop: a
+// parked worker's at the start and its own at the end, 10-70 us each on a
+// VM whose cores the spinning workers hold (session 7 in BENCHMARKS.md).
+// Instead the caller borrows the seat of a parked worker:
+//  1. Idle::LendParked() takes a parked worker off the sleepers' list under
+//     Idle's mutex and counts it unparked, not searching (like a worker in a
+//     helping wait). Its thread stays parked: NotifyOne picks only listed
+//     sleepers, waiter wake-ups go to wait_parker, and a spurious wake-up of
+//     a lent seat parks again (Idle::Wake::kLent). The caller sets
+//     tls_worker to the record and owns its deque, frames and deferred
+//     releases; the worker settled all of them before it listed itself, and
+//     the mutex orders that before our use.
+//  2. The caller spawns the loop's first task onto the seat's deque and helps
+//     as a waiter does (steps 1-3 above, the loop's subtree only), but never
+//     parks holding the seat: after kGuestSpinRounds empty searches it stops.
+//  3. ReturnSeat moves whatever else is left on the deque to the injection
+//     queue, clears tls_worker and parks the seat as its own thread would
+//     (Idle::ReturnLent, then the re-check that wakes a
+//     worker for any visible work). The caller's Wait() waits for the rest
+//     on the futex, as before.
+// The executor never runs more threads than it has workers, and a seat is
+// held only while it has loop work: a long task elsewhere finds the seat's
+// own thread back as soon as the loop runs dry.
 #include "executor/scheduler.h"
 
 #include <sched.h>
@@ -67,6 +93,8 @@
 #include "absl/strings/str_cat.h"
 #include "absl/strings/str_format.h"
 #include "ripcord/internal/mutex.h"
+#include "ripcord/parallel_for.h"
+#include "ripcord/task_group.h"
 #include "absl/time/clock.h"
 #include "executor/check.h"
 #include "executor/membarrier.h"
@@ -94,6 +122,10 @@ constexpr int kRootShards = 16;
 constexpr int kSearchSpins = 1024;
 // Rounds a helping wait searches before it parks.
 constexpr int kWaitSpinRounds = 32;
+// Rounds a guest's helping wait searches before it gives its seat back
+// (tens of microseconds, as kSearchSpins: the seat's core has nothing else
+// to run meanwhile, and the end of a loop is usually that close).
+constexpr int kGuestSpinRounds = 1024;
 // A helping wait on a stopped group runs the census every this many tasks.
 constexpr uint32_t kCensusEvery = 256;
 
@@ -176,7 +208,10 @@ ExecutorImpl::~ExecutorImpl() {
   // seq_cst: a worker that checks shutdown_ after this store and then parks
   // is unparked below (Unpark before Park makes Park return).
   shutdown_.store(true, std::memory_order_seq_cst);
-  for (auto& w : workers_) w->parker.Unpark();
+  for (auto& w : workers_) {
+    w->parker.Unpark();
+    w->wait_parker.Unpark();
+  }
   for (auto& w : workers_) w->thread.join();
   // Each worker left with its own deque and the injection queue empty; the
   // only tasks that can still be queued are lazily dropped ones of closed
@@ -297,7 +332,7 @@ void ExecutorImpl::WakeOneParkedWaiter() {
     if (w->parked_waiter.load(std::memory_order_relaxed) &&
         w->parked_waiter.exchange(false, std::memory_order_acq_rel)) {
       parked_waiters_.fetch_sub(1, std::memory_order_seq_cst);
-      w->parker.Unpark();
+      w->wait_parker.Unpark();
       return;
     }
   }
@@ -355,7 +390,7 @@ void ExecutorImpl::WakeWaitersOf(const GroupState* group) {
       if (w->parked_waiter.exchange(false, std::memory_order_acq_rel)) {
         parked_waiters_.fetch_sub(1, std::memory_order_seq_cst);
       }
-      w->parker.Unpark();
+      w->wait_parker.Unpark();
     }
   }
 }
@@ -622,13 +657,24 @@ void ExecutorImpl::WorkerMain(Worker* w) {
       FenceBeforeRecheck(/*others_unparked=*/idle_.NumUnparked() > 0);
       if (AnyWorkVisible()) NotifyOne();
     }
-    if (!shutdown_.load(std::memory_order_seq_cst)) w->parker.Park();
-    searching = idle_.TransitionFromParked(w->index);
+    Idle::Wake wake;
+    do {
+      if (!shutdown_.load(std::memory_order_seq_cst)) w->parker.Park();
+      wake = idle_.TransitionFromParked(w->index);
+      // Our seat is lent (guest seats, above): the borrower owns this
+      // record until it lists us parked again. A spurious wake-up in
+      // between parks again. (Shutdown cannot meet a lent seat: the
+      // borrower's group is a live root or inside one, which
+      // ~ExecutorImpl refuses.)
+    } while (wake == Idle::Wake::kLent &&
+             !shutdown_.load(std::memory_order_seq_cst));
+    searching = wake == Idle::Wake::kNotified;
   }
   tls_worker = nullptr;
 }
 
-bool ExecutorImpl::HelpWhileWaiting(GroupState* group, absl::Time deadline) {
+bool ExecutorImpl::HelpWhileWaiting(GroupState* group, absl::Time deadline,
+                                    bool guest) {
   Worker* w = tls_worker;
   // We return with no release deferred (the caller's frame must not find
   // any above it): every return below either follows a search that found
@@ -679,6 +725,15 @@ bool ExecutorImpl::HelpWhileWaiting(GroupState* group, absl::Time deadline) {
       assert(w->deferred_n.load(std::memory_order_relaxed) == 0);
       return true;
     }
+    if (guest) {
+      // A guest holds a seat only while it has work (guest seats, above).
+      if (++rounds < kGuestSpinRounds) {
+        CpuRelax();
+        continue;
+      }
+      assert(w->deferred_n.load(std::memory_order_relaxed) == 0);
+      return false;
+    }
     if (++rounds < kWaitSpinRounds) {
       CpuRelax();
       continue;
@@ -699,7 +754,7 @@ bool ExecutorImpl::HelpWhileWaiting(GroupState* group, absl::Time deadline) {
       t = FindWork(w, group, /*last_search=*/true);
       if (t == nullptr && !group->Done()) {
         // A stopped group's waiter also polls (census step 6).
-        w->parker.ParkUntil(poll.Until(deadline, stopped));
+        w->wait_parker.ParkUntil(poll.Until(deadline, stopped));
       }
       if (w->parked_waiter.exchange(false, std::memory_order_acq_rel)) {
         parked_waiters_.fetch_sub(1, std::memory_order_seq_cst);
@@ -708,6 +763,65 @@ bool ExecutorImpl::HelpWhileWaiting(GroupState* group, absl::Time deadline) {
     w->waiting_on.store(nullptr, std::memory_order_relaxed);
     if (t != nullptr) RunTask(w, t);
   }
+}
+
+// ---- guest seats ----------------------------------------------------------
+
+Worker* ExecutorImpl::LendSeat() {
+  RIPCORD_CHECK(tls_worker == nullptr,
+                "LendSeat called on a worker thread");
+  const int k = idle_.LendParked();
+  if (k < 0) return nullptr;
+  // The worker's last use of its record (its deque, frames, deferred
+  // releases, all settled before it parked) happens-before ours: it listed
+  // itself parked under Idle's mutex, and we took it off under the same.
+  Worker* w = workers_[k].get();
+  tls_worker = w;
+  return w;
+}
+
+void ExecutorImpl::ReturnSeat(Worker* w) {
+  RIPCORD_CHECK(tls_worker == w && w->frame_depth == 0,
+                "ReturnSeat: not the thread holding the seat, or inside a "
+                "task");
+  FlushDeferred(w);
+  // Tasks of other groups that the loop's bodies spawned may still sit on
+  // the seat's deque: the injection queue's back, for any worker.
+  while (TaskNode* t = w->deque.Pop()) {
+    inject_.PushBack(t);  // seq_cst RMW of the length
+    NotifyAfterPush();
+  }
+  tls_worker = nullptr;
+  // Park the seat as its thread would (WorkerMain, idle.h step 3): listed
+  // parked under Idle's mutex (our uses of the record happen-before its
+  // thread's next TransitionFromParked under the same), then the re-check
+  // of a worker that did not search. A searcher at our RMW makes the
+  // re-check its business (Idle::ReturnLent); it usually exists at a
+  // loop's end (the other workers just ran dry), and that saves the heavy
+  // fence: a membarrier costs ~50 us here while another thread of the
+  // process runs (BENCHMARKS.md, session 7).
+  if (idle_.ReturnLent(w->index)) return;
+  FenceBeforeRecheck(/*others_unparked=*/idle_.NumUnparked() > 0);
+  if (AnyWorkVisible()) NotifyOne();
+}
+
+GuestSeat::GuestSeat(TaskGroup& group)
+    : group_(group.state_), exec_(group.state_->executor()) {
+  // Off the executor only: a worker (of this executor or another one)
+  // waits as it always does.
+  if (tls_worker == nullptr) worker_ = exec_->LendSeat();
+}
+
+GuestSeat::~GuestSeat() {
+  if (worker_ != nullptr) exec_->ReturnSeat(worker_);
+}
+
+void GuestSeat::Help() {
+  if (worker_ == nullptr) return;
+  exec_->HelpWhileWaiting(group_, absl::InfiniteFuture(), /*guest=*/true);
+  Worker* w = worker_;
+  worker_ = nullptr;
+  exec_->ReturnSeat(w);
 }
 
 // ---- root registry ------------------------------------------------------

@@ -43,7 +43,12 @@ struct Worker {
   ExecutorImpl* const exec;
   const int index;
   WsDeque<TaskNode> deque;
+  // The run loop parks on `parker` (woken by NotifyOne and shutdown); a
+  // helping wait on `wait_parker` (woken by WakeWaitersOf,
+  // WakeOneParkedWaiter and shutdown). Two tokens, because a lent seat's
+  // thread sleeps on the first while its borrower may wait on the second.
   Parker parker;
+  Parker wait_parker;
   std::thread thread;
   // Owner only: the deque's bottom when the task now running started. While
   // that task waits, the worker pops only tasks above it (the task's own
@@ -127,8 +132,18 @@ class ExecutorImpl {
   // Schedule's rare cases: from another thread, or a deque that must grow.
   [[gnu::noinline]] void ScheduleSlow(TaskNode* task);
   // Helps while `group` is not idle, then returns true; returns false at
-  // `deadline`. Called only on this executor's worker threads.
-  bool HelpWhileWaiting(GroupState* group, absl::Time deadline);
+  // `deadline`. Called only on this executor's worker threads (or on a
+  // lent seat). A `guest` never parks: it returns false once it has found
+  // nothing to run for kGuestSpinRounds searches (deadline ignored).
+  bool HelpWhileWaiting(GroupState* group, absl::Time deadline,
+                        bool guest = false);
+  // Guest seats (atop scheduler.cc): lends the calling thread, which must
+  // not be a worker, the seat of a parked worker (tls_worker points to it
+  // until ReturnSeat). Null when no worker is parked.
+  Worker* LendSeat();
+  // Gives back the seat LendSeat returned, from the same thread, outside
+  // any task: moves what is left on its deque to the injection queue.
+  void ReturnSeat(Worker* w);
   // Unparks the workers parked in a Wait() on `group` (compared, never
   // dereferenced: the group may already be gone).
   void WakeWaitersOf(const GroupState* group);

@@ -5,12 +5,18 @@
 // ending the loop early, shielding, nested loops, ranges at the ends of
 // the index type, and the split itself (a chunk that blocks does not hold
 // up the rest of the range). The stress case repeats a stop racing a loop.
+// Guest seats (a caller off the executor runs chunks in a parked worker's
+// place): the caller does run chunks, never more threads than workers run
+// the body, what the body spawns elsewhere still runs, and many external
+// callers at once.
 #include "ripcord/parallel_for.h"
 
 #include <algorithm>
 #include <atomic>
+#include <chrono>
 #include <cstdint>
 #include <limits>
+#include <set>
 #include <stdexcept>
 #include <string>
 #include <thread>
@@ -367,6 +373,179 @@ TEST_F(ParallelForTest, StopRacingTheLoopNeverRepeatsOrOutlivesIt) {
     }
     EXPECT_LE(cov.MaxHits(), 1);
   }
+}
+
+// The automatic grain ends a task's range in halves, down to grain / 16, so
+// that an idle worker waits for a short chunk. One worker: one task, in
+// order, no splits.
+TEST_F(ParallelForTest, AutomaticGrainEndsARangeInSmallerChunks) {
+  Executor executor({.num_workers = 1});
+  constexpr int64_t kN = 1 << 20;
+  std::vector<int64_t> sizes;  // one thread at a time: one worker
+  absl::Mutex mu;
+  ASSERT_TRUE(ParallelFor(executor, int64_t{0}, kN,
+                          [&](int64_t lo, int64_t hi) {
+                            absl::MutexLock lock(&mu);
+                            sizes.push_back(hi - lo);
+                          })
+                  .ok());
+  ASSERT_FALSE(sizes.empty());
+  const int64_t grain = *std::max_element(sizes.begin(), sizes.end());
+  EXPECT_EQ(grain, kN / 256);  // 256 chunks per worker
+  // The tail: chunks below the grain, the smallest at grain / 16.
+  EXPECT_LT(sizes.back(), grain / 8);
+  EXPECT_GE(*std::min_element(sizes.begin(), sizes.end()), grain / 16);
+}
+
+// Guest seats: a thread outside the executor runs chunks itself while a
+// worker is parked. Workers park some 50 us after they run dry; the sleep
+// before each attempt gives them the time.
+TEST_F(ParallelForTest, AnExternalCallerRunsChunksInAParkedWorkersSeat) {
+  Executor executor({.num_workers = 2});
+  const std::thread::id caller = std::this_thread::get_id();
+  bool caller_ran = false;
+  for (int attempt = 0; attempt < 20 && !caller_ran; ++attempt) {
+    absl::SleepFor(absl::Milliseconds(20));
+    std::atomic<int> on_caller{0};
+    ASSERT_TRUE(ParallelFor(
+                    executor, 0, 64,
+                    [&](int, int) {
+                      if (std::this_thread::get_id() == caller) {
+                        on_caller.fetch_add(1);
+                      }
+                    },
+                    {.grain = 1})
+                    .ok());
+    caller_ran = on_caller.load() > 0;
+  }
+  EXPECT_TRUE(caller_ran) << "the calling thread never ran a chunk";
+}
+
+// A lent seat's own thread stays parked: the body never runs on more
+// threads at once than the executor has workers.
+TEST_F(ParallelForTest, AGuestNeverAddsAThread) {
+  for (int workers : {1, 2}) {
+    SCOPED_TRACE(::testing::Message() << "workers " << workers);
+    Executor executor({.num_workers = workers});
+    for (int rep = 0; rep < 5; ++rep) {
+      absl::SleepFor(absl::Milliseconds(5));  // let the workers park
+      std::atomic<int> running{0};
+      std::atomic<int> most{0};
+      absl::Mutex mu;
+      std::set<std::thread::id> threads;
+      ASSERT_TRUE(ParallelFor(
+                      executor, 0, 24,
+                      [&](int, int) {
+                        {
+                          absl::MutexLock lock(&mu);
+                          threads.insert(std::this_thread::get_id());
+                        }
+                        const int now = running.fetch_add(1) + 1;
+                        int seen = most.load();
+                        while (now > seen &&
+                               !most.compare_exchange_weak(seen, now)) {
+                        }
+                        absl::SleepFor(absl::Microseconds(300));
+                        running.fetch_sub(1);
+                      },
+                      {.grain = 1})
+                      .ok());
+      EXPECT_LE(most.load(), workers);
+      // The caller, when it had a seat, plus the workers whose seats were
+      // not lent: never more distinct threads than workers plus one.
+      EXPECT_LE(static_cast<int>(threads.size()), workers + 1);
+    }
+  }
+}
+
+// What the body spawns into other groups lands on the guest's deque; it
+// still runs once the loop is over (the seat hands it on). One worker: its
+// own thread is the only other one, and stays parked while its seat is
+// lent, so a task left behind on the seat would never run.
+TEST_F(ParallelForTest, TasksTheBodySpawnsElsewhereStillRun) {
+  Executor executor({.num_workers = 1});
+  for (int rep = 0; rep < 10; ++rep) {
+    absl::SleepFor(absl::Milliseconds(2));
+    TaskGroup other(executor);
+    std::atomic<int> ran{0};
+    ASSERT_TRUE(ParallelFor(
+                    executor, 0, 16,
+                    [&](int lo, int) {
+                      other.Spawn([&ran] { ran.fetch_add(1); });
+                      if (lo == 15) other.Spawn([&ran] { ran.fetch_add(1); });
+                    },
+                    {.grain = 1})
+                    .ok());
+    ASSERT_TRUE(ripcord::testing::JoinOrDie(other).ok());
+    EXPECT_EQ(ran.load(), 17);
+  }
+}
+
+// A guest thread is a worker while it helps: the body's own loops and
+// waits take the helping path, and nest.
+TEST_F(ParallelForTest, LoopsInsideAGuestsChunksNest) {
+  Executor executor({.num_workers = 2});
+  absl::SleepFor(absl::Milliseconds(5));
+  constexpr int kRows = 16;
+  constexpr int kCols = 999;
+  Coverage<int> cov(0, kRows * kCols);
+  const absl::Status s = ParallelFor(
+      executor, 0, kRows,
+      [&](int r0, int r1) -> absl::Status {
+        for (int r = r0; r < r1; ++r) {
+          absl::Status inner = ParallelFor(
+              executor, r * kCols, (r + 1) * kCols,
+              [&](int lo, int hi) { cov.Add(lo, hi, 0); }, {.grain = 37});
+          if (!inner.ok()) return inner;
+        }
+        return absl::OkStatus();
+      },
+      {.grain = 1});
+  EXPECT_TRUE(s.ok()) << s;
+  EXPECT_EQ(cov.Wrong(), std::vector<int64_t>{});
+}
+
+// Stress: several external threads run loops at once on two workers while
+// plain tasks stream through another group: seats are lent and given back
+// concurrently with the workers parking and waking. Every loop covers its
+// range once; every plain task runs.
+TEST_F(ParallelForTest, ManyExternalCallersShareTheSeats) {
+  Executor executor({.num_workers = 2});
+  const int loops = Scaled(100, 10);
+  TaskGroup background(executor);
+  std::atomic<int> background_ran{0};
+  std::atomic<int> background_spawned{0};
+  std::atomic<bool> done{false};
+  std::thread feeder([&] {
+    while (!done.load()) {
+      background.Spawn([&] { background_ran.fetch_add(1); });
+      background_spawned.fetch_add(1);
+      std::this_thread::sleep_for(std::chrono::microseconds(50));
+    }
+  });
+  std::vector<std::thread> callers;
+  std::atomic<int> failures{0};
+  for (int c = 0; c < 3; ++c) {
+    callers.emplace_back([&, c] {
+      for (int i = 0; i < loops; ++i) {
+        const int n = 100 + 37 * ((i + c) % 20);
+        Coverage<int> cov(0, n);
+        const absl::Status s = ParallelFor(
+            executor, 0, n, [&](int lo, int hi) { cov.Add(lo, hi, 0); });
+        if (!s.ok() || cov.bad_chunks() != 0 ||
+            !cov.Wrong().empty()) {
+          failures.fetch_add(1);
+        }
+        if (i % 8 == c) std::this_thread::sleep_for(std::chrono::microseconds(200));
+      }
+    });
+  }
+  for (auto& t : callers) t.join();
+  done.store(true);
+  feeder.join();
+  ASSERT_TRUE(ripcord::testing::JoinOrDie(background).ok());
+  EXPECT_EQ(failures.load(), 0);
+  EXPECT_EQ(background_ran.load(), background_spawned.load());
 }
 
 }  // namespace

@@ -29,6 +29,7 @@
 #ifndef RIPCORD_PARALLEL_FOR_H_
 #define RIPCORD_PARALLEL_FOR_H_
 
+#include <algorithm>
 #include <cstdint>
 #include <string>
 #include <type_traits>
@@ -69,6 +70,41 @@ bool LoopShouldSplit();
 // 1 on any other thread. Thread-safety: any thread.
 int LoopWorkerCount();
 
+struct Worker;
+class ExecutorImpl;
+
+// GuestSeat: the calling thread takes the seat of a parked worker of the
+// group's executor for one loop (oneTBB's arena slot for the thread that
+// calls parallel_for; "Guest seats" atop executor/scheduler.cc). Then the
+// caller runs the loop's tasks itself, with no hand-off to a worker at the
+// start nor a wake-up at the end, and the executor still runs no more
+// threads than it has workers: the seat's own thread stays parked.
+// Thread-safety: one object per thread, used only by the thread that made
+// it. Defined in executor/scheduler.cc.
+class GuestSeat {
+ public:
+  // Takes a parked worker's seat when the calling thread is not a worker
+  // of any executor and a worker of group's executor is parked; otherwise
+  // holds none (and Help() returns at once).
+  explicit GuestSeat(TaskGroup& group);
+  GuestSeat(const GuestSeat&) = delete;
+  GuestSeat& operator=(const GuestSeat&) = delete;
+  // Gives the seat back if Help() has not.
+  ~GuestSeat();
+
+  // With a seat: runs tasks of the group's subtree (and only those), as a
+  // helping Wait() on a worker does, until the group is idle or has had
+  // nothing to run for a few tens of microseconds; then gives the seat
+  // back, so that the worker it belongs to can run anything else queued.
+  // The caller's Wait() then waits for the rest.
+  void Help();
+
+ private:
+  GroupState* const group_;
+  ExecutorImpl* const exec_;
+  Worker* worker_ = nullptr;
+};
+
 // The shared state of one ParallelFor call; lives on the caller's stack
 // for the whole call (ParallelFor waits for every task that uses it).
 // Lengths are computed in the unsigned type, so a range as long as the
@@ -91,6 +127,9 @@ class LoopState {
       const uint64_t chunks = static_cast<uint64_t>(LoopWorkerCount()) * 256;
       const uint64_t n = Len(lo, hi);
       grain_ = n / chunks + (n % chunks != 0 ? 1 : 0);
+      min_chunk_ = grain_ / kTailDivisor + (grain_ < kTailDivisor ? 1 : 0);
+    } else {
+      min_chunk_ = grain_;
     }
     return Run(lo, hi);
   }
@@ -108,14 +147,19 @@ class LoopState {
   absl::Status Run(Index lo, Index hi) {
     while (!token_.stop_requested()) {
       const uint64_t n = Len(lo, hi);
-      if (n <= grain_) return Call(lo, hi);
+      if (n <= min_chunk_) return Call(lo, hi);
       if (LoopShouldSplit()) {
         const Index mid = Advance(lo, n / 2);
         group_.Spawn([this, mid, hi] { return Run(mid, hi); });
         hi = mid;
         continue;
       }
-      const Index end = Advance(lo, grain_);
+      // The tail of a range in halves (automatic grain only): the deque is
+      // looked at again after at most half of what is left, so a worker
+      // that runs dry waits for a short chunk, not a whole grain, before
+      // the last busy task splits for it.
+      const uint64_t step = std::min(grain_, std::max(min_chunk_, n / 2));
+      const Index end = Advance(lo, step);
       absl::Status s = Call(lo, end);
       if (!s.ok()) return s;
       lo = end;
@@ -146,7 +190,14 @@ class LoopState {
 
   TaskGroup& group_;
   Body& body_;
+  // The automatic grain's smallest chunk: grain / kTailDivisor.
+  static constexpr uint64_t kTailDivisor = 16;
+
   uint64_t grain_;  // written only by RunRoot, before the first split
+  // Ranges this long or shorter run in one call and never split: grain_
+  // when the user set it, grain_ / kTailDivisor (at least 1) when
+  // automatic. Written by RunRoot with grain_.
+  uint64_t min_chunk_ = 0;
   const StopToken token_;
 };
 
@@ -184,7 +235,12 @@ absl::Status ParallelForIn(Owner& owner, Index begin, Index end, Body& body,
   TaskGroup group(owner, std::move(options.group));
   LoopState<Index, Body> state(group, body,
                                static_cast<uint64_t>(options.grain));
-  group.Spawn([&state, begin, end] { return state.RunRoot(begin, end); });
+  {
+    // Off the executor, the caller runs chunks in a parked worker's place.
+    GuestSeat seat(group);
+    group.Spawn([&state, begin, end] { return state.RunRoot(begin, end); });
+    seat.Help();
+  }
   return group.Wait();
 }
 
@@ -217,8 +273,15 @@ absl::Status ParallelForIn(Owner& owner, Index begin, Index end, Body& body,
 // Wait()): return it from the calling task to do that.
 //
 // Called from a task it waits helping: the calling worker runs the loop's
-// chunks too. Called from any other thread it blocks until the workers have
-// finished the loop.
+// chunks too. Called from any other thread while a worker of the executor
+// is parked, the calling thread takes that worker's place for the loop
+// (the worker's thread stays parked; oneTBB's arena slot for the calling
+// thread): it runs chunks, and only tasks of the loop's group and the
+// groups inside it, so body calls may happen on the calling thread, and the
+// loop neither waits for a worker to wake at its start nor wakes the
+// caller at its end. When no worker is parked, or once the caller has
+// found nothing to run for a few tens of microseconds, it blocks until the
+// workers have finished the loop.
 // Thread-safety: any thread, concurrently with anything on `parent`
 // (which must outlive the call, as for any child group).
 template <class Index, class Body>

@@ -35,6 +35,7 @@
 namespace ripcord {
 
 namespace internal {
+class GuestSeat;
 class JoinAwaitable;
 template <class F>
 void SpawnCoroutine(GroupState* group, F&& f);  // defined in ripcord/task.h
@@ -225,6 +226,8 @@ class TaskGroup {
   internal::JoinAwaitable Join();
 
  private:
+  friend class internal::GuestSeat;  // reads state_ (ripcord/parallel_for.h)
+
   // The group's record (internal/group_state.h): owned, freed by Close() in
   // ~TaskGroup or, after a stop, by the last lazily dropped task.
   internal::GroupState* const state_;
