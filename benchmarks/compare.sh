@@ -54,6 +54,19 @@ for b in $BINARIES; do
     >"$OUT_DIR/$b.json" 2>"$OUT_DIR/$b.stderr"
 done
 
+# Row 8's memory per sleeping coroutine is the cold cost: the first stop in
+# a process. Later repetitions find the blocks the earlier stops gave back in
+# the task cache's depots (~30 B/task), so one more process runs the stop
+# once, into cold/ (compare_table.py reads it for row 8).
+if [[ " $BINARIES " == *" coro_bench "* ]]; then
+  echo "== coro_bench, the first stop in a fresh process (cold memory)" >&2
+  mkdir -p "$OUT_DIR/cold"
+  "$BIN_DIR/coro_bench" --benchmark_filter='CoroStop' \
+    --benchmark_repetitions=1 --benchmark_min_time=0 \
+    --benchmark_format=json \
+    >"$OUT_DIR/cold/coro_bench.json" 2>"$OUT_DIR/cold/coro_bench.stderr"
+fi
+
 {
   echo "Machine: $(nproc) CPUs, $(grep -m1 'model name' /proc/cpuinfo | cut -d: -f2 | sed 's/^ *//'), Linux $(uname -r)"
   echo "Commit: $(git rev-parse --short HEAD 2>/dev/null || echo unknown)$(git diff --quiet 2>/dev/null || echo ' (working tree modified)'), date: $(date -u '+%Y-%m-%d %H:%M UTC')"

@@ -3,9 +3,11 @@
 // Scenario 8: coroutines. 100,000 coroutine tasks (ripcord::Task<absl::Status>)
 // in one group, each suspended in `co_await ripcord::Sleep(d)` on 2 workers.
 //
-//   BM_CoroSleep_Ripcord  d = 100 ms: wall time from the first Spawn until
-//                         Wait() returns (ideal: 100 ms plus the time to
-//                         spawn). Counters, from the first Spawn: spawn_ms
+//   BM_CoroSleep_Ripcord/<d in ms>  d = 1000 ms (the scenario) and
+//                         d = 100 ms (ten times shorter, so that
+//                         repetitions are cheap): wall time from the first
+//                         Spawn until Wait() returns (ideal: d plus the time
+//                         to spawn). Counters, from the first Spawn: spawn_ms
 //                         (Spawn loop done), started_ms (the last coroutine
 //                         reached its Sleep), woke_ms (the last one resumed
 //                         from it).
@@ -100,6 +102,7 @@ struct LastArrival {
 
 void BM_CoroSleep_Ripcord(benchmark::State& state) {
   ripcord::Executor executor({.num_workers = kWorkers});
+  const absl::Duration d = absl::Milliseconds(state.range(0));
   double spawn_ms = 0;
   double started_ms = 0;
   double woke_ms = 0;
@@ -109,9 +112,9 @@ void BM_CoroSleep_Ripcord(benchmark::State& state) {
     ripcord::TaskGroup group(executor);
     const auto t0 = Clock::now();
     for (int64_t i = 0; i < kTasks; ++i) {
-      group.Spawn([&started, &woke]() -> ripcord::Task<absl::Status> {
+      group.Spawn([&started, &woke, d]() -> ripcord::Task<absl::Status> {
         started.Arrive();
-        absl::Status s = co_await ripcord::Sleep(absl::Milliseconds(100));
+        absl::Status s = co_await ripcord::Sleep(d);
         woke.Arrive();
         co_return s;
       });
@@ -168,7 +171,11 @@ void BM_CoroStop_Ripcord(benchmark::State& state) {
   state.counters["stop_cpu_ms"] = stop_cpu_ms / runs;
 }
 
-BENCHMARK(BM_CoroSleep_Ripcord)->UseRealTime()->Unit(benchmark::kMillisecond);
+BENCHMARK(BM_CoroSleep_Ripcord)
+    ->Arg(100)
+    ->Arg(1000)
+    ->UseRealTime()
+    ->Unit(benchmark::kMillisecond);
 BENCHMARK(BM_CoroStop_Ripcord)->UseManualTime()->Unit(benchmark::kMillisecond);
 
 }  // namespace
