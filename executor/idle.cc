@@ -49,15 +49,6 @@ bool Idle::TransitionFromSearching() {
   return Searching(prev) == 1;
 }
 
-bool Idle::ReturnLent(int worker) {
-  MutexLock lock(&mu_);
-  // seq_cst: as in TransitionToParked.
-  const uint32_t prev = state_.fetch_sub(kUnparkedOne, std::memory_order_seq_cst);
-  sleepers_.push_back(worker);
-  is_sleeping_[worker] = kSleeping;
-  return Searching(prev) > 0;
-}
-
 bool Idle::TransitionToParked(int worker, bool is_searching) {
   MutexLock lock(&mu_);
   uint32_t dec = kUnparkedOne + (is_searching ? kSearchingOne : 0);
@@ -65,7 +56,7 @@ bool Idle::TransitionToParked(int worker, bool is_searching) {
   uint32_t prev = state_.fetch_sub(dec, std::memory_order_seq_cst);
   sleepers_.push_back(worker);
   is_sleeping_[worker] = kSleeping;
-  return is_searching && Searching(prev) == 1;
+  return Searching(prev) == (is_searching ? 1 : 0);
 }
 
 Idle::Wake Idle::TransitionFromParked(int worker) {

@@ -17,15 +17,21 @@
 //     so the work it found can keep spreading (Go: "wakep after we found
 //     work while spinning").
 //  3. A worker with nothing to do parks: TransitionToParked() (a seq_cst RMW
-//     under the mutex). If it was the last searcher, or was not searching
-//     at all, it re-checks every queue with seq_cst loads and wakes a worker
-//     if it sees work. (A worker that was refused searching, because enough
+//     under the mutex). If no other worker was searching at that RMW, it
+//     re-checks every queue with seq_cst loads and wakes a worker if it
+//     sees work. (A worker that was refused searching, because enough
 //     others searched, did not look at the other deques: meanwhile the last
 //     searcher may have found work, seen this worker still unparked, woken
 //     nobody, and pushed a task whose producer saw no parked worker either.
-//     Found by the stress test PushFromABusyWorkerWakesAParkingWorker. A
-//     searcher that was not the last needs no re-check: the last one's
-//     TransitionFromSearching() comes after its RMW and wakes it.)
+//     Found by the stress test PushFromABusyWorkerWakesAParkingWorker. But
+//     while another worker still searches at the RMW, no re-check is
+//     needed, whether the parking worker searched or not: the last searcher
+//     to stop, after our RMW in the total order, either finds work and
+//     wakes a parked worker (step 2), or parks and re-checks itself. Since
+//     session 7: a worker refused searching used to re-check always, and
+//     its re-check's heavy fence, a membarrier, costs ~50 us on a VM while
+//     another thread runs. A lent seat given back (LendParked) is parked
+//     by the same rule.)
 // Why no wake-up is lost: in step 1 the producer's store and load are seq_cst,
 // and so are the last searcher's RMW and re-check in step 3. In the single
 // total order either the producer's load sees the worker still searching (and
@@ -61,7 +67,9 @@ class Idle {
   bool TransitionToSearching();
   // Returns true if the caller was the last searcher.
   bool TransitionFromSearching();
-  // Step 3. Returns true if the caller was the last searcher.
+  // Step 3. Returns true if the caller must re-check every queue: no
+  // other worker was searching at its RMW. Also gives back a lent seat
+  // (LendParked), with is_searching false.
   bool TransitionToParked(int worker, bool is_searching) ABSL_LOCKS_EXCLUDED(mu_);
   // After a wake-up: kNotified if the worker was woken by WorkerToNotify()
   // (it is now counted unparked and searching); kSpurious if it was still
@@ -74,16 +82,9 @@ class Idle {
   // (ParallelFor's caller, scheduler.cc "Guest seats"): takes a parked
   // worker off the list and counts it unparked, not searching, like a worker
   // waiting in a Wait(); its thread stays parked (kLent) until the seat is
-  // given back with ReturnLent(worker). Returns the worker's
+  // given back with TransitionToParked(worker, false). Returns the worker's
   // index, or -1 when no worker is parked.
   int LendParked() ABSL_LOCKS_EXCLUDED(mu_);
-  // Gives a lent seat back: lists the worker parked again (not searching),
-  // a seq_cst RMW under the mutex as in TransitionToParked. Returns true if
-  // some worker was searching at that RMW: then that searcher, or the last
-  // searcher after it, wakes a parked worker or re-checks every queue
-  // (steps 2-3) for any task whose producer saw the seat still unparked, so
-  // the caller needs no re-check (and no heavy fence) of its own.
-  bool ReturnLent(int worker) ABSL_LOCKS_EXCLUDED(mu_);
   int num_parked() const ABSL_LOCKS_EXCLUDED(mu_);
   int num_searching() const;
   // Workers not parked now (searching, running, or waiting in a Wait()).

@@ -70,8 +70,8 @@
 //     parks holding the seat: after kGuestSpinRounds empty searches it stops.
 //  3. ReturnSeat moves whatever else is left on the deque to the injection
 //     queue, clears tls_worker and parks the seat as its own thread would
-//     (Idle::ReturnLent, then the re-check that wakes a
-//     worker for any visible work). The caller's Wait() waits for the rest
+//     (Idle::TransitionToParked, then, unless another worker searches,
+//     the re-check that wakes a worker for any visible work). The caller's Wait() waits for the rest
 //     on the futex, as before.
 // The executor never runs more threads than it has workers, and a seat is
 // held only while it has loop work: a long task elsewhere finds the seat's
@@ -648,12 +648,11 @@ void ExecutorImpl::WorkerMain(Worker* w) {
     }
     // seq_cst: pairs with the store in ~ExecutorImpl.
     if (shutdown_.load(std::memory_order_seq_cst)) break;
-    const bool was_searching = searching;
-    const bool last_searcher = idle_.TransitionToParked(w->index, searching);
+    // Every queue is re-checked unless another worker still searches
+    // (idle.h step 3).
+    const bool recheck = idle_.TransitionToParked(w->index, searching);
     searching = false;
-    // The last searcher re-checks every queue, and so does a worker that
-    // never got to search (idle.h step 3).
-    if (last_searcher || !was_searching) {
+    if (recheck) {
       FenceBeforeRecheck(/*others_unparked=*/idle_.NumUnparked() > 0);
       if (AnyWorkVisible()) NotifyOne();
     }
@@ -795,12 +794,11 @@ void ExecutorImpl::ReturnSeat(Worker* w) {
   // Park the seat as its thread would (WorkerMain, idle.h step 3): listed
   // parked under Idle's mutex (our uses of the record happen-before its
   // thread's next TransitionFromParked under the same), then the re-check
-  // of a worker that did not search. A searcher at our RMW makes the
-  // re-check its business (Idle::ReturnLent); it usually exists at a
-  // loop's end (the other workers just ran dry), and that saves the heavy
+  // unless another worker still searches. At a loop's end one usually does
+  // (the other workers just ran dry), which saves the re-check's heavy
   // fence: a membarrier costs ~50 us here while another thread of the
   // process runs (BENCHMARKS.md, session 7).
-  if (idle_.ReturnLent(w->index)) return;
+  if (!idle_.TransitionToParked(w->index, /*is_searching=*/false)) return;
   FenceBeforeRecheck(/*others_unparked=*/idle_.NumUnparked() > 0);
   if (AnyWorkVisible()) NotifyOne();
 }
