@@ -71,8 +71,8 @@
 //  3. ReturnSeat moves whatever else is left on the deque to the injection
 //     queue, clears tls_worker and parks the seat as its own thread would
 //     (Idle::TransitionToParked, then, unless another worker searches,
-//     the re-check that wakes a worker for any visible work). The caller's Wait() waits for the rest
-//     on the futex, as before.
+//     the re-check that wakes a worker for any visible work). The caller's
+//     Wait() waits for the rest on the futex, as before.
 // The executor never runs more threads than it has workers, and a seat is
 // held only while it has loop work: a long task elsewhere finds the seat's
 // own thread back as soon as the loop runs dry.

@@ -47,7 +47,11 @@ namespace ripcord {
 struct ParallelForOptions {
   // The most indices one call of the body receives. 0 (the default): chosen
   // from the range's length and the number of workers, about 256 chunks
-  // per worker (at least 1 index per chunk). A chunk costs a body call and
+  // per worker (at least 1 index per chunk); the end of each task's range
+  // then goes in halves, down to 1/16 of that, so that an idle worker
+  // never waits long for the last busy one to split. A grain you set is
+  // kept as it is: the loop calls the body on chunks of up to that many
+  // indices and never splits a range of at most that length. A chunk costs a body call and
   // a look at the worker's deque (a few ns): set the grain yourself when
   // the range is short and its indices cheap, so that a chunk does at least
   // a microsecond of work.
