@@ -20,7 +20,7 @@
 // 1. Schedule(e, d): raise d to Now() if it is in the past, so that entries
 //    already due fire first, in order (one that keeps re-arming itself with
 //    a past deadline cannot starve the others); round it up to whole
-//    nanoseconds. Under mu_, check e is idle, set deadline_, push the slot
+//    nanoseconds. Under mu_, check e is idle, set deadline_ns_, push the slot
 //    (sift up) with seq = next_seq_++, ++live_. If its deadline is before
 //    sleeping_until_ns_, the thread sleeps past the new earliest deadline:
 //    set sleeping_until_ns_ = INT64_MIN and Signal wake_cv_. Otherwise no
@@ -148,7 +148,7 @@ void TimerEntry::DieScheduled() const {
   RIPCORD_CHECK(heap_index_ < 0,
                 "TimerEntry destroyed while scheduled (deadline %s); "
                 "TimerQueue::Cancel() it first",
-                absl::FormatTime(deadline_).c_str());
+                absl::FormatTime(deadline()).c_str());
   __builtin_unreachable();
 }
 
@@ -182,8 +182,8 @@ void TimerQueue::Schedule(TimerEntry* e, absl::Time deadline) {
   RIPCORD_CHECK(e->heap_index_ < 0,
                 "TimerQueue::Schedule() called on a TimerEntry that is "
                 "already scheduled (deadline %s); Cancel() it first",
-                absl::FormatTime(e->deadline_).c_str());
-  e->deadline_ = deadline;
+                absl::FormatTime(e->deadline()).c_str());
+  e->deadline_ns_ = deadline_ns;
   heap_.push_back(Slot{deadline_ns, next_seq_++, e});
   SiftUp(heap_.size() - 1);
   ++live_;

@@ -154,7 +154,7 @@ void ScheduleResumeBack(CoroContext* ctx);
 // sleeping coroutine costs no allocation beyond its frame. Its type is
 // private to coroutine.cc (it embeds the executor's TimerEntry); the awaiter
 // reserves kSleepOpSize bytes for it (coroutine.cc static_asserts the fit).
-inline constexpr size_t kSleepOpSize = 80;
+inline constexpr size_t kSleepOpSize = 64;
 // 16, the alignment every frame gets (operator new, the task cache): where
 // the stop-time fields of the operation sit within a cache line then
 // depends on fewer placements (coroutine.cc, SleepOpFields).
