@@ -532,11 +532,13 @@ TEST_F(ParallelForTest, ManyExternalCallersShareTheSeats) {
         Coverage<int> cov(0, n);
         const absl::Status s = ParallelFor(
             executor, 0, n, [&](int lo, int hi) { cov.Add(lo, hi, 0); });
-        if (!s.ok() || cov.bad_chunks() != 0 ||
-            !cov.Wrong().empty()) {
+        if (!s.ok() || cov.bad_chunks() != 0 || !cov.Wrong().empty()) {
           failures.fetch_add(1);
         }
-        if (i % 8 == c) std::this_thread::sleep_for(std::chrono::microseconds(200));
+        // Now and then a pause, so that the workers park in between.
+        if (i % 8 == c) {
+          std::this_thread::sleep_for(std::chrono::microseconds(200));
+        }
       }
     });
   }

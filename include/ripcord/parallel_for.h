@@ -51,10 +51,10 @@ struct ParallelForOptions {
   // then goes in halves, down to 1/16 of that, so that an idle worker
   // never waits long for the last busy one to split. A grain you set is
   // kept as it is: the loop calls the body on chunks of up to that many
-  // indices and never splits a range of at most that length. A chunk costs a body call and
-  // a look at the worker's deque (a few ns): set the grain yourself when
-  // the range is short and its indices cheap, so that a chunk does at least
-  // a microsecond of work.
+  // indices and never splits a range of at most that length. A chunk costs
+  // a body call and a look at the worker's deque (a few ns): set the grain
+  // yourself when the range is short and its indices cheap, so that a
+  // chunk does at least a microsecond of work.
   // Negative: ParallelFor returns InvalidArgumentError.
   int64_t grain = 0;
   // The options of the loop's own group: a name for diagnostics and stop
