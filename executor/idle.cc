@@ -8,7 +8,7 @@ namespace ripcord::internal {
 Idle::Idle(int num_workers)
     : num_workers_(num_workers),
       state_(static_cast<uint32_t>(num_workers) * kUnparkedOne),
-      is_sleeping_(num_workers, kAwake) {
+      seat_state_(num_workers, kAwake) {
   sleepers_.reserve(num_workers);
 }
 
@@ -19,7 +19,7 @@ int Idle::WorkerToNotify() {
   if (!ShouldNotify() || sleepers_.empty()) return -1;
   int w = sleepers_.back();
   sleepers_.pop_back();
-  is_sleeping_[w] = kAwake;
+  seat_state_[w] = kAwake;
   // seq_cst: keeps the state in the single total order of step 1/3.
   state_.fetch_add(kUnparkedOne + kSearchingOne, std::memory_order_seq_cst);
   return w;
@@ -30,7 +30,7 @@ int Idle::LendParked() {
   if (sleepers_.empty()) return -1;
   const int w = sleepers_.back();
   sleepers_.pop_back();
-  is_sleeping_[w] = kLent;
+  seat_state_[w] = kLent;
   // seq_cst: as in WorkerToNotify (the borrower counts as an unparked
   // worker that is not searching).
   state_.fetch_add(kUnparkedOne, std::memory_order_seq_cst);
@@ -55,14 +55,14 @@ bool Idle::TransitionToParked(int worker, bool is_searching) {
   // seq_cst: the RMW half of the parking worker's StoreLoad (step 3).
   uint32_t prev = state_.fetch_sub(dec, std::memory_order_seq_cst);
   sleepers_.push_back(worker);
-  is_sleeping_[worker] = kSleeping;
+  seat_state_[worker] = kSleeping;
   return Searching(prev) == (is_searching ? 1 : 0);
 }
 
 Idle::Wake Idle::TransitionFromParked(int worker) {
   MutexLock lock(&mu_);
-  if (is_sleeping_[worker] == kAwake) return Wake::kNotified;
-  if (is_sleeping_[worker] == kLent) return Wake::kLent;
+  if (seat_state_[worker] == kAwake) return Wake::kNotified;
+  if (seat_state_[worker] == kLent) return Wake::kLent;
   for (size_t i = 0; i < sleepers_.size(); ++i) {
     if (sleepers_[i] == worker) {
       sleepers_[i] = sleepers_.back();
@@ -70,7 +70,7 @@ Idle::Wake Idle::TransitionFromParked(int worker) {
       break;
     }
   }
-  is_sleeping_[worker] = kAwake;
+  seat_state_[worker] = kAwake;
   state_.fetch_add(kUnparkedOne, std::memory_order_seq_cst);
   return Wake::kSpurious;
 }

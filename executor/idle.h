@@ -108,7 +108,7 @@ class Idle {
   static constexpr char kAwake = 0;
   static constexpr char kSleeping = 1;
   static constexpr char kLent = 2;
-  std::vector<char> is_sleeping_ ABSL_GUARDED_BY(mu_);
+  std::vector<char> seat_state_ ABSL_GUARDED_BY(mu_);
 };
 
 inline bool Idle::ShouldNotify() const {
