@@ -31,7 +31,10 @@
 //     session 7: a worker refused searching used to re-check always, and
 //     its re-check's heavy fence, a membarrier, costs ~50 us on a VM while
 //     another thread runs. A lent seat given back (LendParked) is parked
-//     by the same rule.)
+//     by the same rule.) tests/parking_test.cc holds a parking worker
+//     between its last search and this RMW (SetParkWindowHookForTesting)
+//     until another worker has pushed: without the re-check, its first
+//     repetition loses the wake-up.
 // Why no wake-up is lost: in step 1 the producer's store and load are seq_cst,
 // and so are the last searcher's RMW and re-check in step 3. In the single
 // total order either the producer's load sees the worker still searching (and

@@ -163,6 +163,17 @@ int ThreadShardIndex() {
   return index;
 }
 
+// relaxed: a test knob; the hook is code, so there is nothing its readers
+// must see along with it.
+std::atomic<ParkWindowHook> park_window_hook{nullptr};
+
+void RunParkWindowHook(ParkSite site) {
+  if (ParkWindowHook hook = park_window_hook.load(std::memory_order_relaxed))
+      [[unlikely]] {
+    hook(site);
+  }
+}
+
 }  // namespace
 
 ExecutorImpl::ExecutorImpl(const ExecutorOptions& options)
@@ -648,6 +659,7 @@ void ExecutorImpl::WorkerMain(Worker* w) {
     }
     // seq_cst: pairs with the store in ~ExecutorImpl.
     if (shutdown_.load(std::memory_order_seq_cst)) break;
+    RunParkWindowHook(ParkSite::kWorker);
     // Every queue is re-checked unless another worker still searches
     // (idle.h step 3).
     const bool recheck = idle_.TransitionToParked(w->index, searching);
@@ -745,6 +757,7 @@ bool ExecutorImpl::HelpWhileWaiting(GroupState* group, absl::Time deadline,
     // Step 4. release: pairs with the acquire load in WakeWaitersOf().
     w->waiting_on.store(group, std::memory_order_release);
     if (group->SetWaitersBit(/*census=*/stopped && group->MarkersClear())) {
+      RunParkWindowHook(ParkSite::kHelpingWait);
       w->parked_waiter.store(true, std::memory_order_seq_cst);
       // seq_cst: the RMW half of our StoreLoad; the re-check follows.
       parked_waiters_.fetch_add(1, std::memory_order_seq_cst);
@@ -762,6 +775,10 @@ bool ExecutorImpl::HelpWhileWaiting(GroupState* group, absl::Time deadline,
     w->waiting_on.store(nullptr, std::memory_order_relaxed);
     if (t != nullptr) RunTask(w, t);
   }
+}
+
+void SetParkWindowHookForTesting(ParkWindowHook hook) {
+  park_window_hook.store(hook, std::memory_order_relaxed);  // see its load
 }
 
 // ---- guest seats ----------------------------------------------------------

@@ -271,6 +271,23 @@ class ExecutorImpl {
   const absl::Time created_;
 };
 
+// A test hook into the parking protocol (idle.h step 3, step 4 atop
+// scheduler.cc). When set, a thread about to park calls it between its last
+// look at the queues and its parking RMW: a worker of WorkerMain before
+// Idle::TransitionToParked (kWorker), a helping waiter before its
+// parked_waiters_ increment (kHelpingWait). A task pushed in that window is
+// found only by the re-check that follows the RMW; a hook that blocks there
+// until another thread has pushed makes that window, a few hundred
+// nanoseconds wide in production, as wide as a test needs
+// (tests/parking_test.cc). The hook runs on the parking thread with no lock
+// held; it must return. Unset (nullptr): one relaxed load per park.
+enum class ParkSite { kWorker, kHelpingWait };
+using ParkWindowHook = void (*)(ParkSite site);
+// Installs `hook` (nullptr removes it) for every executor of the process,
+// from the next park on. Thread-safety: any thread; a park already past
+// its load of the hook may still call the previous one.
+void SetParkWindowHookForTesting(ParkWindowHook hook);
+
 // The worker running on this thread (null on other threads). External
 // linkage on purpose (RIPCORD_FAST_TLS, executor/check.h). constinit: other
 // files then read it directly, without a call to check for a dynamic

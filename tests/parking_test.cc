@@ -1,0 +1,172 @@
+// Copyright 2026 The ripcord Authors.
+//
+// parking_test: the parking protocol's re-check (executor/idle.h step 3;
+// step 4 atop executor/scheduler.cc for helping waits), on a real executor,
+// deterministically. A task pushed after a parking worker's last look at
+// the queues but before its parking RMW is seen by no producer's wake-up
+// decision (the parking worker still counts as unparked, or as not yet a
+// parked waiter): only the re-check after the RMW finds it. In production
+// that window is a few hundred nanoseconds wide, and the stress tests
+// (PushFromABusyWorkerWakesAParkingWorker) pass even with the re-check
+// removed. Here a test hook (SetParkWindowHookForTesting) holds the parking
+// worker in the window until the other worker has pushed, so every
+// repetition lands its push there; without the re-check each one is a lost
+// wake-up, reported after kHangTimeout.
+//
+// Not covered here: the heavy fence before the re-check
+// (FenceBeforeRecheck). The hook's handshake orders the push before the
+// re-check by itself; what the fence guards against, a push still in the
+// pushing core's store buffer, needs no hook to happen and no hook can
+// force it.
+#include <atomic>
+
+#include "absl/time/clock.h"
+#include "absl/time/time.h"
+#include "executor/scheduler.h"
+#include "gtest/gtest.h"
+#include "ripcord/ripcord.h"
+#include "tests/test_util.h"
+
+namespace ripcord {
+namespace {
+
+using ::ripcord::internal::ParkSite;
+using ::ripcord::testing::JoinOrDie;
+using ::ripcord::testing::kHangTimeout;
+using ::ripcord::testing::Scaled;
+
+// The window held open by HoldWindowOpen, one repetition at a time.
+struct Window {
+  // The site whose next park opens the window (-1: none). The first park
+  // there takes it, so one park per repetition waits in the window.
+  std::atomic<int> armed{-1};
+  std::atomic<bool> open{false};    // a parking thread waits in the window
+  std::atomic<bool> pushed{false};  // the test's push is done: let it go on
+
+  void Arm(ParkSite site) {
+    open.store(false);
+    pushed.store(false);
+    armed.store(static_cast<int>(site));
+  }
+};
+
+Window window;
+
+// The hook: at the armed site, waits (bounded) until the test has pushed.
+void HoldWindowOpen(ParkSite site) {
+  int expected = static_cast<int>(site);
+  if (!window.armed.compare_exchange_strong(expected, -1)) return;
+  window.open.store(true);
+  const absl::Time until = absl::Now() + kHangTimeout;
+  while (!window.pushed.load() && absl::Now() < until) {
+    absl::SleepFor(absl::Microseconds(20));
+  }
+}
+
+// Spins until `flag` is set; false after kHangTimeout.
+bool SpinUntilSet(const std::atomic<bool>& flag) {
+  const absl::Time until = absl::Now() + kHangTimeout;
+  while (!flag.load()) {
+    if (absl::Now() > until) return false;
+  }
+  return true;
+}
+
+class ParkingTest : public ::testing::Test {
+ protected:
+  ParkingTest() { internal::SetParkWindowHookForTesting(&HoldWindowOpen); }
+  ~ParkingTest() override {
+    internal::SetParkWindowHookForTesting(nullptr);
+    window.armed.store(-1);
+  }
+};
+
+// Invariant: a task that a busy worker pushes onto its own deque while the
+// only other worker is between its last search and its parking RMW
+// (WorkerMain) is run by that other worker, found by its re-check, even
+// though the pushing task then spins until the task has run.
+TEST_F(ParkingTest, PushInAParkingWorkersWindowIsFoundByItsRecheck) {
+  Executor executor({.num_workers = 2});
+  const int reps = Scaled(50, 10);
+  for (int rep = 0; rep < reps; ++rep) {
+    SCOPED_TRACE(::testing::Message() << "rep " << rep);
+    TaskGroup g(executor);
+    std::atomic<bool> ran{false};
+    std::atomic<bool> no_window{false};
+    std::atomic<bool> lost{false};
+    g.Spawn([&] {
+      // Armed from here, where this worker is busy: the next park is the
+      // other worker's, and nothing it must run waits in the queues.
+      window.Arm(ParkSite::kWorker);
+      // Something for the other worker to run, so that it goes through the
+      // parking path after the arming (were it parked already, the push
+      // wakes it; were it searching, it steals this).
+      g.Spawn([] {});
+      if (!SpinUntilSet(window.open)) {
+        no_window.store(true);
+        window.pushed.store(true);
+        return;
+      }
+      // The other worker counts as unparked and, having searched, maybe
+      // as searching: the push's wake-up decision wakes nobody.
+      g.Spawn([&ran] { ran.store(true); });
+      window.pushed.store(true);
+      if (!SpinUntilSet(ran)) lost.store(true);
+    });
+    ASSERT_TRUE(JoinOrDie(g, 3 * kHangTimeout, &executor).ok());
+    ASSERT_FALSE(no_window.load()) << "the other worker never parked";
+    ASSERT_FALSE(lost.load())
+        << "the task pushed in the parking window waited for its own worker";
+  }
+}
+
+// Invariant: the same for a worker parking in a helping Wait() (step 4):
+// the only other worker runs the waited group's only task, which pushes a
+// second task of that group while the waiter is between its last search
+// and its parked_waiters_ increment, then spins until it has run; the
+// waiter's re-check must find it.
+TEST_F(ParkingTest, PushInAHelpingWaitersWindowIsFoundByItsRecheck) {
+  Executor executor({.num_workers = 2});
+  const int reps = Scaled(50, 10);
+  for (int rep = 0; rep < reps; ++rep) {
+    SCOPED_TRACE(::testing::Message() << "rep " << rep);
+    TaskGroup root(executor);
+    std::atomic<bool> no_window{false};
+    std::atomic<bool> lost{false};
+    root.Spawn([&] {
+      TaskGroup g(root);
+      std::atomic<bool> started{false};
+      std::atomic<bool> ran{false};
+      g.Spawn([&] {
+        // Armed here, on the other worker, while the waiter has not
+        // parked: its park is the next one in a helping wait.
+        window.Arm(ParkSite::kHelpingWait);
+        started.store(true);
+        if (!SpinUntilSet(window.open)) {
+          no_window.store(true);
+          window.pushed.store(true);
+          return;
+        }
+        // The waiter is not yet counted in parked_waiters_, and counts as
+        // an unparked worker: the push's wake-up decision wakes nobody.
+        g.Spawn([&ran] { ran.store(true); });
+        window.pushed.store(true);
+        if (!SpinUntilSet(ran)) lost.store(true);
+      });
+      // Until the other worker has stolen the task, so that our Wait() has
+      // nothing to run itself and parks.
+      if (!SpinUntilSet(started)) {
+        no_window.store(true);
+        window.pushed.store(true);
+      }
+      (void)g.Wait();
+    });
+    ASSERT_TRUE(JoinOrDie(root, 3 * kHangTimeout, &executor).ok());
+    ASSERT_FALSE(no_window.load()) << "the waiter never parked";
+    ASSERT_FALSE(lost.load())
+        << "the task pushed in the waiter's parking window was not run";
+  }
+}
+
+}  // namespace
+}  // namespace ripcord
