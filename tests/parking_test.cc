@@ -34,6 +34,7 @@ using ::ripcord::internal::ParkSite;
 using ::ripcord::testing::JoinOrDie;
 using ::ripcord::testing::kHangTimeout;
 using ::ripcord::testing::Scaled;
+using ::ripcord::testing::SpinUntilSet;
 
 // The window held open by HoldWindowOpen, one repetition at a time.
 struct Window {
@@ -63,13 +64,28 @@ void HoldWindowOpen(ParkSite site) {
   }
 }
 
-// Spins until `flag` is set; false after kHangTimeout.
-bool SpinUntilSet(const std::atomic<bool>& flag) {
-  const absl::Time until = absl::Now() + kHangTimeout;
-  while (!flag.load()) {
-    if (absl::Now() > until) return false;
+// What a repetition's pushing side saw.
+struct Outcome {
+  std::atomic<bool> no_window{false};  // nobody held the window open
+  std::atomic<bool> lost{false};       // the pushed task never ran
+};
+
+// The pushing side, in a task of `g` on a busy worker: waits until the
+// other thread holds the window open, pushes a task of `g` onto this
+// worker's deque, lets the window close, and spins until that task has run
+// (elsewhere: this worker stays busy here). The other thread counts as
+// unparked (and maybe searching), or as not yet a parked waiter, so the
+// push's own wake-up decision wakes nobody.
+void PushInTheWindowAndSpin(TaskGroup& g, Outcome& outcome) {
+  if (!SpinUntilSet(window.open)) {
+    outcome.no_window.store(true);
+    window.pushed.store(true);
+    return;
   }
-  return true;
+  std::atomic<bool> ran{false};
+  g.Spawn([&ran] { ran.store(true); });
+  window.pushed.store(true);
+  if (!SpinUntilSet(ran)) outcome.lost.store(true);
 }
 
 class ParkingTest : public ::testing::Test {
@@ -91,9 +107,7 @@ TEST_F(ParkingTest, PushInAParkingWorkersWindowIsFoundByItsRecheck) {
   for (int rep = 0; rep < reps; ++rep) {
     SCOPED_TRACE(::testing::Message() << "rep " << rep);
     TaskGroup g(executor);
-    std::atomic<bool> ran{false};
-    std::atomic<bool> no_window{false};
-    std::atomic<bool> lost{false};
+    Outcome outcome;
     g.Spawn([&] {
       // Armed from here, where this worker is busy: the next park is the
       // other worker's, and nothing it must run waits in the queues.
@@ -102,20 +116,11 @@ TEST_F(ParkingTest, PushInAParkingWorkersWindowIsFoundByItsRecheck) {
       // parking path after the arming (were it parked already, the push
       // wakes it; were it searching, it steals this).
       g.Spawn([] {});
-      if (!SpinUntilSet(window.open)) {
-        no_window.store(true);
-        window.pushed.store(true);
-        return;
-      }
-      // The other worker counts as unparked and, having searched, maybe
-      // as searching: the push's wake-up decision wakes nobody.
-      g.Spawn([&ran] { ran.store(true); });
-      window.pushed.store(true);
-      if (!SpinUntilSet(ran)) lost.store(true);
+      PushInTheWindowAndSpin(g, outcome);
     });
     ASSERT_TRUE(JoinOrDie(g, 3 * kHangTimeout, &executor).ok());
-    ASSERT_FALSE(no_window.load()) << "the other worker never parked";
-    ASSERT_FALSE(lost.load())
+    ASSERT_FALSE(outcome.no_window.load()) << "the other worker never parked";
+    ASSERT_FALSE(outcome.lost.load())
         << "the task pushed in the parking window waited for its own worker";
   }
 }
@@ -131,39 +136,28 @@ TEST_F(ParkingTest, PushInAHelpingWaitersWindowIsFoundByItsRecheck) {
   for (int rep = 0; rep < reps; ++rep) {
     SCOPED_TRACE(::testing::Message() << "rep " << rep);
     TaskGroup root(executor);
-    std::atomic<bool> no_window{false};
-    std::atomic<bool> lost{false};
+    Outcome outcome;
     root.Spawn([&] {
       TaskGroup g(root);
       std::atomic<bool> started{false};
-      std::atomic<bool> ran{false};
       g.Spawn([&] {
         // Armed here, on the other worker, while the waiter has not
         // parked: its park is the next one in a helping wait.
         window.Arm(ParkSite::kHelpingWait);
         started.store(true);
-        if (!SpinUntilSet(window.open)) {
-          no_window.store(true);
-          window.pushed.store(true);
-          return;
-        }
-        // The waiter is not yet counted in parked_waiters_, and counts as
-        // an unparked worker: the push's wake-up decision wakes nobody.
-        g.Spawn([&ran] { ran.store(true); });
-        window.pushed.store(true);
-        if (!SpinUntilSet(ran)) lost.store(true);
+        PushInTheWindowAndSpin(g, outcome);
       });
       // Until the other worker has stolen the task, so that our Wait() has
       // nothing to run itself and parks.
       if (!SpinUntilSet(started)) {
-        no_window.store(true);
+        outcome.no_window.store(true);
         window.pushed.store(true);
       }
       (void)g.Wait();
     });
     ASSERT_TRUE(JoinOrDie(root, 3 * kHangTimeout, &executor).ok());
-    ASSERT_FALSE(no_window.load()) << "the waiter never parked";
-    ASSERT_FALSE(lost.load())
+    ASSERT_FALSE(outcome.no_window.load()) << "the waiter never parked";
+    ASSERT_FALSE(outcome.lost.load())
         << "the task pushed in the waiter's parking window was not run";
   }
 }

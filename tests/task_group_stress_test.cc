@@ -33,6 +33,7 @@ using ::ripcord::testing::kSanitizer;
 using ::ripcord::testing::kThreadSanitizer;
 using ::ripcord::testing::MessageContains;
 using ::ripcord::testing::Scaled;
+using ::ripcord::testing::SpinUntilSet;
 using ::ripcord::testing::Watchdog;
 
 constexpr int kWorkerCounts[] = {1, 2, 4};
@@ -731,16 +732,6 @@ void SpinFor(absl::Duration d) {
   const absl::Time until = absl::Now() + d;
   while (absl::Now() < until) {
   }
-}
-
-// Spins until `flag` is set; false after kHangTimeout (a lost wake-up: the
-// only other worker sleeps while the task we wait for sits in our deque).
-bool SpinUntilSet(const std::atomic<bool>& flag) {
-  const absl::Time until = absl::Now() + kHangTimeout;
-  while (!flag.load()) {
-    if (absl::Now() > until) return false;
-  }
-  return true;
 }
 
 // Invariant: a task that a worker pushes onto its own deque while the only

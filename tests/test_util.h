@@ -85,6 +85,17 @@ inline bool Eventually(const std::function<bool()>& pred,
   return true;
 }
 
+// SpinUntilSet(flag): spins (no sleep: for a task that must keep its worker
+// busy while it waits) until `flag` is set; false after kHangTimeout, which
+// in the lost-wake-up tests means the task waited for has nobody to run it.
+inline bool SpinUntilSet(const std::atomic<bool>& flag) {
+  const absl::Time until = absl::Now() + kHangTimeout;
+  while (!flag.load()) {
+    if (absl::Now() > until) return false;
+  }
+  return true;
+}
+
 // WaitUntilOrFail(pred, timeout): polls pred (every 100 us to 1 ms) until it
 // returns true, or fails after `timeout`. Use as
 // ASSERT_TRUE(WaitUntilOrFail([&] { return ...; })).
