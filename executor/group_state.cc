@@ -93,6 +93,17 @@
 //     frees the record. A unit added after the snapshot (a Spawn racing the
 //     stop, a child group made later) takes no unit in the parent, and a
 //     release after it gives none back there: the census did, once.
+//  8. Ancestry: a helping wait asks of queued tasks whether their group is
+//     within the group it serves (GroupState::IsWithin, which follows
+//     parent_ unless census_passed_ is set). Once the census hands the
+//     parent its unit back (step 5), the parent's record may be freed while
+//     our tasks stay queued. So the walk is tagged (Worker::walking, a
+//     relaxed store and a LightFence before IsWithin's acquire load of
+//     census_passed_), and the census, after its store of census_passed_,
+//     runs a HeavyFence and waits for walks tagged with its group
+//     (ExecutorImpl::WaitForWalksOf) before it releases the parent's unit:
+//     a walk either shows its tag or reads census_passed_ set. (Found by
+//     the TSan stress run of StopDuringRecursiveFib, session 8.)
 // A heavy fence the kernel refuses (no membarrier) makes the census fail:
 // Wait() then waits for the workers to drop every queued task, as before.
 #include <algorithm>
@@ -743,6 +754,15 @@ bool GroupState::Census(bool* fenced) {
                            std::memory_order_relaxed);
     // release: pairs with the acquire loads in Done(), Close() and above.
     census_passed_.store(true, std::memory_order_release);
+    // Step 8: a worker deciding whether a queued task of ours is within the
+    // group its helping wait serves (ExecutorImpl::QueuedWithin) may have
+    // read census_passed_ clear just before, and be following parent_:
+    // wait for it, before the parent gets our unit back and may be freed.
+    // After the fence, a walk that is not tagged yet reads the store above.
+    if (parent != nullptr) {
+      HeavyFence();  // it worked in step 2: the kernel has the command
+      exec->WaitForWalksOf(this);
+    }
   }
   // The frozen count never reaches zero: hand the parent its unit now (if
   // the snapshot held any: at zero the parent holds none of ours, and units

@@ -533,6 +533,35 @@ void ExecutorImpl::DropAtGate(Worker* w, TaskNode* t, int slot,
   if (!frozen) frame.store(0, std::memory_order_release);
 }
 
+void ExecutorImpl::WaitForWalksOf(const GroupState* group) const {
+  for (const auto& w : workers_) {
+    // acquire: pairs with the release store that ends a walk, so the walk's
+    // reads of the ancestry happen-before the caller's release of the
+    // group's unit in its parent (which may free the parent's record).
+    for (int spins = 0; w->walking.load(std::memory_order_acquire) == group;
+         ++spins) {
+      CpuRelax();
+      // A walk is a few loads; its worker may have been preempted.
+      if (spins > 256) absl::SleepFor(absl::Microseconds(20));
+    }
+  }
+}
+
+bool ExecutorImpl::QueuedWithin(Worker* w, const TaskNode* t,
+                                const GroupState* filter) {
+  const GroupState* const g = t->group;
+  // relaxed, then LightFence: the StoreLoad's heavy half is the census's
+  // HeavyFence (census step 8 atop group_state.cc). Either the census sees
+  // this tag and waits for the walk to end, or IsWithin's load of
+  // census_passed_ sees the census passed and follows no parent_.
+  w->walking.store(g, std::memory_order_relaxed);
+  LightFence();
+  const bool within = g->IsWithin(filter);
+  // release: pairs with the acquire load in WaitForWalksOf.
+  w->walking.store(nullptr, std::memory_order_release);
+  return within;
+}
+
 TaskNode* ExecutorImpl::StealFromOthers(Worker* w,
                                         const GroupState* filter) {
   const int n = num_workers();
@@ -545,7 +574,7 @@ TaskNode* ExecutorImpl::StealFromOthers(Worker* w,
     TaskNode* t = workers_[v]->deque.Steal(&lost_race);
     if (t == nullptr && lost_race) t = workers_[v]->deque.Steal(&lost_race);
     if (t == nullptr) continue;
-    if (filter == nullptr || t->group->IsWithin(filter)) return t;
+    if (filter == nullptr || QueuedWithin(w, t, filter)) return t;
     // Not ours to run while waiting: hand it to the injection queue's front
     // (it was the oldest task of its deque) for an ordinary worker.
     inject_.PushFront(t);
@@ -569,8 +598,8 @@ TaskNode* ExecutorImpl::FindWork(Worker* w, const GroupState* filter,
 
 TaskNode* ExecutorImpl::FindWorkAfter(Worker* w, const GroupState* filter,
                                       TaskNode* popped, bool last_search) {
-  auto within = [filter](const TaskNode* n) {
-    return n->group->IsWithin(filter);
+  auto within = [this, w, filter](const TaskNode* n) {
+    return QueuedWithin(w, n, filter);
   };
   if (popped != nullptr) {
     if (within(popped)) return popped;

@@ -83,6 +83,14 @@ struct Worker {
   static constexpr uintptr_t kFrameTags = 3;
   std::atomic<uintptr_t> frames[kTrackedFrames] = {};
   int frame_depth = 0;  // owner only
+  // The group of a queued task whose ancestry this worker is reading
+  // (ExecutorImpl::QueuedWithin: is it within the group a helping wait
+  // serves?), null otherwise. A stopped group's census waits for it before
+  // it gives its parent the group's unit back, which may let the parent's
+  // record be freed (census step 8 atop group_state.cc). Written by the
+  // owner (relaxed, then a LightFence; release to clear it), read by the
+  // census (acquire, after a HeavyFence). Compared, never dereferenced.
+  std::atomic<const GroupState*> walking{nullptr};
   // Deferred releases: `deferred_n` lazy plain tasks of `deferred_group`
   // that finished OK one after another at frame slot `deferred_slot`, whose
   // unit of the group's count this worker has not released yet. The frame
@@ -183,6 +191,9 @@ class ExecutorImpl {
   // until it shows anything else once; later gates of the group read the
   // freeze and need no waiting). Spins: a gate runs no user code.
   void WaitForGatesOf(const GroupState* group) const;
+  // Census step 8: returns once no worker reads the ancestry of a queued
+  // task of `group` (Worker::walking), after the caller's HeavyFence.
+  void WaitForWalksOf(const GroupState* group) const;
 
   TimerQueue& timers() { return *timers_; }
   BlockingPool& blocking() { return *blocking_; }
@@ -226,6 +237,11 @@ class ExecutorImpl {
   // Steals one task from another worker; with a filter, a stolen task outside
   // filter's subtree moves to the injection queue's front instead.
   TaskNode* StealFromOthers(Worker* w, const GroupState* filter);
+  // t->group->IsWithin(filter) for a queued task t (one that w holds or
+  // the injection queue's lock keeps), under w's walking tag: a stopped
+  // group's census may pass meanwhile and let the group's parent record go
+  // (census step 8 atop group_state.cc).
+  bool QueuedWithin(Worker* w, const TaskNode* t, const GroupState* filter);
   // Protocol step 1 of idle.h, after a task became visible. Inline, with
   // calls only in tail position.
   void NotifyAfterPush() {
