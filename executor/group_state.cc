@@ -164,7 +164,14 @@ uint64_t NextGroupId() {
   return tls_group_id_prefix | ++tls_group_id_count;
 }
 
+// relaxed: a test knob (SetAncestryWalkHookForTesting); the hook is code.
+std::atomic<AncestryWalkHook> ancestry_walk_hook{nullptr};
+
 }  // namespace
+
+void SetAncestryWalkHookForTesting(AncestryWalkHook hook) {
+  ancestry_walk_hook.store(hook, std::memory_order_relaxed);  // see its load
+}
 
 // GroupTimeout: the timer entry that stops a group when its timeout elapses.
 class GroupTimeout : private TimerEntry {
@@ -315,6 +322,10 @@ bool GroupState::IsWithin(const GroupState* ancestor) const {
   // lives has its whole ancestry alive.
   // acquire: pairs with the release store in Census().
   if (census_passed_.load(std::memory_order_acquire)) return this == ancestor;
+  if (AncestryWalkHook hook = ancestry_walk_hook.load(std::memory_order_relaxed))
+      [[unlikely]] {
+    hook(this);  // tests/parking_test.cc: census step 8's window
+  }
   const GroupState* g = this;
   while (g != nullptr && g->depth_ > ancestor->depth_) g = g->parent_;
   return g == ancestor;

@@ -304,6 +304,18 @@ using ParkWindowHook = void (*)(ParkSite site);
 // its load of the hook may still call the previous one.
 void SetParkWindowHookForTesting(ParkWindowHook hook);
 
+// A test hook into census step 8 (atop group_state.cc). When set,
+// GroupState::IsWithin calls it (with `this`) after it read census_passed_
+// clear and before it follows parent_: a hook that blocks there holds a
+// walk in the window in which a census of the group may pass
+// (tests/parking_test.cc). Runs on the walking thread, which may hold the
+// injection queue's lock; it must return. Unset (nullptr): one relaxed load
+// per walk.
+using AncestryWalkHook = void (*)(const GroupState* group);
+// Installs `hook` (nullptr removes it) for the process. Thread-safety: any
+// thread; a walk already past its load may still call the previous one.
+void SetAncestryWalkHookForTesting(AncestryWalkHook hook);
+
 // The worker running on this thread (null on other threads). External
 // linkage on purpose (RIPCORD_FAST_TLS, executor/check.h). constinit: other
 // files then read it directly, without a call to check for a dynamic

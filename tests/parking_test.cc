@@ -13,17 +13,25 @@
 // repetition lands its push there; without the re-check each one is a lost
 // wake-up, reported after kHangTimeout.
 //
+// The same technique for census step 8 (atop executor/group_state.cc): a
+// hook inside GroupState::IsWithin holds a helping wait's walk over a
+// queued task's ancestry while the task's group is stopped, joined and its
+// parent closed (CensusTest below).
+//
 // Not covered here: the heavy fence before the re-check
 // (FenceBeforeRecheck). The hook's handshake orders the push before the
 // re-check by itself; what the fence guards against, a push still in the
 // pushing core's store buffer, needs no hook to happen and no hook can
 // force it.
 #include <atomic>
+#include <memory>
 
+#include "absl/status/status.h"
 #include "absl/time/clock.h"
 #include "absl/time/time.h"
 #include "executor/scheduler.h"
 #include "gtest/gtest.h"
+#include "ripcord/internal/group_state.h"
 #include "ripcord/ripcord.h"
 #include "tests/test_util.h"
 
@@ -160,6 +168,94 @@ TEST_F(ParkingTest, PushInAHelpingWaitersWindowIsFoundByItsRecheck) {
     ASSERT_FALSE(outcome.lost.load())
         << "the task pushed in the waiter's parking window was not run";
   }
+}
+
+// ---------------------------------------------------------------------------
+// Census step 8: a frozen group's parent and a walk over its queued task.
+
+// The walk held by HoldWalk, once per test.
+struct WalkWindow {
+  std::atomic<bool> armed{false};
+  std::atomic<bool> open{false};           // a walk waits in the window
+  std::atomic<bool> parent_closed{false};  // the group's parent is freed
+  // Set by the walk as it leaves the window: the parent was closed while
+  // the walk was about to follow parent_ to it.
+  std::atomic<bool> closed_during_walk{false};
+};
+
+WalkWindow walk;
+
+// How long a walk is held when nothing closes the parent: with census step
+// 8, the census waits for the walk, so the parent cannot close meanwhile.
+constexpr absl::Duration kWalkHold = absl::Milliseconds(200);
+
+// The hook: holds the first walk over a child of a root group (depth 1)
+// until the test has closed that child's parent, or for kWalkHold.
+void HoldWalk(const internal::GroupState* group) {
+  if (group->depth() != 1) return;
+  bool expected = true;
+  if (!walk.armed.compare_exchange_strong(expected, false)) return;
+  walk.open.store(true);
+  const absl::Time until = absl::Now() + kWalkHold;
+  while (!walk.parent_closed.load() && absl::Now() < until) {
+    absl::SleepFor(absl::Microseconds(50));
+  }
+  walk.closed_during_walk.store(walk.parent_closed.load());
+}
+
+class CensusTest : public ::testing::Test {
+ protected:
+  CensusTest() { internal::SetAncestryWalkHookForTesting(&HoldWalk); }
+  ~CensusTest() override {
+    internal::SetAncestryWalkHookForTesting(nullptr);
+    walk.armed.store(false);
+  }
+};
+
+// Invariant: while a helping wait reads the ancestry of a queued task of
+// group c (is it within the group it waits for?), c's census may pass, but
+// c's parent is not freed until that walk is over (census step 8). Here
+// worker X helping-waits on root group f and steals c's tasks from worker
+// Y, which spins in f's only task; the hook holds X's walk over a stolen
+// task of c while the test stops and joins c, then joins and destroys c's
+// parent. Without step 8, the parent is destroyed inside the window (and
+// X then reads the freed record: ASan or TSan report it too).
+TEST_F(CensusTest, AFrozenGroupsParentOutlivesAWalkOverItsQueuedTask) {
+  Executor executor({.num_workers = 2});
+  auto p = std::make_unique<TaskGroup>(executor);
+  auto c = std::make_unique<TaskGroup>(*p);
+  walk.armed.store(true);
+  std::atomic<bool> spinning{false};
+  std::atomic<bool> done{false};
+  TaskGroup r(executor);
+  r.Spawn([&] {
+    // A root group (depth 0): a walk from c (depth 1) follows c's parent_.
+    TaskGroup f(executor);
+    f.Spawn([&] {
+      // Onto this worker's deque, for the waiting worker to steal; lazy
+      // tasks (trivially destructible), which a census lets stay queued.
+      for (int i = 0; i < 8; ++i) c->Spawn([] {});
+      spinning.store(true);
+      while (!done.load()) {
+      }
+    });
+    // Until the other worker runs f's task: our Wait() then has nothing of
+    // f to run, and steals c's tasks to look at them.
+    (void)SpinUntilSet(spinning);
+    (void)f.Wait();
+  });
+  ASSERT_TRUE(SpinUntilSet(walk.open)) << "no walk over c's queued tasks";
+  c->RequestStop("census step 8");
+  EXPECT_TRUE(absl::IsCancelled(c->Wait()));
+  c.reset();
+  EXPECT_TRUE(p->Wait().ok());
+  p.reset();
+  walk.parent_closed.store(true);
+  done.store(true);
+  ASSERT_TRUE(JoinOrDie(r, 3 * kHangTimeout, &executor).ok());
+  EXPECT_FALSE(walk.closed_during_walk.load())
+      << "c's parent was destroyed while a walk over c's queued task was "
+         "about to follow parent_ to it";
 }
 
 }  // namespace
