@@ -7,8 +7,10 @@ Benchmark files compare_table.py reads) or a small results file such as
 benchmarks/results/latest.json (the ratio rows of the newest table):
 
     python3 benchmarks/plot_ratios.py --from-dir /tmp/bench \\
-        --write-json benchmarks/results/latest.json -o docs/benchmarks-ratios.svg
-    python3 benchmarks/plot_ratios.py --from-json benchmarks/results/latest.json \\
+        --write-json benchmarks/results/latest.json \\
+        -o docs/benchmarks-ratios.svg
+    python3 benchmarks/plot_ratios.py \\
+        --from-json benchmarks/results/latest.json \\
         -o docs/benchmarks-ratios.svg
 
 Only the rows with a oneTBB counterpart doing the same work are drawn (1, 2,
@@ -44,7 +46,8 @@ def rows_from_dir(directory):
     for row, label, rip, tbb in ROWS:
         a, b = medians.get(rip, {}), medians.get(tbb, {})
         if "ms" not in a or "ms" not in b:
-            print(f"warning: row {row}: {rip} or {tbb} missing", file=sys.stderr)
+            print(f"warning: row {row}: {rip} or {tbb} missing",
+                  file=sys.stderr)
             continue
         entry = {"row": row, "label": label, "ripcord_ms": a["ms"],
                  "tbb_ms": b["ms"], "ratio": a["ms"] / b["ms"]}
@@ -65,6 +68,7 @@ def ratio(entry, key_a, key_b):
 def plot(results, path, title):
     import matplotlib  # pylint: disable=import-outside-toplevel
     matplotlib.use("Agg")
+    matplotlib.rcParams["svg.hashsalt"] = "ripcord"  # stable ids in the SVG
     import matplotlib.pyplot as plt  # pylint: disable=import-outside-toplevel
 
     rows = results["rows"]
@@ -116,15 +120,16 @@ def main():
     args = parser.parse_args()
 
     if args.from_dir:
-        results = rows_from_dir(args.from_dir)
+        results = {}
         table = os.path.join(args.from_dir, "table.md")
         if os.path.exists(table):  # compare.sh's header: machine, commit.
             with open(table) as f:
                 head = [next(f, "").strip() for _ in range(2)]
-            results["machine"] = head[0].removeprefix("Machine: ")
             commit, _, date = head[1].removeprefix("Commit: ").partition(
                 ", date: ")
-            results.update(commit=commit, date=date)
+            results.update(date=date, commit=commit,
+                           machine=head[0].removeprefix("Machine: "))
+        results.update(rows_from_dir(args.from_dir))
     else:
         with open(args.from_json) as f:
             results = json.load(f)
