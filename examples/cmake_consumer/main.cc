@@ -16,8 +16,8 @@
 int main() {
   ripcord::Executor executor;  // num_workers = 0: this process's CPU limit
   std::atomic<int64_t> sum{0};
-  absl::Status loop = ripcord::ParallelFor(
-      executor, 1, 1001, [&sum](int64_t lo, int64_t hi) {
+  absl::Status loop =
+      ripcord::ParallelFor(executor, 1, 1001, [&sum](int64_t lo, int64_t hi) {
         for (int64_t i = lo; i < hi; ++i) {
           sum.fetch_add(i, std::memory_order_relaxed);
         }
