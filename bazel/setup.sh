@@ -1,5 +1,5 @@
 #!/usr/bin/env bash
-# Installs what ripcord's Bazel build needs, from Debian's archive only.
+# Installs what ripcord's Bazel and CMake builds need, from Debian only.
 # Idempotent: does nothing when every package is already installed.
 #
 #   bash bazel/setup.sh               # Bazel 4.2.3, gcc 12, system libraries
@@ -10,7 +10,8 @@ set -euo pipefail
 
 # libgmock-dev is separate from libgtest-dev in Debian 12, and //bazel:gtest
 # links -lgmock. gcc 12's sanitizer runtimes (libtsan2, libasan8, libubsan1)
-# come with build-essential, which bazel-bootstrap depends on.
+# come with build-essential, which bazel-bootstrap depends on. cmake and
+# pkg-config are for the CMake build and its CI check (cmake/ci.sh).
 packages=(
   bazel-bootstrap
   libtbb-dev
@@ -18,6 +19,8 @@ packages=(
   libbenchmark-dev
   libgtest-dev
   libgmock-dev
+  cmake
+  pkg-config
 )
 
 for arg in "$@"; do

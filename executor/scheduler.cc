@@ -97,6 +97,7 @@
 #include "ripcord/task_group.h"
 #include "absl/time/clock.h"
 #include "executor/check.h"
+#include "executor/cpu_count.h"
 #include "executor/membarrier.h"
 #include "executor/threads.h"
 
@@ -131,8 +132,8 @@ constexpr uint32_t kCensusEvery = 256;
 
 int ResolveWorkers(const ExecutorOptions& o) {
   RIPCORD_CHECK(o.num_workers >= 0,
-                "ExecutorOptions::num_workers must be >= 0 (0 = hardware "
-                "concurrency), got %d",
+                "ExecutorOptions::num_workers must be >= 0 (0 = the CPUs "
+                "available), got %d",
                 o.num_workers);
   RIPCORD_CHECK(o.max_blocking_threads >= 1,
                 "ExecutorOptions::max_blocking_threads must be >= 1, got %d",
@@ -141,7 +142,7 @@ int ResolveWorkers(const ExecutorOptions& o) {
                 "ExecutorOptions::blocking_keep_alive must be >= 0, got %s",
                 absl::FormatDuration(o.blocking_keep_alive).c_str());
   int n = o.num_workers;
-  if (n == 0) n = std::max(1u, std::thread::hardware_concurrency());
+  if (n == 0) n = DefaultWorkerCount();
   RIPCORD_CHECK(n < 0xffff, "ExecutorOptions::num_workers too large: %d", n);
   return n;
 }

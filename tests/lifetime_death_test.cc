@@ -114,7 +114,7 @@ TEST_F(LifetimeDeathTest, NegativeBlockingKeepAlive) {
 }
 
 // Invariant: the boundary values are valid (no abort): num_workers = 0
-// (hardware concurrency), max_blocking_threads = 1, blocking_keep_alive = 0.
+// (the CPUs available), max_blocking_threads = 1, blocking_keep_alive = 0.
 TEST_F(LifetimeDeathTest, BoundaryOptionsAreValid) {
   Executor executor({.num_workers = 0,
                      .max_blocking_threads = 1,

@@ -29,7 +29,12 @@ class TaskGroup;
 // ExecutorOptions: sizes of the executor's thread pools. Invalid values are
 // programming errors: a message on stderr and abort at construction.
 struct ExecutorOptions {
-  // Work-stealing threads; 0 = std::thread::hardware_concurrency(). < 0 aborts.
+  // Work-stealing threads. 0 = the CPUs this process may use: those in the
+  // constructing thread's affinity mask (sched_getaffinity), capped by its
+  // cgroup's CPU quota (v2 cpu.max, v1 cpu.cfs_quota_us / cpu.cfs_period_us,
+  // of its cgroup and every ancestor), rounded up; never less than 1. So a
+  // container given 1.5 CPUs gets 2 workers, not one per host core. < 0
+  // aborts.
   int num_workers = 0;
   // Cap of the separate blocking pool (grows on demand, idle threads retire).
   // < 1 aborts.
