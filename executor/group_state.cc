@@ -923,6 +923,9 @@ int GroupState::Stop(std::string_view reason, StopOrigin origin) {
     if (force) forced_ = true;
   }
   if (first) {
+    if (auto* hook = stop_race_hook_for_testing.load(std::memory_order_relaxed)) {
+      hook();
+    }
     stop_.RequestStop();
     // Waiters asleep since before the stop switch to the census (step 6).
     // acquire: as in Idle().

@@ -78,6 +78,10 @@ class CensusPoll {
 // between its stop check and its count's increment, to widen that window
 // for tests of a Spawn racing a stop and a census. relaxed loads.
 inline std::atomic<void (*)()> submit_race_hook_for_testing{nullptr};
+// Tests only: if set, the call of GroupState::Stop that made the first stop
+// calls it before that stop is complete (before the propagation to the
+// children), to widen the window for tests of concurrent stops. relaxed.
+inline std::atomic<void (*)()> stop_race_hook_for_testing{nullptr};
 
 class GroupState;
 // The group of the task running on this thread (null outside tasks), and
