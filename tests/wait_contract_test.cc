@@ -214,7 +214,8 @@ TEST(WaitContractTest, SpawnedCountAfterStoppedJoinBug) {
         calls.fetch_add(1);
       }
     };
-    g.Spawn([] { std::this_thread::sleep_for(std::chrono::microseconds(200)); });
+    g.Spawn(
+        [] { std::this_thread::sleep_for(std::chrono::microseconds(200)); });
     calls.fetch_add(1);
     spawn_some(40);
     std::thread other([&] { spawn_some(10); });

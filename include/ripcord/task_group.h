@@ -214,7 +214,8 @@ class TaskGroup {
   // nothing. Every call returns only once the group and its unshielded
   // subtree report stop_requested(), also a call that finds another one's
   // stop under way (it helps that stop along, it does not wait for it or
-  // for its StopCallbacks). Cost: O(number of groups in the subtree), never O(queued tasks).
+  // for its StopCallbacks). Cost: O(number of groups in the subtree), never
+  // O(queued tasks).
   // Thread-safety: any thread.
   void RequestStop(std::string_view reason = "stop requested") {
     state_->Stop(reason, internal::StopOrigin::kSelf);
