@@ -23,17 +23,33 @@
 // Wait() that sees the count at zero. Why it never hangs: step 4.
 //
 // Stop protocol (Stop):
-//  1. A shielded group ignores kParent and kExecutor stops.
-//  2. Under mu_ the first stop records reason and time; a kExecutorAll stop
-//     also records that shielded children must be reached.
-//  3. The first stop sets the StopState bit, which runs user StopCallbacks
-//     on this thread.
-//  4. If this call recorded something new, the children are pinned under
-//     children_mu_ and stopped outside it (kParent, or kExecutorAll when
-//     forced), so a StopCallback may create or destroy groups.
+//  0. A shielded group ignores kParent and kExecutor stops. A call that
+//     finds step 4's bit for its kind of stop set returns at once.
+//  1. The StopState bit first (one CAS; the call that sets it is "first"),
+//     so that start gates and Spawn() see the stop as early as possible.
+//  2. Then the first reason and time are recorded under mu_: by the first
+//     call from inside StopState::RequestStop, before the user's
+//     StopCallbacks run (on the first call's thread), or by a later call
+//     that gets mu_ before it (exactly one records; RecordStopLocked).
+//  3. The children are pinned under children_mu_ and stopped outside it
+//     (kParent, or kExecutorAll for a kExecutorAll stop), so a StopCallback
+//     may create or destroy groups.
+//  4. Then the call sets kStopDone (kForceDone too for kExecutorAll) in
+//     stop_done_ with a release fetch_or; step 0 reads it with acquire.
+// Every call that does not see step 4's bit runs steps 2-4 itself, also
+// when another call set the stop bit: it helps rather than waits, so it
+// returns only once this group and its subtree report stop_requested()
+// (the API's promise), and two stops cannot wait for each other (as a
+// StopCallback stopping its own parent, or the same group, would make
+// them). Steps 3 and 4 are idempotent; the helping only happens while a
+// stop is in progress, since afterwards step 0 returns.
 // A child linked while its parent is stopped is stopped in LinkChild under
 // the parent's children_mu_, so no child misses a stop: either it is in the
-// list when step 4 copies it, or it sees stopped_ when it links.
+// list when step 3 copies it, or it sees stopped_ (recorded in step 2,
+// before any call copies the list) when it links. It is stopped as kParent
+// whatever stopped the parent: a kExecutorAll stop reaches the shielded
+// groups that exist at its time, and a shielded child created later starts
+// unstopped (ripcord/task_group.h).
 //
 // Census: how a stopped group's Wait() returns without touching its queued
 // tasks (the bar: Wait() within 1 ms of the stop with 10^6 tasks queued).
@@ -103,7 +119,24 @@
 //     runs a HeavyFence and waits for walks tagged with its group
 //     (ExecutorImpl::WaitForWalksOf) before it releases the parent's unit:
 //     a walk either shows its tag or reads census_passed_ set. (Found by
-//     the TSan stress run of StopDuringRecursiveFib, session 8.)
+//     the TSan stress run of StopDuringRecursiveFib.)
+//  9. After an early return. Invariant: anything spawned or linked into a
+//     group after a Wait() returned early is waited for by the next Wait().
+//     A passed census is sticky, so Joined() (Census(), Done()) then also
+//     requires no marker: strict_ and running_other_ at zero. After the
+//     stop, every unit added is strict: Spawn() drops its task at once
+//     (Submit), a blocking call or a coroutine's sweep counts strict
+//     (AddTask), and a child group linked after the census passed
+//     (late_child_, read from census_passed_ in LinkChild) adds each unit
+//     it holds in us to our strict_ before it, and removes it with
+//     kMarkStrict after its release, including the unit its own census
+//     hands back (so the parent's Wait() does not return in the window
+//     between the child's census and that hand-back: stats() would count
+//     the unit twice). Such releases see kFrozenCount: they wake waiters
+//     when their marker reaches zero, then DropFrozen. Markers go after
+//     their release (step 4), so a Wait() that sees them clear has seen
+//     every release, and stats() is exact again; the first Wait()'s speed
+//     is unchanged.
 // A heavy fence the kernel refuses (no membarrier) makes the census fail:
 // Wait() then waits for the workers to drop every queued task, as before.
 #include <algorithm>
@@ -385,10 +418,14 @@ bool GroupState::AddPendingLoop(uint64_t prev) {
     const bool first =
         (prev & (kCountMask | kFrozenCount)) == 0 && parent_ != nullptr;
     if (first != parent_added) [[unlikely]] {
-      if (first) {
-        parent_->AddPending();
+      if (!first) {
+        parent_->ReleasePending(kRelease, late_child_ ? kMarkStrict : 0);
+      } else if (late_child_) {
+        // Census step 9: strict in the parent. seq_cst: as in AddTask().
+        parent_->strict_.fetch_add(1, std::memory_order_seq_cst);
+        parent_->AddPending<std::memory_order_seq_cst>();
       } else {
-        parent_->ReleasePending();
+        parent_->AddPending();
       }
       parent_added = first;
     }
@@ -436,6 +473,7 @@ void GroupState::ReleasePending(uint64_t delta, int marks, int frame,
   // Read before the release: once the count is zero, a waiter may destroy us.
   GroupState* const parent = parent_;
   ExecutorImpl* const exec = exec_;
+  const int parent_marks = late_child_ ? kMarkStrict : 0;
   // acq_rel: release publishes the task's effects and counters to the
   // waiter's acquire load (join step 3); acquire orders the WAITERS bit (and
   // the waiter's waiting_on store before it) before our wake-ups.
@@ -459,7 +497,18 @@ void GroupState::ReleasePending(uint64_t delta, int marks, int frame,
     // Census step 7: released after the snapshot. The census (or our
     // AddPending) counted this unit into frozen_refs_, which keeps the
     // record alive until we give it back, last. The parent's unit went back
-    // at the freeze. Waiters need no wake-up: the census wakes them.
+    // at the freeze. The census woke the waiters of the snapshot; a unit
+    // added after it (census step 9) wakes them when its marker reaches
+    // zero. acq_rel: a second RMW of the word, after the marker: a waiter
+    // (Wait(), a helping wait, a coroutine's Join) sets its bit with an
+    // acq_rel RMW and then checks the markers; if its RMW comes first we
+    // see its bit here, else it reads from ours and sees the marker at
+    // zero. Our unit's reference (DropFrozen below) keeps the record alive.
+    if (marker_cleared &&
+        (pending_.fetch_or(0, std::memory_order_acq_rel) &
+         (kWaiters | kCensusWaiter)) != 0) {
+      WakeWaiters(exec);
+    }
     DropFrozen(Units(delta));
     return;
   }
@@ -471,7 +520,7 @@ void GroupState::ReleasePending(uint64_t delta, int marks, int frame,
     return;
   }
   if ((prev & (kWaiters | kCensusWaiter)) != 0) WakeWaiters(exec);
-  if (parent != nullptr) parent->ReleasePending();
+  if (parent != nullptr) parent->ReleasePending(kRelease, parent_marks);
 }
 
 void GroupState::WakeWaiters(ExecutorImpl* exec) const {
@@ -708,8 +757,9 @@ bool GroupState::Joined(bool* fenced) {
 }
 
 bool GroupState::Census(bool* fenced) {
-  // acquire: pairs with the release store below.
-  if (census_passed_.load(std::memory_order_acquire)) return true;
+  // acquire: pairs with the release store below. Once passed, what is left
+  // to wait for is the work added after it (step 9): its markers.
+  if (census_passed_.load(std::memory_order_acquire)) return MarkersClear();
   auto markers_clear = [this] { return MarkersClear(); };
   // A child group's unit here is released just after its own count reaches
   // zero, with no marker in between (one would cost every child group an
@@ -730,10 +780,11 @@ bool GroupState::Census(bool* fenced) {
   // Step 5: freeze. One census at a time (mu_): the snapshot is taken once.
   GroupState* const parent = parent_;
   ExecutorImpl* const exec = exec_;
+  const int parent_marks = late_child_ ? kMarkStrict : 0;
   uint64_t count = 0;
   {
     MutexLock lock(&mu_);
-    if (census_passed_.load(std::memory_order_relaxed)) return true;
+    if (census_passed_.load(std::memory_order_relaxed)) return MarkersClear();
     // seq_cst + HeavyFence: as the stop bit in step 2. A gate that reads
     // frozen_ clear has its frame visible to us after the fence.
     frozen_.store(true, std::memory_order_seq_cst);
@@ -780,7 +831,9 @@ bool GroupState::Census(bool* fenced) {
   // added since take none). Only locals from here: once mu_ is released,
   // our owner may close and free the record (Close() takes mu_ to wait for
   // us).
-  if (count != 0 && parent != nullptr) parent->ReleasePending();
+  if (count != 0 && parent != nullptr) {
+    parent->ReleasePending(kRelease, parent_marks);
+  }
   WakeWaiters(exec);  // concurrent waiters and Join()ers: we are done
   return true;
 }
@@ -903,38 +956,72 @@ absl::Status GroupState::Outcome() const {
 
 // ---- stop -----------------------------------------------------------------
 
+namespace {
+// What the call of Stop() that sets the bit records, from inside
+// StopState::RequestStop (stop protocol step 2).
+struct StopRecord {
+  GroupState* group;
+  std::string_view reason;
+};
+}  // namespace
+
+void GroupState::RecordStopLocked(std::string_view reason) {
+  if (stopped_) return;
+  stopped_ = true;
+  stop_reason_ = std::string(reason);
+  stop_time_ = absl::Now();
+}
+
 int GroupState::Stop(std::string_view reason, StopOrigin origin) {
   if (shielded_ &&
       (origin == StopOrigin::kParent || origin == StopOrigin::kExecutor)) {
     return 0;
   }
   const bool force = origin == StopOrigin::kExecutorAll;
-  bool first = false;
-  bool propagate = false;
-  {
+  const uint32_t need = kStopDone | (force ? kForceDone : 0);
+  // Step 4's fast path: a complete stop. acquire: pairs with the release
+  // fetch_or below; the subtree's stop bits happen-before our return.
+  if ((stop_done_.load(std::memory_order_acquire) & need) == need) return 0;
+  // Step 1: the bit, before anything else.
+  StopRecord record{this, reason};
+  const bool first = stop_.RequestStop(
+      [](void* arg) {
+        auto* r = static_cast<StopRecord*>(arg);
+        MutexLock lock(&r->group->mu_);
+        r->group->RecordStopLocked(r->reason);
+      },
+      &record);
+  if (!first) {
+    // Step 2 for a later call: the first may not have recorded yet.
     MutexLock lock(&mu_);
-    if (!stopped_) {
-      first = true;
-      stopped_ = true;
-      stop_reason_ = std::string(reason);
-      stop_time_ = absl::Now();
-    }
-    propagate = first || (force && !forced_);
-    if (force) forced_ = true;
+    RecordStopLocked(reason);
   }
   if (first) {
-    stop_.RequestStop();
     // Waiters asleep since before the stop switch to the census (step 6).
     // acquire: as in Idle().
     if ((pending_.load(std::memory_order_acquire) & kWaiters) != 0) {
       WakeWaiters(exec_);
     }
+    // tests/wait_contract_test.cc holds the first stop here.
+    if (auto* hook = stop_race_hook_for_testing.load(
+            std::memory_order_relaxed)) {
+      hook();
+    }
   }
-  int stopped = first ? 1 : 0;
-  if (!propagate) return stopped;
+  // Step 3: every call that has not seen the stop complete propagates it
+  // (a later one helps rather than waits: see step 4).
+  const int stopped = (first ? 1 : 0) + StopChildren(reason, force);
+  // Step 4. release: pairs with the acquire load above.
+  stop_done_.fetch_or(force ? kStopDone | kForceDone : kStopDone,
+                      std::memory_order_release);
+  return stopped;
+}
+
+int GroupState::StopChildren(std::string_view reason, bool force) {
   std::vector<GroupState*> children;
   {
     SpinLockHolder lock(&children_mu_);
+    if (first_child_ == nullptr) return 0;
     children.reserve(children_mu_.count());
     for (GroupState* c = first_child_; c != nullptr; c = c->next_sibling_) {
       c->Pin();
@@ -943,13 +1030,12 @@ int GroupState::Stop(std::string_view reason, StopOrigin origin) {
   }
   const StopOrigin child_origin =
       force ? StopOrigin::kExecutorAll : StopOrigin::kParent;
-  return stopped + StopPinned(children, reason, child_origin);
+  return StopPinned(children, reason, child_origin);
 }
 
 void GroupState::LinkChild(GroupState* child) {
   std::string reason;
   bool stopped = false;
-  bool forced = false;
   SpinLockHolder lock(&children_mu_, +1);  // counts the child
   // relaxed: see Census().
   if (!had_children_.load(std::memory_order_relaxed)) {
@@ -965,16 +1051,18 @@ void GroupState::LinkChild(GroupState* child) {
   if (stop_requested()) {
     MutexLock status_lock(&mu_);
     stopped = stopped_;
-    forced = forced_;
     if (stopped) reason = stop_reason_;
   }
+  // Census step 9: a child linked after our census passed counts its units
+  // here as strict too. acquire: pairs with the release store in Census().
+  child->late_child_ = census_passed_.load(std::memory_order_acquire);
   // Under children_mu_, so a concurrent Stop() either copied the child or we
-  // see its stopped_ here. The child is new: it has no StopCallbacks and no
-  // children yet, so stopping it here runs no user code.
-  if (stopped) {
-    child->Stop(reason,
-                forced ? StopOrigin::kExecutorAll : StopOrigin::kParent);
-  }
+  // see its stopped_ here (stopped_ is recorded before a Stop() copies the
+  // list). The child is new: it has no StopCallbacks and no children yet,
+  // so stopping it here runs no user code. kParent also after a kExecutorAll
+  // stop: that reaches the shielded groups that exist at its time, and a
+  // shielded child created later starts unstopped (ripcord/task_group.h).
+  if (stopped) child->Stop(reason, StopOrigin::kParent);
 }
 
 void GroupState::UnlinkChild(GroupState* child) {
@@ -1037,10 +1125,14 @@ GroupStats GroupState::Stats() const {
   // frozen count still holds is dropped unrun: report it as the cancelled
   // tasks it is. (A frame seen now is a start gate dropping a task.)
   // acquire: pairs with the release store in Census().
+  // Work added after the census (step 9) is strict, and is reported as
+  // what it is.
   if (census_passed_.load(std::memory_order_acquire)) {
-    s.cancelled += unsettled;
-    s.running = 0;
-    s.queued = 0;
+    const int64_t late = std::clamp<int64_t>(
+        strict_.load(std::memory_order_relaxed), 0, unsettled);
+    s.cancelled += unsettled - late;
+    s.running = std::min(s.running, late);
+    s.queued = late - s.running;
   }
   return s;
 }

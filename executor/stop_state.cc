@@ -161,7 +161,7 @@ void StopState::Unlock() noexcept {
   state_.fetch_and(~kLocked, std::memory_order_release);
 }
 
-bool StopState::RequestStop() noexcept {
+bool StopState::RequestStop(void (*on_stop)(void*), void* arg) noexcept {
   int spins = 0;
   uint32_t cur = state_.load(std::memory_order_relaxed);
   for (;;) {
@@ -171,8 +171,8 @@ bool StopState::RequestStop() noexcept {
       cur = state_.load(std::memory_order_relaxed);
       continue;
     }
-    // acq_rel: release publishes what the caller wrote before stopping (the
-    // group's reason) to every acquire load in stop_requested(); acquire
+    // acq_rel: release publishes what the caller wrote before stopping (a
+    // failing task's error) to every acquire load in stop_requested(); acquire
     // takes the lock like Lock().
     if (state_.compare_exchange_weak(cur, kStopRequested | kLocked,
                                      std::memory_order_acq_rel,
@@ -181,6 +181,14 @@ bool StopState::RequestStop() noexcept {
     }
   }
   notifying_thread_ = std::this_thread::get_id();
+  if (on_stop != nullptr) {
+    // The bit is set and visible; the caller's bookkeeping (the group's
+    // reason, under its mutex) runs with the lock released, as the sweep
+    // below does, so that it never waits while holding LOCKED.
+    Unlock();
+    on_stop(arg);
+    Lock(/*fail_if_stopped=*/false);
+  }
   if (segments_ != nullptr) {
     // Step 5: the first claim of stop entries, handed over before the
     // callbacks run so that workers complete them meanwhile.

@@ -50,6 +50,12 @@ struct GroupOptions {
   // Executor::RequestStop(StopTarget::kUnshielded) and from the first
   // interrupt signal. Its own RequestStop(), its own timeout, a failing task
   // of its own and Executor::RequestStop(StopTarget::kAll) still stop it.
+  // A child group created under a stopped parent starts stopped unless it
+  // is shielded, whatever stopped the parent: also after
+  // Executor::RequestStop(StopTarget::kAll) or a second signal. kAll reaches
+  // the shielded groups that exist at the time of the stop; a shielded
+  // clean-up group opened after it (after the second Ctrl-C) starts
+  // unstopped and runs.
   bool shielded = false;
   // The group is stopped this long after its creation, as if RequestStop()
   // were called with a reason that names the timeout and the group. Zero or
@@ -162,7 +168,9 @@ class TaskGroup {
   // freed later by whichever worker pops them. Queued tasks whose callable
   // has a destructor are dropped before Wait() returns, so that no capture
   // destructor runs after it. Groups that have had child groups, and
-  // kernels without membarrier(2), wait for every drop.
+  // kernels without membarrier(2), wait for every drop. Work added after
+  // such an early return (a SpawnBlocking, a child group and its tasks) is
+  // waited for by the next Wait(), as any other.
   //
   // Called on a worker thread it runs other work while it waits, but only
   // tasks of this group and its descendants (wherever they are queued): an
@@ -203,7 +211,11 @@ class TaskGroup {
   // dropped. StopCallbacks registered on the token run on this thread.
   // The first stop of a group records its reason; of concurrent calls exactly
   // one records it; later stops (its own, a parent's, a signal's) change
-  // nothing. Cost: O(number of groups in the subtree), never O(queued tasks).
+  // nothing. Every call returns only once the group and its unshielded
+  // subtree report stop_requested(), also a call that finds another one's
+  // stop under way (it helps that stop along, it does not wait for it or
+  // for its StopCallbacks). Cost: O(number of groups in the subtree), never
+  // O(queued tasks).
   // Thread-safety: any thread.
   void RequestStop(std::string_view reason = "stop requested") {
     state_->Stop(reason, internal::StopOrigin::kSelf);

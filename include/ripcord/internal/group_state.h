@@ -78,6 +78,10 @@ class CensusPoll {
 // between its stop check and its count's increment, to widen that window
 // for tests of a Spawn racing a stop and a census. relaxed loads.
 inline std::atomic<void (*)()> submit_race_hook_for_testing{nullptr};
+// Tests only: if set, the call of GroupState::Stop that made the first stop
+// calls it before that stop is complete (before the propagation to the
+// children), to widen the window for tests of concurrent stops. relaxed.
+inline std::atomic<void (*)()> stop_race_hook_for_testing{nullptr};
 
 class GroupState;
 // The group of the task running on this thread (null outside tasks), and
@@ -203,9 +207,11 @@ class GroupState final : public CacheAllocated<GroupState> {
     return static_cast<int64_t>(pending_.load(std::memory_order_relaxed) &
                                 kCountMask) <= n;
   }
-  // Idle(), or a census passed (what is left will be dropped unrun).
+  // Idle(), or a census passed (what is left will be dropped unrun) and
+  // nothing added since is left (census step 9: no marker is set).
   bool Done() const {
-    return Idle() || census_passed_.load(std::memory_order_acquire);
+    return Idle() ||
+           (census_passed_.load(std::memory_order_acquire) && MarkersClear());
   }
   // Idle(), or stopped with nothing left but lazily dropped tasks that will
   // never run (the census atop group_state.cc). What Wait() waits for.
@@ -228,7 +234,10 @@ class GroupState final : public CacheAllocated<GroupState> {
   // ---- stop -------------------------------------------------------------
   // Stops this group (unless shielded from `origin`) and its subtree. The
   // first stop records `reason`. Returns how many groups this call stopped
-  // (newly: already stopped ones do not count).
+  // (newly: already stopped ones do not count). When it returns, the group
+  // and its subtree (the part `origin` reaches) report stop_requested(),
+  // also if a concurrent call made the stop (stop protocol atop
+  // group_state.cc).
   int Stop(std::string_view reason, StopOrigin origin);
   StopToken token() { return StopToken(&stop_); }
   // The stop source itself, for the library's StopEntry registrations.
@@ -361,7 +370,13 @@ class GroupState final : public CacheAllocated<GroupState> {
   bool Census(bool* fenced);
   void WakeWaiters(ExecutorImpl* exec) const;
   const std::atomic<uint32_t>* FutexWord() const;
-  void StopLocked(std::string_view reason, bool force);
+  // Stop protocol step 2: records the first reason (under mu_).
+  void RecordStopLocked(std::string_view reason)
+      ABSL_EXCLUSIVE_LOCKS_REQUIRED(mu_);
+  // Stop protocol step 3: stops the children, kParent or (`force`)
+  // kExecutorAll. Returns how many groups it stopped.
+  int StopChildren(std::string_view reason, bool force)
+      ABSL_LOCKS_EXCLUDED(children_mu_);
   void LinkChild(GroupState* child) ABSL_LOCKS_EXCLUDED(children_mu_);
   void UnlinkChild(GroupState* child) ABSL_LOCKS_EXCLUDED(children_mu_);
   absl::Status WaitUntil(absl::Time deadline, bool* timed_out);
@@ -410,12 +425,22 @@ class GroupState final : public CacheAllocated<GroupState> {
   std::atomic<int64_t> frozen_refs_{kOwnerRef};
   // Set (sticky) by the first LinkChild: such a group skips the census.
   std::atomic<bool> had_children_{false};
+  // Census step 9: this group was linked after its parent's census passed,
+  // so each unit it holds in the parent is also counted in the parent's
+  // strict_. Written once by the parent's LinkChild, in our constructor.
+  bool late_child_ = false;
 
   [[maybe_unused]] char pad_after_hot_[64];
   mutable Mutex mu_;
   absl::Status first_error_ ABSL_GUARDED_BY(mu_);
   bool stopped_ ABSL_GUARDED_BY(mu_) = false;
-  bool forced_ ABSL_GUARDED_BY(mu_) = false;  // a kExecutorAll stop passed
+  // Stop protocol step 4: kStopDone once a stop's propagation to the
+  // unshielded subtree is complete, kForceDone once a kExecutorAll one's
+  // (shielded children too) is. Set (sticky) by a release fetch_or after
+  // the propagation; Stop() reads it with acquire.
+  static constexpr uint32_t kStopDone = 1;
+  static constexpr uint32_t kForceDone = 2;
+  std::atomic<uint32_t> stop_done_{0};
   std::string stop_reason_ ABSL_GUARDED_BY(mu_);
   absl::Time stop_time_ ABSL_GUARDED_BY(mu_);
 

@@ -131,7 +131,8 @@ class StopState {
 
   bool stop_requested() const noexcept {
     // acquire: pairs with the release in RequestStop() that sets the bit, so
-    // whatever the requester wrote before stopping (the group's stop reason)
+    // whatever the requester wrote before stopping (a failing task's error;
+    // the group's reason is recorded after the bit, under the group's mutex)
     // is visible to a task that sees the stop.
     return (state_.load(std::memory_order_acquire) & kStopRequested) != 0;
   }
@@ -139,7 +140,11 @@ class StopState {
   // Sets the stop bit and runs every registered callback on this thread.
   // Returns true for the one call that made the request, false for the rest
   // (which return at once, possibly before the callbacks have finished).
-  bool RequestStop() noexcept;
+  // The call that made the request runs on_stop(arg) (if not null) right
+  // after the bit is set, before the stop entries and the callbacks, on this
+  // thread and without the state's lock held.
+  bool RequestStop(void (*on_stop)(void*) = nullptr,
+                   void* arg = nullptr) noexcept;
 
   // Adds `cb` unless stop was already requested; returns false then (cb is
   // not added and the caller runs it).
