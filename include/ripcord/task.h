@@ -472,11 +472,16 @@ class BlockingAwaiter {
       return false;
     }
     ctx->resume_handle = h;
-    SubmitBlocking(ctx, [this, ctx]() {
+    absl::Status submitted = SubmitBlocking(ctx, [this, ctx]() {
       result_.emplace(RunBlockingFn(fn_, ctx->group->token()));
       // Last touch of this awaiter on the blocking thread.
       ScheduleResume(ctx);
     });
+    if (!submitted.ok()) {
+      // No blocking thread exists and none could start: fn does not run.
+      result_.emplace(std::move(submitted));
+      return false;
+    }
     return true;
   }
   Result await_resume() { return std::move(*result_); }
@@ -507,7 +512,10 @@ inline internal::YieldAwaiter Yield() { return {}; }
 // absl::StatusOr<T> (fn returns T or StatusOr<T>). fn is callable as R() or
 // R(StopToken) (the task's group token). An exception thrown by fn arrives as
 // UnknownError. If the group is already stopped, fn does not run and the
-// result is CancelledError; once running, fn is never interrupted. fn is
+// result is CancelledError; once running, fn is never interrupted. When no
+// blocking thread exists and none can be started (a thread or memory
+// limit), fn does not run and the result is ResourceExhausted; when some
+// exist, fn waits for one of them. fn is
 // copied or moved into the awaiter (which lives in the coroutine frame) and
 // destroyed when the co_await expression ends.
 //
