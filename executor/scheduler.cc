@@ -752,6 +752,11 @@ bool ExecutorImpl::HelpWhileWaiting(GroupState* group, absl::Time deadline,
       StackGuardLimit()) [[unlikely]] {
     return HelpOnFreshStack(group, deadline, guest);
   }
+  return HelpLoop(group, deadline, guest);
+}
+
+bool ExecutorImpl::HelpLoop(GroupState* group, absl::Time deadline,
+                            bool guest) {
   Worker* w = tls_worker;
   // We return with no release deferred (the caller's frame must not find
   // any above it): every return below either follows a search that found
@@ -854,7 +859,10 @@ bool ExecutorImpl::HelpOnFreshStack(GroupState* group, absl::Time deadline,
       "ripcord-worker", worker_stack_size_, [&] {
         tls_worker = w;
         tls_current_group = current;
-        helped = HelpWhileWaiting(group, deadline, guest);
+        // Not HelpWhileWaiting: a fresh stack runs at least one task even
+        // when the C library's TLS (large under TSan) leaves less than the
+        // guard's reserve, or the threads would only hand over.
+        helped = HelpLoop(group, deadline, guest);
         tls_current_group = nullptr;
         tls_worker = nullptr;
       });

@@ -269,6 +269,8 @@ class ExecutorImpl {
   // (the calling thread parks in join), or, if none can start, a wait that
   // runs nothing.
   bool HelpOnFreshStack(GroupState* group, absl::Time deadline, bool guest);
+  // HelpWhileWaiting without the stack guard.
+  bool HelpLoop(GroupState* group, absl::Time deadline, bool guest);
   bool WaitWithoutHelping(Worker* w, GroupState* group, absl::Time deadline,
                           bool guest);
 
