@@ -130,8 +130,9 @@ void Thread::join() {
 absl::StatusOr<Thread> TryStartThread(const char* name, size_t stack_size,
                                       absl::AnyInvocable<void() &&> fn) {
   if (StartFailsForTesting(name)) {
-    return absl::ResourceExhaustedError(absl::StrFormat(
-        "cannot start thread '%s': %s (test hook)", name, std::strerror(EAGAIN)));
+    return absl::ResourceExhaustedError(
+        absl::StrFormat("cannot start thread '%s': %s (test hook)", name,
+                        std::strerror(EAGAIN)));
   }
   pthread_attr_t attr;
   pthread_attr_init(&attr);

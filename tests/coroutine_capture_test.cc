@@ -105,8 +105,8 @@ TEST_F(CaptureTest, BlockingWithByValueCapturesDoubleFreeBug) {
     if (!n.ok()) co_return n.status();
     total += static_cast<int64_t>(*n) - 40;
     std::vector<int> v = x.v;
-    absl::StatusOr<int64_t> m =
-        co_await ripcord::Blocking([v] { return Sum("", v, nullptr, Counted(0)); });
+    absl::StatusOr<int64_t> m = co_await ripcord::Blocking(
+        [v] { return Sum("", v, nullptr, Counted(0)); });
     if (!m.ok()) co_return m.status();
     total += *m - 700;
     std::unique_ptr<int> p = std::make_unique<int>(5);
