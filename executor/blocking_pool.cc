@@ -18,9 +18,16 @@
 //        recently idle), unlink it, put the job in its `handoff` and Signal
 //        its CondVar. The Signal is made before mu_ is released: once mu_ is
 //        free, that thread may run the job, retire and destroy its Worker.
-//     c. Else, if threads_ < max_threads_: create a Worker, count it
-//        (threads_, peak_threads_) and start its thread with the job as its
-//        first job. Its std::thread handle is stored before mu_ is released.
+//     c. Else, if threads_ < max_threads_: create a Worker, put the job
+//        in its `handoff` (when jobs wait in queue_ after a failed start:
+//        the queue's head, and the job goes to the queue's back), start its
+//        thread, which takes the handoff under mu_ as its first job, and
+//        count it (threads_, peak_threads_). Its Thread handle is stored
+//        before mu_ is released. If the thread cannot start (a thread or
+//        memory limit), undo all that and count the failure; then, when
+//        threads_ > 0, go on to d (the cap counts as reached for now; a
+//        later Submit tries again), and when no thread exists, refuse the
+//        job (Submit returns ResourceExhausted and destroys it unlocked).
 //     d. Else: append the job to queue_.
 //  2. A pool thread runs its job with mu_ released, then destroys the job's
 //     callable (still unlocked: a capture's destructor may call Submit), then
@@ -48,11 +55,12 @@
 // Why no job is lost:
 //  - A thread joins the idle list only in 2d, in the same critical section
 //    in which it saw queue_ empty, and leaves it (1b or 2d) before it takes a
-//    job. Submit queues only when no thread is idle and threads_ ==
-//    max_threads_ (1d). Together: while queue_ is non-empty, no thread is
-//    idle and none can retire (a retiring thread saw queue_ empty, in 2c, or
-//    was idle, in 2d), so every one of the max_threads_ >= 1 threads is
-//    running a job and reaches 2a when it returns.
+//    job. Submit queues only when no thread is idle and either threads_ ==
+//    max_threads_ or a start just failed with threads_ >= 1 (1c, 1d).
+//    Together: while queue_ is non-empty, no thread is idle and none can
+//    retire (a retiring thread saw queue_ empty, in 2c, or was idle, in 2d),
+//    so every one of the threads_ >= 1 threads is running a job and reaches
+//    2a when it returns.
 //  - A job submitted just as the last idle thread's keep_alive runs out: the
 //    timeout decision (2d) and Submit's choice (1b/1c) are both made under
 //    mu_, so one comes first. If Submit does, it unlinks the thread and fills
@@ -78,6 +86,7 @@
 #include <utility>
 #include <vector>
 
+#include "absl/strings/str_cat.h"
 #include "executor/check.h"
 #include "ripcord/internal/mutex.h"
 #include "executor/threads.h"
@@ -109,8 +118,11 @@ void RunJob(Job& job) {
 
 }  // namespace
 
-BlockingPool::BlockingPool(int max_threads, absl::Duration keep_alive)
-    : max_threads_(max_threads), keep_alive_(keep_alive) {
+BlockingPool::BlockingPool(int max_threads, absl::Duration keep_alive,
+                           size_t stack_size)
+    : max_threads_(max_threads),
+      keep_alive_(keep_alive),
+      stack_size_(stack_size) {
   RIPCORD_CHECK(max_threads >= 1,
                 "ExecutorOptions::max_blocking_threads must be at least 1 "
                 "(got %d)",
@@ -126,7 +138,7 @@ BlockingPool::~BlockingPool() {
                 "~BlockingPool called from one of its own blocking jobs; it "
                 "would join its own thread. Destroy the Executor from a "
                 "thread it does not own");
-  std::vector<std::thread> to_join;
+  std::vector<Thread> to_join;
   {
     MutexLock lock(&mu_);
     shutting_down_ = true;
@@ -138,38 +150,76 @@ BlockingPool::~BlockingPool() {
     for (Worker& w : workers_) to_join.push_back(std::move(w.thread));
     if (last_retired_.joinable()) to_join.push_back(std::move(last_retired_));
   }
-  for (std::thread& t : to_join) t.join();
+  for (Thread& t : to_join) t.join();
   // Every thread has exited; workers_ (holding exited Workers) and the empty
   // queue_ are destroyed with the members.
 }
 
-void BlockingPool::Submit(Job job) {
+absl::Status BlockingPool::Submit(Job job) {
   RIPCORD_CHECK(job != nullptr,
                 "BlockingPool::Submit() called with an empty job");
-  MutexLock lock(&mu_);
-  RIPCORD_CHECK(!shutting_down_,
-                "BlockingPool::Submit() called after ~BlockingPool began (the "
-                "Executor is being destroyed); blocking work must be "
-                "submitted before the Executor is destroyed");
-  if (idle_head_ != nullptr) {  // 1b
-    Worker* w = idle_head_;
-    UnlinkIdleLocked(w);
-    w->handoff = std::move(job);
-    w->cv.Signal();  // Under mu_: w may be destroyed once mu_ is released.
-    return;
+  absl::Status refused;
+  {
+    MutexLock lock(&mu_);
+    RIPCORD_CHECK(!shutting_down_,
+                  "BlockingPool::Submit() called after ~BlockingPool began "
+                  "(the Executor is being destroyed); blocking work must be "
+                  "submitted before the Executor is destroyed");
+    if (idle_head_ != nullptr) {  // 1b
+      Worker* w = idle_head_;
+      UnlinkIdleLocked(w);
+      w->handoff = std::move(job);
+      w->cv.Signal();  // Under mu_: w may be destroyed once mu_ is released.
+      return absl::OkStatus();
+    }
+    if (threads_ < max_threads_) {  // 1c
+      refused = StartWorkerLocked(&job);
+      if (refused.ok()) return refused;
+      // The start failed: the cap counts as reached for now (1d), unless no
+      // thread exists to run the queue.
+      if (threads_ > 0) refused = absl::OkStatus();
+    }
+    if (refused.ok()) {
+      queue_.push_back(std::move(job));  // 1d
+      return refused;
+    }
   }
-  if (threads_ < max_threads_) {  // 1c
-    Worker& w = workers_.emplace_back();
-    w.self = std::prev(workers_.end());
-    ++threads_;
-    if (threads_ > peak_threads_) peak_threads_ = threads_;
-    w.thread = StartThread(
-        "ripcord-block", [this, w = &w, first = std::move(job)]() mutable {
-          WorkerMain(w, std::move(first));
-        });
-    return;
+  job = nullptr;  // destroyed unrun, unlocked: a capture may call Submit
+  return absl::ResourceExhaustedError(
+      absl::StrCat("blocking pool: no blocking thread could be started: ",
+                   refused.message()));
+}
+
+absl::Status BlockingPool::StartWorkerLocked(Job* job) {
+  Worker& w = workers_.emplace_back();
+  w.self = std::prev(workers_.end());
+  // Jobs queued after an earlier failed start go first (FIFO).
+  const bool from_queue = !queue_.empty();
+  if (from_queue) {
+    w.handoff = std::move(queue_.front());
+    queue_.pop_front();
+    queue_.push_back(std::move(*job));
+  } else {
+    w.handoff = std::move(*job);
   }
-  queue_.push_back(std::move(job));  // 1d
+  absl::StatusOr<Thread> thread = TryStartThread(
+      "ripcord-block", stack_size_, [this, w = &w] { WorkerMain(w); });
+  if (!thread.ok()) {
+    ++start_failures_;
+    if (from_queue) {
+      queue_.push_front(std::move(w.handoff));
+      *job = std::move(queue_.back());
+      queue_.pop_back();
+    } else {
+      *job = std::move(w.handoff);
+    }
+    workers_.erase(w.self);
+    return thread.status();
+  }
+  ++threads_;
+  if (threads_ > peak_threads_) peak_threads_ = threads_;
+  w.thread = *std::move(thread);  // before mu_ is released (steps 3, 4)
+  return absl::OkStatus();
 }
 
 BlockingPoolStats BlockingPool::stats() const {
@@ -181,14 +231,17 @@ BlockingPoolStats BlockingPool::stats() const {
   s.queued = static_cast<int64_t>(queue_.size());
   s.completed = completed_;
   s.peak_threads = peak_threads_;
+  s.start_failures = start_failures_;
   return s;
 }
 
-void BlockingPool::WorkerMain(Worker* w, Job first) {
+void BlockingPool::WorkerMain(Worker* w) {
   tls_current_pool = this;
-  Job job = std::move(first);
-  std::thread join_after_unlock;
+  Thread join_after_unlock;
   mu_.Lock();
+  // The job we were started for (1c put it in handoff, under mu_).
+  Job job = std::move(w->handoff);
+  w->handoff = nullptr;  // A moved-from AnyInvocable need not be empty.
   do {
     mu_.Unlock();
     RunJob(job);  // 2: unlocked.
@@ -201,7 +254,7 @@ void BlockingPool::WorkerMain(Worker* w, Job first) {
 }
 
 bool BlockingPool::NextJobLocked(Worker* w, Job* job,
-                                 std::thread* join_after_unlock) {
+                                 Thread* join_after_unlock) {
   if (!queue_.empty()) {  // 2a
     *job = std::move(queue_.front());
     queue_.pop_front();
@@ -241,11 +294,11 @@ bool BlockingPool::NextJobLocked(Worker* w, Job* job,
   }
 }
 
-std::thread BlockingPool::RetireLocked(Worker* w) {
+Thread BlockingPool::RetireLocked(Worker* w) {
   RIPCORD_CHECK(!w->idle && w->handoff == nullptr,
                 "BlockingPool: a thread retired while idle or holding a job");
   --threads_;
-  std::thread previous = std::exchange(last_retired_, std::move(w->thread));
+  Thread previous = std::exchange(last_retired_, std::move(w->thread));
   workers_.erase(w->self);  // Destroys *w; nobody else points to it.
   return previous;
 }

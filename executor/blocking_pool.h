@@ -23,13 +23,14 @@
 #include <cstdint>
 #include <deque>
 #include <list>
-#include <thread>
 
 #include "absl/base/thread_annotations.h"
 #include "absl/functional/any_invocable.h"
+#include "absl/status/status.h"
 #include "ripcord/internal/mutex.h"
 #include "absl/time/clock.h"
 #include "absl/time/time.h"
+#include "executor/threads.h"
 
 namespace ripcord::internal {
 
@@ -42,6 +43,7 @@ struct BlockingPoolStats {
   int64_t queued = 0;      // jobs waiting for a thread (only when threads == cap)
   int64_t completed = 0;   // jobs that returned and whose callable was destroyed
   int peak_threads = 0;    // the most threads ever alive at once
+  int64_t start_failures = 0;  // threads that could not be started
 };
 
 // BlockingPool
@@ -61,7 +63,11 @@ class BlockingPool {
   // error (they come from ExecutorOptions::max_blocking_threads and
   // ExecutorOptions::blocking_keep_alive): prints a message naming the option
   // and aborts.
-  BlockingPool(int max_threads, absl::Duration keep_alive);
+  //
+  // Each thread gets a stack of `stack_size` bytes (0: the C library's
+  // default); see ExecutorOptions::blocking_stack_size.
+  BlockingPool(int max_threads, absl::Duration keep_alive,
+               size_t stack_size = 0);
 
   BlockingPool(const BlockingPool&) = delete;
   BlockingPool& operator=(const BlockingPool&) = delete;
@@ -88,6 +94,13 @@ class BlockingPool {
   // a new thread ("ripcord-block", async signals blocked) starts with it;
   // else the job is queued, and queued jobs run in submission order.
   //
+  // A thread that cannot be started (a thread or memory limit) is not fatal:
+  // the cap counts as reached for now, and the job is queued for the threads
+  // that exist (a later Submit tries to start one again). Only when the pool
+  // has no thread at all is the job refused: Submit returns
+  // ResourceExhausted naming the reason, and `job` is destroyed unrun (on
+  // the caller's thread). Returns OkStatus otherwise.
+  //
   // `job` must not throw. If it does, the pool prints "ripcord: fatal:
   // exception escaped a blocking job: <what>" and aborts. The job's callable
   // is destroyed on the pool thread, right after it returns.
@@ -97,7 +110,8 @@ class BlockingPool {
   // the job.
   // Bad input: an empty `job`, or a call once ~BlockingPool has begun, is a
   // programming error: prints a message and aborts.
-  void Submit(absl::AnyInvocable<void() &&> job) ABSL_LOCKS_EXCLUDED(mu_);
+  [[nodiscard]] absl::Status Submit(absl::AnyInvocable<void() &&> job)
+      ABSL_LOCKS_EXCLUDED(mu_);
 
   // BlockingPool::stats()
   //
@@ -114,8 +128,9 @@ class BlockingPool {
   // pointer to it outside a mu_ critical section.
   struct Worker {
     // Written by Submit() when it hands a job to this idle worker (it also
-    // unlinks the worker from the idle list in the same critical section);
-    // taken by the worker itself. Non-empty means "you have a job": the
+    // unlinks the worker from the idle list in the same critical section),
+    // or when it starts the worker (its first job, step 1c); taken by the
+    // worker itself. Non-empty means "you have a job": the
     // worker tells a real wakeup from a spurious one or a timeout by it.
     absl::AnyInvocable<void() &&> handoff;
     // This worker waits on it while idle; Submit() and ~BlockingPool signal
@@ -125,33 +140,38 @@ class BlockingPool {
     bool idle = false;
     Worker* idle_prev = nullptr;
     Worker* idle_next = nullptr;
-    // The std::thread running this worker. Written by Submit() right after
+    // The thread running this worker. Written by Submit() right after
     // the thread starts (still under mu_); moved out by the worker when it
     // retires, or by ~BlockingPool when shutdown begins.
-    std::thread thread;
+    Thread thread;
     // This worker's position in workers_, for O(1) removal when it retires.
     std::list<Worker>::iterator self;
   };
 
-  // The body of every pool thread; `first` is the job it was started for.
-  void WorkerMain(Worker* w, absl::AnyInvocable<void() &&> first)
-      ABSL_LOCKS_EXCLUDED(mu_);
+  // Step 1c: starts a thread for *job (for the queue's head instead when
+  // jobs wait; *job then goes to the queue's back). When the thread cannot
+  // start, returns why, with everything as it was (*job still ours).
+  absl::Status StartWorkerLocked(absl::AnyInvocable<void() &&>* job)
+      ABSL_EXCLUSIVE_LOCKS_REQUIRED(mu_);
+  // The body of every pool thread; its first job waits in w->handoff.
+  void WorkerMain(Worker* w) ABSL_LOCKS_EXCLUDED(mu_);
   // Finds the calling worker's next job: the queue's head, else (after
   // idling up to keep_alive_) a job handed to it. Returns false when the
   // worker must exit: it retired (then *join_after_unlock holds the handle of
   // the previously retired thread, which the caller joins once it has
   // released mu_; `w` is gone) or the pool is shutting down.
   bool NextJobLocked(Worker* w, absl::AnyInvocable<void() &&>* job,
-                     std::thread* join_after_unlock)
+                     Thread* join_after_unlock)
       ABSL_EXCLUSIVE_LOCKS_REQUIRED(mu_);
   // Removes `w` from the pool for good and destroys it. Returns the handle of
   // the previously retired thread (maybe empty) for the caller to join.
-  std::thread RetireLocked(Worker* w) ABSL_EXCLUSIVE_LOCKS_REQUIRED(mu_);
+  Thread RetireLocked(Worker* w) ABSL_EXCLUSIVE_LOCKS_REQUIRED(mu_);
   void PushIdleLocked(Worker* w) ABSL_EXCLUSIVE_LOCKS_REQUIRED(mu_);
   void UnlinkIdleLocked(Worker* w) ABSL_EXCLUSIVE_LOCKS_REQUIRED(mu_);
 
   const int max_threads_;
   const absl::Duration keep_alive_;
+  const size_t stack_size_;
 
   mutable Mutex mu_;
   // Jobs waiting for a thread. Non-empty only while every thread is busy and
@@ -172,7 +192,8 @@ class BlockingPool {
   // The handle of the thread that retired last. The next thread to retire
   // joins it (after releasing mu_), and ~BlockingPool joins the last one, so
   // at most one retired thread is ever unjoined and Submit() never joins.
-  std::thread last_retired_ ABSL_GUARDED_BY(mu_);
+  Thread last_retired_ ABSL_GUARDED_BY(mu_);
+  int64_t start_failures_ ABSL_GUARDED_BY(mu_) = 0;
   // Set once by ~BlockingPool. From then on no thread retires (the destructor
   // joins them all) and Submit() aborts.
   bool shutting_down_ ABSL_GUARDED_BY(mu_) = false;

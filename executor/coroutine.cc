@@ -715,8 +715,9 @@ bool YieldSuspend(CoroContext* ctx) {
   return true;
 }
 
-void SubmitBlocking(CoroContext* ctx, absl::AnyInvocable<void() &&> job) {
-  ctx->group->executor()->blocking().Submit(std::move(job));
+absl::Status SubmitBlocking(CoroContext* ctx,
+                            absl::AnyInvocable<void() &&> job) {
+  return ctx->group->executor()->blocking().Submit(std::move(job));
 }
 
 }  // namespace ripcord::internal

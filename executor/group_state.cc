@@ -1192,7 +1192,11 @@ void SubmitBlockingJob(GroupState* group, TaskNode* job) {
     job->run(job, /*drop=*/false);
     return;
   }
-  group->executor()->blocking().Submit([job] { job->run(job, false); });
+  absl::Status submitted =
+      group->executor()->blocking().Submit([job] { job->run(job, false); });
+  // No blocking thread exists and none could start: the fn phase, told so
+  // by drop = true, hands done ResourceExhausted without running fn.
+  if (!submitted.ok()) job->run(job, /*drop=*/true);
 }
 
 void ScheduleContinuation(TaskNode* node) {

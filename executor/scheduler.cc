@@ -34,6 +34,19 @@
 //     Woken by: the last task of the group (GroupState wakes its waiters via
 //     WakeWaitersOf), a producer that found no ordinary parked worker to wake
 //     (NotifyAfterPush), or the deadline.
+// The stack guard (oneTBB checks the stack left in its dispatch loop too).
+// Each task a helping wait runs nests on the waiting task's stack, so plain
+// tasks that each wait on a child group would overflow a worker's stack
+// (with 8 MiB, at about 15,000 levels). A wait that starts with less than a
+// quarter of its thread's stack left (StackGuardLimit, threads.h) runs no
+// task on it: it parks in a join while a fresh thread, with a stack of
+// ExecutorOptions::worker_stack_size, takes over its seat (tls_worker, and
+// the current group) for the whole wait, exactly as the guest seats below
+// lend a parked worker's. One thread uses the record at a time: thread
+// creation and join order the handovers. Depth is then limited by memory,
+// one stack per quarter-stack-full of levels. If no thread can start, the
+// wait hands the tasks on its deque to the injection queue and polls the
+// group without running anything (other workers run the subtree).
 // Why a helping wait never deadlocks on its own stack: a nested task runs on
 // top of the waiting frame, so it must never wait for that frame. Every task
 // a waiter runs lies in the waited group's subtree, and a task can only wait
@@ -141,9 +154,23 @@ int ResolveWorkers(const ExecutorOptions& o) {
   RIPCORD_CHECK(o.blocking_keep_alive >= absl::ZeroDuration(),
                 "ExecutorOptions::blocking_keep_alive must be >= 0, got %s",
                 absl::FormatDuration(o.blocking_keep_alive).c_str());
+  constexpr size_t kMinStack = size_t{64} << 10;
+  constexpr size_t kMaxStack = size_t{1} << 30;
+  RIPCORD_CHECK(o.worker_stack_size >= kMinStack &&
+                    o.worker_stack_size <= kMaxStack,
+                "ExecutorOptions::worker_stack_size must be between 64 KiB "
+                "and 1 GiB, got %zu bytes",
+                o.worker_stack_size);
+  RIPCORD_CHECK(o.blocking_stack_size >= kMinStack &&
+                    o.blocking_stack_size <= kMaxStack,
+                "ExecutorOptions::blocking_stack_size must be between 64 KiB "
+                "and 1 GiB, got %zu bytes",
+                o.blocking_stack_size);
   int n = o.num_workers;
   if (n == 0) n = DefaultWorkerCount();
-  RIPCORD_CHECK(n < 0xffff, "ExecutorOptions::num_workers too large: %d", n);
+  RIPCORD_CHECK(n < 0xffff,
+                "ExecutorOptions::num_workers too large: %d (at most 65,534)",
+                n);
   return n;
 }
 
@@ -189,7 +216,9 @@ ExecutorImpl::ExecutorImpl(const ExecutorOptions& options)
   }
   timers_ = std::make_unique<TimerQueue>();
   blocking_ = std::make_unique<BlockingPool>(options.max_blocking_threads,
-                                             options.blocking_keep_alive);
+                                             options.blocking_keep_alive,
+                                             options.blocking_stack_size);
+  worker_stack_size_ = options.worker_stack_size;
   workers_.reserve(n);
   for (int i = 0; i < n; ++i) {
     workers_.push_back(std::make_unique<Worker>(this, i));
@@ -199,9 +228,12 @@ ExecutorImpl::ExecutorImpl(const ExecutorOptions& options)
   // Every Worker exists before any thread starts: a thread steals from all.
   for (auto& w : workers_) {
     Worker* worker = w.get();
-    w->thread = StartThread("ripcord-worker", [this, worker] {
-      WorkerMain(worker);
-    });
+    absl::StatusOr<Thread> t = TryStartThread(
+        "ripcord-worker", worker_stack_size_,
+        [this, worker] { WorkerMain(worker); });
+    RIPCORD_CHECK(t.ok(), "Executor: cannot start worker %d of %d: %s",
+                  worker->index, n, t.status().ToString().c_str());
+    w->thread = *std::move(t);
   }
 }
 
@@ -716,6 +748,16 @@ void ExecutorImpl::WorkerMain(Worker* w) {
 
 bool ExecutorImpl::HelpWhileWaiting(GroupState* group, absl::Time deadline,
                                     bool guest) {
+  // The stack guard: too little stack left to nest another task.
+  if (reinterpret_cast<uintptr_t>(__builtin_frame_address(0)) <
+      StackGuardLimit()) [[unlikely]] {
+    return HelpOnFreshStack(group, deadline, guest);
+  }
+  return HelpLoop(group, deadline, guest);
+}
+
+bool ExecutorImpl::HelpLoop(GroupState* group, absl::Time deadline,
+                            bool guest) {
   Worker* w = tls_worker;
   // We return with no release deferred (the caller's frame must not find
   // any above it): every return below either follows a search that found
@@ -804,6 +846,55 @@ bool ExecutorImpl::HelpWhileWaiting(GroupState* group, absl::Time deadline,
     }
     w->waiting_on.store(nullptr, std::memory_order_relaxed);
     if (t != nullptr) RunTask(w, t);
+  }
+}
+
+bool ExecutorImpl::HelpOnFreshStack(GroupState* group, absl::Time deadline,
+                                    bool guest) {
+  Worker* const w = tls_worker;
+  GroupState* const current = tls_current_group;
+  bool helped = false;
+  // Thread creation and join order everything between the two threads:
+  // the seat's record is used by one thread at a time.
+  absl::StatusOr<Thread> t = TryStartThread(
+      "ripcord-worker", worker_stack_size_, [&] {
+        tls_worker = w;
+        tls_current_group = current;
+        // Not HelpWhileWaiting: a fresh stack runs at least one task even
+        // when the C library's TLS (large under TSan) leaves less than the
+        // guard's reserve, or the threads would only hand over.
+        helped = HelpLoop(group, deadline, guest);
+        tls_current_group = nullptr;
+        tls_worker = nullptr;
+      });
+  if (!t.ok()) return WaitWithoutHelping(w, group, deadline, guest);
+  t->join();  // parks this thread until the wait is over
+  return helped;
+}
+
+bool ExecutorImpl::WaitWithoutHelping(Worker* w, GroupState* group,
+                                      absl::Time deadline, bool guest) {
+  // Nothing may stay with us that the group waits for: our deferred
+  // releases, and the tasks the waiting task spawned onto our deque.
+  FlushDeferred(w);
+  while (w->deque.Bottom() > w->base) {
+    TaskNode* t = w->deque.Pop();
+    if (t == nullptr) break;
+    inject_.PushBack(t);  // seq_cst RMW of the length
+    NotifyAfterPush();
+  }
+  if (guest) return false;  // the caller's Wait() waits on the futex
+  bool fenced = false;  // GroupState::Joined's census state
+  for (;;) {
+    if (group->Done()) return true;
+    if (group->stop_requested() && group->Joined(&fenced)) return true;
+    if (deadline != absl::InfiniteFuture() && absl::Now() >= deadline) {
+      return group->Joined(&fenced);
+    }
+    // A poll: this path runs only when no thread can be started, and
+    // WakeWaitersOf wakes only waiters that set the WAITERS bit.
+    w->wait_parker.ParkUntil(
+        std::min(deadline, absl::Now() + absl::Milliseconds(1)));
   }
 }
 

@@ -24,6 +24,7 @@
 #include "executor/idle.h"
 #include "executor/inject_queue.h"
 #include "executor/parker.h"
+#include "executor/threads.h"
 #include "executor/timer.h"
 #include "executor/ws_deque.h"
 #include "ripcord/executor.h"
@@ -49,7 +50,7 @@ struct Worker {
   // thread sleeps on the first while its borrower may wait on the second.
   Parker parker;
   Parker wait_parker;
-  std::thread thread;
+  Thread thread;
   // Owner only: the deque's bottom when the task now running started. While
   // that task waits, the worker pops only tasks above it (the task's own
   // spawns), never older ones queued beneath by outer frames.
@@ -143,6 +144,9 @@ class ExecutorImpl {
   // `deadline`. Called only on this executor's worker threads (or on a
   // lent seat). A `guest` never parks: it returns false once it has found
   // nothing to run for kGuestSpinRounds searches (deadline ignored).
+  // The stack guard (atop scheduler.cc): called with less than a quarter of
+  // the thread's stack left, it parks and a fresh thread with a stack of
+  // worker_stack_size takes the seat for the whole wait.
   bool HelpWhileWaiting(GroupState* group, absl::Time deadline,
                         bool guest = false);
   // Guest seats (atop scheduler.cc): lends the calling thread, which must
@@ -261,7 +265,18 @@ class ExecutorImpl {
   // other worker may be pushing).
   void FenceBeforeRecheck(bool others_unparked) const;
   void WakeOneParkedWaiter();
+  // The stack guard's two ways out: a fresh thread that helps in our place
+  // (the calling thread parks in join), or, if none can start, a wait that
+  // runs nothing.
+  bool HelpOnFreshStack(GroupState* group, absl::Time deadline, bool guest);
+  // HelpWhileWaiting without the stack guard.
+  bool HelpLoop(GroupState* group, absl::Time deadline, bool guest);
+  bool WaitWithoutHelping(Worker* w, GroupState* group, absl::Time deadline,
+                          bool guest);
 
+  // ExecutorOptions::worker_stack_size: the workers' and the stack guard's
+  // fresh threads' stacks.
+  size_t worker_stack_size_ = 0;
   std::vector<std::unique_ptr<Worker>> workers_;
   InjectQueue inject_;
   Idle idle_;

@@ -10,11 +10,15 @@
 #ifndef RIPCORD_EXECUTOR_THREADS_H_
 #define RIPCORD_EXECUTOR_THREADS_H_
 
+#include <pthread.h>
 #include <signal.h>
 
+#include <cstddef>
+#include <cstdint>
 #include <thread>
 
 #include "absl/functional/any_invocable.h"
+#include "absl/status/statusor.h"
 
 namespace ripcord::internal {
 
@@ -26,6 +30,55 @@ sigset_t AsyncSignalSet();
 // `name` (at most 15 chars) is set with pthread_setname_np for gdb and perf.
 // Thread-safe. Aborts with a message if the thread cannot be created.
 std::thread StartThread(const char* name, absl::AnyInvocable<void() &&> fn);
+
+// ---- threads with a chosen stack, whose start may fail -------------------
+
+// Thread: a joinable thread started by TryStartThread (std::thread cannot
+// choose its stack size). Like std::thread, a Thread must be joined before
+// it is destroyed or assigned to; otherwise the process aborts with a
+// message. Thread-compatible.
+class Thread {
+ public:
+  Thread() = default;
+  Thread(Thread&& other) noexcept;
+  Thread& operator=(Thread&& other) noexcept;
+  ~Thread();
+
+  bool joinable() const { return joinable_; }
+  // Waits for the thread to end. Aborts if !joinable().
+  void join();
+
+ private:
+  friend absl::StatusOr<Thread> TryStartThread(
+      const char*, size_t, absl::AnyInvocable<void() &&>);
+  pthread_t id_{};
+  bool joinable_ = false;
+};
+
+// Starts a thread running `fn` with a stack of `stack_size` bytes (0: the
+// C library's default, which glibc takes from `ulimit -s`), born with
+// AsyncSignalSet() blocked like StartThread's, named `name` (at most 15
+// chars). Returns ResourceExhausted naming the thread and the system's
+// reason when it cannot be created (a thread or memory limit: ulimit -u,
+// ulimit -v, a container's pids limit); `fn` is then destroyed unrun.
+// Thread-safe.
+absl::StatusOr<Thread> TryStartThread(const char* name, size_t stack_size,
+                                      absl::AnyInvocable<void() &&> fn);
+
+// A test hook: when set, TryStartThread and StartThread call it first with
+// the thread's name, and a true result makes that start fail as if the
+// system had refused (EAGAIN). Installs `hook` (nullptr removes it) for the
+// process. Thread-safety: any thread; a start already past its load of the
+// hook may still call the previous one.
+using ThreadStartHook = bool (*)(const char* name);
+void SetThreadStartHookForTesting(ThreadStartHook hook);
+
+// The lowest address of the calling thread's stack that a helping wait may
+// reach before it must stop nesting tasks (scheduler.cc, the stack guard):
+// its stack's low end plus a reserve of a quarter of the stack, at least
+// 64 KiB. Computed once per thread (pthread_getattr_np); 0 if unknown (no
+// guard then). Thread-safety: about the calling thread only.
+uintptr_t StackGuardLimit();
 
 }  // namespace ripcord::internal
 

@@ -18,6 +18,7 @@
 #include <atomic>
 #include <chrono>
 #include <condition_variable>
+#include <cstring>
 #include <memory>
 #include <mutex>
 #include <random>
@@ -26,15 +27,24 @@
 #include <thread>
 #include <vector>
 
+#include "absl/status/status.h"
+#include "absl/status/statusor.h"
 #include "absl/time/clock.h"
 #include "absl/time/time.h"
 #include "gtest/gtest.h"
+#include "ripcord/ripcord.h"
 #include "tests/test_util.h"
 
 namespace ripcord::internal {
 namespace {
 
 using ::ripcord::testing::Gate;  // WaitFor() gives up after 20 s
+
+// Submits `job`, which must be accepted (the pool can start threads here).
+void Go(BlockingPool& pool, absl::AnyInvocable<void() &&> job) {
+  absl::Status s = pool.Submit(std::move(job));
+  ASSERT_TRUE(s.ok()) << s;
+}
 
 #ifdef RIPCORD_SANITIZER
 constexpr int kScale = 4;  // Sanitizer builds: fewer iterations.
@@ -127,7 +137,7 @@ TEST(BlockingPool, GrowsOnDemandAndRunsBlockedJobsConcurrently) {
   Rendezvous all_in(kJobs);
   std::atomic<int> done{0};
   for (int i = 0; i < kJobs; ++i) {
-    pool.Submit([&] {
+    Go(pool, [&] {
       meter.Enter();
       // Stay until all 50 are in (or kPatience passes, if the pool is
       // broken), so that overlap does not depend on thread start-up speed.
@@ -153,7 +163,7 @@ TEST(BlockingPool, CapIsRespected) {
   Gate gate;
   std::atomic<int> ran{0};
   for (int i = 0; i < kJobs; ++i) {
-    pool.Submit([&, i] {
+    Go(pool, [&, i] {
       meter.Enter();
       if (i < kCap) {
         EXPECT_TRUE(gate.WaitFor());
@@ -189,7 +199,7 @@ TEST(BlockingPool, IdleThreadIsReusedWithinKeepAlive) {
   // instead of a new thread being started.
   BlockingPool pool(8, absl::InfiniteDuration());
   for (int i = 1; i <= 5; ++i) {
-    pool.Submit([] {});
+    Go(pool, [] {});
     // A job is counted completed in the same critical section in which its
     // thread turns idle, so this wait leaves exactly one idle thread.
     ASSERT_TRUE(WaitForStats(
@@ -210,7 +220,7 @@ TEST(BlockingPool, IdleThreadsRetireAfterKeepAlive) {
   Gate gate;
   std::atomic<int> ran{0};
   for (int i = 0; i < kJobs; ++i) {
-    pool.Submit([&] {
+    Go(pool, [&] {
       EXPECT_TRUE(gate.WaitFor());
       ran.fetch_add(1);
     });
@@ -230,7 +240,7 @@ TEST(BlockingPool, IdleThreadsRetireAfterKeepAlive) {
   EXPECT_EQ(s.completed, kJobs);
   // The pool still works after every thread retired.
   Gate again;
-  pool.Submit([&] { again.Open(); });
+  Go(pool, [&] { again.Open(); });
   EXPECT_TRUE(again.WaitFor());
 }
 
@@ -239,7 +249,7 @@ TEST(BlockingPool, KeepAliveZeroRetiresAsSoonAsQueueIsEmpty) {
   // retires, in the same critical section that counts its job completed.
   BlockingPool pool(2, absl::ZeroDuration());
   for (int i = 1; i <= 3; ++i) {
-    pool.Submit([] {});
+    Go(pool, [] {});
     ASSERT_TRUE(WaitForStats(
         pool, [&](const BlockingPoolStats& s) { return s.completed == i; }));
     const BlockingPoolStats s = pool.stats();
@@ -250,7 +260,7 @@ TEST(BlockingPool, KeepAliveZeroRetiresAsSoonAsQueueIsEmpty) {
   Gate gate;
   std::atomic<int> ran{0};
   for (int i = 0; i < 20; ++i) {
-    pool.Submit([&, i] {
+    Go(pool, [&, i] {
       if (i < 2) {
         EXPECT_TRUE(gate.WaitFor());
       }
@@ -274,7 +284,7 @@ TEST(BlockingPool, QueuedJobsRunOnceInFifoOrder) {
   std::mutex mu;
   std::vector<int> order;  // Guarded by mu.
   for (int i = 0; i < kJobs; ++i) {
-    pool.Submit([&, i] {
+    Go(pool, [&, i] {
       if (i == 0) {
         EXPECT_TRUE(gate.WaitFor());
       }
@@ -302,7 +312,7 @@ TEST(BlockingPool, DestructorRunsQueuedJobsAndReturns) {
   {
     BlockingPool pool(2, absl::Seconds(10));
     for (int i = 0; i < kJobs; ++i) {
-      pool.Submit([&, i] {
+      Go(pool, [&, i] {
         if (i < 2) {
           EXPECT_TRUE(gate.WaitFor());
         }
@@ -328,7 +338,7 @@ TEST(BlockingPool, DestructorWakesIdleThreads) {
   std::atomic<int> done{0};
   Gate gate;
   for (int i = 0; i < 4; ++i) {
-    pool->Submit([&] {
+    Go(*pool, [&] {
       EXPECT_TRUE(gate.WaitFor());
       done.fetch_add(1);
     });
@@ -345,7 +355,7 @@ TEST(BlockingPool, DestructorRightAfterRetirementsJoinsEveryThread) {
   // leaked (TSan reports a leaked thread) and nothing hangs.
   for (int round = 0; round < 50 / kScale; ++round) {
     BlockingPool pool(4, absl::Microseconds(round % 5 * 100));
-    for (int i = 0; i < 8; ++i) pool.Submit([] {});
+    for (int i = 0; i < 8; ++i) Go(pool, [] {});
     absl::SleepFor(absl::Microseconds(round % 7 * 100));
   }
 }
@@ -361,7 +371,7 @@ TEST(BlockingPool, SubmitFromInsideAJob) {
     BlockingPool* pool;
     std::atomic<int>* ran;
     void Spawn(int depth) const {
-      pool->Submit([s = *this, depth] {
+      Go(*pool, [s = *this, depth] {
         if (depth < kDepth) {
           s.Spawn(depth + 1);
           s.Spawn(depth + 1);
@@ -394,12 +404,12 @@ TEST(BlockingPool, JobCallableIsDestroyedOnPoolThreadAndMaySubmit) {
       char name[16] = {};
       pthread_getname_np(pthread_self(), name, sizeof(name));
       *destroyed_on = name;
-      pool->Submit([n = note] { n->Open(); });
+      Go(*pool, [n = note] { n->Open(); });
     }
   };
   std::unique_ptr<SubmitOnDestroy> guard(
       new SubmitOnDestroy{&pool, &from_destructor, &destroyed_on});
-  pool.Submit([g = std::move(guard)] {});
+  Go(pool, [g = std::move(guard)] {});
   ASSERT_TRUE(from_destructor.WaitFor());
   EXPECT_EQ(destroyed_on, "ripcord-block");
 }
@@ -418,7 +428,7 @@ TEST(BlockingPool, ConcurrentSubmitRunsEveryJobExactlyOnce) {
       submitters.emplace_back([&, t] {
         for (int i = 0; i < kPerSubmitter; ++i) {
           const int id = t * kPerSubmitter + i;
-          pool.Submit([&runs, id] { runs[id].fetch_add(1); });
+          Go(pool, [&runs, id] { runs[id].fetch_add(1); });
         }
       });
     }
@@ -443,7 +453,7 @@ TEST(BlockingPool, ThreadsHaveAsyncSignalsBlockedAndAName) {
     sigemptyset(&mask);
     char name[16] = {};
     Gate done;
-    pool.Submit([&] {
+    Go(pool, [&] {
       pthread_sigmask(SIG_BLOCK, nullptr, &mask);
       pthread_getname_np(pthread_self(), name, sizeof(name));
       done.Open();
@@ -476,7 +486,7 @@ void SubmitRacesRetirement(int cap, int submitters, absl::Duration keep_alive) {
     for (int t = 0; t < submitters; ++t) {
       threads.emplace_back([&] {
         for (int i = 0; i < kPerRound; ++i) {
-          pool.Submit([&] { ran.fetch_add(1); });
+          Go(pool, [&] { ran.fetch_add(1); });
         }
       });
     }
@@ -542,7 +552,7 @@ TEST_F(BlockingPoolDeathTest, ExceptionEscapingAJobAborts) {
   EXPECT_DEATH(
       {
         BlockingPool pool(1, absl::Seconds(1));
-        pool.Submit([] { throw std::runtime_error("disk on fire"); });
+        Go(pool, [] { throw std::runtime_error("disk on fire"); });
         absl::SleepFor(kPatience);
       },
       "ripcord: fatal: exception escaped a blocking job: disk on fire");
@@ -553,7 +563,7 @@ TEST_F(BlockingPoolDeathTest, EmptyJobAborts) {
   EXPECT_DEATH(
       {
         BlockingPool pool(1, absl::Seconds(1));
-        pool.Submit(nullptr);
+        Go(pool, nullptr);
       },
       "empty job");
 }
@@ -567,12 +577,12 @@ TEST_F(BlockingPoolDeathTest, SubmitDuringDestructionAborts) {
       {
         auto* pool = new BlockingPool(1, absl::Seconds(1));
         Gate destroying;
-        pool->Submit([&] {
+        Go(*pool, [&] {
           destroying.WaitFor();
           // Ample time for the main thread to enter ~BlockingPool; it has
           // nothing else to do.
           absl::SleepFor(absl::Milliseconds(500));
-          pool->Submit([] {});
+          Go(*pool, [] {});
         });
         destroying.Open();
         delete pool;
@@ -586,10 +596,164 @@ TEST_F(BlockingPoolDeathTest, DestructorOnOwnThreadAborts) {
   EXPECT_DEATH(
       {
         auto* pool = new BlockingPool(1, absl::Seconds(1));
-        pool->Submit([pool] { delete pool; });
+        Go(*pool, [pool] { delete pool; });
         absl::SleepFor(kPatience);
       },
       "called from one of its own blocking jobs");
+}
+
+// ---- threads that cannot start ---------------------------------------------
+
+bool FailBlockingThreads(const char* name) {
+  return std::strcmp(name, "ripcord-block") == 0;
+}
+bool FailTimerThread(const char* name) {
+  return std::strcmp(name, "ripcord-timer") == 0;
+}
+bool FailWorkerThreads(const char* name) {
+  return std::strcmp(name, "ripcord-worker") == 0;
+}
+
+// Installs a thread start hook for one scope.
+class ScopedStartHook {
+ public:
+  explicit ScopedStartHook(ThreadStartHook hook) {
+    SetThreadStartHookForTesting(hook);
+  }
+  ~ScopedStartHook() { SetThreadStartHookForTesting(nullptr); }
+};
+
+// Invariant: when a new thread cannot start but one exists, the job waits
+// for it (queued) instead of aborting the process; every job runs once.
+TEST(BlockingPoolStartFailure, JobsWaitForARunningThread) {
+  BlockingPool pool(/*max_threads=*/4, absl::Seconds(10));
+  Gate release;
+  std::atomic<int> ran{0};
+  Go(pool, [&] {
+    release.WaitFor();
+    ++ran;
+  });
+  {
+    ScopedStartHook fail(&FailBlockingThreads);
+    for (int i = 0; i < 3; ++i) Go(pool, [&] { ++ran; });
+    BlockingPoolStats s = pool.stats();
+    EXPECT_EQ(s.threads, 1);
+    EXPECT_EQ(s.queued, 3);
+    EXPECT_EQ(s.start_failures, 3);
+    release.Open();
+    ASSERT_TRUE(testing::Eventually([&] { return ran.load() == 4; }));
+  }
+  EXPECT_EQ(pool.stats().peak_threads, 1);
+  // Starts work again once threads can be created.
+  Gate second;
+  Go(pool, [&] { second.WaitFor(); });
+  Go(pool, [&] { ++ran; });  // needs a second thread
+  ASSERT_TRUE(testing::Eventually([&] { return ran.load() == 5; }));
+  second.Open();
+}
+
+// Invariant: with no thread at all and none startable, Submit refuses the
+// job with ResourceExhausted, destroys it unrun, and the pool works once
+// threads can start again.
+TEST(BlockingPoolStartFailure, NoThreadAtAllIsResourceExhausted) {
+  BlockingPool pool(/*max_threads=*/4, absl::Seconds(10));
+  auto token = std::make_shared<int>(1);
+  std::atomic<bool> ran{false};
+  {
+    ScopedStartHook fail(&FailBlockingThreads);
+    absl::Status s = pool.Submit([&ran, token] { ran = true; });
+    EXPECT_EQ(s.code(), absl::StatusCode::kResourceExhausted) << s;
+    EXPECT_NE(std::string(s.message()).find("cannot start thread "
+                                            "'ripcord-block'"),
+              std::string::npos)
+        << s;
+  }
+  EXPECT_EQ(token.use_count(), 1);  // the job was destroyed
+  EXPECT_FALSE(ran.load());
+  EXPECT_EQ(pool.stats().threads, 0);
+  Gate done;
+  Go(pool, [&] { done.Open(); });
+  EXPECT_TRUE(done.WaitFor());
+}
+
+// Invariant: through the public API, a blocking call that finds no blocking
+// thread and cannot start one does not abort: done receives
+// ResourceExhausted (counted failed), and co_await Blocking yields it; fn
+// never runs. The executor keeps working.
+TEST(BlockingPoolStartFailure, SpawnBlockingAndAwaitGetResourceExhausted) {
+  Executor ex({.num_workers = 2});
+  TaskGroup g(ex);
+  std::atomic<bool> fn_ran{false};
+  absl::Status done_status, awaited;
+  {
+    ScopedStartHook fail(&FailBlockingThreads);
+    g.SpawnBlocking([&] { fn_ran = true; },
+                    [&](absl::Status s) { done_status = s; });
+    g.Spawn([&]() -> Task<> {
+      absl::StatusOr<int> r = co_await Blocking([&] {
+        fn_ran = true;
+        return 1;
+      });
+      awaited = r.status();
+    });
+    EXPECT_TRUE(g.Wait().ok());
+  }
+  EXPECT_FALSE(fn_ran.load());
+  EXPECT_EQ(done_status.code(), absl::StatusCode::kResourceExhausted)
+      << done_status;
+  EXPECT_EQ(awaited.code(), absl::StatusCode::kResourceExhausted) << awaited;
+  EXPECT_EQ(g.stats().failed, 1);
+  TaskGroup h(ex);
+  h.SpawnBlocking([] { return 7; }, [&](absl::StatusOr<int> v) {
+    done_status = v.status();
+  });
+  EXPECT_TRUE(h.Wait().ok());
+  EXPECT_TRUE(done_status.ok()) << done_status;
+}
+
+using ThreadStartDeathTest = BlockingPoolDeathTest;
+
+// Invariant: a timer or worker thread that cannot start fails the
+// Executor's construction with a message naming it, never a crash later.
+TEST_F(ThreadStartDeathTest, TimerThreadFailsAtConstruction) {
+  EXPECT_DEATH(
+      {
+        ScopedStartHook fail(&FailTimerThread);
+        Executor ex({.num_workers = 1});
+      },
+      "cannot start thread 'ripcord-timer'.*thread or memory limit");
+}
+
+TEST_F(ThreadStartDeathTest, WorkerThreadFailsAtConstruction) {
+  EXPECT_DEATH(
+      {
+        ScopedStartHook fail(&FailWorkerThreads);
+        Executor ex({.num_workers = 1});
+      },
+      "Executor: cannot start worker 0 of 1: .*cannot start thread "
+      "'ripcord-worker'");
+}
+
+// Invariant: blocking threads get the stack size asked for
+// (ExecutorOptions::blocking_stack_size, 2 MiB by default).
+TEST(BlockingPoolStack, ThreadsGetTheConfiguredStackSize) {
+  for (size_t want : {size_t{256} << 10, size_t{2} << 20}) {
+    BlockingPool pool(1, absl::Seconds(1), want);
+    size_t got = 0;
+    Gate done;
+    Go(pool, [&] {
+      pthread_attr_t attr;
+      pthread_getattr_np(pthread_self(), &attr);
+      pthread_attr_getstacksize(&attr, &got);
+      pthread_attr_destroy(&attr);
+      done.Open();
+    });
+    ASSERT_TRUE(done.WaitFor());
+    // glibc may hand out a cached stack up to 4 times larger.
+    EXPECT_GE(got, want);
+    EXPECT_LE(got, 4 * want);
+  }
+  EXPECT_EQ(ExecutorOptions().blocking_stack_size, size_t{2} << 20);
 }
 
 }  // namespace

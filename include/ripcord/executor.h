@@ -12,6 +12,7 @@
 #ifndef RIPCORD_EXECUTOR_H_
 #define RIPCORD_EXECUTOR_H_
 
+#include <cstddef>
 #include <memory>
 #include <string>
 #include <string_view>
@@ -34,13 +35,37 @@ struct ExecutorOptions {
   // cgroup's CPU quota (v2 cpu.max, v1 cpu.cfs_quota_us / cpu.cfs_period_us,
   // of its cgroup and every ancestor), rounded up; never less than 1. So a
   // container given 1.5 CPUs gets 2 workers, not one per host core. < 0
-  // aborts.
+  // aborts, and so does 65,535 or more (after resolving 0): worker indices
+  // are 16-bit.
   int num_workers = 0;
   // Cap of the separate blocking pool (grows on demand, idle threads retire).
-  // < 1 aborts.
+  // < 1 aborts. A blocking thread that cannot be started (a thread or memory
+  // limit) is not fatal: the pool counts its cap as reached for now and the
+  // call waits for a running blocking thread; only when no blocking thread
+  // exists does the call fail with ResourceExhausted (SpawnBlocking's done
+  // receives it; so does co_await Blocking).
   int max_blocking_threads = 64;
   // How long an idle blocking thread lingers before it retires. < 0 aborts.
   absl::Duration blocking_keep_alive = absl::Seconds(10);
+  // Stack size of each worker thread, in bytes: 8 MiB by default (glibc's
+  // usual default, but fixed rather than taken from `ulimit -s`). Only
+  // address space is reserved; pages are committed as the stack grows. A
+  // helping Wait() (TaskGroup::Wait() on a worker runs the group's tasks
+  // meanwhile, nested on the same stack) that finds less than a quarter of
+  // its stack left (at least 64 KiB) does not nest another task: it parks,
+  // and the worker's seat goes on helping on a fresh thread with a stack of
+  // this size until the wait ends. So plain tasks that each wait on a child
+  // group nest as deep as memory allows (100,000 levels need about ten
+  // extra stacks), never overflowing one; a task itself must fit in a
+  // quarter of the stack. Below 64 KiB or above 1 GiB aborts.
+  size_t worker_stack_size = size_t{8} << 20;
+  // Stack size of each blocking thread, in bytes: 2 MiB by default (Tokio's
+  // and Rust's default for such threads), a quarter of glibc's usual 8 MiB,
+  // so a full pool of 64 reserves 128 MiB of address space rather than 512
+  // MiB (this matters under `ulimit -v`). Raise it for blocking functions
+  // with deep recursion or large stack arrays. Below 64 KiB or above 1 GiB
+  // aborts.
+  size_t blocking_stack_size = size_t{2} << 20;
 };
 
 // Which root groups Executor::RequestStop reaches.

@@ -443,6 +443,12 @@ class JoinAwaitable {
   absl::Status result_;
 };
 
+// Blocking's gcc guard: the argument comes wrapped in a maker that returns it.
+struct BlockingMakerTag {
+  explicit BlockingMakerTag() = default;
+};
+inline constexpr BlockingMakerTag kBlockingMaker{};
+
 template <class Fn>
 class BlockingAwaiter {
  public:
@@ -451,6 +457,10 @@ class BlockingAwaiter {
 
   template <class F>
   explicit BlockingAwaiter(F&& f) : fn_(std::forward<F>(f)) {}
+  // Builds fn_ from what make() returns (a prvalue goes straight into fn_):
+  // the gcc guard's path (Blocking, below).
+  template <class Make>
+  BlockingAwaiter(BlockingMakerTag, Make& make) : fn_(make()) {}
 
   bool await_ready() noexcept { return false; }
   template <class P>
@@ -462,11 +472,16 @@ class BlockingAwaiter {
       return false;
     }
     ctx->resume_handle = h;
-    SubmitBlocking(ctx, [this, ctx]() {
+    absl::Status submitted = SubmitBlocking(ctx, [this, ctx]() {
       result_.emplace(RunBlockingFn(fn_, ctx->group->token()));
       // Last touch of this awaiter on the blocking thread.
       ScheduleResume(ctx);
     });
+    if (!submitted.ok()) {
+      // No blocking thread exists and none could start: fn does not run.
+      result_.emplace(std::move(submitted));
+      return false;
+    }
     return true;
   }
   Result await_resume() { return std::move(*result_); }
@@ -497,11 +512,66 @@ inline internal::YieldAwaiter Yield() { return {}; }
 // absl::StatusOr<T> (fn returns T or StatusOr<T>). fn is callable as R() or
 // R(StopToken) (the task's group token). An exception thrown by fn arrives as
 // UnknownError. If the group is already stopped, fn does not run and the
-// result is CancelledError; once running, fn is never interrupted.
+// result is CancelledError; once running, fn is never interrupted. When no
+// blocking thread exists and none can be started (a thread or memory
+// limit), fn does not run and the result is ResourceExhausted; when some
+// exist, fn waits for one of them. fn is
+// copied or moved into the awaiter (which lives in the coroutine frame) and
+// destroyed when the co_await expression ends.
+//
+// With gcc, Blocking is also a function-like macro (below); with clang, or
+// with RIPCORD_NO_BLOCKING_MACRO defined, it is only this function.
+// Thread-safety: call it only inside a ripcord::Task, and co_await the
+// result there (see the file comment).
 template <class Fn>
 internal::BlockingAwaiter<std::decay_t<Fn>> Blocking(Fn&& fn) {
   return internal::BlockingAwaiter<std::decay_t<Fn>>(std::forward<Fn>(fn));
 }
+
+// Blocking(kBlockingMaker, make): the form the macro below expands to:
+// Blocking(make()), with make() called here, outside the co_await operand.
+// make must be an lvalue; it is called once, before Blocking returns.
+template <class Make>
+internal::BlockingAwaiter<std::decay_t<std::invoke_result_t<Make&>>> Blocking(
+    internal::BlockingMakerTag tag, Make&& make) {
+  return internal::BlockingAwaiter<std::decay_t<std::invoke_result_t<Make&>>>(
+      tag, make);
+}
+
+// The gcc guard. gcc (12.2, our default compiler, at every -O level; clang is
+// right) destroys twice a temporary that has a destructor and is built by
+// aggregate initialization inside a co_await operand: a lambda with captures
+// (`co_await Blocking([s] { ... })`) or any `Agg{...}` prvalue. It builds the
+// object in one frame slot, copies its bytes to a second, passes the second
+// on and destroys both: a captured std::string is freed twice. Nothing the
+// callee does with its argument can repair that, so with gcc `Blocking(...)`
+// is a macro that wraps its argument, as written, in a lambda that captures
+// only references (`[&]() -> decltype(auto) { return (ARG); }`; destroying
+// it twice is harmless) and passes that maker to the overload above, which
+// builds fn inside the library: the user's closure is then the prvalue
+// result of a call, which gcc handles. The line users write first is safe;
+// named callables, `std::move(fn)` and function names work as before.
+// Costs, all at compile time: every `Blocking(` token after this header is
+// rewritten (a function or method of your own named Blocking needs
+// RIPCORD_NO_BLOCKING_MACRO, or parentheses: `(Blocking)(x)`); the argument
+// must not contain `co_await`, nor a top-level comma outside brackets and
+// braces (`Blocking(a, b)` would take `b` only); and it must be called
+// inside a function body (the maker captures by reference). We chose the
+// macro over the alternatives: switching the build to clang 14 (its
+// libstdc++ 12 lacks std::source_location, which the library needs) or an
+// overload taking fn's arguments apart (tremotesf2's workaround; users would
+// still write the natural line and crash). Any other co_await operand that
+// builds such a temporary is still hit, outside the library's reach: with a
+// Task-returning function of your own, `co_await Run([s] { ... })`, name the
+// lambda first (`auto fn = [s] { ... }; co_await Run(std::move(fn));`).
+// RIPCORD_NO_BLOCKING_MACRO turns the macro off (for a gcc without the bug,
+// or code that cannot live with its costs).
+#if defined(__GNUC__) && !defined(__clang__) && \
+    !defined(RIPCORD_NO_BLOCKING_MACRO)
+#define Blocking(...)                                        \
+  Blocking(::ripcord::internal::kBlockingMaker,              \
+           [&]() -> decltype(auto) { return (__VA_ARGS__); })
+#endif
 
 // TaskGroup::Join(): `co_await group.Join()` -> absl::Status: Wait() without
 // holding a worker. Returns FailedPrecondition when awaited from a task of

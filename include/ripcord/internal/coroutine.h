@@ -174,8 +174,10 @@ absl::Status JoinFinish(JoinOp* op, GroupState* group);
 
 bool YieldSuspend(CoroContext* ctx);
 
-// Runs `job` on the blocking pool of ctx's executor.
-void SubmitBlocking(CoroContext* ctx, absl::AnyInvocable<void() &&> job);
+// Runs `job` on the blocking pool of ctx's executor. ResourceExhausted (job
+// destroyed unrun) when the pool has no thread and cannot start one.
+[[nodiscard]] absl::Status SubmitBlocking(CoroContext* ctx,
+                                          absl::AnyInvocable<void() &&> job);
 
 }  // namespace ripcord::internal
 

@@ -209,11 +209,18 @@ struct BlockingCall final : TaskNode {
         done(std::forward<D>(d)),
         result(absl::UnknownError("unset")) {}
 
-  // Phase 1, on a blocking thread.
-  static void RunFnPhase(TaskNode* node, bool /*drop*/) {
+  // Phase 1, on a blocking thread; with drop = true, on the submitting
+  // thread when the blocking pool has no thread and cannot start one: fn
+  // does not run, done receives ResourceExhausted (counted failed).
+  static void RunFnPhase(TaskNode* node, bool drop) {
     auto* self = static_cast<BlockingCall*>(node);
     GroupState* group = self->group;
-    if (group->stop_requested()) {
+    if (drop) {
+      group->CountStarted();
+      self->result = Result(absl::ResourceExhaustedError(
+          "SpawnBlocking: no blocking thread could be started (a thread or "
+          "memory limit); fn did not run"));
+    } else if (group->stop_requested()) {
       self->result = CancelledResult<Result>(
           "SpawnBlocking: group stopped before fn started");
       self->started = false;
