@@ -65,11 +65,10 @@ struct Global {
 Global* g_global = nullptr;
 
 std::string DescribeReplay() {
-  return absl::StrCat("seed ", g_global->options.seed, "; replay: ",
-                      g_global->options.replay_command.empty()
-                          ? absl::StrCat("bazel run //tests:chaos -- ",
-                                         ReplayFlags(g_global->options))
-                          : g_global->options.replay_command);
+  const Options& o = g_global->options;
+  return absl::StrCat(
+      "seed ", o.seed, "; replay: ",
+      o.replay_command.empty() ? ReplayCommand(o) : o.replay_command);
 }
 
 [[noreturn]] void Fail(const std::string& what) {
@@ -840,12 +839,18 @@ std::string ReplayFlags(const Options& o) {
     absl::StrAppend(&flags, " --check_stop_visible=false");
   }
   if (!o.exact_spawned) absl::StrAppend(&flags, " --exact_spawned=false");
-#if defined(__SANITIZE_THREAD__)
-  flags = absl::StrCat("--config=tsan ", flags);
-#elif defined(__SANITIZE_ADDRESS__)
-  flags = absl::StrCat("--config=asan ", flags);
-#endif
   return flags;
+}
+
+std::string ReplayCommand(const Options& o) {
+  const char* config = "";
+#if defined(__SANITIZE_THREAD__)
+  config = "--config=tsan ";
+#elif defined(__SANITIZE_ADDRESS__)
+  config = "--config=asan ";
+#endif
+  return absl::StrCat("bazel run ", config, "//tests:chaos -- ",
+                      ReplayFlags(o));
 }
 
 Result Run(const Options& options) {

@@ -69,6 +69,10 @@ Result Run(const Options& options);
 // seconds, drivers and every operation mix that is off).
 std::string ReplayFlags(const Options& options);
 
+// `bazel run [--config=tsan|asan] //tests:chaos -- <ReplayFlags>`, with the
+// sanitizer this binary was built with.
+std::string ReplayCommand(const Options& options);
+
 }  // namespace ripcord::chaos
 
 #endif  // RIPCORD_TESTS_CHAOS_CHAOS_H_
