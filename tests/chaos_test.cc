@@ -43,7 +43,8 @@ TEST(ChaosTest, RandomProgramsKeepTheInvariants) {
   // a task of the group still has a child group open as the join begins.
   o.destroy_unwaited = false;
   // Of two concurrent RequestStop() calls, one can return before
-  // stop_requested() is true.
+  // stop_requested() is true; a failing task's stop racing another stop
+  // can then make Wait() return OK.
   o.check_stop_visible = false;
   o.replay_command =
       absl::StrCat(ReplayCommand(o), "  (or RIPCORD_CHAOS_SEED=", o.seed,

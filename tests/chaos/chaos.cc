@@ -60,6 +60,7 @@ struct Global {
   std::mutex executor_mu;
   Executor* executor = nullptr;  // guarded by executor_mu; for reports
   std::mutex fail_mu;
+  std::atomic<bool> tolerated_ok_after_error{false};
 };
 
 Global* g_global = nullptr;
@@ -241,7 +242,17 @@ void CheckJoined(GroupRec* g, const absl::Status& st, bool stopped_before) {
   }
   // Wait()'s status: the first error, else the stop's cause, else OK.
   const std::string message(st.message());
-  if (!errors.empty()) {
+  if (!errors.empty() && st.ok() && !g_global->options.check_stop_visible) {
+    // The same open bug as check_stop_visible: the failing task's Stop()
+    // returned before the stop bit was set (another Stop() was recording
+    // the first stop), and Wait() reads "not stopped" as OK.
+    if (!g_global->tolerated_ok_after_error.exchange(true)) {
+      std::fprintf(stderr,
+                   "chaos: note: Wait() returned OK after a task of '%s' "
+                   "failed (tolerated: --check_stop_visible=false)\n",
+                   g->name.c_str());
+    }
+  } else if (!errors.empty()) {
     CHAOS_CHECK(!st.ok() && (ContainsAny(message, errors) ||
                              (absl::IsCancelled(st) &&
                               ContainsAny(message, ambiguities))),
@@ -307,6 +318,7 @@ enum class TaskKind {
   kParallelFor,  // ParallelFor over its own group
   kBlocking,     // SpawnBlocking into its own group
   kCoroutine,    // a coroutine task (below)
+  kSleeper,      // a coroutine that only sleeps (0-10 ms, 1-3 times)
   kNumKinds
 };
 
@@ -442,6 +454,7 @@ struct TaskBody {
         SpawnBlockingInto(g, rng);
         return absl::OkStatus();
       case TaskKind::kCoroutine:
+      case TaskKind::kSleeper:
       case TaskKind::kNumKinds:
         break;
     }
@@ -514,6 +527,30 @@ Task<absl::Status> RunCoroutine(Executor* ex, GroupRec* g, uint64_t seed,
   co_return result;
 }
 
+// A coroutine that sleeps 1-3 times for 0-10 ms: many of them suspended
+// at once are what a stop's sweep cancels in batches.
+Task<absl::Status> RunSleeper(GroupRec* g, uint64_t seed, StopToken token) {
+  TaskStarts(g);
+  Rng rng(seed);
+  absl::Status result;
+  for (int i = Uniform(rng, 1, 3); i > 0 && result.ok(); --i) {
+    result = co_await Sleep(absl::Microseconds(Uniform(rng, 0, 10000)));
+    if (!result.ok()) {
+      CHAOS_CHECK(absl::IsCancelled(result) && token.stop_requested(),
+                  "Sleep returned ", result.ToString(), " on a live token");
+    }
+  }
+  TaskEnds(g, result, token.stop_requested(), true);
+  co_return result;
+}
+
+void SpawnSleeper(GroupRec* g, Rng& rng) {
+  const uint64_t seed = rng();
+  g->spawned.fetch_add(1);
+  g_global->tasks_spawned.fetch_add(1, std::memory_order_relaxed);
+  g->group->Spawn([g, seed](StopToken t) { return RunSleeper(g, seed, t); });
+}
+
 void SpawnRandom(Executor& ex, GroupRec* g, Rng& rng, int budget) {
   TaskKind kind;
   do {
@@ -522,6 +559,10 @@ void SpawnRandom(Executor& ex, GroupRec* g, Rng& rng, int budget) {
   } while (budget <= 0 &&
            (kind == TaskKind::kSpawner || kind == TaskKind::kChildGroup ||
             kind == TaskKind::kParallelFor || kind == TaskKind::kCoroutine));
+  if (kind == TaskKind::kSleeper) {
+    SpawnSleeper(g, rng);
+    return;
+  }
   const int64_t id = NextId();
   const uint64_t seed = rng();
   g->spawned.fetch_add(1);
@@ -633,6 +674,7 @@ enum class DriverOp {
   kDebugString,      // Executor::DebugString()
   kParallelFor,      // ParallelFor over a random group, from the driver
   kPause,            // sleep 0-2 ms
+  kSleepers,         // 2-40 sleeping coroutines, then maybe a stop
   kNumOps
 };
 
@@ -797,6 +839,18 @@ class Driver {
       case DriverOp::kPause:
         absl::SleepFor(absl::Microseconds(Uniform(rng_, 0, 2000)));
         break;
+      case DriverOp::kSleepers: {
+        Node* n = SpawnTarget();
+        if (n == nullptr) break;
+        for (int i = Uniform(rng_, 2, 40); i > 0; --i) {
+          SpawnSleeper(n->rec.get(), rng_);
+        }
+        if (Chance(rng_, 50)) {
+          absl::SleepFor(absl::Microseconds(Uniform(rng_, 0, 3000)));
+          Stop(*n->group, absl::StrCat("chaos-stop-", NextId()));
+        }
+        break;
+      }
       case DriverOp::kNumOps:
         break;
     }

@@ -42,7 +42,10 @@ struct Options {
   // tasks may have child groups open.
   bool destroy_unwaited = true;
   // Checks that can be relaxed while a known library bug is open.
-  // stop_requested() is true once RequestStop() has returned.
+  // stop_requested() is true once RequestStop() has returned; and Wait()
+  // never returns OK after a task failed (the same bug: the failing task's
+  // Stop() can return before the stop bit is set, and Wait() reads an
+  // unset bit as OK).
   bool check_stop_visible = true;
   // stats().spawned equals the harness's own count after Wait().
   bool exact_spawned = true;
