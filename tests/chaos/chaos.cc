@@ -882,17 +882,14 @@ std::string ReplayFlags(const Options& o) {
       "--seed=", o.seed, " --seconds=",
       static_cast<int64_t>(absl::ToDoubleSeconds(o.duration) + 0.5),
       " --drivers=", o.drivers);
-  if (!o.executor_stops) absl::StrAppend(&flags, " --executor_stops=false");
-  if (!o.reuse_after_wait) {
-    absl::StrAppend(&flags, " --reuse_after_wait=false");
-  }
-  if (!o.destroy_unwaited) {
-    absl::StrAppend(&flags, " --destroy_unwaited=false");
-  }
-  if (!o.check_stop_visible) {
-    absl::StrAppend(&flags, " --check_stop_visible=false");
-  }
-  if (!o.exact_spawned) absl::StrAppend(&flags, " --exact_spawned=false");
+  const auto flag = [&flags](const char* name, bool value) {
+    absl::StrAppend(&flags, " --", name, "=", value ? "true" : "false");
+  };
+  flag("executor_stops", o.executor_stops);
+  flag("reuse_after_wait", o.reuse_after_wait);
+  flag("destroy_unwaited", o.destroy_unwaited);
+  flag("check_stop_visible", o.check_stop_visible);
+  flag("exact_spawned", o.exact_spawned);
   return flags;
 }
 
