@@ -32,24 +32,19 @@ struct Options {
   // this long.
   absl::Duration watchdog = absl::Seconds(30);
 
-  // Operation mixes and checks. Those that hit an open library bug default
-  // to off (docs/chaos.md names the bug); turn them on once it is fixed.
+  // Operation mixes and checks. A mix that hits an open library bug
+  // defaults to off, with the bug named here and in docs/chaos.md.
   // Executor::RequestStop(kUnshielded/kAll) at random moments.
   bool executor_stops = true;
   // Spawning into a group (and opening a child of it) after its Wait()
-  // returned, then waiting again. Off: a stopped group's second Wait()
-  // returns before a SpawnBlocking made after the first has called done.
-  bool reuse_after_wait = false;
+  // returned, then waiting again.
+  bool reuse_after_wait = true;
   // Destroying a group without Wait() (its destructor joins) while its
-  // tasks may have child groups open. Off: ~TaskGroup checks for children
-  // before it joins, and aborts.
-  bool destroy_unwaited = false;
+  // tasks may have child groups open.
+  bool destroy_unwaited = true;
   // stop_requested() is true once RequestStop() has returned; and Wait()
-  // never returns OK after a task failed. Off: of two concurrent Stop()s,
-  // the second returns before the first has set the stop bit, so a failing
-  // task's units can be released before the bit is set, and Wait() reads
-  // an unset bit as OK.
-  bool check_stop_visible = false;
+  // never returns OK after a task failed.
+  bool check_stop_visible = true;
   // stats().spawned equals the harness's own count after Wait().
   bool exact_spawned = true;
 
