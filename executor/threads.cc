@@ -21,9 +21,6 @@ sigset_t AsyncSignalSet() {
 }
 
 std::thread StartThread(const char* name, absl::AnyInvocable<void() &&> fn) {
-  sigset_t block = AsyncSignalSet();
-  sigset_t old;
-  pthread_sigmask(SIG_BLOCK, &block, &old);
   std::thread t;
   try {
     t = std::thread([name, fn = std::move(fn)]() mutable {
@@ -35,7 +32,6 @@ std::thread StartThread(const char* name, absl::AnyInvocable<void() &&> fn) {
                  e.what());
     std::abort();
   }
-  pthread_sigmask(SIG_SETMASK, &old, nullptr);
   return t;
 }
 
