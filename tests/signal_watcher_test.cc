@@ -23,6 +23,7 @@
 #include <cstdlib>
 #include <cstring>
 #include <map>
+#include <thread>
 #include <stdexcept>
 #include <string>
 #include <vector>
@@ -436,6 +437,91 @@ int ChildBadSignal() {
   return 4;
 }
 
+// first_signal() and ExitBySignal(): the program ends as killed by the
+// first stop signal after its clean shutdown.
+int ChildFirstSignalThenExit() {
+  Executor ex({.num_workers = 2});
+  TaskGroup web(ex, {.name = "web"});
+  SpawnSleeper(web);
+  int first = 0;
+  {
+    SignalWatcher w(ex);
+    Say(absl::StrCat("before=", w.first_signal()));
+    Say("ready");
+    CHILD_CHECK(absl::IsCancelled(web.Wait()));
+    CHILD_CHECK(Eventually([&] { return w.signals_received() == 1; }));
+    first = w.first_signal();
+  }
+  Say(absl::StrCat("first=", first));
+  std::printf("buffered line on stdout\n");  // flushed by ExitBySignal
+  ExitBySignal(first);
+}
+
+// A stop signal raised on a worker thread (from a task) runs the handler
+// there: it is counted and handled, and takes no default action.
+int ChildRaiseOnWorker() {
+  Executor ex({.num_workers = 2});
+  TaskGroup web(ex, {.name = "web"});
+  TaskGroup raiser(ex, {.name = "raiser", .shielded = true});
+  SpawnSleeper(web);
+  SignalWatcher w(ex);
+  raiser.Spawn([] { raise(SIGTERM); });
+  CHILD_CHECK(raiser.Wait().ok());
+  Say(absl::StrCat("web=", Str(web.Wait())));
+  CHILD_CHECK(Eventually([&] { return w.signals_received() == 1; }));
+  Say(absl::StrCat("received=", w.signals_received()));
+  return 0;
+}
+
+// Two SIGINTs delivered to two threads at the same moment (thread-directed,
+// so the kernel cannot merge them) are two signals.
+int ChildTwoThreadsAtOnce() {
+  Executor ex({.num_workers = 2});
+  TaskGroup web(ex, {.name = "web"});
+  TaskGroup flush(ex, {.name = "flush", .shielded = true});
+  SpawnSleeper(web);
+  SpawnSleeper(flush);
+  SignalWatcher w(ex);
+  std::atomic<int> arrived{0};
+  auto raiser = [&arrived] {
+    arrived.fetch_add(1);
+    while (arrived.load() < 2) {
+    }
+    raise(SIGINT);
+  };
+  std::thread a(raiser);
+  std::thread b(raiser);
+  a.join();
+  b.join();
+  Say(absl::StrCat("web=", Str(web.Wait())));
+  Say(absl::StrCat("flush=", Str(flush.Wait())));
+  CHILD_CHECK(Eventually([&] { return w.signals_received() == 2; }));
+  absl::SleepFor(absl::Milliseconds(50));  // no third count may follow
+  Say(absl::StrCat("received=", w.signals_received()));
+  return 0;
+}
+
+// Dispositions: one the program changed while the watcher lived is left
+// alone by the destructor; an unchanged one is put back (here SIG_IGN).
+void ProgramHandler(int) {}
+
+int ChildDispositionChanged() {
+  signal(SIGINT, SIG_IGN);
+  signal(SIGTERM, SIG_IGN);
+  Executor ex({.num_workers = 1});
+  {
+    SignalWatcher w(ex);
+    signal(SIGTERM, ProgramHandler);  // the program's own, meanwhile
+  }
+  struct sigaction sa;
+  sigaction(SIGINT, nullptr, &sa);
+  Say(absl::StrCat("sigint_ign=", sa.sa_handler == SIG_IGN ? 1 : 0));
+  sigaction(SIGTERM, nullptr, &sa);
+  Say(absl::StrCat("sigterm_program=",
+                   sa.sa_handler == ProgramHandler ? 1 : 0));
+  return 0;
+}
+
 int RunChild(absl::string_view scenario) {
   static const std::map<std::string, int (*)(), std::less<>> kScenarios = {
       {"first_signal", ChildFirstSignal},
@@ -454,6 +540,10 @@ int RunChild(absl::string_view scenario) {
       {"ignored_at_start", ChildIgnoredAtStart},
       {"second_watcher", ChildSecondWatcher},
       {"bad_signal", ChildBadSignal},
+      {"first_signal_then_exit", ChildFirstSignalThenExit},
+      {"raise_on_worker", ChildRaiseOnWorker},
+      {"two_threads_at_once", ChildTwoThreadsAtOnce},
+      {"disposition_changed", ChildDispositionChanged},
   };
   auto it = kScenarios.find(scenario);
   if (it == kScenarios.end()) {
@@ -768,6 +858,49 @@ TEST(SignalWatcher, UnwatchableSignalAborts) {
       << Child::Describe(status) << c.Transcript();
   EXPECT_TRUE(absl::StrContains(c.err(), "SignalOptions::signals contains 11"))
       << c.Transcript();
+}
+
+// Invariant: first_signal() is 0 until a stop signal, then its number; and
+// ExitBySignal(first) ends the process as killed by it, stdout flushed.
+TEST(SignalWatcher, FirstSignalAndExitBySignal) {
+  Child c("first_signal_then_exit");
+  ASSERT_FALSE(c.WaitLine("ready").empty());
+  c.Signal(SIGTERM);
+  const int status = c.Wait();
+  EXPECT_TRUE(WIFSIGNALED(status) && WTERMSIG(status) == SIGTERM)
+      << Child::Describe(status) << c.Transcript();
+  EXPECT_EQ(c.Value("before"), "0");
+  EXPECT_EQ(c.Value("first"), absl::StrCat(SIGTERM)) << c.Transcript();
+}
+
+// Invariant: a watched signal taken by a worker thread (raised in a task) is
+// handled like one sent to the process, and takes no default action there.
+TEST(SignalWatcher, SignalOnAWorkerThreadIsHandled) {
+  Child c("raise_on_worker");
+  c.ExpectCleanExit();
+  EXPECT_TRUE(absl::StrContains(c.Value("web"), "SIGTERM")) << c.Transcript();
+  EXPECT_EQ(c.Value("received"), "1") << c.Transcript();
+}
+
+// Invariant: two signals delivered to two threads at once both count (none
+// is lost, none counted twice): the second stops shielded groups too.
+TEST(SignalWatcher, TwoSignalsOnTwoThreadsAtOnceCountTwice) {
+  for (int round = 0; round < 5; ++round) {
+    Child c("two_threads_at_once");
+    c.ExpectCleanExit();
+    EXPECT_EQ(c.Value("received"), "2") << c.Transcript();
+    EXPECT_TRUE(absl::StrContains(c.Value("flush"), "SIGINT"))
+        << c.Transcript();
+  }
+}
+
+// Invariant: the destructor puts back a disposition it replaced (SIG_IGN)
+// but leaves one the program changed while the watcher lived.
+TEST(SignalWatcher, DispositionChangedByTheProgramIsKept) {
+  Child c("disposition_changed");
+  c.ExpectCleanExit();
+  EXPECT_EQ(c.Value("sigint_ign"), "1") << c.Transcript();
+  EXPECT_EQ(c.Value("sigterm_program"), "1") << c.Transcript();
 }
 
 }  // namespace
