@@ -64,8 +64,11 @@ enum class StopTarget {
 //   finished then stops it (reason "the process is exiting (exit()
 //   called)"), does not join it, and leaks what it owns; the threads end
 //   with the process. An Executor or group already idle is destroyed as
-//   usual. Locals, and objects owned by a static pointer created before
-//   the first Executor, are not destroyed by exit() or behave the same.
+//   usual. "Static" includes an object owned by a static smart pointer
+//   (the exit flag is set by a handler each Executor and SignalWatcher
+//   registers, which runs before the destructors of statics created
+//   earlier). Local objects are not destroyed by exit(): their threads run
+//   on until the process ends.
 // - fork() without exec: only the forking thread exists in the child, so an
 //   Executor alive at the fork is unusable there: creating a group on it,
 //   spawning into or waiting on one of its groups aborts with "Executor used
@@ -83,7 +86,8 @@ class Executor {
   // Executor while task groups of it still exist is a programming error: a
   // message naming how many groups are alive on stderr, then abort (never a
   // hang, never silent memory corruption). Destroying it from one of its own
-  // worker threads aborts too.
+  // worker threads aborts too. Except while the process is exiting, and
+  // for an Executor inherited by a fork() child: see "Process life" above.
   ~Executor();
   Executor(const Executor&) = delete;
   Executor& operator=(const Executor&) = delete;
