@@ -27,6 +27,7 @@
 #include <memory>
 #include <set>
 #include <string>
+#include <thread>
 #include <vector>
 
 #include "absl/status/status.h"
@@ -87,58 +88,89 @@ std::string ReadFile(const std::string& path) {
   return out;
 }
 
-// Starts `sh -c` with a command that writes its own SigBlk line to `out`
-// and then sends SIGINT to itself: it ends by SIGINT unless SIGINT is
-// blocked (then it exits 7). Returns the wait status.
-int RunShell(const std::string& method, const std::string& out) {
-  const std::string cmd = absl::StrCat("grep SigBlk /proc/self/status >", out,
-                                       "; kill -INT $$; exit 7");
+// Finds this process's child running `sleep` (after its exec), reads the
+// SigBlk line of its /proc/<pid>/status, then sends it SIGINT. Bounded by
+// kWait. Returns the SigBlk line ("" if no such child appeared).
+std::string ReadSigBlkAndInterruptChild() {
+  const std::string ppid_line = absl::StrCat("PPid:\t", getpid(), "\n");
+  const absl::Time deadline = absl::Now() + child_process::kWait;
+  while (absl::Now() < deadline) {
+    DIR* d = opendir("/proc");
+    CHILD_CHECK(d != nullptr);
+    while (struct dirent* e = readdir(d)) {
+      const int pid = std::atoi(e->d_name);
+      if (pid <= 0) continue;
+      const std::string status =
+          ReadFile(absl::StrCat("/proc/", pid, "/status"));
+      if (!absl::StrContains(status, ppid_line) ||
+          !absl::StartsWith(status, "Name:\tsleep\n")) {
+        continue;
+      }
+      closedir(d);
+      const size_t at = status.find("SigBlk:");
+      const std::string sigblk =
+          status.substr(at, status.find('\n', at) - at);
+      kill(pid, SIGINT);
+      return sigblk;
+    }
+    closedir(d);
+    absl::SleepFor(absl::Milliseconds(1));
+  }
+  return "";
+}
+
+// Starts `sleep 30` by `method` (system and popen through `sh -c "exec
+// sleep 30"`, so the shell hands its mask on unchanged) and returns its
+// wait status. A watcher thread reads the child's SigBlk and interrupts it;
+// the child ends by SIGINT unless SIGINT is blocked in it.
+int RunSleeper(const std::string& method, std::string* sigblk) {
+  std::thread monitor([sigblk] { *sigblk = ReadSigBlkAndInterruptChild(); });
+  int status = -1;
+  const char* argv[] = {"sleep", "30", nullptr};
   if (method == "system") {
-    return std::system(cmd.c_str());
-  }
-  if (method == "popen") {
-    FILE* p = popen(cmd.c_str(), "r");
+    status = std::system("exec sleep 30");
+  } else if (method == "popen") {
+    FILE* p = popen("exec sleep 30", "r");
     CHILD_CHECK(p != nullptr);
-    return pclose(p);
-  }
-  const char* argv[] = {"sh", "-c", cmd.c_str(), nullptr};
-  pid_t pid = -1;
-  if (method == "posix_spawn") {
-    CHILD_CHECK(posix_spawn(&pid, "/bin/sh", nullptr, nullptr,
+    status = pclose(p);
+  } else if (method == "posix_spawn") {
+    pid_t pid = -1;
+    CHILD_CHECK(posix_spawn(&pid, "/bin/sleep", nullptr, nullptr,
                             const_cast<char**>(argv), environ) == 0);
+    status = WaitFor(pid);
   } else {  // fork_exec
-    pid = fork();
+    const pid_t pid = fork();
     CHILD_CHECK(pid >= 0);
     if (pid == 0) {
-      execv("/bin/sh", const_cast<char**>(argv));
+      execv("/bin/sleep", const_cast<char**>(argv));
       _exit(127);
     }
+    status = WaitFor(pid);
   }
-  return WaitFor(pid);
+  monitor.join();
+  return status;
 }
 
 // Every method from the calling thread; one report line per method:
 // "case <place>/<method> <SigBlk line> end=<ending>".
-void RunAllMethods(const std::string& place, const std::string& dir) {
+void RunAllMethods(const std::string& place) {
   for (const char* method : {"system", "popen", "posix_spawn", "fork_exec"}) {
-    const std::string out = absl::StrCat(dir, "/", place, "_", method);
-    const int status = RunShell(method, out);
-    std::string sigblk(absl::StripAsciiWhitespace(ReadFile(out)));
+    std::string sigblk;
+    const int status = RunSleeper(method, &sigblk);
     Say(absl::StrCat("case ", place, "/", method, " ", sigblk,
                      " end=", Ending(status)));
   }
 }
 
 int ChildSubprocessMasks(bool with_watcher) {
-  const std::string dir = TempDir();
   Executor ex({.num_workers = 2});
   std::unique_ptr<SignalWatcher> watcher;
   if (with_watcher) watcher = std::make_unique<SignalWatcher>(ex);
-  RunAllMethods("main", dir);
+  RunAllMethods("main");
   TaskGroup g(ex, {.name = "spawner"});
-  g.Spawn([&dir] { RunAllMethods("task", dir); });
+  g.Spawn([] { RunAllMethods("task"); });
   CHILD_CHECK(g.Wait().ok());
-  g.SpawnBlocking([&dir] { RunAllMethods("blocking", dir); },
+  g.SpawnBlocking([] { RunAllMethods("blocking"); },
                   [](absl::Status s) { CHILD_CHECK(s.ok()); });
   CHILD_CHECK(g.Wait().ok());
   if (watcher != nullptr) {
