@@ -237,6 +237,10 @@ std::string Ordinal(int n) {
 
 }  // namespace
 
+// Restores signo's default action, unblocks it in the calling thread and
+// raises it there; _exit(128 + signo) if the process survives that.
+[[noreturn]] void RaiseWithDefaultAction(int signo);
+
 // SignalWatcherImpl: the state behind ripcord::SignalWatcher.
 // Thread-safety: the constructor and destructor run on the owner's thread;
 // Run() and everything it calls on the signal thread. The fields are written
@@ -588,7 +592,10 @@ void SignalWatcherImpl::Die(int signo, int n) {
            absl::StrCat("ripcord: ", SignalName(signo), " (", Ordinal(n),
                         " signal): ending the process now; this executor: ",
                         Waiting(), "\n", executor_.DebugString()));
-  ExitBySignal(signo);
+  // Not ExitBySignal(): its fflush could wait forever for a stdio lock held
+  // by a thread blocked in a write (stdout into a full pipe), and the third
+  // signal must end the process at once.
+  RaiseWithDefaultAction(signo);
 }
 
 void SignalWatcherImpl::CallOnSignal(int signo, int n) {
@@ -694,16 +701,9 @@ int SignalWatcher::signals_received() const { return impl_->signals_received(); 
 
 int SignalWatcher::first_signal() const { return impl_->first_signal(); }
 
-void ExitBySignal(int signo) {
-  if (signo <= 0 || signo >= NSIG) {
-    std::fprintf(stderr, "ripcord: fatal: ExitBySignal(%d): not a signal\n",
-                 signo);
-    std::fflush(stderr);
-    std::abort();
-  }
-  // What was written so far reaches its destination (a killed process does
-  // not flush C stdio; std::cout writes through to stdout by default).
-  std::fflush(nullptr);
+namespace internal {
+
+void RaiseWithDefaultAction(int signo) {
   // Default action, unblocked in this thread, raised at this thread: the
   // signal is delivered before raise() returns, and a default action that
   // terminates (SIGINT, SIGTERM, SIGHUP, SIGUSR1, SIGUSR2; core for SIGQUIT)
@@ -721,6 +721,21 @@ void ExitBySignal(int signo) {
   // A signal whose default action does not terminate (SIGCHLD, SIGWINCH,
   // or a stop signal once continued): the status a shell would show.
   _exit(128 + signo);
+}
+
+}  // namespace internal
+
+void ExitBySignal(int signo) {
+  if (signo <= 0 || signo >= NSIG) {
+    std::fprintf(stderr, "ripcord: fatal: ExitBySignal(%d): not a signal\n",
+                 signo);
+    std::fflush(stderr);
+    std::abort();
+  }
+  // What was written so far reaches its destination (a killed process does
+  // not flush C stdio; std::cout writes through to stdout by default).
+  std::fflush(nullptr);
+  internal::RaiseWithDefaultAction(signo);
 }
 
 }  // namespace ripcord

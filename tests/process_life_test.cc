@@ -15,6 +15,7 @@
 #include <signal.h>
 #include <spawn.h>
 #include <sys/stat.h>
+#include <sys/syscall.h>
 #include <sys/types.h>
 #include <sys/wait.h>
 #include <unistd.h>
@@ -309,6 +310,35 @@ int ChildExitStaticOwner() {
 
 // ---- fork() ----------------------------------------------------------------
 
+// Waits until every other thread of this process is blocked in a system
+// call that waits (futex, poll, nanosleep, clock_nanosleep), read from
+// /proc/self/task/<tid>/syscall. A fork() while another thread is inside
+// the sanitizer runtime (starting up, allocating) can leave a lock of that
+// runtime held forever in the child; ripcord's own threads are never in
+// such a state while they wait.
+void WaitUntilOtherThreadsWait() {
+  const absl::Time deadline = absl::Now() + child_process::kWait;
+  const std::string self = absl::StrCat(gettid());
+  for (;;) {
+    bool all = true;
+    DIR* d = opendir("/proc/self/task");
+    CHILD_CHECK(d != nullptr);
+    while (struct dirent* e = readdir(d)) {
+      if (e->d_name[0] == '.' || self == e->d_name) continue;
+      const std::string sc =
+          ReadFile(absl::StrCat("/proc/self/task/", e->d_name, "/syscall"));
+      const int nr = std::atoi(sc.c_str());
+      if (nr != SYS_futex && nr != SYS_poll && nr != SYS_nanosleep &&
+          nr != SYS_clock_nanosleep) {
+        all = false;
+      }
+    }
+    closedir(d);
+    if (all || absl::Now() > deadline) return;
+    absl::SleepFor(absl::Milliseconds(1));
+  }
+}
+
 // Forks with an Executor, a group with a running task and a watcher alive;
 // the grandchild runs `in_child` and then leaves through the destructors of
 // everything it inherited (they must do nothing: no hang, no abort). The
@@ -319,6 +349,7 @@ int ForkWithLiveExecutor(F in_child) {
   TaskGroup g(ex, {.name = "parent-group"});
   SpawnSleeper(g);
   SignalWatcher w(ex);
+  WaitUntilOtherThreadsWait();
   const pid_t pid = fork();
   CHILD_CHECK(pid >= 0);
   if (pid == 0) return in_child(ex, g);
@@ -367,7 +398,8 @@ int ChildForkNewExecutor() {
     SignalWatcher w2(ex2);
     kill(getpid(), SIGINT);
     if (!absl::IsCancelled(g2.Wait())) return 12;
-    if (w2.signals_received() != 1) return 13;
+    // The count is published just after the stop requests.
+    if (!Eventually([&] { return w2.signals_received() == 1; })) return 13;
     return 0;
   });
 }

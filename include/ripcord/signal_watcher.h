@@ -124,8 +124,9 @@ struct SignalOptions {
 //        executor are still running or queued ("this executor: waiting for
 //        ..."; another Executor of the process is not counted) and its live
 //        group tree (Executor::DebugString(), which names every group), then
-//        ends the process with ExitBySignal(signo), as killed by that signal
-//        (a shell reports 128 + signo).
+//        ends the process at once as killed by that signal (a shell reports
+//        128 + signo): as ExitBySignal(signo), but without flushing stdio,
+//        which could wait for a thread blocked in a write.
 // Order: create the long-lived root groups before the watcher. A signal stops
 // the groups that exist when it arrives; a root group created after it starts
 // unstopped (so that clean-up work can run), so a group created after the
