@@ -56,8 +56,8 @@ using child_process::Say;
 // How a wait status reads in the reports: "sigint", "signal N", "exit N".
 std::string Ending(int status) {
   if (WIFSIGNALED(status)) {
-    return WTERMSIG(status) == SIGINT ? "sigint"
-                                      : absl::StrCat("signal ", WTERMSIG(status));
+    if (WTERMSIG(status) == SIGINT) return "sigint";
+    return absl::StrCat("signal ", WTERMSIG(status));
   }
   if (WIFEXITED(status)) return absl::StrCat("exit ", WEXITSTATUS(status));
   return absl::StrCat("raw ", status);

@@ -151,10 +151,10 @@ struct SignalOptions {
 //
 // Thread-safety: construct and destroy it on any thread other than the
 // signal thread (normally main(), early). signals_received() and
-// first_signal() may be called from any thread. At most one SignalWatcher may exist at a time in a
-// process (signals are process-wide): constructing a second one while
-// another is alive is a programming error (message, abort). Once destroyed, a
-// new one may be constructed.
+// first_signal() may be called from any thread. At most one SignalWatcher
+// may exist at a time in a process (signals are process-wide): constructing
+// a second one while another is alive is a programming error (message,
+// abort). Once destroyed, a new one may be constructed.
 //
 // Output: the lines go to fd 2 only if fd 2 was open when the watcher was
 // constructed; a program started with stderr closed gets no line (fd 2 may
