@@ -657,7 +657,7 @@ std::string SignalWatcherImpl::Waiting(int64_t* tasks_out) const {
 // finishing (SleepFor returns within 1 ms). Reporting them as what shutdown
 // waits for would be misleading, so the count is taken once nothing is
 // running any more or after kSettle, whichever is first. Costs at most kSettle
-// before on_signal runs; a signal arriving meanwhile waits in the signalfd.
+// before on_signal runs; a signal arriving meanwhile waits in its counter.
 std::string SignalWatcherImpl::WaitingAfterSettling() const {
   constexpr auto kSettle = std::chrono::milliseconds(25);
   const Clock::time_point until = Clock::now() + kSettle;
