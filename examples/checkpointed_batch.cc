@@ -42,15 +42,12 @@
 
 #include <errno.h>
 #include <fcntl.h>
-#include <pthread.h>
-#include <signal.h>
 #include <sys/file.h>
 #include <sys/stat.h>
 #include <unistd.h>
 
 #include <algorithm>
 #include <atomic>
-#include <csignal>
 #include <cstdint>
 #include <cstdio>
 #include <cstring>
@@ -303,19 +300,6 @@ std::string FormatProgress(uint64_t have, uint64_t items, uint64_t done_now,
                          eta);
 }
 
-// Ends the process as if killed by `signo`: default action, unblocked, raised.
-[[noreturn]] void ReraiseSignal(int signo) {
-  std::fflush(stdout);
-  std::fflush(stderr);
-  std::signal(signo, SIG_DFL);
-  sigset_t set;
-  sigemptyset(&set);
-  sigaddset(&set, signo);
-  pthread_sigmask(SIG_UNBLOCK, &set, nullptr);
-  raise(signo);
-  _exit(128 + signo);  // not reached for SIGINT/SIGTERM
-}
-
 int Fail(const absl::Status& status) {
   std::fprintf(stderr, "checkpointed_batch: %s\n", status.ToString().c_str());
   return 1;
@@ -366,7 +350,7 @@ int main(int argc, char** argv) {
   Appender appender(fd, path);
   Progress progress;
   FirstError first_error;
-  std::atomic<int> first_signal{0};
+  int first_signal = 0;  // read from the watcher before it goes
   int exit_code = 0;
   {
     // Writes are serialized by Appender's mutex: two blocking threads are
@@ -380,13 +364,7 @@ int main(int argc, char** argv) {
     // destroyed last: compute tasks spawn into it.
     ripcord::TaskGroup writer(executor, {.name = "writer", .shielded = true});
     ripcord::TaskGroup compute(executor, {.name = "compute"});
-    // The executor's threads block the stop signals from birth; the watcher
-    // blocks them in this thread, before any thread of ours exists.
-    ripcord::SignalWatcher watcher(
-        executor, {.on_signal = [&first_signal](int signo, int) {
-          int none = 0;
-          first_signal.compare_exchange_strong(none, signo);
-        }});
+    ripcord::SignalWatcher watcher(executor);
 
     const absl::Time start = absl::Now();
     absl::Status compute_status;
@@ -496,10 +474,8 @@ int main(int argc, char** argv) {
                                          have, items))
                                    : compute_status);
     }
-    // ~SignalWatcher joins its thread, which first handles every signal
-    // already received: after it, first_signal is final.
+    first_signal = watcher.first_signal();
   }
-  const int signo = first_signal.load();
-  if (signo != 0) ReraiseSignal(signo);
+  if (first_signal != 0) ripcord::ExitBySignal(first_signal);
   return exit_code;
 }

@@ -31,13 +31,10 @@
 // Output is line-buffered and every line is written by one fwrite, so a pipe
 // sees whole lines, each as it happens.
 
-#include <pthread.h>
-#include <signal.h>
 #include <unistd.h>
 
 #include <algorithm>
 #include <atomic>
-#include <csignal>
 #include <cstdio>
 #include <cstdlib>
 #include <memory>
@@ -147,20 +144,6 @@ absl::Status BlockingWork(int n, absl::Duration work, ripcord::StopToken token,
   return absl::OkStatus();
 }
 
-// Ends the process as if killed by `signo`: default action, unblocked, raised.
-[[noreturn]] void ReraiseSignal(int signo) {
-  std::fflush(stdout);
-  std::fflush(stderr);
-  std::signal(signo, SIG_DFL);
-  sigset_t set;
-  sigemptyset(&set);
-  sigaddset(&set, signo);
-  pthread_sigmask(SIG_UNBLOCK, &set, nullptr);
-  raise(signo);
-  // Not reached for SIGINT/SIGTERM with the default action.
-  _exit(128 + signo);
-}
-
 }  // namespace
 
 int main(int argc, char** argv) {
@@ -184,8 +167,8 @@ int main(int argc, char** argv) {
   const absl::Duration work = absl::Seconds(seconds);
   const int total = num_shielded + num_unshielded + num_blocking;
 
-  // The first stop signal, recorded by on_signal (0: none).
-  std::atomic<int> first_signal{0};
+  // The first stop signal (0: none), read from the watcher before it goes.
+  int first_signal = 0;
   Tally tally;
   {
     ripcord::Executor executor({.num_workers = workers});
@@ -201,14 +184,9 @@ int main(int argc, char** argv) {
     ripcord::TaskGroup shielded(demo, {.name = "shielded", .shielded = true});
     ripcord::TaskGroup unshielded(demo, {.name = "unshielded"});
     ripcord::TaskGroup blocking(demo, {.name = "blocking"});
-    // The executor's threads block the stop signals from birth; the watcher
-    // blocks them in this thread, before any thread of ours exists. A signal
-    // before this line takes its default action: nothing has started yet.
-    ripcord::SignalWatcher watcher(
-        executor, {.on_signal = [&first_signal](int signo, int) {
-          int none = 0;
-          first_signal.compare_exchange_strong(none, signo);
-        }});
+    // A signal before this line takes its default action: nothing has
+    // started yet.
+    ripcord::SignalWatcher watcher(executor);
 
     int n = 0;
     for (int i = 0; i < num_shielded; ++i) {
@@ -256,12 +234,11 @@ int main(int argc, char** argv) {
       absl::StrAppend(&summary, ", ", total - started_count, " never started");
     }
     PrintLine(summary);
-    // ~SignalWatcher (first: declared last) joins its thread, which first
-    // handles every signal already received: after it, first_signal is final.
-    // Then the (joined) groups and the executor go.
+    first_signal = watcher.first_signal();
+    // Then ~SignalWatcher (first: declared last), the (joined) groups and the
+    // executor go.
   }
 
-  const int signo = first_signal.load();
-  if (signo != 0) ReraiseSignal(signo);
+  if (first_signal != 0) ripcord::ExitBySignal(first_signal);
   return 0;
 }

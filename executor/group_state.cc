@@ -157,6 +157,7 @@
 #include "executor/check.h"
 #include "executor/futex.h"
 #include "executor/membarrier.h"
+#include "executor/process_life.h"
 #include "executor/scheduler.h"
 #include "executor/timer.h"
 #include "ripcord/internal/group_state.h"
@@ -264,6 +265,7 @@ GroupState::GroupState(ExecutorImpl* exec, GroupState* parent,
 
 GroupState* GroupState::Create(ExecutorImpl* exec, GroupState* parent,
                                GroupOptions&& options) {
+  if (InheritedByFork(exec)) CheckNotInherited(exec, "TaskGroup::TaskGroup");
   return new GroupState(exec, parent, std::move(options));
 }
 
@@ -560,6 +562,7 @@ void GroupState::AddTask() {
 }
 
 void GroupState::Submit(TaskNode* task) {
+  if (InheritedByFork(exec_)) CheckNotInherited(exec_, "TaskGroup::Spawn");
   if (stop_requested()) {
     // Dropped here and now, counted strict like a non-lazy task: a frozen
     // group's census (step 5) must see it until its release.
@@ -839,6 +842,7 @@ bool GroupState::Census(bool* fenced) {
 }
 
 absl::Status GroupState::WaitUntil(absl::Time deadline, bool* timed_out) {
+  if (InheritedByFork(exec_)) CheckNotInherited(exec_, "TaskGroup::Wait");
   *timed_out = false;
   bool fenced = false;
   if (Joined(&fenced)) return absl::OkStatus();
@@ -1218,6 +1222,19 @@ TaskGroup::TaskGroup(TaskGroup& parent, GroupOptions options)
       uncaught_at_construction_(std::uncaught_exceptions()) {}
 
 TaskGroup::~TaskGroup() {
+  // Process life (executor/process_life.h): in a fork child, or during
+  // exit() with work that cannot be joined, stop what runs and leak.
+  if (internal::InheritedByFork(state_->executor())) {
+    internal::LeakOnPurpose(state_);
+    return;
+  }
+  if ((!state_->Done() || state_->HasChildren()) &&
+      internal::ExitingFor(this)) {
+    state_->Stop("the process is exiting (exit() called)",
+                 internal::StopOrigin::kSelf);
+    internal::LeakOnPurpose(state_);
+    return;
+  }
   // Already joined (the usual case: the owner called Wait()): nothing to
   // stop or wait for, and a task of the group or of a descendant cannot be
   // running on this thread, since it would keep the group busy. (Stopping a
@@ -1244,9 +1261,26 @@ TaskGroup::~TaskGroup() {
 // ---- Executor ---------------------------------------------------------------
 
 Executor::Executor(ExecutorOptions options)
-    : impl_(std::make_unique<internal::ExecutorImpl>(options)) {}
+    : impl_(std::make_unique<internal::ExecutorImpl>(options)) {
+  internal::NoteProcessLifeObject();
+  internal::RegisterExecutor(impl_.get());
+}
 
-Executor::~Executor() = default;
+Executor::~Executor() {
+  // Process life (executor/process_life.h): an inherited executor has no
+  // threads to join; during exit() live groups stop and the executor leaks.
+  if (internal::InheritedByFork(impl_.get())) {
+    internal::LeakOnPurpose(impl_.release());
+    return;
+  }
+  internal::UnregisterExecutor(impl_.get());
+  if ((impl_->LiveRootGroups() != 0 || impl_->OnWorkerThread()) &&
+      internal::ExitingFor(this)) {
+    impl_->RequestStop(StopTarget::kAll,
+                       "the process is exiting (exit() called)");
+    internal::LeakOnPurpose(impl_.release());
+  }
+}
 
 int Executor::num_workers() const { return impl_->num_workers(); }
 

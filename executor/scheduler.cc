@@ -237,12 +237,17 @@ ExecutorImpl::ExecutorImpl(const ExecutorOptions& options)
   }
 }
 
-ExecutorImpl::~ExecutorImpl() {
+int64_t ExecutorImpl::LiveRootGroups() const {
   int64_t live = 0;
   for (auto& shard : shards_) {
     MutexLock lock(&shard->mu);
     live += shard->count;
   }
+  return live;
+}
+
+ExecutorImpl::~ExecutorImpl() {
+  const int64_t live = LiveRootGroups();
   RIPCORD_CHECK(live == 0,
                 "Executor destroyed while %lld root TaskGroup(s) are alive; "
                 "destroy or Wait() them first",

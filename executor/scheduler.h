@@ -205,6 +205,8 @@ class ExecutorImpl {
   // Root registry (no global lock: sharded by creating thread).
   void RegisterRoot(GroupState* group);
   void UnregisterRoot(GroupState* group);
+  // How many root groups are alive now.
+  int64_t LiveRootGroups() const;
   // Returns how many groups this call newly stopped.
   int RequestStop(StopTarget target, std::string_view reason);
   std::string DebugString() const;

@@ -38,9 +38,6 @@ sigset_t AsyncSignalSet() {
 }
 
 std::thread StartThread(const char* name, absl::AnyInvocable<void() &&> fn) {
-  sigset_t block = AsyncSignalSet();
-  sigset_t old;
-  pthread_sigmask(SIG_BLOCK, &block, &old);
   std::thread t;
   try {
     if (StartFailsForTesting(name)) {
@@ -58,7 +55,6 @@ std::thread StartThread(const char* name, absl::AnyInvocable<void() &&> fn) {
                  name, e.what());
     std::abort();
   }
-  pthread_sigmask(SIG_SETMASK, &old, nullptr);
   return t;
 }
 

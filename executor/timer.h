@@ -120,8 +120,7 @@ class TimerEntry {
 // callback on the timer thread, except the destructor (see there).
 class TimerQueue {
  public:
-  // Starts the timer thread (internal::StartThread, so it is born with the
-  // asynchronous signals blocked).
+  // Starts the timer thread (internal::StartThread).
   TimerQueue();
 
   // TimerQueue::~TimerQueue()

@@ -76,9 +76,36 @@ enum class StopTarget {
 
 // Executor: a work-stealing thread pool with a blocking pool and a timer.
 //
-// Worker, blocking and timer threads block SIGINT, SIGTERM, SIGHUP, SIGQUIT,
-// SIGUSR1 and SIGUSR2 from birth (the mask is set in the creating thread
-// around thread creation), so a process-directed signal never lands on them.
+// Signals and child processes: the executor's threads (workers, blocking
+// threads, the timer thread) block no signal; each starts with the mask of
+// the thread that created it (the program's own mask when the Executor is
+// built in main). So a child process started from a task or a blocking fn
+// (system, popen, posix_spawn, fork+exec) inherits that mask, and Ctrl-C
+// and SIGTERM reach it. A process-directed signal may land on any thread:
+// without a SignalWatcher it takes its disposition (SIGINT's default ends
+// the process); with one, its handler counts it and the watcher's thread
+// acts (signal_watcher.h). The executor's own waits retry when a signal
+// interrupts them. It opens no file descriptor.
+//
+// Process life:
+// - exit(n) while groups are alive (from main, a task or on_signal; static
+//   or local objects) ends the process with status n. exit() destroys only
+//   static objects: a static Executor or TaskGroup whose work has not
+//   finished then stops it (reason "the process is exiting (exit()
+//   called)"), does not join it, and leaks what it owns; the threads end
+//   with the process. An Executor or group already idle is destroyed as
+//   usual. "Static" includes an object owned by a static smart pointer
+//   (the exit flag is set by a handler each Executor and SignalWatcher
+//   registers, which runs before the destructors of statics created
+//   earlier). Local objects are not destroyed by exit(): their threads run
+//   on until the process ends.
+// - fork() without exec: only the forking thread exists in the child, so an
+//   Executor alive at the fork is unusable there: creating a group on it,
+//   spawning into or waiting on one of its groups aborts with "Executor used
+//   in a fork() child; create a new Executor", and destroying it or its
+//   groups does nothing (no hang). A new Executor created in the child
+//   works as usual.
+//
 // Idle workers park on a futex after a short search: an idle executor uses no
 // measurable CPU.
 // Thread-safety: every member may be called from any thread, including tasks.
@@ -89,7 +116,8 @@ class Executor {
   // Executor while task groups of it still exist is a programming error: a
   // message naming how many groups are alive on stderr, then abort (never a
   // hang, never silent memory corruption). Destroying it from one of its own
-  // worker threads aborts too.
+  // worker threads aborts too. Except while the process is exiting, and
+  // for an Executor inherited by a fork() child: see "Process life" above.
   ~Executor();
   Executor(const Executor&) = delete;
   Executor& operator=(const Executor&) = delete;

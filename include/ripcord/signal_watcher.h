@@ -24,11 +24,36 @@
 // count is taken once the stopped tasks have had a moment (up to 25 ms) to
 // finish, so it shows what shutdown really waits for.
 //
-// Mechanism: no signal handler is installed. The watcher blocks its signals
-// in the constructing thread (the executor's own threads are born with them
-// blocked), and one dedicated thread, "ripcord-signal", reads them from a
-// signalfd. So no user code and no allocation ever runs in signal context;
-// RequestStop and on_signal run on an ordinary thread.
+// Mechanism (the self-pipe trick of Tokio's signal driver, asyncio's
+// set_wakeup_fd and Go's runtime): the watcher installs, with sigaction and
+// SA_RESTART, a minimal handler for its signals. The handler runs on
+// whichever thread the kernel picks and does only async-signal-safe work: it
+// counts the signal and writes to an eventfd (saving and restoring errno).
+// One dedicated thread, "ripcord-signal", reads that eventfd and does
+// everything else: stop requests, on_signal, the lines on stderr. So no user
+// code and no allocation ever runs in signal context.
+//
+// Signal masks and child processes: no ripcord thread blocks any signal.
+// Every thread keeps the mask of the thread that created it (the program's
+// own), so a child process started from anywhere (system, popen,
+// posix_spawn, fork+exec; from a task, a blocking fn, on_signal or main;
+// with a watcher alive or not) starts with the mask the program had, and
+// Ctrl-C and SIGTERM reach it. A child started while the watcher lives
+// inherits the watcher's handler only until its exec (exec resets caught
+// signals to SIG_DFL); a fork() child that does not exec gets the previous
+// dispositions back (a pthread_atfork hook) and may construct its own
+// watcher. The watcher's eventfd is close-on-exec and numbered 3 or above.
+// The one cost: a signal may interrupt a system call on any thread of the
+// program. SA_RESTART restarts most of them; those that fail with EINTR
+// regardless (poll, nanosleep, sem_wait, ...) must be retried, as any
+// program with a signal handler must.
+//
+// Rejected alternative: blocking the watched signals in every thread and
+// reading them from a signalfd keeps all code out of signal context, but a
+// thread's mask survives fork and exec, so every child started from an
+// executor thread ignored Ctrl-C and `kill -INT`. A pthread_atfork handler
+// cannot unblock them there: glibc's posix_spawn (and so system and popen)
+// runs no atfork handlers.
 #ifndef RIPCORD_SIGNAL_WATCHER_H_
 #define RIPCORD_SIGNAL_WATCHER_H_
 
@@ -50,11 +75,9 @@ class SignalWatcherImpl;
 // SignalOptions: what a SignalWatcher listens to and how it escalates.
 //
 // Every signal number (in `signals` and `dump_signal`) must be one of SIGINT,
-// SIGTERM, SIGHUP, SIGQUIT, SIGUSR1, SIGUSR2: the signals the executor's
-// threads block from birth. Any other signal could land on a thread that does
-// not block it and take its default action there, so the watcher could not
-// see it reliably: another number is a programming error (a message on
-// stderr, then abort, at construction). Duplicates are ignored.
+// SIGTERM, SIGHUP, SIGQUIT, SIGUSR1, SIGUSR2: the asynchronous control
+// signals. Another number is a programming error (a message on stderr, then
+// abort, at construction). Duplicates are ignored.
 struct SignalOptions {
   // The stop signals. Empty is allowed (a watcher that only dumps).
   std::vector<int> signals = {SIGINT, SIGTERM};
@@ -73,8 +96,8 @@ struct SignalOptions {
   std::function<void(int signo, int count)> on_signal = nullptr;
   // Writes Executor::DebugString() to stderr and stops nothing; not counted
   // by signals_received(), does not call on_signal, never moves the
-  // escalation on. 0 turns it off (the signal keeps its own disposition and
-  // is not blocked). A signal listed in `signals` is a stop signal even if it
+  // escalation on. 0 turns it off (the signal keeps its own disposition).
+  // A signal listed in `signals` is a stop signal even if it
   // is also the dump signal.
   int dump_signal = SIGUSR1;
   // Silences the line written after each stop signal and the progress lines.
@@ -97,69 +120,78 @@ struct SignalOptions {
 //   2nd, or grace_period elapsed since the 1st:
 //        executor.RequestStop(StopTarget::kAll, ...) with the signal's name in
 //        the reason ("SIGTERM", or "SIGINT: grace period 30s expired").
-//   3rd: writes to stderr how many tasks in how many groups are still running
-//        or queued and the live group tree (Executor::DebugString(), which
-//        names every group), then restores the default action of that signal
-//        and re-raises it, so the process ends as killed by it (a shell
-//        reports 128 + signo). Should the process survive that (it cannot,
-//        for the permitted signals), it calls _exit(128 + signo).
+//   3rd: writes to stderr how many tasks in how many groups of this
+//        executor are still running or queued ("this executor: waiting for
+//        ..."; another Executor of the process is not counted) and its live
+//        group tree (Executor::DebugString(), which names every group), then
+//        ends the process at once as killed by that signal (a shell reports
+//        128 + signo): as ExitBySignal(signo), but without flushing stdio,
+//        which could wait for a thread blocked in a write.
 // Order: create the long-lived root groups before the watcher. A signal stops
 // the groups that exist when it arrives; a root group created after it starts
 // unstopped (so that clean-up work can run), so a group created after the
 // watcher could miss an early Ctrl-C.
 // Signals sent to the process (kill(pid, SIGINT), Ctrl-C) are what it
-// handles; a signal aimed at one thread (raise(), pthread_kill) reaches that
-// thread only and is not its business. Standard signals that arrive while one
-// of the same number is still pending merge into one (POSIX); every signal
-// the watcher receives counts.
+// handles. A watched signal aimed at one thread (raise(), pthread_kill) runs
+// the handler on that thread, so it is handled like one sent to the process.
+// Standard signals that arrive while one of the same number is still
+// pending (not yet delivered to any thread) merge into one (POSIX); every
+// signal delivered counts, including two delivered to two threads at once.
+// Two different signals that arrive within microseconds of each other may
+// be handled in either order (two threads may take them at once).
 //
-// Ignored signals: a listed signal whose disposition is SIG_IGN at
-// construction (SIGINT of a background job started by a non-interactive
-// shell, SIGHUP under nohup) is set to SIG_DFL for the watcher's lifetime, or
-// the kernel would discard it before the watcher sees it; the destructor puts
-// SIG_IGN back. An explicit SignalWatcher is taken as the program's wish to
-// handle the signal (Go's signal.Notify does the same).
+// Dispositions: the watcher replaces the disposition of each watched signal
+// with its handler for its lifetime, whatever it was: SIG_DFL, SIG_IGN
+// (SIGINT of a background job started by a non-interactive shell, SIGHUP
+// under nohup: an explicit SignalWatcher is taken as the program's wish to
+// handle the signal, as Go's signal.Notify does) or a handler of the
+// program's, which does not run meanwhile. The destructor puts the previous
+// disposition back, except for a signal whose disposition the program
+// changed while the watcher lived: that one is the program's and stays.
 //
-// Thread-safety: construct and destroy it on the same thread (normally main(),
-// before any thread of your own is started: threads started earlier keep
-// their signal mask, and a signal the kernel delivers to one of them takes
-// its default action, which ends the process). signals_received() may be
-// called from any thread. At most one SignalWatcher may exist at a time in a
-// process (signals are process-wide): constructing a second one while
-// another is alive is a programming error (message, abort). Once destroyed, a
-// new one may be constructed.
+// Thread-safety: construct and destroy it on any thread other than the
+// signal thread (normally main(), early). signals_received() and
+// first_signal() may be called from any thread. At most one SignalWatcher
+// may exist at a time in a process (signals are process-wide): constructing
+// a second one while another is alive is a programming error (message,
+// abort). Once destroyed, a new one may be constructed.
 //
-// Lifetime: the Executor must outlive the watcher.
+// Output: the lines go to fd 2 only if fd 2 was open when the watcher was
+// constructed; a program started with stderr closed gets no line (fd 2 may
+// later be a file of its own).
+//
+// Lifetime: the Executor must outlive the watcher. Process life: a watcher
+// inherited by a fork() child is inert there (its destructor does nothing; a
+// new one may be constructed in the child). A static watcher destroyed by
+// exit() called from on_signal puts the dispositions back and does not join
+// its own thread, so the exit status is kept.
 class SignalWatcher {
  public:
-  // SignalWatcher(executor, options): blocks `options.signals` and
-  // `options.dump_signal` (when not 0) in the calling thread with
-  // pthread_sigmask (threads it creates afterwards inherit that mask; the
-  // executor's own threads block them already) and starts the thread
-  // "ripcord-signal", which waits for them on a signalfd. A signal sent after
-  // the constructor returns is never lost and never kills the process
-  // (provided no thread started earlier has it unblocked: see the class
-  // comment); one sent while it runs is either handled or, before the mask
-  // is set, takes the signal's prior disposition. A watched signal already
-  // pending at construction is handled at once.
+  // SignalWatcher(executor, options): installs the handler for
+  // `options.signals` and `options.dump_signal` (when not 0) and starts the
+  // thread "ripcord-signal". A signal sent after the constructor returns is
+  // never lost and never takes its default action; one sent while it runs
+  // is either handled or takes the signal's prior disposition. No thread's
+  // mask is changed, except that the signal thread unblocks the watched
+  // signals in itself, so that a watched signal the program left blocked
+  // everywhere (and one already pending at construction) is still taken.
   // Aborts with a message: another SignalWatcher is alive; a signal number
   // outside the permitted set (see SignalOptions); progress_interval <= 0;
-  // the signalfd, eventfd or thread cannot be created.
+  // the eventfd or the thread cannot be created.
   // Thread-safety: see the class comment.
   explicit SignalWatcher(Executor& executor, SignalOptions options = {});
 
-  // ~SignalWatcher(): wakes the signal thread and joins it promptly (it does
-  // not wait for any group). Before exiting, the thread handles every signal
-  // already pending, so a signal that arrived before the destructor began is
-  // handled as usual (counted, stop requested, on_signal called; a third one
-  // ends the process). A signal that arrives after that last read stays
-  // pending until the restored mask lets it through, and then its
-  // disposition applies: for SIGINT and SIGTERM, the default action ends the
-  // process, exactly as if it had arrived after the watcher was gone.
-  // Restoring: the signals the constructor blocked that were not blocked
-  // before are unblocked in the calling thread (other changes made to its
-  // mask meanwhile are kept), and SIG_IGN dispositions are put back.
-  // Calling it on the signal thread (from on_signal) aborts with a message.
+  // ~SignalWatcher(): puts the dispositions back (see the class comment),
+  // then wakes the signal thread and joins it promptly (it does not wait
+  // for any group). Before exiting, the thread handles every signal already
+  // delivered, so a signal that arrived before the destructor began is
+  // handled as usual (counted, stop requested, on_signal called; a third
+  // one ends the process). A signal that arrives after the dispositions are
+  // put back meets the previous disposition: for SIGINT and SIGTERM at
+  // SIG_DFL, the default action ends the process, exactly as if it had
+  // arrived after the watcher was gone.
+  // Calling it on the signal thread (from on_signal) aborts with a message,
+  // except during exit() (see the class comment).
   ~SignalWatcher();
 
   SignalWatcher(const SignalWatcher&) = delete;
@@ -175,9 +207,33 @@ class SignalWatcher {
   // Thread-safety: any thread.
   int signals_received() const;
 
+  // SignalWatcher::first_signal(): the number of the first stop signal
+  // received (SIGINT, SIGTERM, ...), 0 if none. With ExitBySignal, a program
+  // ends "as killed by the first stop signal" after its clean shutdown:
+  //   int signo = watcher.first_signal();   // before the watcher goes
+  //   ...
+  //   if (signo != 0) ripcord::ExitBySignal(signo);   // 130 for SIGINT
+  // Memory ordering: set before signals_received() becomes 1 (the same
+  // release store publishes both to a reader that sees the count).
+  // Thread-safety: any thread.
+  int first_signal() const;
+
  private:
   std::unique_ptr<internal::SignalWatcherImpl> impl_;
 };
+
+// ExitBySignal(signo): ends the process as if killed by `signo`, so that a
+// parent sees WIFSIGNALED with that signal and a shell reports 128 + signo
+// (130 for SIGINT, 143 for SIGTERM), which tells a script that ran the
+// program to stop too. It flushes the C stdio streams, restores the
+// signal's default action, unblocks it in the calling thread and raises it
+// there. Like a real kill, it runs no atexit handler or destructor. If the
+// default action does not end the process (SIGCHLD, SIGWINCH; a stop signal
+// once continued), it calls _exit(128 + signo). Never returns.
+// Bad input: signo outside 1..NSIG-1 aborts with a message.
+// Thread-safety: any thread (including on_signal, which ends the process
+// at once).
+[[noreturn]] void ExitBySignal(int signo);
 
 }  // namespace ripcord
 

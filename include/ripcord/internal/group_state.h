@@ -195,6 +195,7 @@ class GroupState final : public CacheAllocated<GroupState> {
 
   // Aborts with a message if child groups are still alive.
   void CheckNoChildren() const ABSL_LOCKS_EXCLUDED(children_mu_);
+  bool HasChildren() const { return children_mu_.count() != 0; }
 
   // ---- join -------------------------------------------------------------
   absl::Status Wait();
