@@ -123,6 +123,8 @@
 #include "absl/time/clock.h"
 #include "executor/check.h"
 #include "executor/futex.h"
+#include "executor/group_limit.h"
+#include "executor/group_report.h"
 #include "executor/membarrier.h"
 #include "executor/scheduler.h"
 #include "executor/timer.h"
@@ -212,7 +214,8 @@ GroupState::GroupState(ExecutorImpl* exec, GroupState* parent,
       depth_(parent == nullptr ? 0 : parent->depth_ + 1),
       shielded_(options.shielded),
       name_(std::move(options.name)),
-      id_(NextGroupId()) {
+      id_(NextGroupId()),
+      limit_(GroupLimit::Make(options.max_concurrency)) {
   if (parent_ != nullptr) {
     parent_->LinkChild(this);
   } else {
@@ -520,6 +523,11 @@ void GroupState::Submit(TaskNode* task) {
     AddPending<std::memory_order_seq_cst>();
     task->run(task, /*drop=*/true);
     return;
+  }
+  // max_concurrency (group_limit.h): a task admitted from the wait already
+  // holds its slot.
+  if (limit_ != nullptr && (task->flags & TaskNode::kSlot) == 0) [[unlikely]] {
+    if (!limit_->Admit(this, task)) return;  // it waits, or was dropped
   }
 #ifndef NDEBUG
   if (auto* hook = submit_race_hook_for_testing.load(std::memory_order_relaxed)) {
@@ -896,7 +904,7 @@ absl::Status GroupState::Outcome() const {
   if (!first_error_.ok()) return first_error_;
   if (stopped_) {
     return absl::CancelledError(
-        absl::StrCat(Label(), " stopped: ", stop_reason_));
+        absl::StrCat(Label(), " stopped: ", StopReasonLocked()));
   }
   return absl::OkStatus();
 }
@@ -916,7 +924,8 @@ int GroupState::Stop(std::string_view reason, StopOrigin origin) {
     if (!stopped_) {
       first = true;
       stopped_ = true;
-      stop_reason_ = std::string(reason);
+      stop_reason_ = CapStopReason(reason);
+      if (origin == StopOrigin::kParent) stop_via_ = parent_->Label();
       stop_time_ = absl::Now();
     }
     propagate = first || (force && !forced_);
@@ -929,6 +938,7 @@ int GroupState::Stop(std::string_view reason, StopOrigin origin) {
     if ((pending_.load(std::memory_order_acquire) & kWaiters) != 0) {
       WakeWaiters(exec_);
     }
+    if (limit_ != nullptr) limit_->Close(this);  // drops what waits for a slot
   }
   int stopped = first ? 1 : 0;
   if (!propagate) return stopped;
@@ -1045,8 +1055,17 @@ GroupStats GroupState::Stats() const {
   return s;
 }
 
-void GroupState::DescribeTree(std::string* out, int indent,
-                              absl::Time now) const {
+void GroupState::DescribeTree(std::string* out, int indent, absl::Time now,
+                              int64_t* skipped) const {
+  // Bounded output (group_report.h): past the size cap, only count.
+  if (out->size() >= kMaxDescribeBytes) {
+    ++*skipped;
+    SpinLockHolder lock(&children_mu_);
+    for (GroupState* c = first_child_; c != nullptr; c = c->next_sibling_) {
+      c->DescribeTree(out, indent + 1, now, skipped);
+    }
+    return;
+  }
   GroupStats s = Stats();
   std::string stop;
   {
@@ -1054,20 +1073,23 @@ void GroupState::DescribeTree(std::string* out, int indent,
     if (stopped_) {
       stop = absl::StrCat(" stopped ", absl::FormatDuration(absl::Trunc(
                                            now - stop_time_, absl::Milliseconds(1))),
-                          " ago: ", stop_reason_);
+                          " ago: ", StopReasonLocked());
     }
   }
+  const std::string depth =
+      indent > kMaxDescribeIndent ? absl::StrCat("[depth ", indent, "] ") : "";
   absl::StrAppendFormat(
       out,
-      "%*s%s%s%s: spawned=%lld completed=%lld failed=%lld cancelled=%lld "
+      "%*s%s%s%s%s: spawned=%lld completed=%lld failed=%lld cancelled=%lld "
       "running=%lld queued=%lld\n",
-      2 * indent, "", Label(), shielded_ ? " [shielded]" : "", stop,
+      2 * std::min(indent, kMaxDescribeIndent), "", depth, Label(),
+      shielded_ ? " [shielded]" : "", stop,
       static_cast<long long>(s.spawned), static_cast<long long>(s.completed),
       static_cast<long long>(s.failed), static_cast<long long>(s.cancelled),
       static_cast<long long>(s.running), static_cast<long long>(s.queued));
   SpinLockHolder lock(&children_mu_);
   for (GroupState* c = first_child_; c != nullptr; c = c->next_sibling_) {
-    c->DescribeTree(out, indent + 1, now);
+    c->DescribeTree(out, indent + 1, now, skipped);
   }
 }
 
@@ -1099,6 +1121,9 @@ void SubmitBlockingJob(GroupState* group, TaskNode* job) {
     // with CancelledError.
     job->run(job, /*drop=*/false);
     return;
+  }
+  if (GroupLimit* limit = group->limit()) [[unlikely]] {
+    if (!limit->AdmitBlockingCall(job)) return;  // waits for a slot
   }
   group->executor()->blocking().Submit([job] { job->run(job, false); });
 }

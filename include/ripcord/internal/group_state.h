@@ -36,6 +36,7 @@ struct GroupStats;
 namespace internal {
 
 class ExecutorImpl;
+class GroupLimit;
 class GroupTimeout;
 struct RootShard;
 
@@ -242,6 +243,14 @@ class GroupState final : public CacheAllocated<GroupState> {
   ExecutorImpl* executor() const { return exec_; }
   int depth() const { return depth_; }
   GroupStats Stats() const;
+  // Stats() of this group plus those of all its descendants (group_report.cc).
+  GroupStats TreeStats() const ABSL_LOCKS_EXCLUDED(children_mu_);
+  // GroupOptions::max_concurrency's slots (executor/group_limit.h); null
+  // when the group has no limit.
+  GroupLimit* limit() const { return limit_.get(); }
+  // Gives back the slot a finishing or suspending piece of work held (its
+  // node had TaskNode::kSlot). The caller keeps the group alive.
+  void ReleaseSlot();
   // Tests only: sets the completed count to `n`, to reach the 2^31 carry of
   // pending_'s completed field without running 2^31 tasks. Call it from the
   // group's only running task.
@@ -254,8 +263,10 @@ class GroupState final : public CacheAllocated<GroupState> {
   static GroupState* Current();
 
   // Appends this group and its subtree to `out` (Executor::DebugString).
-  void DescribeTree(std::string* out, int indent, absl::Time now) const
-      ABSL_LOCKS_EXCLUDED(children_mu_);
+  // Once `out` is kMaxDescribeBytes long (executor/group_report.h), groups
+  // are only counted in `*skipped`.
+  void DescribeTree(std::string* out, int indent, absl::Time now,
+                    int64_t* skipped) const ABSL_LOCKS_EXCLUDED(children_mu_);
   // Appends every group of the subtree that has tasks running or queued
   // (for shutdown reports).
   void CollectBusy(std::vector<BusyGroup>* out) const
@@ -362,6 +373,8 @@ class GroupState final : public CacheAllocated<GroupState> {
   void WakeWaiters(ExecutorImpl* exec) const;
   const std::atomic<uint32_t>* FutexWord() const;
   void StopLocked(std::string_view reason, bool force);
+  // The recorded reason as messages show it (stop_via_, then stop_reason_).
+  std::string StopReasonLocked() const ABSL_EXCLUSIVE_LOCKS_REQUIRED(mu_);
   void LinkChild(GroupState* child) ABSL_LOCKS_EXCLUDED(children_mu_);
   void UnlinkChild(GroupState* child) ABSL_LOCKS_EXCLUDED(children_mu_);
   absl::Status WaitUntil(absl::Time deadline, bool* timed_out);
@@ -372,6 +385,7 @@ class GroupState final : public CacheAllocated<GroupState> {
   const bool shielded_;
   const std::string name_;
   const uint64_t id_;
+  const std::unique_ptr<GroupLimit> limit_;  // null: no max_concurrency
 
   StopState stop_;
 
@@ -416,7 +430,11 @@ class GroupState final : public CacheAllocated<GroupState> {
   absl::Status first_error_ ABSL_GUARDED_BY(mu_);
   bool stopped_ ABSL_GUARDED_BY(mu_) = false;
   bool forced_ ABSL_GUARDED_BY(mu_) = false;  // a kExecutorAll stop passed
+  // The first stop's reason as given (CapStopReason: cut, escaped), and,
+  // for a stop that came from the parent, the parent's label: a child's
+  // message names its direct parent and the original reason only.
   std::string stop_reason_ ABSL_GUARDED_BY(mu_);
+  std::string stop_via_ ABSL_GUARDED_BY(mu_);
   absl::Time stop_time_ ABSL_GUARDED_BY(mu_);
 
   // The child list. Lock order: a parent's children_mu_ before a child's.
