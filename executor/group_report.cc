@@ -67,19 +67,29 @@ std::string GroupState::StopReasonLocked() const {
   return absl::StrCat("parent ", stop_via_, " stopped: ", stop_reason_);
 }
 
+namespace {
+void Add(GroupStats* sum, const GroupStats& s) {
+  sum->spawned += s.spawned;
+  sum->completed += s.completed;
+  sum->failed += s.failed;
+  sum->cancelled += s.cancelled;
+  sum->running += s.running;
+  sum->queued += s.queued;
+}
+}  // namespace
+
 GroupStats GroupState::TreeStats() const {
-  GroupStats sum = Stats();
+  GroupStats sum;
+  AddTreeStats(&sum);
+  return sum;
+}
+
+void GroupState::AddTreeStats(GroupStats* sum) const {
+  Add(sum, Stats());  // its own frame: the recursion's frames stay small
   SpinLockHolder lock(&children_mu_);
   for (GroupState* c = first_child_; c != nullptr; c = c->next_sibling_) {
-    const GroupStats s = c->TreeStats();
-    sum.spawned += s.spawned;
-    sum.completed += s.completed;
-    sum.failed += s.failed;
-    sum.cancelled += s.cancelled;
-    sum.running += s.running;
-    sum.queued += s.queued;
+    c->AddTreeStats(sum);
   }
-  return sum;
 }
 
 }  // namespace ripcord::internal

@@ -245,6 +245,8 @@ class GroupState final : public CacheAllocated<GroupState> {
   GroupStats Stats() const;
   // Stats() of this group plus those of all its descendants (group_report.cc).
   GroupStats TreeStats() const ABSL_LOCKS_EXCLUDED(children_mu_);
+  // Adds TreeStats() to *sum.
+  void AddTreeStats(GroupStats* sum) const ABSL_LOCKS_EXCLUDED(children_mu_);
   // GroupOptions::max_concurrency's slots (executor/group_limit.h); null
   // when the group has no limit.
   GroupLimit* limit() const { return limit_.get(); }
@@ -375,6 +377,9 @@ class GroupState final : public CacheAllocated<GroupState> {
   void StopLocked(std::string_view reason, bool force);
   // The recorded reason as messages show it (stop_via_, then stop_reason_).
   std::string StopReasonLocked() const ABSL_EXCLUSIVE_LOCKS_REQUIRED(mu_);
+  // DescribeTree's line for this group alone.
+  [[gnu::noinline]] void DescribeSelf(std::string* out, int indent,
+                                      absl::Time now) const;
   void LinkChild(GroupState* child) ABSL_LOCKS_EXCLUDED(children_mu_);
   void UnlinkChild(GroupState* child) ABSL_LOCKS_EXCLUDED(children_mu_);
   absl::Status WaitUntil(absl::Time deadline, bool* timed_out);
