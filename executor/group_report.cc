@@ -63,8 +63,8 @@ std::string CapStopReason(std::string_view reason) {
 }
 
 std::string GroupState::StopReasonLocked() const {
-  if (stop_via_.empty()) return stop_reason_;
-  return absl::StrCat("parent ", stop_via_, " stopped: ", stop_reason_);
+  if (!stopped_by_parent_) return stop_reason_;
+  return absl::StrCat("parent ", parent_->Label(), " stopped: ", stop_reason_);
 }
 
 namespace {
@@ -91,5 +91,10 @@ void GroupState::AddTreeStats(GroupStats* sum) const {
     c->AddTreeStats(sum);
   }
 }
+
+// GroupState is allocated from the task cache, whose blocks are at most
+// kMaxCachedTaskSize bytes; one byte more and every group goes to malloc.
+static_assert(sizeof(GroupState) <= kMaxCachedTaskSize,
+              "GroupState outgrew the task cache");
 
 }  // namespace ripcord::internal

@@ -215,7 +215,9 @@ GroupState::GroupState(ExecutorImpl* exec, GroupState* parent,
       shielded_(options.shielded),
       name_(std::move(options.name)),
       id_(NextGroupId()),
-      limit_(GroupLimit::Make(options.max_concurrency)) {
+      limit_(options.max_concurrency == 0
+                 ? nullptr
+                 : GroupLimit::Make(options.max_concurrency)) {
   if (parent_ != nullptr) {
     parent_->LinkChild(this);
   } else {
@@ -925,7 +927,7 @@ int GroupState::Stop(std::string_view reason, StopOrigin origin) {
       first = true;
       stopped_ = true;
       stop_reason_ = CapStopReason(reason);
-      if (origin == StopOrigin::kParent) stop_via_ = parent_->Label();
+      stopped_by_parent_ = origin == StopOrigin::kParent;
       stop_time_ = absl::Now();
     }
     propagate = first || (force && !forced_);
@@ -1080,7 +1082,8 @@ void GroupState::DescribeSelf(std::string* out, int indent,
     if (stopped_) {
       stop = absl::StrCat(" stopped ", absl::FormatDuration(absl::Trunc(
                                            now - stop_time_, absl::Milliseconds(1))),
-                          " ago: ", StopReasonLocked());
+                          " ago: ", stop_reason_,
+                          stopped_by_parent_ ? " (from the parent)" : "");
     }
   }
   const std::string depth =

@@ -103,6 +103,7 @@ TEST(Limits, HugeStopReasonIsCut) {
   EXPECT_TRUE(Contains(c.message(), "parent group 'huge' stopped"));
   const std::string dump = executor.DebugString();
   EXPECT_LT(dump.size(), size_t{3 * 4096 + 2000});
+  EXPECT_TRUE(Contains(dump, "bytes in all] (from the parent)"));
 }
 
 // A reason of exactly 4,096 plain bytes is kept whole; one more byte cuts.

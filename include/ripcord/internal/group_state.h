@@ -375,7 +375,7 @@ class GroupState final : public CacheAllocated<GroupState> {
   void WakeWaiters(ExecutorImpl* exec) const;
   const std::atomic<uint32_t>* FutexWord() const;
   void StopLocked(std::string_view reason, bool force);
-  // The recorded reason as messages show it (stop_via_, then stop_reason_).
+  // The recorded reason as messages show it (the parent, then stop_reason_).
   std::string StopReasonLocked() const ABSL_EXCLUSIVE_LOCKS_REQUIRED(mu_);
   // DescribeTree's line for this group alone.
   [[gnu::noinline]] void DescribeSelf(std::string* out, int indent,
@@ -390,14 +390,17 @@ class GroupState final : public CacheAllocated<GroupState> {
   const bool shielded_;
   const std::string name_;
   const uint64_t id_;
-  const std::unique_ptr<GroupLimit> limit_;  // null: no max_concurrency
 
   StopState stop_;
+  // Null: no max_concurrency. Read by every Submit, right after stop_, and
+  // never written: it takes 8 bytes of the padding below, so that the
+  // record stays within the task cache's kMaxCachedTaskSize (448).
+  const std::unique_ptr<GroupLimit> limit_;
 
   // Hot: every spawn and every completion touches these. Padding, not
   // alignas: an over-aligned TaskGroup would be misplaced in coroutine frames
   // (gcc allocates them with plain operator new) and in user containers.
-  [[maybe_unused]] char pad_before_hot_[64];
+  [[maybe_unused]] char pad_before_hot_[64 - sizeof(limit_)];
   std::atomic<uint64_t> pending_{0};
   // Units that are not lazy plain tasks (see Submit and AddTask), released
   // after their unit of pending_: the census waits for it to reach zero.
@@ -435,11 +438,12 @@ class GroupState final : public CacheAllocated<GroupState> {
   absl::Status first_error_ ABSL_GUARDED_BY(mu_);
   bool stopped_ ABSL_GUARDED_BY(mu_) = false;
   bool forced_ ABSL_GUARDED_BY(mu_) = false;  // a kExecutorAll stop passed
-  // The first stop's reason as given (CapStopReason: cut, escaped), and,
-  // for a stop that came from the parent, the parent's label: a child's
-  // message names its direct parent and the original reason only.
+  // The first stop came from the parent: messages name the parent (alive
+  // as long as we are) before stop_reason_, so a child's message names its
+  // direct parent and the original reason only.
+  bool stopped_by_parent_ ABSL_GUARDED_BY(mu_) = false;
+  // The first stop's reason as given (CapStopReason: cut, escaped).
   std::string stop_reason_ ABSL_GUARDED_BY(mu_);
-  std::string stop_via_ ABSL_GUARDED_BY(mu_);
   absl::Time stop_time_ ABSL_GUARDED_BY(mu_);
 
   // The child list. Lock order: a parent's children_mu_ before a child's.
