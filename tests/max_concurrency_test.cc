@@ -359,6 +359,31 @@ TEST(MaxConcurrencyStop, WaitingOnChildGroupDoesNotDeadlock) {
   EXPECT_EQ(leaves, 120);
 }
 
+// A suspended coroutine holds no slot: with N = 1, while a coroutine awaits
+// a child group's Join(), a plain task of the same group runs.
+TEST(MaxConcurrencyStop, SuspendedCoroutineHoldsNoSlot) {
+  Watchdog watchdog(absl::Seconds(60));
+  Executor executor({.num_workers = 2});
+  TaskGroup g(executor, {.name = "one", .max_concurrency = 1});
+  TaskGroup child(g, {.name = "child"});
+  Gate release;
+  child.SpawnBlocking([&] { release.WaitFor(); }, [](absl::Status) {});
+  std::atomic<bool> joined{false};
+  g.Spawn([&]() -> Task<absl::Status> {
+    absl::Status s = co_await child.Join();
+    joined = true;
+    co_return s;
+  });
+  std::atomic<bool> other_ran{false};
+  g.Spawn([&] { other_ran = true; });
+  EXPECT_TRUE(Eventually([&] { return other_ran.load(); }))
+      << "the suspended coroutine kept the only slot";
+  EXPECT_FALSE(joined.load());
+  release.Open();
+  ASSERT_TRUE(JoinOrDie(g, executor).ok());
+  EXPECT_TRUE(joined.load());
+}
+
 // The limit counts the group's own work only: a child group's tasks run
 // beside the parent's single slot holder.
 TEST(MaxConcurrencyStop, ChildGroupsAreNotCounted) {
