@@ -112,6 +112,7 @@
 #include "absl/strings/str_cat.h"
 #include "absl/time/clock.h"
 #include "executor/check.h"
+#include "executor/group_limit.h"
 #include "executor/prefetch.h"
 #include "executor/scheduler.h"
 #include "executor/timer.h"
@@ -124,14 +125,33 @@ namespace ripcord::internal {
 void CoroContext::Run(TaskNode* node, bool drop) {
   auto* ctx = static_cast<CoroContext*>(node);
   GroupState* const group = ctx->group;
+  // A slot of max_concurrency (group_limit.h) is held for this run only.
+  const bool slot = (ctx->flags & TaskNode::kSlot) != 0;
+  if (slot) [[unlikely]] ctx->flags &= ~TaskNode::kSlot;
   if (drop) {
     delete ctx;  // destroys the unstarted frame and the callable
+    if (slot) group->ReleaseSlot();
     group->FinishDropped();
     return;
   }
   absl::Status status;
-  if (!Drive(ctx, &status)) return;  // suspended: an external event owns ctx
+  // If the coroutine suspends, its resumption may finish it elsewhere (and
+  // the group's owner close the group) before ReleaseSlot() below: the pin
+  // keeps the record (Close() waits for pins).
+  if (slot) [[unlikely]] group->Pin();
+  if (!Drive(ctx, &status)) {
+    // Suspended: an external event owns ctx.
+    if (slot) [[unlikely]] {
+      group->ReleaseSlot();
+      group->Unpin();
+    }
+    return;
+  }
   delete ctx;  // the frame, then the callable and its captures
+  if (slot) [[unlikely]] {
+    group->ReleaseSlot();
+    group->Unpin();
+  }
   group->FinishTask(std::move(status));
 }
 
@@ -173,9 +193,15 @@ void FrameRoomEscaped() {
   std::abort();  // not reached
 }
 
-void ScheduleResume(CoroContext* ctx) { ctx->group->executor()->Schedule(ctx); }
+void ScheduleResume(CoroContext* ctx) {
+  GroupLimit* const limit = ctx->group->limit();
+  if (limit != nullptr && !limit->AdmitResume(ctx, false)) return;  // waits
+  ctx->group->executor()->Schedule(ctx);
+}
 
 void ScheduleResumeBack(CoroContext* ctx) {
+  GroupLimit* const limit = ctx->group->limit();
+  if (limit != nullptr && !limit->AdmitResume(ctx, true)) return;  // waits
   ctx->group->executor()->ScheduleBack(ctx);
 }
 
@@ -676,6 +702,8 @@ class JoinOp : public TaskNode {
     auto* op = static_cast<JoinOp*>(node);
     if (!op->target_->Done() && op->Register()) return;
     CoroContext* ctx = op->ctx_;
+    // A group with max_concurrency: the resumption waits for a slot.
+    if (ctx->group->limit() != nullptr) return ScheduleResume(ctx);
     ctx->run(ctx, false);  // resumes the coroutine; it deletes op (JoinFinish)
   }
 
@@ -717,6 +745,9 @@ bool YieldSuspend(CoroContext* ctx) {
 
 absl::Status SubmitBlocking(CoroContext* ctx,
                             absl::AnyInvocable<void() &&> job) {
+  if (GroupLimit* limit = ctx->group->limit()) {
+    return limit->SubmitBlocking(ctx, std::move(job));  // takes a slot
+  }
   return ctx->group->executor()->blocking().Submit(std::move(job));
 }
 

@@ -156,6 +156,8 @@
 #include "absl/time/clock.h"
 #include "executor/check.h"
 #include "executor/futex.h"
+#include "executor/group_limit.h"
+#include "executor/group_report.h"
 #include "executor/membarrier.h"
 #include "executor/process_life.h"
 #include "executor/scheduler.h"
@@ -246,7 +248,10 @@ GroupState::GroupState(ExecutorImpl* exec, GroupState* parent,
       depth_(parent == nullptr ? 0 : parent->depth_ + 1),
       shielded_(options.shielded),
       name_(std::move(options.name)),
-      id_(NextGroupId()) {
+      id_(NextGroupId()),
+      limit_(options.max_concurrency == 0
+                 ? nullptr
+                 : GroupLimit::Make(options.max_concurrency)) {
   if (parent_ != nullptr) {
     parent_->LinkChild(this);
   } else {
@@ -572,6 +577,11 @@ void GroupState::Submit(TaskNode* task) {
     AddPending<std::memory_order_seq_cst>();
     task->run(task, /*drop=*/true);
     return;
+  }
+  // max_concurrency (group_limit.h): a task admitted from the wait already
+  // holds its slot.
+  if (limit_ != nullptr && (task->flags & TaskNode::kSlot) == 0) [[unlikely]] {
+    if (!limit_->Admit(this, task)) return;  // it waits, or was dropped
   }
 #ifndef NDEBUG
   if (auto* hook = submit_race_hook_for_testing.load(std::memory_order_relaxed)) {
@@ -953,7 +963,7 @@ absl::Status GroupState::Outcome() const {
   if (!first_error_.ok()) return first_error_;
   if (stopped_) {
     return absl::CancelledError(
-        absl::StrCat(Label(), " stopped: ", stop_reason_));
+        absl::StrCat(Label(), " stopped: ", StopReasonLocked()));
   }
   return absl::OkStatus();
 }
@@ -966,13 +976,16 @@ namespace {
 struct StopRecord {
   GroupState* group;
   std::string_view reason;
+  StopOrigin origin;
 };
 }  // namespace
 
-void GroupState::RecordStopLocked(std::string_view reason) {
+void GroupState::RecordStopLocked(std::string_view reason,
+                                  StopOrigin origin) {
   if (stopped_) return;
   stopped_ = true;
-  stop_reason_ = std::string(reason);
+  stop_reason_ = CapStopReason(reason);
+  stopped_by_parent_ = origin == StopOrigin::kParent;
   stop_time_ = absl::Now();
 }
 
@@ -987,18 +1000,18 @@ int GroupState::Stop(std::string_view reason, StopOrigin origin) {
   // fetch_or below; the subtree's stop bits happen-before our return.
   if ((stop_done_.load(std::memory_order_acquire) & need) == need) return 0;
   // Step 1: the bit, before anything else.
-  StopRecord record{this, reason};
+  StopRecord record{this, reason, origin};
   const bool first = stop_.RequestStop(
       [](void* arg) {
         auto* r = static_cast<StopRecord*>(arg);
         MutexLock lock(&r->group->mu_);
-        r->group->RecordStopLocked(r->reason);
+        r->group->RecordStopLocked(r->reason, r->origin);
       },
       &record);
   if (!first) {
     // Step 2 for a later call: the first may not have recorded yet.
     MutexLock lock(&mu_);
-    RecordStopLocked(reason);
+    RecordStopLocked(reason, origin);
   }
   if (first) {
     // Waiters asleep since before the stop switch to the census (step 6).
@@ -1011,6 +1024,7 @@ int GroupState::Stop(std::string_view reason, StopOrigin origin) {
             std::memory_order_relaxed)) {
       hook();
     }
+    if (limit_ != nullptr) limit_->Close(this);  // drops what waits for a slot
   }
   // Step 3: every call that has not seen the stop complete propagates it
   // (a later one helps rather than waits: see step 4).
@@ -1141,7 +1155,23 @@ GroupStats GroupState::Stats() const {
   return s;
 }
 
-void GroupState::DescribeTree(std::string* out, int indent,
+void GroupState::DescribeTree(std::string* out, int indent, absl::Time now,
+                              int64_t* skipped) const {
+  // Bounded output (group_report.h): past the size cap, only count. The
+  // line is written by a separate frame, so that the recursion's frames
+  // stay small (a 10,000-deep chain, under ASan too).
+  if (out->size() >= kMaxDescribeBytes) {
+    ++*skipped;
+  } else {
+    DescribeSelf(out, indent, now);
+  }
+  SpinLockHolder lock(&children_mu_);
+  for (GroupState* c = first_child_; c != nullptr; c = c->next_sibling_) {
+    c->DescribeTree(out, indent + 1, now, skipped);
+  }
+}
+
+void GroupState::DescribeSelf(std::string* out, int indent,
                               absl::Time now) const {
   GroupStats s = Stats();
   std::string stop;
@@ -1150,21 +1180,21 @@ void GroupState::DescribeTree(std::string* out, int indent,
     if (stopped_) {
       stop = absl::StrCat(" stopped ", absl::FormatDuration(absl::Trunc(
                                            now - stop_time_, absl::Milliseconds(1))),
-                          " ago: ", stop_reason_);
+                          " ago: ", stop_reason_,
+                          stopped_by_parent_ ? " (from the parent)" : "");
     }
   }
+  const std::string depth =
+      indent > kMaxDescribeIndent ? absl::StrCat("[depth ", indent, "] ") : "";
   absl::StrAppendFormat(
       out,
-      "%*s%s%s%s: spawned=%lld completed=%lld failed=%lld cancelled=%lld "
+      "%*s%s%s%s%s: spawned=%lld completed=%lld failed=%lld cancelled=%lld "
       "running=%lld queued=%lld\n",
-      2 * indent, "", Label(), shielded_ ? " [shielded]" : "", stop,
+      2 * std::min(indent, kMaxDescribeIndent), "", depth, Label(),
+      shielded_ ? " [shielded]" : "", stop,
       static_cast<long long>(s.spawned), static_cast<long long>(s.completed),
       static_cast<long long>(s.failed), static_cast<long long>(s.cancelled),
       static_cast<long long>(s.running), static_cast<long long>(s.queued));
-  SpinLockHolder lock(&children_mu_);
-  for (GroupState* c = first_child_; c != nullptr; c = c->next_sibling_) {
-    c->DescribeTree(out, indent + 1, now);
-  }
 }
 
 void GroupState::CollectBusy(std::vector<BusyGroup>* out) const {
@@ -1195,6 +1225,9 @@ void SubmitBlockingJob(GroupState* group, TaskNode* job) {
     // with CancelledError.
     job->run(job, /*drop=*/false);
     return;
+  }
+  if (GroupLimit* limit = group->limit()) [[unlikely]] {
+    if (!limit->AdmitBlockingCall(job)) return;  // waits for a slot
   }
   absl::Status submitted =
       group->executor()->blocking().Submit([job] { job->run(job, false); });

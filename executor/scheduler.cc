@@ -1026,12 +1026,14 @@ std::string ExecutorImpl::DebugString() const {
                           static_cast<long long>(w->deque.SizeHint()));
   }
   out += ")\n";
+  int64_t skipped = 0;  // groups past DescribeTree's size cap
   for (const auto& shard : shards_) {
     MutexLock lock(&shard->mu);
     for (GroupState* g = shard->head; g != nullptr; g = g->next_root_) {
-      g->DescribeTree(&out, 1, now);
+      g->DescribeTree(&out, 1, now, &skipped);
     }
   }
+  if (skipped > 0) absl::StrAppend(&out, "  ... ", skipped, " more groups\n");
   BlockingPoolStats b = blocking_->stats();
   absl::StrAppendFormat(&out,
                         "blocking pool: %d threads (%d busy), %lld queued\n",

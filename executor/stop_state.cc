@@ -181,6 +181,26 @@ bool StopState::RequestStop(void (*on_stop)(void*), void* arg) noexcept {
     }
   }
   notifying_thread_ = std::this_thread::get_id();
+  StopCallbackBase* round[kRound];
+  bool removed[kRound];
+  // Step 3: detach up to kRound callbacks under this lock acquisition. The
+  // first round is detached before the lock is first released, so that a
+  // ~StopCallback that has seen the bit waits for its callback (step 4)
+  // instead of removing it unrun.
+  auto detach_round = [&] {
+    int n = 0;
+    for (; head_ != nullptr && n < kRound; ++n) {
+      StopCallbackBase* cb = head_;
+      head_ = cb->next_;
+      cb->prev_ = nullptr;  // unlinked: RemoveCallback() now waits or flags.
+      removed[n] = false;
+      cb->removed_during_callback_ = &removed[n];
+      round[n] = cb;
+    }
+    if (head_ != nullptr) head_->prev_ = &head_;
+    return n;
+  };
+  int n = detach_round();
   if (on_stop != nullptr) {
     // The bit is set and visible; the caller's bookkeeping (the group's
     // reason, under its mutex) runs with the lock released, as the sweep
@@ -193,25 +213,12 @@ bool StopState::RequestStop(void (*on_stop)(void*), void* arg) noexcept {
     // Step 5: the first claim of stop entries, handed over before the
     // callbacks run so that workers complete them meanwhile.
     StopEntry* first[kStopEntryBatch];
-    const int n = ClaimEntriesLocked(first, kStopEntryBatch);
+    const int claimed = ClaimEntriesLocked(first, kStopEntryBatch);
     Unlock();
-    SweepStopEntries(first, n);
+    SweepStopEntries(first, claimed);
     Lock(/*fail_if_stopped=*/false);
   }
-  StopCallbackBase* round[kRound];
-  bool removed[kRound];
-  while (head_ != nullptr) {
-    // Step 3: detach up to kRound callbacks under this lock acquisition.
-    int n = 0;
-    for (; head_ != nullptr && n < kRound; ++n) {
-      StopCallbackBase* cb = head_;
-      head_ = cb->next_;
-      cb->prev_ = nullptr;  // unlinked: RemoveCallback() now waits or flags.
-      removed[n] = false;
-      cb->removed_during_callback_ = &removed[n];
-      round[n] = cb;
-    }
-    if (head_ != nullptr) head_->prev_ = &head_;
+  for (;;) {
     Unlock();
     for (int i = 0; i < n; ++i) {
       // An earlier callback of this round, on this thread, may have
@@ -228,6 +235,8 @@ bool StopState::RequestStop(void (*on_stop)(void*), void* arg) noexcept {
       }
     }
     Lock(/*fail_if_stopped=*/false);
+    if (head_ == nullptr) break;
+    n = detach_round();
   }
   Unlock();
   return true;

@@ -142,12 +142,10 @@ absl::StatusOr<Thread> TryStartThread(const char* name, size_t stack_size,
     }
   }
   auto* start = new ThreadStart{name, std::move(fn)};
-  sigset_t block = AsyncSignalSet();
-  sigset_t old;
-  pthread_sigmask(SIG_BLOCK, &block, &old);
+  // The new thread inherits the caller's signal mask: ripcord blocks no
+  // signal (signal_watcher.h), so a child process it starts does neither.
   Thread t;
   const int rc = pthread_create(&t.id_, &attr, &ThreadEntry, start);
-  pthread_sigmask(SIG_SETMASK, &old, nullptr);
   pthread_attr_destroy(&attr);
   if (rc != 0) {
     delete start;

@@ -59,8 +59,8 @@ class Thread {
 };
 
 // Starts a thread running `fn` with a stack of `stack_size` bytes (0: the
-// C library's default, which glibc takes from `ulimit -s`), born with
-// AsyncSignalSet() blocked like StartThread's, named `name` (at most 15
+// C library's default, which glibc takes from `ulimit -s`), with the
+// calling thread's signal mask like StartThread's, named `name` (at most 15
 // chars). Returns ResourceExhausted naming the thread and the system's
 // reason when it cannot be created (a thread or memory limit: ulimit -u,
 // ulimit -v, a container's pids limit); `fn` is then destroyed unrun.

@@ -61,9 +61,30 @@ struct GroupOptions {
   // were called with a reason that names the timeout and the group. Zero or
   // less: the deadline has passed, the group starts stopped. Not an error.
   absl::Duration timeout = absl::InfiniteDuration();
+  // At most this many tasks and blocking calls of this group (not counting
+  // its child groups' work) run at once; 0: no limit. The others wait in the
+  // group, in spawn order, and count as `queued` in stats(); a waiting task
+  // holds no worker and no blocking thread. When the group stops, they are
+  // dropped at once on the stopping thread: tasks are destroyed unrun and
+  // counted cancelled, waiting SpawnBlocking calls deliver CancelledError to
+  // their done (exactly once, on a worker, as for any stopped call).
+  // A suspended coroutine holds no slot while it waits (Sleep, Join, Yield);
+  // it takes one again to resume, and waits for it in the same queue. Its
+  // `co_await Blocking(fn)` holds a slot while fn runs, which its resumption
+  // keeps. After a stop the limit is off: coroutines resume at once to
+  // unwind (a co_await Blocking that was waiting runs fn, which sees the
+  // stopped token). Like Trio's CapacityLimiter or asyncio's Semaphore, it
+  // can deadlock only by design: a task that blocks until another task of
+  // the same group has run, with every slot taken by such tasks. Waiting on
+  // a child group is fine (its tasks need no slot of ours).
+  // Cost: none for groups without a limit. With a limit, each spawn, finish
+  // and coroutine resumption takes the group's limiter lock.
+  // Bad input: a negative value is a programming error (message, abort).
+  int max_concurrency = 0;
 };
 
-// GroupStats: counters of one group (not its children).
+// GroupStats: counters of one group (stats()), or of a group and all its
+// descendants summed (tree_stats()).
 struct GroupStats {
   int64_t spawned = 0;    // tasks and blocking calls ever spawned into the group
   int64_t completed = 0;  // finished with OK (or void)
@@ -232,6 +253,16 @@ class TaskGroup {
   // the group is joined: spawned == completed + failed + cancelled.
   // Thread-safety: any thread; a snapshot while tasks run.
   GroupStats stats() const { return state_->Stats(); }
+
+  // TaskGroup::tree_stats(): stats() of this group and of all its
+  // descendants (child groups alive now, recursively), summed. A child group
+  // that was destroyed no longer counts. Exact once the group is joined and
+  // its descendants are idle.
+  // Thread-safety: any thread, as stats(); each group is read on its own, so
+  // while tasks run the sum is a snapshot of snapshots. Cost: O(number of
+  // groups in the subtree); it holds each group's child-list lock while it
+  // reads that group's children.
+  GroupStats tree_stats() const { return state_->TreeStats(); }
 
   // TaskGroup::Join(): `co_await group.Join()` inside a coroutine task is
   // Wait() without holding a worker (see task.h).

@@ -36,6 +36,7 @@ struct GroupStats;
 namespace internal {
 
 class ExecutorImpl;
+class GroupLimit;
 class GroupTimeout;
 struct RootShard;
 
@@ -252,6 +253,16 @@ class GroupState final : public CacheAllocated<GroupState> {
   ExecutorImpl* executor() const { return exec_; }
   int depth() const { return depth_; }
   GroupStats Stats() const;
+  // Stats() of this group plus those of all its descendants (group_report.cc).
+  GroupStats TreeStats() const ABSL_LOCKS_EXCLUDED(children_mu_);
+  // Adds TreeStats() to *sum.
+  void AddTreeStats(GroupStats* sum) const ABSL_LOCKS_EXCLUDED(children_mu_);
+  // GroupOptions::max_concurrency's slots (executor/group_limit.h); null
+  // when the group has no limit.
+  GroupLimit* limit() const { return limit_.get(); }
+  // Gives back the slot a finishing or suspending piece of work held (its
+  // node had TaskNode::kSlot). The caller keeps the group alive.
+  void ReleaseSlot();
   // Tests only: sets the completed count to `n`, to reach the 2^31 carry of
   // pending_'s completed field without running 2^31 tasks. Call it from the
   // group's only running task.
@@ -264,8 +275,10 @@ class GroupState final : public CacheAllocated<GroupState> {
   static GroupState* Current();
 
   // Appends this group and its subtree to `out` (Executor::DebugString).
-  void DescribeTree(std::string* out, int indent, absl::Time now) const
-      ABSL_LOCKS_EXCLUDED(children_mu_);
+  // Once `out` is kMaxDescribeBytes long (executor/group_report.h), groups
+  // are only counted in `*skipped`.
+  void DescribeTree(std::string* out, int indent, absl::Time now,
+                    int64_t* skipped) const ABSL_LOCKS_EXCLUDED(children_mu_);
   // Appends every group of the subtree that has tasks running or queued
   // (for shutdown reports).
   void CollectBusy(std::vector<BusyGroup>* out) const
@@ -372,12 +385,17 @@ class GroupState final : public CacheAllocated<GroupState> {
   void WakeWaiters(ExecutorImpl* exec) const;
   const std::atomic<uint32_t>* FutexWord() const;
   // Stop protocol step 2: records the first reason (under mu_).
-  void RecordStopLocked(std::string_view reason)
+  void RecordStopLocked(std::string_view reason, StopOrigin origin)
       ABSL_EXCLUSIVE_LOCKS_REQUIRED(mu_);
   // Stop protocol step 3: stops the children, kParent or (`force`)
   // kExecutorAll. Returns how many groups it stopped.
   int StopChildren(std::string_view reason, bool force)
       ABSL_LOCKS_EXCLUDED(children_mu_);
+  // The recorded reason as messages show it (the parent, then stop_reason_).
+  std::string StopReasonLocked() const ABSL_EXCLUSIVE_LOCKS_REQUIRED(mu_);
+  // DescribeTree's line for this group alone.
+  [[gnu::noinline]] void DescribeSelf(std::string* out, int indent,
+                                      absl::Time now) const;
   void LinkChild(GroupState* child) ABSL_LOCKS_EXCLUDED(children_mu_);
   void UnlinkChild(GroupState* child) ABSL_LOCKS_EXCLUDED(children_mu_);
   absl::Status WaitUntil(absl::Time deadline, bool* timed_out);
@@ -390,11 +408,15 @@ class GroupState final : public CacheAllocated<GroupState> {
   const uint64_t id_;
 
   StopState stop_;
+  // Null: no max_concurrency. Read by every Submit, right after stop_, and
+  // never written: it takes 8 bytes of the padding below, so that the
+  // record stays within the task cache's kMaxCachedTaskSize (448).
+  const std::unique_ptr<GroupLimit> limit_;
 
   // Hot: every spawn and every completion touches these. Padding, not
   // alignas: an over-aligned TaskGroup would be misplaced in coroutine frames
   // (gcc allocates them with plain operator new) and in user containers.
-  [[maybe_unused]] char pad_before_hot_[64];
+  [[maybe_unused]] char pad_before_hot_[64 - sizeof(limit_)];
   std::atomic<uint64_t> pending_{0};
   // Units that are not lazy plain tasks (see Submit and AddTask), released
   // after their unit of pending_: the census waits for it to reach zero.
@@ -435,6 +457,10 @@ class GroupState final : public CacheAllocated<GroupState> {
   mutable Mutex mu_;
   absl::Status first_error_ ABSL_GUARDED_BY(mu_);
   bool stopped_ ABSL_GUARDED_BY(mu_) = false;
+  // The first stop came from the parent: messages name the parent (alive
+  // as long as we are) before stop_reason_, so a child's message names its
+  // direct parent and the original reason only.
+  bool stopped_by_parent_ ABSL_GUARDED_BY(mu_) = false;
   // Stop protocol step 4: kStopDone once a stop's propagation to the
   // unshielded subtree is complete, kForceDone once a kExecutorAll one's
   // (shielded children too) is. Set (sticky) by a release fetch_or after
@@ -442,6 +468,7 @@ class GroupState final : public CacheAllocated<GroupState> {
   static constexpr uint32_t kStopDone = 1;
   static constexpr uint32_t kForceDone = 2;
   std::atomic<uint32_t> stop_done_{0};
+  // The first stop's reason as given (CapStopReason: cut, escaped).
   std::string stop_reason_ ABSL_GUARDED_BY(mu_);
   absl::Time stop_time_ ABSL_GUARDED_BY(mu_);
 

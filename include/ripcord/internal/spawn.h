@@ -99,7 +99,9 @@ struct PlainTask final : TaskNode, CacheAllocated<PlainTask<F>> {
     if (drop) {
       // Read the flag, not kLazy: Submit clears it for a task it drops.
       const bool lazy = (self->flags & TaskNode::kLazy) != 0;
+      const bool slot = (self->flags & TaskNode::kSlot) != 0;
       delete self;
+      if (slot) group->ReleaseSlot();
       group->FinishDropped(lazy);
       return;
     }
@@ -107,10 +109,13 @@ struct PlainTask final : TaskNode, CacheAllocated<PlainTask<F>> {
     const int frame = group->StartPlain();
     GroupState* previous = group->Enter();
     absl::Status status = RunPlain(self->f, group->token());
+    // max_concurrency (executor/group_limit.h): set only in limited groups.
+    const bool slot = (self->flags & TaskNode::kSlot) != 0;
     // The callable (and its captures) dies before the group hears the task
     // finished: after Wait() returns, no capture destructor is still running.
     delete self;
     GroupState::Leave(previous);
+    if (slot) [[unlikely]] group->ReleaseSlot();
     if (status.ok()) {
       if constexpr (kLazy) {
         group->FinishLazyOk(frame);
@@ -241,6 +246,7 @@ struct BlockingCall final : TaskNode {
     // Read fn's outcome first: done may take the result by value and leave
     // a moved-from Status behind (regression: StatsCountByFnOutcome).
     const bool started = self->started;
+    const bool slot = (self->flags & TaskNode::kSlot) != 0;
     absl::Status fn_status = StatusOf(self->result);
     GroupState* previous = group->Enter();
     absl::Status done_status;
@@ -252,6 +258,7 @@ struct BlockingCall final : TaskNode {
     }
     delete self;
     GroupState::Leave(previous);
+    if (slot) group->ReleaseSlot();  // the call ends: fn and done both ran
     if (!done_status.ok()) {
       // An exception thrown by done fails the group like a task's. A call
       // whose fn never ran still counts as started (and failed) then, so

@@ -34,6 +34,12 @@ struct TaskNode {
   // wait for such a queued task to be dropped (GroupState's census): it will
   // never run, and freeing it later is unobservable.
   static constexpr uint32_t kLazy = 4;
+  // kSlot: holds a slot of its group's GroupOptions::max_concurrency
+  // (executor/group_limit.h); gives it back when it ends (a coroutine: when
+  // it suspends). kBlockingSlot: a coroutine whose co_await Blocking fn
+  // holds such a slot; its resumption takes it over.
+  static constexpr uint32_t kSlot = 8;
+  static constexpr uint32_t kBlockingSlot = 16;
 
   TaskNode(RunFn r, GroupState* g, uint32_t f) : run(r), group(g), flags(f) {}
 
