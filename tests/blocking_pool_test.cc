@@ -10,7 +10,7 @@
 // absl::Mutex/Notification/BlockingCounter: Debian's Abseil is not built with
 // TSan, so TSan cannot see absl's locks and would report false races in the
 // test code itself.
-#include "executor/blocking_pool.h"
+#include "executor/blocking/blocking_pool.h"
 
 #include <pthread.h>
 #include <signal.h>

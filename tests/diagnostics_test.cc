@@ -310,7 +310,7 @@ TEST_F(DiagnosticsTest, StatsRunningThroughDeepNesting) {
 
 // ---- stats() while a worker defers releases ------------------------------
 // A worker that runs lazy tasks of one group back to back releases them
-// together later (Worker::deferred_n, executor/scheduler.h), and the
+// together later (Worker::deferred_n, executor/sched/scheduler.h), and the
 // group's count stays up meanwhile. These tests line tasks up on ONE worker,
 // behind a task of another group that holds it until everything is queued,
 // so that this happens; they check that nothing shows it.

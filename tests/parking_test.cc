@@ -1,7 +1,7 @@
 // Copyright 2026 The ripcord Authors.
 //
-// parking_test: the parking protocol's re-check (executor/idle.h step 3;
-// step 4 atop executor/scheduler.cc for helping waits), on a real executor,
+// parking_test: the parking protocol's re-check (executor/sched/idle.h step 3;
+// step 4 atop executor/sched/scheduler.cc for helping waits), on a real executor,
 // deterministically. A task pushed after a parking worker's last look at
 // the queues but before its parking RMW is seen by no producer's wake-up
 // decision (the parking worker still counts as unparked, or as not yet a
@@ -13,7 +13,7 @@
 // repetition lands its push there; without the re-check each one is a lost
 // wake-up, reported after kHangTimeout.
 //
-// The same technique for census step 8 (atop executor/group_state.cc): a
+// The same technique for census step 8 (atop executor/group/group_state.cc): a
 // hook inside GroupState::IsWithin holds a helping wait's walk over a
 // queued task's ancestry while the task's group is stopped, joined and its
 // parent closed (CensusTest below).
@@ -29,7 +29,7 @@
 #include "absl/status/status.h"
 #include "absl/time/clock.h"
 #include "absl/time/time.h"
-#include "executor/scheduler.h"
+#include "executor/sched/scheduler.h"
 #include "gtest/gtest.h"
 #include "ripcord/internal/group_state.h"
 #include "ripcord/ripcord.h"

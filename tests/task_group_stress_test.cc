@@ -766,7 +766,7 @@ TEST_F(TaskGroupStressTest, PushFromABusyWorkerWakesAParkingWorker) {
 }
 
 // Invariant: the same for a worker parked in a helping Wait() (step 4 atop
-// executor/scheduler.cc): the only other worker runs the group's only task,
+// executor/sched/scheduler.cc): the only other worker runs the group's only task,
 // which pushes a second task of the group and spins until it has run; the
 // waiting worker must wake up and run it.
 TEST_F(TaskGroupStressTest, PushFromABusyWorkerWakesAParkedHelpingWaiter) {

@@ -2,7 +2,7 @@
 //
 // wait_contract_test.cc: what Wait() and RequestStop() promise around a
 // stopped group whose Wait() returned early (the census atop
-// executor/group_state.cc), each test named after the bug it once caught.
+// executor/group/group_state.cc), each test named after the bug it once caught.
 #include <atomic>
 #include <chrono>
 #include <cstdint>

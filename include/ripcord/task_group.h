@@ -185,7 +185,7 @@ class TaskGroup {
   // dropping them runs no user code (the callable is trivially
   // destructible). Those tasks can never start (each worker checks the stop
   // after publishing what it starts; the census atop
-  // executor/group_state.cc), stats() counts them cancelled, and they are
+  // executor/group/group_state.cc), stats() counts them cancelled, and they are
   // freed later by whichever worker pops them. Queued tasks whose callable
   // has a destructor are dropped before Wait() returns, so that no capture
   // destructor runs after it. Groups that have had child groups, and

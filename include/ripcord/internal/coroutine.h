@@ -40,7 +40,7 @@ struct DriverFrame {
 inline thread_local DriverFrame* tls_driver = nullptr;
 
 class SleepOp;
-// The per-thread state of executor/coroutine.cc, with external linkage
+// The per-thread state of executor/coro/coroutine.cc, with external linkage
 // rather than in an anonymous namespace there: in the sanitizer builds
 // (fastbuild, so libcore is a shared library, linked by gold), adding
 // internal-linkage thread_locals to libcore left the initial-exec GOT entry
@@ -49,7 +49,7 @@ class SleepOp;
 // TLS symbols with external linkage, like tls_driver, are relocated against
 // themselves.
 // While a stop sweep resumes its batch: where Sleep's CancelledError comes
-// from (executor/coroutine.cc, SleepFinish). Null otherwise.
+// from (executor/coro/coroutine.cc, SleepFinish). Null otherwise.
 struct SleepCancelledSource;
 inline thread_local SleepCancelledSource* tls_sleep_cancelled = nullptr;
 
@@ -145,7 +145,7 @@ void ScheduleResume(CoroContext* ctx);
 // The same, behind every queued task (Yield).
 void ScheduleResumeBack(CoroContext* ctx);
 
-// ---- out-of-line awaitable operations (executor/coroutine.cc) ------------
+// ---- out-of-line awaitable operations (executor/coro/coroutine.cc) ------------
 // Each *Suspend returns true if the coroutine must stay suspended (the
 // operation will ScheduleResume(ctx) later), or false if the result is ready
 // now (in *result, or from *Finish).

@@ -4,8 +4,8 @@
 // GroupState, a heap record whose lifetime is the join word: it is freed when
 // its TaskGroup is gone AND no queued task points at it any more (a stopped
 // group's Wait() may return before its lazily dropped tasks are popped; see
-// "Census" atop executor/group_state.cc). The executor's queues hold
-// TaskNodes that point back to it. Algorithms live in executor/group_state.cc,
+// "Census" atop executor/group/group_state.cc). The executor's queues hold
+// TaskNodes that point back to it. Algorithms live in executor/group/group_state.cc,
 // whose file comment describes the join, stop and census protocols.
 #ifndef RIPCORD_INTERNAL_GROUP_STATE_H_
 #define RIPCORD_INTERNAL_GROUP_STATE_H_
@@ -50,7 +50,7 @@ struct BusyGroup {
   int64_t blocking = 0;  // blocking calls whose fn is running
 };
 
-// Census step 6 (atop executor/group_state.cc): how often a waiter of a
+// Census step 6 (atop executor/group/group_state.cc): how often a waiter of a
 // stopped group re-checks on its own, first and at most.
 inline constexpr absl::Duration kCensusFirstPoll = absl::Microseconds(50);
 inline constexpr absl::Duration kCensusLastPoll = absl::Milliseconds(1);
@@ -88,8 +88,8 @@ class GroupState;
 // The group of the task running on this thread (null outside tasks), and
 // the frame the scheduler's start gate opened for the plain task it is
 // starting (-1: nested too deep to publish, counted in the group's
-// running_other_). Defined in executor/group_state.cc; initial-exec with
-// external linkage (see RIPCORD_FAST_TLS in executor/check.h), constinit
+// running_other_). Defined in executor/group/group_state.cc; initial-exec with
+// external linkage (see RIPCORD_FAST_TLS in executor/base/check.h), constinit
 // so that the inline readers below need no TLS-wrapper call.
 extern __attribute__((tls_model("initial-exec"))) constinit thread_local
     GroupState* tls_current_group;
@@ -257,7 +257,7 @@ class GroupState final : public CacheAllocated<GroupState> {
   GroupStats TreeStats() const ABSL_LOCKS_EXCLUDED(children_mu_);
   // Adds TreeStats() to *sum.
   void AddTreeStats(GroupStats* sum) const ABSL_LOCKS_EXCLUDED(children_mu_);
-  // GroupOptions::max_concurrency's slots (executor/group_limit.h); null
+  // GroupOptions::max_concurrency's slots (executor/group/group_limit.h); null
   // when the group has no limit.
   GroupLimit* limit() const { return limit_.get(); }
   // Gives back the slot a finishing or suspending piece of work held (its
@@ -275,7 +275,7 @@ class GroupState final : public CacheAllocated<GroupState> {
   static GroupState* Current();
 
   // Appends this group and its subtree to `out` (Executor::DebugString).
-  // Once `out` is kMaxDescribeBytes long (executor/group_report.h), groups
+  // Once `out` is kMaxDescribeBytes long (executor/group/group_report.h), groups
   // are only counted in `*skipped`.
   void DescribeTree(std::string* out, int indent, absl::Time now,
                     int64_t* skipped) const ABSL_LOCKS_EXCLUDED(children_mu_);
@@ -302,7 +302,7 @@ class GroupState final : public CacheAllocated<GroupState> {
   static int StopPinned(std::vector<GroupState*>& pinned,
                         std::string_view reason, StopOrigin origin);
 
-  // Root registry links (executor/scheduler.cc): guarded by the shard's mutex.
+  // Root registry links (executor/sched/scheduler.cc): guarded by the shard's mutex.
   GroupState* next_root_ = nullptr;
   GroupState* prev_root_ = nullptr;
   RootShard* shard_ = nullptr;

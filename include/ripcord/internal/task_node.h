@@ -35,7 +35,7 @@ struct TaskNode {
   // never run, and freeing it later is unobservable.
   static constexpr uint32_t kLazy = 4;
   // kSlot: holds a slot of its group's GroupOptions::max_concurrency
-  // (executor/group_limit.h); gives it back when it ends (a coroutine: when
+  // (executor/group/group_limit.h); gives it back when it ends (a coroutine: when
   // it suspends). kBlockingSlot: a coroutine whose co_await Blocking fn
   // holds such a slot; its resumption takes it over.
   static constexpr uint32_t kSlot = 8;

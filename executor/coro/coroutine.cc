@@ -41,7 +41,7 @@
 // Stopping a group's sleeping coroutines (StopEntry, StopSweep): a Sleep
 // registers a StopEntry on its group's StopState, not a StopCallback, so
 // the stop does not run 100,000 callbacks on the requesting thread; the
-// StopState keeps the entries in arrays (executor/stop_state.cc, "Stop
+// StopState keeps the entries in arrays (executor/group/stop_state.cc, "Stop
 // entries") and hands them out claimed, kStopEntryBatch at a time.
 //  1. RequestStop() claims the first batch and calls SweepStopEntries(),
 //     which queues a StopSweep task (holding one unit of the group's join
@@ -111,11 +111,11 @@
 #include "absl/status/status.h"
 #include "absl/strings/str_cat.h"
 #include "absl/time/clock.h"
-#include "executor/check.h"
-#include "executor/group_limit.h"
-#include "executor/prefetch.h"
-#include "executor/scheduler.h"
-#include "executor/timer.h"
+#include "executor/base/check.h"
+#include "executor/group/group_limit.h"
+#include "executor/base/prefetch.h"
+#include "executor/sched/scheduler.h"
+#include "executor/time/timer.h"
 #include "ripcord/internal/coroutine.h"
 #include "ripcord/internal/stop_state.h"
 #include "ripcord/internal/task_alloc.h"

@@ -43,7 +43,7 @@
 // lighter (WsDeque::UseLightPublish: a release store and a compiler barrier
 // before the load): then the last searcher runs a HeavyFence() between its
 // RMW and its re-check whenever another worker is unparked (one that could
-// be pushing), which gives the same either-or (executor/membarrier.h).
+// be pushing), which gives the same either-or (executor/sync/membarrier.h).
 #ifndef RIPCORD_EXECUTOR_IDLE_H_
 #define RIPCORD_EXECUTOR_IDLE_H_
 

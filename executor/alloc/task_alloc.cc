@@ -36,7 +36,7 @@
 #include <new>
 #include <utility>
 
-#include "executor/check.h"
+#include "executor/base/check.h"
 #include "ripcord/internal/mutex.h"
 
 namespace ripcord::internal {

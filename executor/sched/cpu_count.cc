@@ -12,7 +12,7 @@
 // Anything unexpected means "no limit" at that step, never an abort: the
 // executor then starts one worker per CPU of the affinity mask, as before.
 
-#include "executor/cpu_count.h"
+#include "executor/sched/cpu_count.h"
 
 #include <sched.h>
 

@@ -10,7 +10,7 @@
 // it at destruction; the child hook moves every occupied slot to the
 // inherited array. (More than kSlots executors alive at once are not
 // tracked: in a fork child, those few would hang instead of aborting.)
-#include "executor/process_life.h"
+#include "executor/base/process_life.h"
 
 #include <link.h>
 #include <pthread.h>

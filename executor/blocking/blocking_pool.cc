@@ -79,7 +79,7 @@
 //    thread's is in last_retired_ or held by the next retiree, which joins it
 //    before it ends; ~BlockingPool joins workers_ and last_retired_, and
 //    joining a retiree waits for the join it makes.
-#include "executor/blocking_pool.h"
+#include "executor/blocking/blocking_pool.h"
 
 #include <exception>
 #include <iterator>
@@ -87,9 +87,9 @@
 #include <vector>
 
 #include "absl/strings/str_cat.h"
-#include "executor/check.h"
+#include "executor/base/check.h"
 #include "ripcord/internal/mutex.h"
-#include "executor/threads.h"
+#include "executor/base/threads.h"
 
 namespace ripcord::internal {
 namespace {

@@ -1,5 +1,5 @@
 // Copyright 2026 The ripcord Authors.
-#include "executor/membarrier.h"
+#include "executor/sync/membarrier.h"
 
 #include <linux/membarrier.h>
 #include <sys/syscall.h>

@@ -63,7 +63,7 @@
 //     only if the bit is clear, else drops it (frame "dropping", or none
 //     once the group is frozen, step 5).
 //  2. The waiter, having seen the stop bit, runs a heavy fence (membarrier,
-//     executor/membarrier.h) once: every worker executes a full barrier, so
+//     executor/sync/membarrier.h) once: every worker executes a full barrier, so
 //     any worker that read the bit clear in step 1 has its frame visible to
 //     us now, and any later gate reads the bit set. No lazy task of the
 //     group starts after this point.
@@ -154,14 +154,14 @@
 #include "absl/strings/str_format.h"
 #include "ripcord/internal/mutex.h"
 #include "absl/time/clock.h"
-#include "executor/check.h"
-#include "executor/futex.h"
-#include "executor/group_limit.h"
-#include "executor/group_report.h"
-#include "executor/membarrier.h"
-#include "executor/process_life.h"
-#include "executor/scheduler.h"
-#include "executor/timer.h"
+#include "executor/base/check.h"
+#include "executor/sync/futex.h"
+#include "executor/group/group_limit.h"
+#include "executor/group/group_report.h"
+#include "executor/sync/membarrier.h"
+#include "executor/base/process_life.h"
+#include "executor/sched/scheduler.h"
+#include "executor/time/timer.h"
 #include "ripcord/internal/group_state.h"
 #include "ripcord/internal/spawn.h"
 #include "ripcord/task_group.h"
@@ -1255,7 +1255,7 @@ TaskGroup::TaskGroup(TaskGroup& parent, GroupOptions options)
       uncaught_at_construction_(std::uncaught_exceptions()) {}
 
 TaskGroup::~TaskGroup() {
-  // Process life (executor/process_life.h): in a fork child, or during
+  // Process life (executor/base/process_life.h): in a fork child, or during
   // exit() with work that cannot be joined, stop what runs and leak.
   if (internal::InheritedByFork(state_->executor())) {
     internal::LeakOnPurpose(state_);
@@ -1300,7 +1300,7 @@ Executor::Executor(ExecutorOptions options)
 }
 
 Executor::~Executor() {
-  // Process life (executor/process_life.h): an inherited executor has no
+  // Process life (executor/base/process_life.h): an inherited executor has no
   // threads to join; during exit() live groups stop and the executor leaks.
   if (internal::InheritedByFork(impl_.get())) {
     internal::LeakOnPurpose(impl_.release());

@@ -10,7 +10,7 @@
 #include <cstdint>
 
 #include "absl/time/time.h"
-#include "executor/futex.h"
+#include "executor/sync/futex.h"
 
 namespace ripcord::internal {
 

@@ -1,5 +1,5 @@
 // Copyright 2026 The ripcord Authors.
-#include "executor/inject_queue.h"
+#include "executor/sched/inject_queue.h"
 
 #include <atomic>
 #include <cstdint>

@@ -1,14 +1,14 @@
 // Copyright 2026 The ripcord Authors.
 //
 // group_limit.cc: GroupLimit (see group_limit.h for the protocol).
-#include "executor/group_limit.h"
+#include "executor/group/group_limit.h"
 
 #include <memory>
 #include <utility>
 
-#include "executor/blocking_pool.h"
-#include "executor/check.h"
-#include "executor/scheduler.h"
+#include "executor/blocking/blocking_pool.h"
+#include "executor/base/check.h"
+#include "executor/sched/scheduler.h"
 #include "ripcord/internal/coroutine.h"
 #include "ripcord/internal/group_state.h"
 

@@ -1,5 +1,5 @@
 // Copyright 2026 The ripcord Authors.
-#include "executor/idle.h"
+#include "executor/sched/idle.h"
 
 #include <atomic>
 

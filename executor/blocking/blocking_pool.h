@@ -30,7 +30,7 @@
 #include "ripcord/internal/mutex.h"
 #include "absl/time/clock.h"
 #include "absl/time/time.h"
-#include "executor/threads.h"
+#include "executor/base/threads.h"
 
 namespace ripcord::internal {
 

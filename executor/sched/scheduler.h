@@ -20,13 +20,13 @@
 #include "absl/container/flat_hash_map.h"
 #include "ripcord/internal/mutex.h"
 #include "absl/time/time.h"
-#include "executor/blocking_pool.h"
-#include "executor/idle.h"
-#include "executor/inject_queue.h"
-#include "executor/parker.h"
-#include "executor/threads.h"
-#include "executor/timer.h"
-#include "executor/ws_deque.h"
+#include "executor/blocking/blocking_pool.h"
+#include "executor/sched/idle.h"
+#include "executor/sched/inject_queue.h"
+#include "executor/sync/parker.h"
+#include "executor/base/threads.h"
+#include "executor/time/timer.h"
+#include "executor/sched/ws_deque.h"
 #include "ripcord/executor.h"
 #include "ripcord/internal/group_state.h"
 #include "ripcord/internal/task_node.h"
@@ -334,7 +334,7 @@ using AncestryWalkHook = void (*)(const GroupState* group);
 void SetAncestryWalkHookForTesting(AncestryWalkHook hook);
 
 // The worker running on this thread (null on other threads). External
-// linkage on purpose (RIPCORD_FAST_TLS, executor/check.h). constinit: other
+// linkage on purpose (RIPCORD_FAST_TLS, executor/base/check.h). constinit: other
 // files then read it directly, without a call to check for a dynamic
 // initializer (the TLS wrapper).
 extern __attribute__((tls_model("initial-exec"))) constinit thread_local

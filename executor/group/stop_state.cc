@@ -63,7 +63,7 @@
 //      running user code in between. The requester claims the first
 //      segment before running callbacks and passes it to SweepStopEntries()
 //      after unlocking, which starts the workers' chain of sweeps that claim
-//      the rest (executor/coroutine.cc).
+//      the rest (executor/coro/coroutine.cc).
 // Why an owner's wait (E2) ends: a claimed entry is on a running thread that
 // marks it done before it does anything that could wait (E3); a claimed
 // batch is never queued. Why nothing is missed: after STOP_REQUESTED no
@@ -80,8 +80,8 @@
 #include <thread>
 #include <utility>
 
-#include "executor/check.h"
-#include "executor/prefetch.h"
+#include "executor/base/check.h"
+#include "executor/base/prefetch.h"
 #include "ripcord/internal/mutex.h"
 #include "ripcord/internal/stop_state.h"
 #include "ripcord/internal/task_alloc.h"

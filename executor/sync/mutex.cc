@@ -11,7 +11,7 @@
 #include <cstdint>
 
 #include "absl/time/clock.h"
-#include "executor/futex.h"
+#include "executor/sync/futex.h"
 
 namespace ripcord::internal {
 

@@ -1,5 +1,5 @@
 // Copyright 2026 The ripcord Authors.
-#include "executor/futex.h"
+#include "executor/sync/futex.h"
 
 #include <linux/futex.h>
 #include <sys/syscall.h>

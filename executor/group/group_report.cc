@@ -2,7 +2,7 @@
 //
 // group_report.cc: stop reasons' caps and escapes, and the subtree
 // statistics (GroupState::TreeStats).
-#include "executor/group_report.h"
+#include "executor/group/group_report.h"
 
 #include <algorithm>
 #include <string>

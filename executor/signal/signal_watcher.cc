@@ -91,10 +91,10 @@
 #include "absl/strings/string_view.h"
 #include "absl/time/clock.h"
 #include "absl/time/time.h"
-#include "executor/check.h"
-#include "executor/process_life.h"
-#include "executor/scheduler.h"
-#include "executor/threads.h"
+#include "executor/base/check.h"
+#include "executor/base/process_life.h"
+#include "executor/sched/scheduler.h"
+#include "executor/base/threads.h"
 #include "ripcord/executor.h"
 
 namespace ripcord {
@@ -682,7 +682,7 @@ SignalWatcher::SignalWatcher(Executor& executor, SignalOptions options)
 
 
 SignalWatcher::~SignalWatcher() {
-  // Process life (executor/process_life.h). Inherited by a fork child: the
+  // Process life (executor/base/process_life.h). Inherited by a fork child: the
   // thread is not there to join (the child hook already put the
   // dispositions back). Destroyed on its own thread by exit() (a static
   // watcher whose on_signal called exit): the thread cannot join itself;

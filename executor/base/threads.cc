@@ -1,5 +1,5 @@
 // Copyright 2026 The ripcord Authors.
-#include "executor/threads.h"
+#include "executor/base/threads.h"
 
 #include <pthread.h>
 #include <signal.h>

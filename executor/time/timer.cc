@@ -100,16 +100,16 @@
 //   callers (step 4) only while none of them can be waiting on it.
 // - Prompt destruction: stop_ is checked before every callback, and the
 //   destructor's signal wakes a sleeping thread.
-#include "executor/timer.h"
+#include "executor/time/timer.h"
 
 #include <algorithm>
 #include <cstdint>
 
 #include "absl/time/clock.h"
 #include "absl/base/thread_annotations.h"
-#include "executor/check.h"
-#include "executor/prefetch.h"
-#include "executor/threads.h"
+#include "executor/base/check.h"
+#include "executor/base/prefetch.h"
+#include "executor/base/threads.h"
 
 namespace ripcord::internal {
 namespace {

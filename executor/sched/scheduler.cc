@@ -89,7 +89,7 @@
 // The executor never runs more threads than it has workers, and a seat is
 // held only while it has loop work: a long task elsewhere finds the seat's
 // own thread back as soon as the loop runs dry.
-#include "executor/scheduler.h"
+#include "executor/sched/scheduler.h"
 
 #include <sched.h>
 
@@ -109,10 +109,10 @@
 #include "ripcord/parallel_for.h"
 #include "ripcord/task_group.h"
 #include "absl/time/clock.h"
-#include "executor/check.h"
-#include "executor/cpu_count.h"
-#include "executor/membarrier.h"
-#include "executor/threads.h"
+#include "executor/base/check.h"
+#include "executor/sched/cpu_count.h"
+#include "executor/sync/membarrier.h"
+#include "executor/base/threads.h"
 
 namespace ripcord::internal {
 // External linkage on purpose (RIPCORD_FAST_TLS, check.h).
@@ -518,7 +518,7 @@ void ExecutorImpl::RunPlainGated(Worker* w, TaskNode* t) {
   }
   std::atomic<uintptr_t>& frame = w->frames[slot];
   // relaxed, then LightFence: the StoreLoad's heavy half is the census's
-  // HeavyFence (executor/membarrier.h). Over a deferred frame of the same
+  // HeavyFence (executor/sync/membarrier.h). Over a deferred frame of the same
   // group: still a marker to the census, which waits for "starting".
   frame.store(key | Worker::kFrameStarting, std::memory_order_relaxed);
   LightFence();

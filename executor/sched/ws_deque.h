@@ -36,7 +36,7 @@
 //  - The executor's park/unpark protocol needs a StoreLoad after Push's
 //    store of bottom_ (see Push()). By default that store is seq_cst; with
 //    UseLightPublish() it is a release store and a compiler barrier, and the
-//    parking side supplies the heavy half (executor/membarrier.h).
+//    parking side supplies the heavy half (executor/sync/membarrier.h).
 //  - The store of the grown buffer's pointer is release and thieves load it
 //    with acquire, where the paper has relaxed/consume. Taskflow's
 //    taskflow/core/tsq.hpp made the same change after TSan flagged it.
@@ -60,7 +60,7 @@
 #include <memory>
 #include <vector>
 
-#include "executor/membarrier.h"
+#include "executor/sync/membarrier.h"
 
 namespace ripcord::internal {
 
@@ -374,7 +374,7 @@ class WsDeque {
   // the item and does not sleep. By default the store is seq_cst, which
   // gives the StoreLoad. With UseLightPublish() it is release + LightFence,
   // and the re-checking side runs HeavyFence() between its RMW and its
-  // re-check (the asymmetric fence of executor/membarrier.h): saves a full
+  // re-check (the asymmetric fence of executor/sync/membarrier.h): saves a full
   // barrier on every push (about 10% of skynet's time on 2 workers).
   void Publish(int64_t bottom) {
     if (light_publish_) {
