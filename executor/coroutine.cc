@@ -115,6 +115,7 @@
 #include "executor/prefetch.h"
 #include "executor/scheduler.h"
 #include "executor/timer.h"
+#include "executor/trace.h"
 #include "ripcord/internal/coroutine.h"
 #include "ripcord/internal/stop_state.h"
 #include "ripcord/internal/task_alloc.h"
@@ -135,7 +136,10 @@ void CoroContext::Run(TaskNode* node, bool drop) {
   group->FinishTask(std::move(status));
 }
 
-bool CoroContext::Drive(CoroContext* ctx, absl::Status* status) {
+namespace {
+
+// CoroContext::Drive's work.
+inline bool DriveChain(CoroContext* ctx, absl::Status* status) {
   GroupState* const group = ctx->group;
   if (!ctx->started) {
     ctx->started = true;
@@ -161,6 +165,23 @@ bool CoroContext::Drive(CoroContext* ctx, absl::Status* status) {
   if (!frame.root_done) return false;
   *status = ctx->RootStatus();
   return true;
+}
+
+// DriveChain while some executor traces: one run, recorded when this
+// coroutine's executor does. The scope captures the group before the run:
+// a suspended coroutine may finish elsewhere and its group go meanwhile.
+[[gnu::noinline]] bool DriveTraced(CoroContext* ctx, absl::Status* status) {
+  GroupState* const g = ctx->group;
+  TraceScope trace(g->executor()->tracer(), TraceKind::kTask,
+                   /*label=*/nullptr, g->id(), &g->name());
+  return DriveChain(ctx, status);
+}
+
+}  // namespace
+
+bool CoroContext::Drive(CoroContext* ctx, absl::Status* status) {
+  if (TraceActive()) [[unlikely]] return DriveTraced(ctx, status);
+  return DriveChain(ctx, status);
 }
 
 void FrameRoomEscaped() {

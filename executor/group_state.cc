@@ -923,6 +923,7 @@ int GroupState::Stop(std::string_view reason, StopOrigin origin) {
     if (force) forced_ = true;
   }
   if (first) {
+    if (Tracer* t = exec_->tracer()) t->GroupStopped(id_, name_, reason);
     stop_.RequestStop();
     // Waiters asleep since before the stop switch to the census (step 6).
     // acquire: as in Idle().
@@ -1156,5 +1157,9 @@ void Executor::RequestStop(StopTarget target, std::string_view reason) {
 }
 
 std::string Executor::DebugString() const { return impl_->DebugString(); }
+
+absl::Status Executor::WriteTrace(std::string_view path) const {
+  return impl_->WriteTrace(path);
+}
 
 }  // namespace ripcord

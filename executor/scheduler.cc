@@ -84,6 +84,7 @@
 #include <climits>
 #include <atomic>
 #include <cstdio>
+#include <cstdlib>
 #include <memory>
 #include <string>
 #include <thread>
@@ -146,6 +147,17 @@ int ResolveWorkers(const ExecutorOptions& o) {
   return n;
 }
 
+// The flight recorder of ExecutorOptions::trace_path, else $RIPCORD_TRACE;
+// null when both are empty.
+std::unique_ptr<Tracer> MakeTracer(const ExecutorOptions& o) {
+  std::string path = o.trace_path;
+  if (path.empty()) {
+    if (const char* env = std::getenv("RIPCORD_TRACE")) path = env;
+  }
+  if (path.empty()) return nullptr;
+  return std::make_unique<Tracer>(std::move(path));
+}
+
 uint64_t NextRandom(uint64_t* state) {
   // xorshift64*: victim selection only.
   uint64_t x = *state;
@@ -189,6 +201,8 @@ ExecutorImpl::ExecutorImpl(const ExecutorOptions& options)
   timers_ = std::make_unique<TimerQueue>();
   blocking_ = std::make_unique<BlockingPool>(options.max_blocking_threads,
                                              options.blocking_keep_alive);
+  tracer_ = MakeTracer(options);
+  blocking_->set_tracer(tracer_.get());
   workers_.reserve(n);
   for (int i = 0; i < n; ++i) {
     workers_.push_back(std::make_unique<Worker>(this, i));
@@ -235,6 +249,7 @@ ExecutorImpl::~ExecutorImpl() {
   }
   blocking_.reset();
   timers_.reset();
+  if (tracer_ != nullptr) tracer_->WriteToPath();
 }
 
 bool ExecutorImpl::OnWorkerThread() const {
@@ -491,7 +506,15 @@ void ExecutorImpl::RunPlainGated(Worker* w, TaskNode* t) {
   frame.store(key, std::memory_order_relaxed);
   w->frame_depth = slot + 1;
   tls_gate_frame = slot;
+  if (TraceActive()) [[unlikely]] return RunPlainTraced(t);
   return t->run(t, /*drop=*/false);
+}
+
+void ExecutorImpl::RunPlainTraced(TaskNode* t) {
+  GroupState* const g = t->group;
+  TraceScope trace(tracer_.get(), TraceKind::kTask, /*label=*/nullptr,
+                   g->id(), &g->name());
+  t->run(t, /*drop=*/false);
 }
 
 void ExecutorImpl::FlushThenRunPlainGated(Worker* w, TaskNode* t) {
@@ -953,6 +976,15 @@ std::vector<BusyGroup> ExecutorImpl::BusyGroups() const {
     }
   }
   return out;
+}
+
+absl::Status ExecutorImpl::WriteTrace(std::string_view path) const {
+  if (tracer_ == nullptr) {
+    return absl::FailedPreconditionError(
+        "Executor::WriteTrace: tracing is off (set ExecutorOptions::"
+        "trace_path or $RIPCORD_TRACE before creating the Executor)");
+  }
+  return tracer_->Write(path);
 }
 
 // ParallelFor's split signal (include/ripcord/parallel_for.h).

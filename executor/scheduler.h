@@ -25,6 +25,7 @@
 #include "executor/inject_queue.h"
 #include "executor/parker.h"
 #include "executor/timer.h"
+#include "executor/trace.h"
 #include "executor/ws_deque.h"
 #include "ripcord/executor.h"
 #include "ripcord/internal/group_state.h"
@@ -197,6 +198,10 @@ class ExecutorImpl {
 
   TimerQueue& timers() { return *timers_; }
   BlockingPool& blocking() { return *blocking_; }
+  // The flight recorder (executor/trace.h); null when tracing is off.
+  Tracer* tracer() const { return tracer_.get(); }
+  // Executor::WriteTrace.
+  absl::Status WriteTrace(std::string_view path) const;
 
   // Root registry (no global lock: sharded by creating thread).
   void RegisterRoot(GroupState* group);
@@ -225,6 +230,9 @@ class ExecutorImpl {
   [[gnu::noinline]] void RunPlainUntracked(TaskNode* t);
   [[gnu::noinline]] void DropAtGate(Worker* w, TaskNode* t, int slot,
                                     bool deferred);
+  // RunPlainGated's last step while some executor traces: the run, recorded
+  // when this one does.
+  [[gnu::noinline]] void RunPlainTraced(TaskNode* t);
   // A helping wait's search (steps 1-3 atop scheduler.cc): only tasks inside
   // filter's subtree; others it meets move to the injection queue.
   TaskNode* FindWork(Worker* w, const GroupState* filter, bool last_search);
@@ -282,6 +290,8 @@ class ExecutorImpl {
   std::atomic<int> num_join_waiters_{0};
 
   std::vector<std::unique_ptr<RootShard>> shards_;
+  // Before timers_ and blocking_: destroyed after their threads are joined.
+  std::unique_ptr<Tracer> tracer_;
   std::unique_ptr<TimerQueue> timers_;
   std::unique_ptr<BlockingPool> blocking_;
   const absl::Time created_;

@@ -11,6 +11,11 @@
 
 namespace ripcord::internal {
 
+// External linkage: see tls_sleep_cancelled in ripcord/internal/coroutine.h.
+thread_local const char* tls_thread_role = nullptr;
+
+const char* ThreadRole() { return tls_thread_role; }
+
 sigset_t AsyncSignalSet() {
   sigset_t set;
   sigemptyset(&set);
@@ -28,6 +33,7 @@ std::thread StartThread(const char* name, absl::AnyInvocable<void() &&> fn) {
   try {
     t = std::thread([name, fn = std::move(fn)]() mutable {
       pthread_setname_np(pthread_self(), name);
+      tls_thread_role = name;
       std::move(fn)();
     });
   } catch (const std::system_error& e) {

@@ -27,6 +27,10 @@ sigset_t AsyncSignalSet();
 // Thread-safe. Aborts with a message if the thread cannot be created.
 std::thread StartThread(const char* name, absl::AnyInvocable<void() &&> fn);
 
+// The `name` StartThread gave the calling thread ("ripcord-worker", ...), or
+// null on a thread it did not start. For the flight recorder's thread names.
+const char* ThreadRole();
+
 }  // namespace ripcord::internal
 
 #endif  // RIPCORD_EXECUTOR_THREADS_H_

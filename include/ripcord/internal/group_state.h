@@ -241,6 +241,7 @@ class GroupState final : public CacheAllocated<GroupState> {
   GroupState* parent() const { return parent_; }
   ExecutorImpl* executor() const { return exec_; }
   int depth() const { return depth_; }
+  uint64_t id() const { return id_; }  // as in Label(); never reused
   GroupStats Stats() const;
   // Tests only: sets the completed count to `n`, to reach the 2^31 carry of
   // pending_'s completed field without running 2^31 tasks. Call it from the
