@@ -1159,7 +1159,7 @@ void Executor::RequestStop(StopTarget target, std::string_view reason) {
 std::string Executor::DebugString() const { return impl_->DebugString(); }
 
 absl::Status Executor::WriteTrace(std::string_view path) const {
-  return impl_->WriteTrace(path);
+  return internal::WriteTrace(impl_->tracer(), path);
 }
 
 }  // namespace ripcord

@@ -84,7 +84,6 @@
 #include <climits>
 #include <atomic>
 #include <cstdio>
-#include <cstdlib>
 #include <memory>
 #include <string>
 #include <thread>
@@ -147,17 +146,6 @@ int ResolveWorkers(const ExecutorOptions& o) {
   return n;
 }
 
-// The flight recorder of ExecutorOptions::trace_path, else $RIPCORD_TRACE;
-// null when both are empty.
-std::unique_ptr<Tracer> MakeTracer(const ExecutorOptions& o) {
-  std::string path = o.trace_path;
-  if (path.empty()) {
-    if (const char* env = std::getenv("RIPCORD_TRACE")) path = env;
-  }
-  if (path.empty()) return nullptr;
-  return std::make_unique<Tracer>(std::move(path));
-}
-
 uint64_t NextRandom(uint64_t* state) {
   // xorshift64*: victim selection only.
   uint64_t x = *state;
@@ -201,7 +189,7 @@ ExecutorImpl::ExecutorImpl(const ExecutorOptions& options)
   timers_ = std::make_unique<TimerQueue>();
   blocking_ = std::make_unique<BlockingPool>(options.max_blocking_threads,
                                              options.blocking_keep_alive);
-  tracer_ = MakeTracer(options);
+  tracer_ = Tracer::FromOptions(options.trace_path);
   blocking_->set_tracer(tracer_.get());
   workers_.reserve(n);
   for (int i = 0; i < n; ++i) {
@@ -976,15 +964,6 @@ std::vector<BusyGroup> ExecutorImpl::BusyGroups() const {
     }
   }
   return out;
-}
-
-absl::Status ExecutorImpl::WriteTrace(std::string_view path) const {
-  if (tracer_ == nullptr) {
-    return absl::FailedPreconditionError(
-        "Executor::WriteTrace: tracing is off (set ExecutorOptions::"
-        "trace_path or $RIPCORD_TRACE before creating the Executor)");
-  }
-  return tracer_->Write(path);
 }
 
 // ParallelFor's split signal (include/ripcord/parallel_for.h).

@@ -200,8 +200,6 @@ class ExecutorImpl {
   BlockingPool& blocking() { return *blocking_; }
   // The flight recorder (executor/trace.h); null when tracing is off.
   Tracer* tracer() const { return tracer_.get(); }
-  // Executor::WriteTrace.
-  absl::Status WriteTrace(std::string_view path) const;
 
   // Root registry (no global lock: sharded by creating thread).
   void RegisterRoot(GroupState* group);

@@ -11,6 +11,7 @@
 
 #include <algorithm>
 #include <cstdio>
+#include <cstdlib>
 #include <cstring>
 #include <string>
 #include <utility>
@@ -216,6 +217,14 @@ Tracer::Tracer(std::string path)
       start_ticks_(Now()),
       start_mono_ns_(MonotonicNanos()) {
   g_live_tracers.fetch_add(1, std::memory_order_relaxed);
+}
+
+std::unique_ptr<Tracer> Tracer::FromOptions(std::string trace_path) {
+  if (trace_path.empty()) {
+    if (const char* env = std::getenv("RIPCORD_TRACE")) trace_path = env;
+  }
+  if (trace_path.empty()) return nullptr;
+  return std::make_unique<Tracer>(std::move(trace_path));
 }
 
 Tracer::~Tracer() { g_live_tracers.fetch_sub(1, std::memory_order_relaxed); }
@@ -533,6 +542,15 @@ absl::Status Tracer::Write(std::string_view path) const {
   }
   if (::close(fd) != 0) return FileError(errno, "close", p);
   return absl::OkStatus();
+}
+
+absl::Status WriteTrace(const Tracer* tracer, std::string_view path) {
+  if (tracer == nullptr) {
+    return absl::FailedPreconditionError(
+        "Executor::WriteTrace: tracing is off (set ExecutorOptions::"
+        "trace_path or $RIPCORD_TRACE before creating the Executor)");
+  }
+  return tracer->Write(path);
 }
 
 void Tracer::WriteToPath() const {

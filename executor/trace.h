@@ -83,6 +83,10 @@ class Tracer {
   // `path`: where the file goes at destruction and on the last signal
   // (WriteToPath). Bumps g_live_tracers.
   explicit Tracer(std::string path);
+  // The Tracer of an executor whose ExecutorOptions::trace_path is
+  // `trace_path`: writing there, else to $RIPCORD_TRACE; null (tracing off)
+  // when both are empty.
+  static std::unique_ptr<Tracer> FromOptions(std::string trace_path);
   // Frees every ring. Call once no thread records any more.
   ~Tracer();
   Tracer(const Tracer&) = delete;
@@ -141,6 +145,10 @@ class Tracer {
   absl::flat_hash_map<std::string, int> role_count_ ABSL_GUARDED_BY(mu_);
   absl::node_hash_set<std::string> strings_ ABSL_GUARDED_BY(mu_);
 };
+
+// Executor::WriteTrace: tracer->Write(path), or FailedPrecondition when
+// `tracer` is null (tracing is off).
+absl::Status WriteTrace(const Tracer* tracer, std::string_view path);
 
 // TraceScope: one complete event around a run: reads the clock at
 // construction and appends the event at destruction, on the same thread. A
