@@ -7,7 +7,10 @@
 // coroutine resumption is a run), one per blocking call, an instant per
 // group's first stop with its reason, and one per stop signal. WriteTrace's
 // errors, and rings that keep the newest events when full.
+#include <pthread.h>
 #include <signal.h>
+#include <sys/wait.h>
+#include <time.h>
 #include <unistd.h>
 
 #include <atomic>
@@ -611,6 +614,52 @@ TEST(Trace, StopSignalIsRecorded) {
   }
   EXPECT_EQ(signals, 1);
   EXPECT_EQ(stop_reason, "SIGINT");
+}
+
+// The third stop signal ends the process: the SignalWatcher writes the file
+// first. A child process runs a task that ignores its stop; the parent sends
+// SIGINT three times (each after the child reported the previous one
+// handled, so none coalesce) and reads the child's file.
+TEST(Trace, ThirdSignalWritesTheFileBeforeTheProcessEnds) {
+  const std::string path = TempPath("third.json");
+  std::remove(path.c_str());
+  int handled[2];
+  ASSERT_EQ(pipe(handled), 0);
+  const pid_t pid = fork();
+  ASSERT_GE(pid, 0);
+  if (pid == 0) {
+    close(handled[0]);
+    Executor executor({.num_workers = 1, .trace_path = path});
+    TaskGroup stubborn(executor, {.name = "stubborn"});
+    SignalWatcher watcher(
+        executor, {.on_signal = [fd = handled[1]](int, int) {
+                     const char c = 's';
+                     (void)!write(fd, &c, 1);
+                   },
+                   .quiet = true});
+    stubborn.Spawn([] { absl::SleepFor(absl::Seconds(60)); });
+    const char c = 'r';
+    (void)!write(handled[1], &c, 1);  // ready
+    absl::SleepFor(absl::Seconds(60));
+    _exit(3);  // not reached: the third SIGINT ends the process
+  }
+  close(handled[1]);
+  for (int i = 0; i < 3; ++i) {
+    char c = 0;
+    ASSERT_EQ(read(handled[0], &c, 1), 1) << "child gone before signal " << i;
+    kill(pid, SIGINT);
+  }
+  int status = 0;
+  ASSERT_EQ(waitpid(pid, &status, 0), pid);
+  close(handled[0]);
+  ASSERT_TRUE(WIFSIGNALED(status)) << status;
+  EXPECT_EQ(WTERMSIG(status), SIGINT);
+  const Json trace = ParseTrace(path);
+  int signals = 0;
+  for (const Json& e : EventsOf(trace)) {
+    if (e.get_str("cat") == "signal") ++signals;
+  }
+  EXPECT_EQ(signals, 3);
 }
 
 }  // namespace
