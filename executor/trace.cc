@@ -518,6 +518,41 @@ absl::Status Tracer::Write(std::string_view path) const {
       out += "}";
     }
   }
+  // Named groups' activity as async spans ("b"/"e", cat "group", a track
+  // per group): from the group's first recorded event to its last. Derived
+  // here, so recording pays nothing for it; unnamed groups (fib opens one
+  // per call) would be a track each, so they get none.
+  struct Span {
+    const char* name;
+    uint64_t first;
+    uint64_t last;
+  };
+  absl::flat_hash_map<uint64_t, Span> spans;
+  for (const RingView& v : views) {
+    for (const TraceRing::Event& e : v.events) {
+      if (e.group_id == 0 || e.group_name == nullptr) continue;
+      auto it = spans.try_emplace(e.group_id, Span{e.group_name, e.start,
+                                                    e.end}).first;
+      it->second.first = std::min(it->second.first, e.start);
+      it->second.last = std::max(it->second.last, e.end);
+    }
+  }
+  std::vector<std::pair<uint64_t, Span>> sorted(spans.begin(), spans.end());
+  std::sort(sorted.begin(), sorted.end(), [](const auto& a, const auto& b) {
+    return a.second.first < b.second.first;
+  });
+  for (const auto& [id, span] : sorted) {
+    for (const bool begin : {true, false}) {
+      absl::StrAppendFormat(&out, ",\n{\"ph\":\"%s\",\"cat\":\"group\",",
+                            begin ? "b" : "e");
+      out += "\"name\":";
+      AppendJsonString(&out, span.name);
+      absl::StrAppendFormat(&out,
+                            ",\"id\":\"0x%x\",\"pid\":%d,\"tid\":0,"
+                            "\"ts\":%.3f}",
+                            id, pid, micros(begin ? span.first : span.last));
+    }
+  }
   absl::StrAppendFormat(
       &out,
       "\n],\n\"displayTimeUnit\":\"ms\",\n\"metadata\":{\"dropped_events\":%d,"

@@ -401,6 +401,7 @@ TEST(Trace, FileHoldsTheWorkloadsEvents) {
   std::string blocking_thread;
   std::vector<std::pair<std::string, std::string>> stops;  // group, reason
   std::vector<double> ts;
+  std::map<std::string, std::pair<double, double>> spans;  // group: b, e
   for (const Json& e : EventsOf(trace)) {
     const std::string ph = e.get_str("ph");
     const std::string cat = e.get_str("cat");
@@ -428,12 +429,23 @@ TEST(Trace, FileHoldsTheWorkloadsEvents) {
     } else if (ph == "i" && cat == "stop") {
       stops.emplace_back(e.get("args")->get_str("group"),
                          e.get("args")->get_str("reason"));
+    } else if ((ph == "b" || ph == "e") && cat == "group") {
+      auto& [b, e2] = spans[e.get_str("name")];
+      (ph == "b" ? b : e2) = e.get("ts")->num();
     } else {
       ADD_FAILURE() << "unexpected event ph=" << ph << " cat=" << cat;
     }
   }
   EXPECT_EQ(task_runs["plain"], 10);
   EXPECT_EQ(task_runs["coro"], 3);  // the first run and 2 resumptions
+  // Each named group with events has its span, from its first to its last.
+  ASSERT_EQ(spans.size(), 3u);
+  for (const char* g : {"plain", "coro", "stopped"}) {
+    ASSERT_TRUE(spans.count(g)) << g;
+    EXPECT_GT(spans[g].first, 0) << g;
+    EXPECT_GE(spans[g].second, spans[g].first) << g;
+  }
+  EXPECT_LT(spans["plain"].second, spans["coro"].first);
   EXPECT_EQ(blocking_runs, 1);
   EXPECT_TRUE(absl::StartsWith(blocking_thread, "ripcord-blocking-"))
       << blocking_thread;
@@ -472,7 +484,7 @@ TEST(Trace, ThreadsAreNamed) {
   for (const Json& e : EventsOf(trace)) {
     if (e.get_str("ph") == "M" && e.get_str("name") == "thread_name") {
       names[e.get("tid")->num()] = e.get("args")->get_str("name");
-    } else if (e.get_str("ph") != "M") {
+    } else if (e.get_str("ph") == "X" || e.get_str("ph") == "i") {
       recorded.insert(e.get("tid")->num());
     }
   }
