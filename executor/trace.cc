@@ -10,6 +10,7 @@
 #include <unistd.h>
 
 #include <algorithm>
+#include <bit>
 #include <cstdio>
 #include <cstdlib>
 #include <cstring>
@@ -22,9 +23,6 @@
 #include "absl/time/time.h"
 #include "executor/threads.h"
 
-#if defined(__x86_64__)
-#include <x86intrin.h>
-#endif
 
 namespace ripcord::internal {
 
@@ -86,14 +84,15 @@ class TraceRing {
       : name_(std::move(name)),
         tid_(tid),
         capacity_(RoundUpPow2(std::max<size_t>(events, 1))),
-        chunk_(std::min<size_t>(capacity_, kChunkEvents)),
-        chunks_(new std::atomic<Slot*>[capacity_ / chunk_]) {
-    for (size_t i = 0; i < capacity_ / chunk_; ++i) {
+        chunk_shift_(std::countr_zero(std::min<size_t>(capacity_,
+                                                       kChunkEvents))),
+        chunks_(new std::atomic<Slot*>[capacity_ >> chunk_shift_]) {
+    for (size_t i = 0; i < capacity_ >> chunk_shift_; ++i) {
       chunks_[i].store(nullptr, std::memory_order_relaxed);
     }
   }
   ~TraceRing() {
-    for (size_t i = 0; i < capacity_ / chunk_; ++i) {
+    for (size_t i = 0; i < capacity_ >> chunk_shift_; ++i) {
       delete[] chunks_[i].load(std::memory_order_relaxed);
     }
   }
@@ -173,28 +172,29 @@ class TraceRing {
 
   Slot* SlotFor(uint64_t n) {  // owner only
     const size_t i = n & (capacity_ - 1);
-    std::atomic<Slot*>& chunk = chunks_[i / chunk_];
+    std::atomic<Slot*>& chunk = chunks_[i >> chunk_shift_];
     // relaxed: only the owner writes chunk pointers.
     Slot* c = chunk.load(std::memory_order_relaxed);
     if (c == nullptr) [[unlikely]] {
-      c = new Slot[chunk_];
+      c = new Slot[size_t{1} << chunk_shift_];
       // release: publishes the chunk (readers reach it only through a
       // head_ that covers it, which is a release store too).
       chunk.store(c, std::memory_order_release);
     }
-    return &c[i % chunk_];
+    return &c[i & ((size_t{1} << chunk_shift_) - 1)];
   }
   const Slot* SlotAt(uint64_t n) const {
     const size_t i = n & (capacity_ - 1);
     // acquire: pairs with the release store in SlotFor. Non-null: every
     // event below head_ was appended into an allocated chunk.
-    return &chunks_[i / chunk_].load(std::memory_order_acquire)[i % chunk_];
+    return &chunks_[i >> chunk_shift_].load(std::memory_order_acquire)
+                [i & ((size_t{1} << chunk_shift_) - 1)];
   }
 
   const std::string name_;  // the thread's name in the file
   const int tid_;           // the thread's "tid" in the file
   const size_t capacity_;   // a power of two
-  const size_t chunk_;      // divides capacity_
+  const int chunk_shift_;   // log2 of the events per chunk (<= capacity_)
   const std::unique_ptr<std::atomic<Slot*>[]> chunks_;
   uint64_t next_ = 0;  // owner only: the next event's number
   // The event being written (relaxed) and one past the last complete one
@@ -229,12 +229,8 @@ std::unique_ptr<Tracer> Tracer::FromOptions(std::string trace_path) {
 
 Tracer::~Tracer() { g_live_tracers.fetch_sub(1, std::memory_order_relaxed); }
 
-uint64_t Tracer::Now() {
-#if defined(__x86_64__)
-  return __rdtsc();
-#else
+uint64_t Tracer::MonotonicNowNanos() {
   return static_cast<uint64_t>(MonotonicNanos());
-#endif
 }
 
 const char* Tracer::Intern(std::string_view s) {
@@ -315,22 +311,6 @@ void Tracer::Signal(std::string_view name, bool last) {
   Local()->Append(
       {now, now, Intern(name), nullptr, nullptr, 0, TraceKind::kSignal});
   if (last) WriteToPath();
-}
-
-TraceScope::TraceScope(Tracer* tracer, TraceKind kind, const char* label,
-                       uint64_t group_id, const std::string* group_name)
-    : tracer_(tracer), kind_(kind), label_(label), group_id_(group_id) {
-  if (tracer_ == nullptr) return;
-  if (group_name != nullptr) {
-    group_name_ = tracer_->GroupName(group_id, *group_name);
-  }
-  start_ = Tracer::Now();
-}
-
-TraceScope::~TraceScope() {
-  if (tracer_ == nullptr) return;
-  tracer_->Complete(kind_, label_, group_id_, group_name_, start_,
-                    Tracer::Now());
 }
 
 // ---- the file ---------------------------------------------------------------
