@@ -23,7 +23,6 @@
 #include "absl/time/time.h"
 #include "executor/threads.h"
 
-
 namespace ripcord::internal {
 
 std::atomic<int> g_live_tracers{0};
@@ -84,8 +83,8 @@ class TraceRing {
       : name_(std::move(name)),
         tid_(tid),
         capacity_(RoundUpPow2(std::max<size_t>(events, 1))),
-        chunk_shift_(std::countr_zero(std::min<size_t>(capacity_,
-                                                       kChunkEvents))),
+        chunk_shift_(
+            std::countr_zero(std::min<size_t>(capacity_, kChunkEvents))),
         chunks_(new std::atomic<Slot*>[capacity_ >> chunk_shift_]) {
     for (size_t i = 0; i < capacity_ >> chunk_shift_; ++i) {
       chunks_[i].store(nullptr, std::memory_order_relaxed);
@@ -187,8 +186,8 @@ class TraceRing {
     const size_t i = n & (capacity_ - 1);
     // acquire: pairs with the release store in SlotFor. Non-null: every
     // event below head_ was appended into an allocated chunk.
-    return &chunks_[i >> chunk_shift_].load(std::memory_order_acquire)
-                [i & ((size_t{1} << chunk_shift_) - 1)];
+    return &chunks_[i >> chunk_shift_].load(
+        std::memory_order_acquire)[i & ((size_t{1} << chunk_shift_) - 1)];
   }
 
   const std::string name_;  // the thread's name in the file
@@ -240,7 +239,8 @@ const char* Tracer::Intern(std::string_view s) {
 
 TraceRing* Tracer::Local() {
   TraceThreadCache& cache = tls_trace_cache;
-  if (cache.tracer_serial == serial_) [[likely]] return cache.ring;
+  if (cache.tracer_serial == serial_) [[likely]]
+    return cache.ring;
   if (tls_trace_thread_serial == 0) {
     tls_trace_thread_serial =
         next_thread_serial.fetch_add(1, std::memory_order_relaxed);
@@ -327,11 +327,21 @@ void AppendJsonString(std::string* out, std::string_view s) {
     const auto c = static_cast<unsigned char>(s[i]);
     if (c < 0x80) {
       switch (c) {
-        case '"': *out += "\\\""; break;
-        case '\\': *out += "\\\\"; break;
-        case '\n': *out += "\\n"; break;
-        case '\r': *out += "\\r"; break;
-        case '\t': *out += "\\t"; break;
+        case '"':
+          *out += "\\\"";
+          break;
+        case '\\':
+          *out += "\\\\";
+          break;
+        case '\n':
+          *out += "\\n";
+          break;
+        case '\r':
+          *out += "\\r";
+          break;
+        case '\t':
+          *out += "\\t";
+          break;
         default:
           if (c < 0x20 || c == 0x7f) {
             absl::StrAppendFormat(out, "\\u%04x", c);
@@ -386,10 +396,14 @@ std::string GroupLabel(uint64_t id, const char* name) {
 
 const char* KindCategory(TraceKind kind) {
   switch (kind) {
-    case TraceKind::kTask: return "task";
-    case TraceKind::kBlocking: return "blocking";
-    case TraceKind::kStop: return "stop";
-    case TraceKind::kSignal: return "signal";
+    case TraceKind::kTask:
+      return "task";
+    case TraceKind::kBlocking:
+      return "blocking";
+    case TraceKind::kStop:
+      return "stop";
+    case TraceKind::kSignal:
+      return "signal";
   }
   return "unknown";
 }
@@ -411,11 +425,10 @@ absl::Status Tracer::Write(std::string_view path) const {
   }
   uint64_t ticks = Now();
   mono = MonotonicNanos();
-  const double ns_per_tick =
-      ticks > start_ticks_
-          ? static_cast<double>(mono - start_mono_ns_) /
-                static_cast<double>(ticks - start_ticks_)
-          : 1.0;
+  const double ns_per_tick = ticks > start_ticks_
+                                 ? static_cast<double>(mono - start_mono_ns_) /
+                                       static_cast<double>(ticks - start_ticks_)
+                                 : 1.0;
   auto micros = [&](uint64_t t) {
     const double d =
         static_cast<double>(static_cast<int64_t>(t - start_ticks_)) *
@@ -444,8 +457,9 @@ absl::Status Tracer::Write(std::string_view path) const {
                         pid);
   for (const RingView& v : views) {
     absl::StrAppendFormat(
-        &out, ",\n{\"ph\":\"M\",\"name\":\"thread_name\",\"pid\":%d,"
-              "\"tid\":%d,\"args\":{\"name\":",
+        &out,
+        ",\n{\"ph\":\"M\",\"name\":\"thread_name\",\"pid\":%d,"
+        "\"tid\":%d,\"args\":{\"name\":",
         pid, v.tid);
     AppendJsonString(&out, v.name);
     out += "}}";
@@ -478,9 +492,8 @@ absl::Status Tracer::Write(std::string_view path) const {
         absl::StrAppendFormat(&out, ",\"s\":\"%s\"",
                               e.kind == TraceKind::kSignal ? "g" : "t");
       } else {
-        absl::StrAppendFormat(
-            &out, ",\"dur\":%.3f",
-            std::max(0.0, micros(e.end) - micros(e.start)));
+        absl::StrAppendFormat(&out, ",\"dur\":%.3f",
+                              std::max(0.0, micros(e.end) - micros(e.start)));
       }
       if (e.group_id != 0 || e.reason != nullptr) {
         out += ",\"args\":{";
@@ -511,8 +524,9 @@ absl::Status Tracer::Write(std::string_view path) const {
   for (const RingView& v : views) {
     for (const TraceRing::Event& e : v.events) {
       if (e.group_id == 0 || e.group_name == nullptr) continue;
-      auto it = spans.try_emplace(e.group_id, Span{e.group_name, e.start,
-                                                    e.end}).first;
+      auto it =
+          spans.try_emplace(e.group_id, Span{e.group_name, e.start, e.end})
+              .first;
       it->second.first = std::min(it->second.first, e.start);
       it->second.last = std::max(it->second.last, e.end);
     }
@@ -541,8 +555,8 @@ absl::Status Tracer::Write(std::string_view path) const {
       static_cast<int>(views.size()));
 
   const std::string p(path);
-  const int fd = ::open(p.c_str(), O_WRONLY | O_CREAT | O_TRUNC | O_CLOEXEC,
-                        0644);
+  const int fd =
+      ::open(p.c_str(), O_WRONLY | O_CREAT | O_TRUNC | O_CLOEXEC, 0644);
   if (fd < 0) return FileError(errno, "open", p);
   size_t done = 0;
   while (done < out.size()) {

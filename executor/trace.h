@@ -10,11 +10,12 @@
 //     count of live Tracers: with tracing off, that load and a predictable
 //     branch are all a task pays.
 //  2. On, the hook asks its executor for its Tracer (null: another executor
-//     of the process traces, not this one) and opens a TraceScope: it finds
-//     this thread's ring (a one-entry thread-local cache, else the Tracer's
-//     map under its mutex), captures the group's id and name (the group may
-//     be gone once the task ran) and reads the clock. ~TraceScope reads the
-//     clock again and appends one complete event.
+//     of the process traces, not this one) and opens a TraceScope: it
+//     captures the group's id and name (the group may be gone once the task
+//     ran; a named group's name is interned, cached per thread) and reads
+//     the clock. ~TraceScope reads the clock again and appends one complete
+//     event to this thread's ring (a one-entry thread-local cache, else the
+//     Tracer's map under its mutex).
 //  3. Append: writing_ = n (relaxed), the slot's fields (release stores),
 //     then head_ = n + 1 (release). When the ring is full the slot of event
 //     n - capacity is overwritten: the newest events are kept.
@@ -28,10 +29,18 @@
 //     writing_ >= j here: events i <= w - capacity are discarded and counted
 //     dropped. This is a seqlock with the ring index as its sequence; on
 //     x86 every one of these atomics is a plain mov.
-// Timestamps: the TSC on x86-64 (invariant on every machine we run; about
-// half the cost of clock_gettime), mapped to CLOCK_MONOTONIC microseconds by
-// a line through two (TSC, CLOCK_MONOTONIC) pairs: one taken when the Tracer
-// starts, one when the file is written. Elsewhere CLOCK_MONOTONIC itself.
+// Timestamps: the TSC on x86-64 (invariant on every machine we run: the
+// constant_tsc and nonstop_tsc flags; 10 ns a read here, clock_gettime 24),
+// mapped to CLOCK_MONOTONIC microseconds by a line through two (TSC,
+// CLOCK_MONOTONIC) pairs: one taken when the Tracer starts, one when the
+// file is written. Elsewhere CLOCK_MONOTONIC itself.
+// Cost, on: two clock reads and about 170 instructions per run; fib(30),
+// whose tasks take about 80 ns, runs about 30% slower (the reads alone are
+// 20 ns of it).
+//
+// Not recorded: flow arrows from a spawn to its task's first run (a hook
+// and an event per spawn, as much again as the run's). Named groups'
+// activity is written as async spans derived from their events (Write).
 #ifndef RIPCORD_EXECUTOR_TRACE_H_
 #define RIPCORD_EXECUTOR_TRACE_H_
 

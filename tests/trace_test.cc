@@ -15,6 +15,7 @@
 
 #include <atomic>
 #include <cstdint>
+#include <cstdio>
 #include <cstdlib>
 #include <fstream>
 #include <map>
@@ -45,8 +46,7 @@ struct Json;
 using JsonObject = std::map<std::string, Json>;
 using JsonArray = std::vector<Json>;
 struct Json {
-  std::variant<std::nullptr_t, bool, double, std::string, JsonArray,
-               JsonObject>
+  std::variant<std::nullptr_t, bool, double, std::string, JsonArray, JsonObject>
       v;
   bool is_object() const { return std::holds_alternative<JsonObject>(v); }
   const JsonObject& object() const { return std::get<JsonObject>(v); }
@@ -61,9 +61,8 @@ struct Json {
   }
   std::string get_str(const std::string& k) const {
     const Json* j = get(k);
-    return j != nullptr && std::holds_alternative<std::string>(j->v)
-               ? j->str()
-               : "";
+    return j != nullptr && std::holds_alternative<std::string>(j->v) ? j->str()
+                                                                     : "";
   }
 };
 
@@ -130,8 +129,8 @@ class JsonReader {
       if (i_ < s_.size() && (s_[i_] == '+' || s_[i_] == '-')) ++i_;
       if (!digits()) return false;
     }
-    out->v = std::strtod(std::string(s_.substr(start, i_ - start)).c_str(),
-                         nullptr);
+    out->v =
+        std::strtod(std::string(s_.substr(start, i_ - start)).c_str(), nullptr);
     return true;
   }
   static void PutUtf8(std::string* out, uint32_t cp) {
@@ -182,14 +181,30 @@ class JsonReader {
         if (++i_ >= s_.size()) return false;
         const char e = s_[i_++];
         switch (e) {
-          case '"': out->push_back('"'); break;
-          case '\\': out->push_back('\\'); break;
-          case '/': out->push_back('/'); break;
-          case 'b': out->push_back('\b'); break;
-          case 'f': out->push_back('\f'); break;
-          case 'n': out->push_back('\n'); break;
-          case 'r': out->push_back('\r'); break;
-          case 't': out->push_back('\t'); break;
+          case '"':
+            out->push_back('"');
+            break;
+          case '\\':
+            out->push_back('\\');
+            break;
+          case '/':
+            out->push_back('/');
+            break;
+          case 'b':
+            out->push_back('\b');
+            break;
+          case 'f':
+            out->push_back('\f');
+            break;
+          case 'n':
+            out->push_back('\n');
+            break;
+          case 'r':
+            out->push_back('\r');
+            break;
+          case 't':
+            out->push_back('\t');
+            break;
           case 'u': {
             uint32_t cp;
             if (!Hex4(&cp)) return false;
@@ -300,8 +315,8 @@ class JsonReader {
 
 TEST(JsonReader, AcceptsAndRejects) {
   Json j;
-  EXPECT_TRUE(JsonReader(R"({"a":[1,-2.5e3,true,null,"x\u00e9\n"]})")
-                  .Parse(&j));
+  EXPECT_TRUE(
+      JsonReader(R"({"a":[1,-2.5e3,true,null,"x\u00e9\n"]})").Parse(&j));
   EXPECT_EQ(j.get("a")->array()[4].str(), "x\xc3\xa9\n");
   EXPECT_FALSE(JsonReader(R"({"a":1,})").Parse(&j));
   EXPECT_FALSE(JsonReader("{\"a\":\"\x01\"}").Parse(&j));
@@ -310,7 +325,7 @@ TEST(JsonReader, AcceptsAndRejects) {
   EXPECT_FALSE(JsonReader(R"({"a":1} x)").Parse(&j));
 }
 
-// ---- helpers ------------------------------------------------------------------
+// ---- helpers ---------------------------------------------------------------
 
 std::string TempPath(const std::string& name) {
   const char* dir = std::getenv("TEST_TMPDIR");
@@ -352,7 +367,7 @@ const std::string kNastyReasonRead =
     std::string("quote \" backslash \\ newline \n tab \t ctrl \x01 \x1f del ") +
     "\x7f utf8 \xc3\xa9 \xe2\x82\xac bad \xef\xbf\xbd \xef\xbf\xbd end";
 
-// ---- the workload ---------------------------------------------------------------
+// ---- the workload ----------------------------------------------------------
 
 // The known workload: 10 plain tasks of 'plain', a coroutine of 'coro'
 // resumed twice (so 3 runs), a blocking call of 'blocking', a group
@@ -643,12 +658,12 @@ TEST(Trace, ThirdSignalWritesTheFileBeforeTheProcessEnds) {
     close(handled[0]);
     Executor executor({.num_workers = 1, .trace_path = path});
     TaskGroup stubborn(executor, {.name = "stubborn"});
-    SignalWatcher watcher(
-        executor, {.on_signal = [fd = handled[1]](int, int) {
-                     const char c = 's';
-                     (void)!write(fd, &c, 1);
-                   },
-                   .quiet = true});
+    SignalWatcher watcher(executor, {.on_signal =
+                                         [fd = handled[1]](int, int) {
+                                           const char c = 's';
+                                           (void)!write(fd, &c, 1);
+                                         },
+                                     .quiet = true});
     stubborn.Spawn([] { absl::SleepFor(absl::Seconds(60)); });
     const char c = 'r';
     (void)!write(handled[1], &c, 1);  // ready
