@@ -142,7 +142,8 @@ class Tracer {
   // Writes what the rings hold now as Trace Event JSON to `path`
   // (truncating). Returns the file system's error (with the path) if the
   // file cannot be opened or written.
-  absl::Status Write(std::string_view path) const ABSL_LOCKS_EXCLUDED(mu_);
+  [[nodiscard]] absl::Status Write(std::string_view path) const
+      ABSL_LOCKS_EXCLUDED(mu_);
   // Write(path()); an error is printed to stderr, prefixed "ripcord: ".
   void WriteToPath() const;
 
@@ -169,7 +170,8 @@ class Tracer {
 
 // Executor::WriteTrace: tracer->Write(path), or FailedPrecondition when
 // `tracer` is null (tracing is off).
-absl::Status WriteTrace(const Tracer* tracer, std::string_view path);
+[[nodiscard]] absl::Status WriteTrace(const Tracer* tracer,
+                                      std::string_view path);
 
 // TraceScope: one complete event around a run: reads the clock at
 // construction and appends the event at destruction, on the same thread. A

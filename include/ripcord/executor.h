@@ -101,8 +101,9 @@ class Executor {
   // Event JSON: {"traceEvents": [...], "displayTimeUnit": "ms",
   // "metadata": {"dropped_events": N, ...}}, timestamps in microseconds of
   // CLOCK_MONOTONIC. Tasks still running are not in it (an event is
-  // recorded when its run ends). Takes at least 20 ms in the first 20 ms
-  // after the Executor was created (the clock's calibration).
+  // recorded when its run ends). Called within 20 ms of the Executor's
+  // creation, it first waits until those 20 ms have passed (the clock's
+  // calibration).
   // Thread-safety: any thread, including tasks, concurrently with
   // recording and with other WriteTrace() calls; each call writes a
   // consistent snapshot of each thread's ring.
@@ -110,7 +111,7 @@ class Executor {
   // tracing is off; the file system's error when `path` cannot be opened or
   // written (e.g. NotFound for a missing folder, PermissionDenied), its
   // message naming the path.
-  absl::Status WriteTrace(std::string_view path) const;
+  [[nodiscard]] absl::Status WriteTrace(std::string_view path) const;
 
   // For the library's own use.
   internal::ExecutorImpl* impl() const { return impl_.get(); }
