@@ -16,6 +16,12 @@
 #include "absl/strings/str_format.h"
 
 namespace ripcord::internal {
+
+// External linkage: see tls_sleep_cancelled in ripcord/internal/coroutine.h.
+thread_local const char* tls_thread_role = nullptr;
+
+const char* ThreadRole() { return tls_thread_role; }
+
 namespace {
 
 // relaxed: a test knob; the hook is code, nothing else is published with it.
@@ -45,6 +51,7 @@ std::thread StartThread(const char* name, absl::AnyInvocable<void() &&> fn) {
     }
     t = std::thread([name, fn = std::move(fn)]() mutable {
       pthread_setname_np(pthread_self(), name);
+      tls_thread_role = name;
       std::move(fn)();
     });
   } catch (const std::system_error& e) {
@@ -70,6 +77,7 @@ struct ThreadStart {
 void* ThreadEntry(void* arg) {
   ThreadStart* start = static_cast<ThreadStart*>(arg);
   pthread_setname_np(pthread_self(), start->name);
+  tls_thread_role = start->name;
   std::move(start->fn)();
   delete start;  // destroys fn's callable on this thread, after it ran
   return nullptr;

@@ -34,6 +34,11 @@ sigset_t AsyncSignalSet();
 // Thread-safe. Aborts with a message if the thread cannot be created.
 std::thread StartThread(const char* name, absl::AnyInvocable<void() &&> fn);
 
+// The `name` StartThread or TryStartThread gave the calling thread
+// ("ripcord-worker", ...), or null on a thread they did not start. For the
+// flight recorder's thread names.
+const char* ThreadRole();
+
 // ---- threads with a chosen stack, whose start may fail -------------------
 
 // Thread: a joinable thread started by TryStartThread (std::thread cannot

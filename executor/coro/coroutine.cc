@@ -116,6 +116,7 @@
 #include "executor/base/prefetch.h"
 #include "executor/sched/scheduler.h"
 #include "executor/time/timer.h"
+#include "executor/trace/trace.h"
 #include "ripcord/internal/coroutine.h"
 #include "ripcord/internal/stop_state.h"
 #include "ripcord/internal/task_alloc.h"
@@ -155,7 +156,10 @@ void CoroContext::Run(TaskNode* node, bool drop) {
   group->FinishTask(std::move(status));
 }
 
-bool CoroContext::Drive(CoroContext* ctx, absl::Status* status) {
+namespace {
+
+// CoroContext::Drive's work.
+inline bool DriveChain(CoroContext* ctx, absl::Status* status) {
   GroupState* const group = ctx->group;
   if (!ctx->started) {
     ctx->started = true;
@@ -181,6 +185,23 @@ bool CoroContext::Drive(CoroContext* ctx, absl::Status* status) {
   if (!frame.root_done) return false;
   *status = ctx->RootStatus();
   return true;
+}
+
+// DriveChain while some executor traces: one run, recorded when this
+// coroutine's executor does. The scope captures the group before the run:
+// a suspended coroutine may finish elsewhere and its group go meanwhile.
+[[gnu::noinline]] bool DriveTraced(CoroContext* ctx, absl::Status* status) {
+  GroupState* const g = ctx->group;
+  TraceScope trace(g->executor()->tracer(), TraceKind::kTask,
+                   /*label=*/nullptr, g->id(), &g->name());
+  return DriveChain(ctx, status);
+}
+
+}  // namespace
+
+bool CoroContext::Drive(CoroContext* ctx, absl::Status* status) {
+  if (TraceActive()) [[unlikely]] return DriveTraced(ctx, status);
+  return DriveChain(ctx, status);
 }
 
 void FrameRoomEscaped() {

@@ -1014,6 +1014,9 @@ int GroupState::Stop(std::string_view reason, StopOrigin origin) {
     RecordStopLocked(reason, origin);
   }
   if (first) {
+    if (Tracer* t = exec_->tracer()) {
+      t->GroupStopped(id_, name_, CapStopReason(reason));
+    }
     // Waiters asleep since before the stop switch to the census (step 6).
     // acquire: as in Idle().
     if ((pending_.load(std::memory_order_acquire) & kWaiters) != 0) {
@@ -1322,5 +1325,9 @@ void Executor::RequestStop(StopTarget target, std::string_view reason) {
 }
 
 std::string Executor::DebugString() const { return impl_->DebugString(); }
+
+absl::Status Executor::WriteTrace(std::string_view path) const {
+  return internal::WriteTrace(impl_->tracer(), path);
+}
 
 }  // namespace ripcord

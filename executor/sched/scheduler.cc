@@ -219,6 +219,8 @@ ExecutorImpl::ExecutorImpl(const ExecutorOptions& options)
                                              options.blocking_keep_alive,
                                              options.blocking_stack_size);
   worker_stack_size_ = options.worker_stack_size;
+  tracer_ = Tracer::FromOptions(options.trace_path);
+  blocking_->set_tracer(tracer_.get());
   workers_.reserve(n);
   for (int i = 0; i < n; ++i) {
     workers_.push_back(std::make_unique<Worker>(this, i));
@@ -273,6 +275,7 @@ ExecutorImpl::~ExecutorImpl() {
   }
   blocking_.reset();
   timers_.reset();
+  if (tracer_ != nullptr) tracer_->WriteToPath();
 }
 
 bool ExecutorImpl::OnWorkerThread() const {
@@ -529,7 +532,15 @@ void ExecutorImpl::RunPlainGated(Worker* w, TaskNode* t) {
   frame.store(key, std::memory_order_relaxed);
   w->frame_depth = slot + 1;
   tls_gate_frame = slot;
+  if (TraceActive()) [[unlikely]] return RunPlainTraced(t);
   return t->run(t, /*drop=*/false);
+}
+
+void ExecutorImpl::RunPlainTraced(TaskNode* t) {
+  GroupState* const g = t->group;
+  TraceScope trace(tracer_.get(), TraceKind::kTask, /*label=*/nullptr,
+                   g->id(), &g->name());
+  t->run(t, /*drop=*/false);
 }
 
 void ExecutorImpl::FlushThenRunPlainGated(Worker* w, TaskNode* t) {

@@ -27,6 +27,7 @@
 #include "executor/base/threads.h"
 #include "executor/time/timer.h"
 #include "executor/sched/ws_deque.h"
+#include "executor/trace/trace.h"
 #include "ripcord/executor.h"
 #include "ripcord/internal/group_state.h"
 #include "ripcord/internal/task_node.h"
@@ -201,6 +202,8 @@ class ExecutorImpl {
 
   TimerQueue& timers() { return *timers_; }
   BlockingPool& blocking() { return *blocking_; }
+  // The flight recorder (executor/trace/trace.h); null when tracing is off.
+  Tracer* tracer() const { return tracer_.get(); }
 
   // Root registry (no global lock: sharded by creating thread).
   void RegisterRoot(GroupState* group);
@@ -231,6 +234,9 @@ class ExecutorImpl {
   [[gnu::noinline]] void RunPlainUntracked(TaskNode* t);
   [[gnu::noinline]] void DropAtGate(Worker* w, TaskNode* t, int slot,
                                     bool deferred);
+  // RunPlainGated's last step while some executor traces: the run, recorded
+  // when this one does.
+  [[gnu::noinline]] void RunPlainTraced(TaskNode* t);
   // A helping wait's search (steps 1-3 atop scheduler.cc): only tasks inside
   // filter's subtree; others it meets move to the injection queue.
   TaskNode* FindWork(Worker* w, const GroupState* filter, bool last_search);
@@ -299,6 +305,8 @@ class ExecutorImpl {
   std::atomic<int> num_join_waiters_{0};
 
   std::vector<std::unique_ptr<RootShard>> shards_;
+  // Before timers_ and blocking_: destroyed after their threads are joined.
+  std::unique_ptr<Tracer> tracer_;
   std::unique_ptr<TimerQueue> timers_;
   std::unique_ptr<BlockingPool> blocking_;
   const absl::Time created_;

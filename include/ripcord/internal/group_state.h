@@ -252,6 +252,7 @@ class GroupState final : public CacheAllocated<GroupState> {
   GroupState* parent() const { return parent_; }
   ExecutorImpl* executor() const { return exec_; }
   int depth() const { return depth_; }
+  uint64_t id() const { return id_; }  // as in Label(); never reused
   GroupStats Stats() const;
   // Stats() of this group plus those of all its descendants (group_report.cc).
   GroupStats TreeStats() const ABSL_LOCKS_EXCLUDED(children_mu_);
