@@ -144,6 +144,7 @@ bool CoroContext::Drive(CoroContext* ctx, absl::Status* status) {
   }
   GroupState* previous = group->Enter();
   DriverFrame frame;
+  frame.ctx = ctx;
   DriverFrame* const saved = tls_driver;
   tls_driver = &frame;
   if (!ctx->resume_handle) {
@@ -294,7 +295,7 @@ class alignas(16) SleepOp : private StopEntry,
   // operation starts completed (STOPPED).
   explicit SleepOp(CoroContext* ctx)
       : SleepOpFields(ctx), TimerEntry(&OnTimer) {
-    if (!StopEntry::Register(ctx->group->stop_state())) {
+    if (!StopEntry::Register(ctx->stop_state())) {
       // relaxed: nothing else knows this operation yet.
       bits_.store(kStopped, std::memory_order_relaxed);
     }
@@ -463,8 +464,7 @@ static_assert(alignof(SleepOp) <= kSleepOpAlign,
 
 bool SleepSuspend(CoroContext* ctx, absl::Duration d, void* storage,
                   SleepOp** op_out, bool* cancelled) {
-  GroupState* group = ctx->group;
-  if (group->stop_requested()) {
+  if (ctx->stop_requested()) {
     *cancelled = true;
     return false;
   }
@@ -627,11 +627,16 @@ void SweepStopEntries(StopEntry* const* entries, int n) noexcept {
   // The workers claim the rest; the first claim is ours to complete now
   // (StopEntry's rule).
   TimerQueue& timers = group->executor()->timers();
-  if (StopSweep::Queue(group, state)) {
+  // A started task's own stop state (CoroContext::stop_state()) gets no
+  // sweep: it is one chain, so at most one Sleep is registered at a time,
+  // and a queued sweep would outlive the task's state (the group's join
+  // count, which a sweep holds, does not keep that state alive).
+  if (state == group->stop_state() && StopSweep::Queue(group, state)) {
     CompleteAndQueueEach(entries, n, timers);
     return;
   }
-  // No memory for a sweep: complete every entry on this thread.
+  // No memory for a sweep, or a started task's own stop: complete every
+  // entry on this thread.
   StopEntry* batch[kSweepBatch];
   for (int i = 0; i < n; ++i) batch[i] = entries[i];
   do {
@@ -710,7 +715,7 @@ absl::Status JoinFinish(JoinOp* op, GroupState* target) {
 // ---- Yield and Blocking -----------------------------------------------------
 
 bool YieldSuspend(CoroContext* ctx) {
-  if (ctx->group->stop_requested()) return false;  // await_resume: Cancelled
+  if (ctx->stop_requested()) return false;  // await_resume: Cancelled
   ScheduleResumeBack(ctx);
   return true;
 }

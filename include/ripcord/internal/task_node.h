@@ -34,6 +34,9 @@ struct TaskNode {
   // wait for such a queued task to be dropped (GroupState's census): it will
   // never run, and freeing it later is unobservable.
   static constexpr uint32_t kLazy = 4;
+  // kOwnStop: a coroutine started with TaskGroup::Start, whose checkpoints
+  // read its own stop state (CoroContext::stop_state(), coroutine.h).
+  static constexpr uint32_t kOwnStop = 8;
 
   TaskNode(RunFn r, GroupState* g, uint32_t f) : run(r), group(g), flags(f) {}
 
