@@ -464,12 +464,15 @@ static_assert(alignof(SleepOp) <= kSleepOpAlign,
 
 bool SleepSuspend(CoroContext* ctx, absl::Duration d, void* storage,
                   SleepOp** op_out, bool* cancelled) {
-  if (ctx->stop_requested()) {
+  const bool stopped = ctx->stop_requested();
+  if (stopped && (ctx->flags & TaskNode::kOwnStop) == 0) {
     *cancelled = true;
     return false;
   }
-  if (d <= absl::ZeroDuration()) return false;  // OK at once
+  if (!stopped && d <= absl::ZeroDuration()) return false;  // OK at once
   // *op_out before arming: the coroutine may resume elsewhere right after.
+  // (A started task already stopped gets an operation too, which starts
+  // completed: SleepFinish names the task's stop from its context.)
   auto* op = new (storage) SleepOp(ctx);
   *op_out = op;
   if (d != absl::InfiniteDuration() && !op->Stopped()) {
@@ -480,8 +483,12 @@ bool SleepSuspend(CoroContext* ctx, absl::Duration d, void* storage,
 
 absl::Status SleepFinish(SleepOp* op, bool cancelled) {
   if (op != nullptr) {
+    CoroContext* const ctx = op->ctx();
     cancelled = op->Finish();
     op->~SleepOp();
+    if (cancelled && (ctx->flags & TaskNode::kOwnStop) != 0) {
+      return ctx->OwnStopStatus();
+    }
   }
   if (cancelled) return SleepCancelledError();
   return absl::OkStatus();

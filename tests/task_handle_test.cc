@@ -34,10 +34,10 @@ namespace {
 
 using ::ripcord::testing::BlockUntil;
 using ::ripcord::testing::kHangTimeout;
-using ::ripcord::testing::kThreadSanitizer;
 using ::ripcord::testing::kSanitizer;
-using ::ripcord::testing::Watchdog;
+using ::ripcord::testing::kThreadSanitizer;
 using ::ripcord::testing::WaitUntilOrFail;
+using ::ripcord::testing::Watchdog;
 
 class TaskHandleTest : public ::testing::Test {
  protected:
@@ -65,9 +65,8 @@ TEST_F(TaskHandleTest, ResultTypeMapping) {
   auto h3 = g.Start([] { return 7; });
   auto h4 = g.Start([](StopToken) { return absl::StatusOr<std::string>("x"); });
   auto h5 = g.Start([]() -> Task<> { co_return; });
-  auto h6 = g.Start([](StopToken) -> Task<absl::Status> {
-    co_return absl::OkStatus();
-  });
+  auto h6 = g.Start(
+      [](StopToken) -> Task<absl::Status> { co_return absl::OkStatus(); });
   auto h7 = g.Start([]() -> Task<int> { co_return 8; });
   auto h8 = g.Start([]() -> Task<absl::StatusOr<std::string>> {
     co_return std::string("y");
@@ -252,7 +251,10 @@ TEST_F(TaskHandleTest, StopWhileCoroutineSleeps) {
   ASSERT_TRUE(WaitUntilOrFail([&] { return sleeping.load(); }));
   absl::SleepFor(absl::Milliseconds(5));  // usually suspended by now
   h.RequestStop("cancel one download");
-  EXPECT_EQ(h.Wait().code(), absl::StatusCode::kCancelled);
+  absl::Status r = h.Wait();
+  EXPECT_EQ(r.code(), absl::StatusCode::kCancelled);
+  // Sleep's status names the task's stop (the group was not stopped).
+  EXPECT_TRUE(Contains(r, "cancel one download")) << r;
   EXPECT_TRUE(sibling.Wait().ok());
   EXPECT_TRUE(sibling_ok.load());
   EXPECT_TRUE(g.Wait().ok());
@@ -271,9 +273,11 @@ TEST_F(TaskHandleTest, StopWhileCoroutineSleeps) {
     co_return ys;
   });
   ASSERT_TRUE(WaitUntilOrFail([&] { return g.stats().running == 1; }));
-  y.RequestStop();
+  y.RequestStop("yield no more");
   go.Notify();
-  EXPECT_EQ(y.Wait().code(), absl::StatusCode::kCancelled);
+  absl::Status yr = y.Wait();
+  EXPECT_EQ(yr.code(), absl::StatusCode::kCancelled);
+  EXPECT_TRUE(Contains(yr, "yield no more")) << yr;
   EXPECT_TRUE(g.Wait().ok());
   EXPECT_EQ(g.stats().cancelled, 2);
 }
@@ -577,9 +581,8 @@ TEST_F(TaskHandleTest, WaitAllOrderWithMixedOutcomes) {
     (void)co_await Sleep(absl::Milliseconds(30));  // ends last
     co_return 0;
   }));
-  hs.push_back(g.Start([]() -> absl::StatusOr<int> {
-    return absl::NotFoundError("one");
-  }));
+  hs.push_back(g.Start(
+      []() -> absl::StatusOr<int> { return absl::NotFoundError("one"); }));
   hs.push_back(g.Start([]() -> int { throw std::runtime_error("two"); }));
   hs.push_back(g.Start([](StopToken t) -> absl::StatusOr<int> {
     absl::Status s = SleepFor(absl::InfiniteDuration(), t);
@@ -680,9 +683,8 @@ TEST_F(TaskHandleTest, FailFastChildUnderCollectAllParent) {
   auto child_result = parent.Start([&]() -> absl::Status {
     TaskGroup child(parent, {.name = "child"});
     // Stopped by its sibling's failure (dropped, or woken in SleepFor).
-    child.Spawn([](StopToken t) {
-      return SleepFor(absl::InfiniteDuration(), t);
-    });
+    child.Spawn(
+        [](StopToken t) { return SleepFor(absl::InfiniteDuration(), t); });
     child.Spawn([] { return absl::InternalError("child task failed"); });
     absl::Status s = child.Wait();
     child_stats = child.stats();
@@ -737,7 +739,8 @@ TEST_F(TaskHandleTest, StressStopRacesStartAndEnd) {
     } else {
       hs[i] = g.Start([i, &ran](StopToken t) -> absl::StatusOr<int> {
         ran[i].fetch_add(1);
-        if (t.stop_requested()) return absl::CancelledError("task saw its stop");
+        if (t.stop_requested())
+          return absl::CancelledError("task saw its stop");
         return i;
       });
     }

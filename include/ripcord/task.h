@@ -416,6 +416,7 @@ struct YieldAwaiter {
   }
   absl::Status await_resume() {
     if (ctx->stop_requested()) {
+      if ((ctx->flags & TaskNode::kOwnStop) != 0) return ctx->OwnStopStatus();
       return absl::CancelledError("Yield: the task's group was stopped");
     }
     return absl::OkStatus();

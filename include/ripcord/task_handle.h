@@ -125,9 +125,9 @@ class TaskHandle {
           "TaskHandle::Wait() on an empty handle"));
     }
     if (state_->RunningHere()) {
-      return Outcome(absl::FailedPreconditionError(absl::StrCat(
-          "TaskHandle::Wait() called from inside ", state_->Label(),
-          " itself; it would wait for itself")));
+      return Outcome(absl::FailedPreconditionError(
+          absl::StrCat("TaskHandle::Wait() called from inside ",
+                       state_->Label(), " itself; it would wait for itself")));
     }
     if (!state_->TryTake()) return Taken("TaskHandle::Wait()");
     state_->WaitDone();
@@ -142,8 +142,9 @@ class TaskHandle {
   // Call it on a handle that outlives the co_await.
   [[nodiscard]] JoinAwaitable Join() {
     if (state_ == nullptr) {
-      return JoinAwaitable(nullptr, absl::FailedPreconditionError(
-                                        "TaskHandle::Join() on an empty handle"));
+      return JoinAwaitable(nullptr,
+                           absl::FailedPreconditionError(
+                               "TaskHandle::Join() on an empty handle"));
     }
     if (state_->RunningHere()) {
       return JoinAwaitable(
@@ -197,8 +198,9 @@ class TaskHandle {
 
   static Outcome Taken(const char* api) {
     return Outcome(absl::FailedPreconditionError(
-        absl::StrCat(api, ": the outcome was already taken (by Wait, Join "
-                          "or OnDone)")));
+        absl::StrCat(api,
+                     ": the outcome was already taken (by Wait, Join "
+                     "or OnDone)")));
   }
   void Reset() {
     if (state_ != nullptr) std::exchange(state_, nullptr)->Unref();
@@ -243,14 +245,15 @@ auto TaskGroup::Start(F&& f, TaskOptions options) {
       node = internal::StartedCoroutine<Fn, T>::New(state_, state,
                                                     std::forward<F>(f));
     } else {
-      node = new internal::StartedTask<Fn, T>(state_, state,
-                                              std::forward<F>(f));
+      node =
+          new internal::StartedTask<Fn, T>(state_, state, std::forward<F>(f));
     }
   } catch (...) {
     // No node: end the state as never started, so the handle holds no
     // registration on the group's stop source; its Wait() would report it.
-    state->Complete(state_, absl::InternalError(
-                                "TaskGroup::Start: f could not be stored"))
+    state
+        ->Complete(state_, absl::InternalError(
+                               "TaskGroup::Start: f could not be stored"))
         .IgnoreError();
     state->Unref();  // the node's reference
     throw;

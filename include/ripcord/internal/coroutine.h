@@ -144,6 +144,12 @@ struct CoroContext : TaskNode {
   StopToken token() noexcept { return GroupState::TokenFor(stop_state()); }
   // The task's own stop state; overridden by the nodes that set kOwnStop.
   virtual StopState* OwnStopState() noexcept { return group->stop_state(); }
+  // With kOwnStop: the CancelledError a checkpoint (Sleep, Yield) returns
+  // after the task's own stop, naming its cause ("task 'x' stopped: ...",
+  // or the group's stop cause).
+  virtual absl::Status OwnStopStatus() noexcept {
+    return absl::CancelledError("the task was stopped");
+  }
 
   // started and room_bytes first: they fill TaskNode's tail padding, so the
   // node is 8 bytes smaller and, rounded to 16 for the room behind it, a

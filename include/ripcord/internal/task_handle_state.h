@@ -99,7 +99,8 @@ typename OutcomeOf<T>::type ToOutcome(R&& r) {
   return typename OutcomeOf<T>::type(std::forward<R>(r));
 }
 
-// ---- the shared state --------------------------------------------------------
+// ---- the shared state
+// --------------------------------------------------------
 
 // TaskStateBase: the untyped half of a started task's shared state.
 // Thread-safe; fields say who touches them.
@@ -158,7 +159,9 @@ class TaskStateBase {
   std::string Label() const;
 
   // Task side: Start registers the chain to the group's stop source.
-  void ChainTo(GroupState* group) { chain_.emplace(group->token(), Chain{this}); }
+  void ChainTo(GroupState* group) {
+    chain_.emplace(group->token(), Chain{this});
+  }
   // Task side: for RunningHere() (coroutines; set before the node is queued).
   void set_coroutine(const CoroContext* ctx) noexcept { coroutine_ = ctx; }
 
@@ -355,7 +358,9 @@ template <class F, class T>
 struct StartedTask final : TaskNode, CacheAllocated<StartedTask<F, T>> {
   template <class G>
   StartedTask(GroupState* g, TaskState<T>* s, G&& fn)
-      : TaskNode(&Run, g, TaskNode::kDroppable), ref(s), f(std::forward<G>(fn)) {}
+      : TaskNode(&Run, g, TaskNode::kDroppable),
+        ref(s),
+        f(std::forward<G>(fn)) {}
 
   static void Run(TaskNode* node, bool drop) {
     auto* self = static_cast<StartedTask*>(node);
@@ -407,12 +412,13 @@ struct StartedCoroutine final : CoroContext {
   template <class G>
   static StartedCoroutine* New(GroupState* g, TaskState<T>* s, G&& fn) {
     if constexpr (!kTaskAllocatable<StartedCoroutine>) {
-      void* const p = ::operator new(
-          sizeof(StartedCoroutine), std::align_val_t{alignof(StartedCoroutine)});
+      void* const p =
+          ::operator new (sizeof(StartedCoroutine),
+                          std::align_val_t{alignof(StartedCoroutine)});
       try {
         return ::new (p) StartedCoroutine(g, s, std::forward<G>(fn), 0);
       } catch (...) {
-        ::operator delete(p, std::align_val_t{alignof(StartedCoroutine)});
+        ::operator delete (p, std::align_val_t{alignof(StartedCoroutine)});
         throw;
       }
     } else {
@@ -436,8 +442,8 @@ struct StartedCoroutine final : CoroContext {
     p->~StartedCoroutine();
     if constexpr (!kTaskAllocatable<StartedCoroutine>) {
       (void)bytes;
-      ::operator delete(static_cast<void*>(p),
-                        std::align_val_t{alignof(StartedCoroutine)});
+      ::operator delete (static_cast<void*>(p),
+                         std::align_val_t{alignof(StartedCoroutine)});
     } else {
       FreeTask(p, bytes);
     }
@@ -452,6 +458,9 @@ struct StartedCoroutine final : CoroContext {
 
   StopState* OwnStopState() noexcept override {
     return ref.state->stop_state();
+  }
+  absl::Status OwnStopStatus() noexcept override {
+    return ref.state->StopCause(group);
   }
 
   // Dropped unrun, or run: CoroContext::Run (which calls RootStatus()).
