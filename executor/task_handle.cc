@@ -9,8 +9,9 @@
 //  - the handle's RequestStop(reason): records the reason under mu_ unless
 //    the task already ended (then nothing) or another stop came first;
 //  - the group's stop: the chain callback (registered on the group's stop
-//    source by Start, removed at the task's end, which waits for a run in
-//    progress) records "the group" as the source.
+//    source when the task starts running, removed at its end, which waits
+//    for a run in progress) records "the group" as the source. A queued
+//    task has no callback: the scheduler drops it when the group stops.
 // The first of them names the outcome's cause (StopCause). A task ended
 // before a racing RequestStop takes mu_ keeps its outcome; one that ends
 // after it sees its token stopped, or is never started.
@@ -38,6 +39,13 @@ void TaskStateBase::RequestStop(std::string_view reason) {
   // The caller's reference keeps stop_ alive; a task that ends meanwhile
   // has removed its own callbacks and entries, so this runs nothing then.
   stop_.RequestStop();
+}
+
+bool TaskStateBase::HandleStopRequested() const {
+  if (stop_requested()) return true;
+  MutexLock lock(&mu_);
+  // Not ended: the task holds a unit of its group, which is alive.
+  return !done() && group_->stop_requested();
 }
 
 void TaskStateBase::StopFromGroup() {

@@ -197,7 +197,7 @@ TEST_F(TaskHandleTest, StopWhileRunningPlain) {
   std::atomic<int> sibling_done{0};
   for (int i = 0; i < 10; ++i) g.Spawn([&] { ++sibling_done; });
   ASSERT_TRUE(BlockUntil(started));
-  EXPECT_EQ(g.stats().running, 1);
+  EXPECT_GE(g.stats().running, 1);  // siblings may run too
   h.RequestStop("enough");
   absl::Status r = h.Wait();
   EXPECT_EQ(r.code(), absl::StatusCode::kCancelled);

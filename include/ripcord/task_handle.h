@@ -105,7 +105,7 @@ class TaskHandle {
   // TaskHandle::stop_requested(): this task's own stop, or its group's.
   // False for an empty handle.
   bool stop_requested() const {
-    return state_ != nullptr && state_->stop_requested();
+    return state_ != nullptr && state_->HandleStopRequested();
   }
 
   // TaskHandle::Wait(): blocks until the task has ended, then takes the
@@ -226,8 +226,8 @@ class TaskHandle {
 // every coroutine checkpoint of it) is the task's own: it reports stop when
 // the handle's RequestStop() or the group's stop happened. It is valid
 // while the task runs.
-// Cost: one allocation more than Spawn (the handle's shared state), and a
-// StopCallback registered on the group's stop source for the task's life.
+// Cost: one allocation more than Spawn (the handle's shared state), and,
+// while the task runs, a StopCallback on the group's stop source.
 // Thread-safety: any thread, like Spawn.
 template <class F>
 auto TaskGroup::Start(F&& f, TaskOptions options) {
@@ -236,9 +236,8 @@ auto TaskGroup::Start(F&& f, TaskOptions options) {
                 "TaskGroup::Start: f must be callable as R(StopToken) or R()");
   using R = typename internal::CallResult<Fn>::type;
   using T = typename internal::StartValue<R>::type;
-  auto* state = new internal::TaskState<T>(std::move(options.name));
+  auto* state = new internal::TaskState<T>(state_, std::move(options.name));
   TaskHandle<T> handle(state);
-  state->ChainTo(state_);  // a stopped group stops the task here
   internal::TaskNode* node;
   try {
     if constexpr (internal::IsTaskType<R>::value) {
@@ -249,8 +248,7 @@ auto TaskGroup::Start(F&& f, TaskOptions options) {
           new internal::StartedTask<Fn, T>(state_, state, std::forward<F>(f));
     }
   } catch (...) {
-    // No node: end the state as never started, so the handle holds no
-    // registration on the group's stop source; its Wait() would report it.
+    // No node: end the state as never started; its Wait() would say so.
     state
         ->Complete(state_, absl::InternalError(
                                "TaskGroup::Start: f could not be stored"))

@@ -7,9 +7,11 @@
 // generic run path, like a spawned coroutine: CountStarted, then FinishTask
 // or FinishDropped) plus one shared, reference-counted TaskState<T>:
 //  - the task's own stop source (StopState), a child of its group's: a
-//    StopCallback on the group's stop source (`chain_`, registered by Start,
-//    removed by the task's end) stops it, as tokio-util's
-//    CancellationToken::child_token; its own stop reaches nobody else;
+//    StopCallback on the group's stop source (`chain_`, registered when the
+//    task starts running, removed by its end) stops it, as tokio-util's
+//    CancellationToken::child_token; its own stop reaches nobody else. A
+//    queued task is not registered (the scheduler drops it if its group
+//    stops), so Start does not touch the group's stop source;
 //  - the outcome slot, the OnDone callback or the coroutine awaiting Join(),
 //    and the task's name.
 // References: one for the handle, one for the node (dropped right after the
@@ -121,8 +123,12 @@ class TaskStateBase {
   // The task's own stop source and its token.
   StopState* stop_state() noexcept { return &stop_; }
   StopToken token() noexcept { return GroupState::TokenFor(&stop_); }
-  // This task's own stop, or its group's (which sets it through chain_).
+  // The task's own stop source: its handle's stop, or, once the task
+  // runs, its group's (which sets it through chain_).
   bool stop_requested() const noexcept { return stop_.stop_requested(); }
+  // TaskHandle::stop_requested(): the task's own stop, or its group's
+  // (read under mu_ while the task has not ended, so the group is alive).
+  bool HandleStopRequested() const ABSL_LOCKS_EXCLUDED(mu_);
   bool done() const noexcept {
     // acquire: pairs with the release fetch_or of kDone in Publish(); a
     // caller that sees done also sees the outcome stored before it.
@@ -158,10 +164,11 @@ class TaskStateBase {
   // "task 'name'" or "an unnamed task".
   std::string Label() const;
 
-  // Task side: Start registers the chain to the group's stop source.
-  void ChainTo(GroupState* group) {
-    chain_.emplace(group->token(), Chain{this});
-  }
+  // Task side, when the task starts running: chains its stop to the
+  // group's (a stopped group stops it at once). Before that the scheduler's
+  // own check of the group's stop drops it, so a queued task costs the
+  // group's stop source nothing.
+  void ChainToGroup() { chain_.emplace(group_->token(), Chain{this}); }
   // Task side: for RunningHere() (coroutines; set before the node is queued).
   void set_coroutine(const CoroContext* ctx) noexcept { coroutine_ = ctx; }
 
@@ -178,7 +185,8 @@ class TaskStateBase {
   };
 
  protected:
-  explicit TaskStateBase(std::string name) : name_(std::move(name)) {}
+  TaskStateBase(GroupState* group, std::string name)
+      : group_(group), name_(std::move(name)) {}
   virtual ~TaskStateBase() = default;
 
   // Ending steps 1-2 (see the file comment): removes the chain, sets kDone
@@ -233,6 +241,8 @@ class TaskStateBase {
   // While a plain task runs: the started task that ran on its thread
   // beneath it (tls_started_task before it). Its thread only.
   TaskStateBase* below_ = nullptr;
+  // The task's group: used only while the task has not ended.
+  GroupState* const group_;
   const std::string name_;
 };
 
@@ -249,7 +259,8 @@ class TaskState final : public TaskStateBase,
   using CacheAllocated<TaskState<T>>::operator new;
   using CacheAllocated<TaskState<T>>::operator delete;
 
-  explicit TaskState(std::string name) : TaskStateBase(std::move(name)) {}
+  TaskState(GroupState* group, std::string name)
+      : TaskStateBase(group, std::move(name)) {}
 
   // Ends the task with `outcome` (see the file comment). Called once, by the
   // task's thread, while the task holds its unit of `group`. Returns the
@@ -340,6 +351,9 @@ typename OutcomeOf<T>::type RunStarted(F& f, StopToken token) noexcept {
 // reference, already out of the freed node.
 template <class T>
 void SettleDropped(GroupState* group, StateRef<T> ref) {
+  // The group is stopped: chaining now stops the task's own source too, so
+  // stop_requested() stays true after the end (nothing stays registered).
+  ref.state->ChainToGroup();
   absl::Status callback_error =
       ref.state->Complete(group, ref.state->StopCause(group));
   { StateRef<T> drop = std::move(ref); }
@@ -373,8 +387,11 @@ struct StartedTask final : TaskNode, CacheAllocated<StartedTask<F, T>> {
       return;
     }
     group->CountStarted();
-    typename OutcomeOf<T>::type outcome = absl::UnknownError("unset");
+    // A placeholder without a heap message (an empty one is inline).
+    typename OutcomeOf<T>::type outcome =
+        absl::Status(absl::StatusCode::kUnknown, "");
     GroupState* const previous = group->Enter();
+    state->ChainToGroup();
     if (state->stop_requested()) {
       // Stopped (by its handle, or its group just now) before it started.
       outcome = state->StopCause(group);
@@ -475,6 +492,7 @@ struct StartedCoroutine final : CoroContext {
 
   std::coroutine_handle<> RootHandle() noexcept override {
     if (!task.handle()) {
+      ref.state->ChainToGroup();
       if (ref.state->stop_requested()) {
         // Stopped before it started: f is never called.
         create_error = ref.state->StopCause(group);
@@ -507,7 +525,7 @@ struct StartedCoroutine final : CoroContext {
   // The task ended (CoroContext::Drive): ends the handle's side (OnDone
   // runs here) and returns the status the group settles with.
   absl::Status RootStatus() noexcept override {
-    Outcome outcome = absl::UnknownError("unset");
+    Outcome outcome = absl::Status(absl::StatusCode::kUnknown, "");
     if (!create_error.ok()) {
       outcome = Outcome(create_error);
     } else {
