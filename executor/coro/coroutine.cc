@@ -168,6 +168,7 @@ inline bool DriveChain(CoroContext* ctx, absl::Status* status) {
   }
   GroupState* previous = group->Enter();
   DriverFrame frame;
+  frame.ctx = ctx;
   DriverFrame* const saved = tls_driver;
   tls_driver = &frame;
   if (!ctx->resume_handle) {
@@ -341,7 +342,7 @@ class alignas(16) SleepOp : private StopEntry,
   // operation starts completed (STOPPED).
   explicit SleepOp(CoroContext* ctx)
       : SleepOpFields(ctx), TimerEntry(&OnTimer) {
-    if (!StopEntry::Register(ctx->group->stop_state())) {
+    if (!StopEntry::Register(ctx->stop_state())) {
       // relaxed: nothing else knows this operation yet.
       bits_.store(kStopped, std::memory_order_relaxed);
     }
@@ -510,13 +511,15 @@ static_assert(alignof(SleepOp) <= kSleepOpAlign,
 
 bool SleepSuspend(CoroContext* ctx, absl::Duration d, void* storage,
                   SleepOp** op_out, bool* cancelled) {
-  GroupState* group = ctx->group;
-  if (group->stop_requested()) {
+  const bool stopped = ctx->stop_requested();
+  if (stopped && (ctx->flags & TaskNode::kOwnStop) == 0) {
     *cancelled = true;
     return false;
   }
-  if (d <= absl::ZeroDuration()) return false;  // OK at once
+  if (!stopped && d <= absl::ZeroDuration()) return false;  // OK at once
   // *op_out before arming: the coroutine may resume elsewhere right after.
+  // (A started task already stopped gets an operation too, which starts
+  // completed: SleepFinish names the task's stop from its context.)
   auto* op = new (storage) SleepOp(ctx);
   *op_out = op;
   if (d != absl::InfiniteDuration() && !op->Stopped()) {
@@ -527,8 +530,12 @@ bool SleepSuspend(CoroContext* ctx, absl::Duration d, void* storage,
 
 absl::Status SleepFinish(SleepOp* op, bool cancelled) {
   if (op != nullptr) {
+    CoroContext* const ctx = op->ctx();
     cancelled = op->Finish();
     op->~SleepOp();
+    if (cancelled && (ctx->flags & TaskNode::kOwnStop) != 0) {
+      return ctx->OwnStopStatus();
+    }
   }
   if (cancelled) return SleepCancelledError();
   return absl::OkStatus();
@@ -674,11 +681,16 @@ void SweepStopEntries(StopEntry* const* entries, int n) noexcept {
   // The workers claim the rest; the first claim is ours to complete now
   // (StopEntry's rule).
   TimerQueue& timers = group->executor()->timers();
-  if (StopSweep::Queue(group, state)) {
+  // A started task's own stop state (CoroContext::stop_state()) gets no
+  // sweep: it is one chain, so at most one Sleep is registered at a time,
+  // and a queued sweep would outlive the task's state (the group's join
+  // count, which a sweep holds, does not keep that state alive).
+  if (state == group->stop_state() && StopSweep::Queue(group, state)) {
     CompleteAndQueueEach(entries, n, timers);
     return;
   }
-  // No memory for a sweep: complete every entry on this thread.
+  // No memory for a sweep, or a started task's own stop: complete every
+  // entry on this thread.
   StopEntry* batch[kSweepBatch];
   for (int i = 0; i < n; ++i) batch[i] = entries[i];
   do {
@@ -759,7 +771,7 @@ absl::Status JoinFinish(JoinOp* op, GroupState* target) {
 // ---- Yield and Blocking -----------------------------------------------------
 
 bool YieldSuspend(CoroContext* ctx) {
-  if (ctx->group->stop_requested()) return false;  // await_resume: Cancelled
+  if (ctx->stop_requested()) return false;  // await_resume: Cancelled
   ScheduleResumeBack(ctx);
   return true;
 }

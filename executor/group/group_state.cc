@@ -247,6 +247,7 @@ GroupState::GroupState(ExecutorImpl* exec, GroupState* parent,
       parent_(parent),
       depth_(parent == nullptr ? 0 : parent->depth_ + 1),
       shielded_(options.shielded),
+      collect_all_(options.on_failure == FailurePolicy::kCollectAll),
       name_(std::move(options.name)),
       id_(NextGroupId()),
       limit_(options.max_concurrency == 0
@@ -722,13 +723,20 @@ void GroupState::Settle(absl::Status status, int marks, int frame) {
     ReleasePending(kReleaseCompleted, marks, frame);
     return;
   }
-  if (absl::IsCancelled(status) && stop_requested()) {
+  if (absl::IsCancelled(status) &&
+      (stop_requested() || StoppedByItsHandle(status))) {
     // It passed on what Sleep/SleepFor told it: not a failure (Trio's rule).
+    // The same for a started task stopped through its TaskHandle.
     cancelled_.fetch_add(1, std::memory_order_relaxed);
     ReleasePending(kRelease, marks, frame);
     return;
   }
   failed_.fetch_add(1, std::memory_order_relaxed);
+  if (collect_all_) {
+    // FailurePolicy::kCollectAll: counted, neither recorded nor a stop.
+    ReleasePending(kRelease, marks, frame);
+    return;
+  }
   std::string reason = absl::StrCat("a task failed: ", status.ToString());
   {
     MutexLock lock(&mu_);
@@ -966,6 +974,12 @@ absl::Status GroupState::Outcome() const {
         absl::StrCat(Label(), " stopped: ", StopReasonLocked()));
   }
   return absl::OkStatus();
+}
+
+absl::Status GroupState::StopStatus() const {
+  MutexLock lock(&mu_);
+  return absl::CancelledError(
+      absl::StrCat(Label(), " stopped: ", stop_reason_));
 }
 
 // ---- stop -----------------------------------------------------------------

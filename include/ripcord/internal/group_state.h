@@ -96,6 +96,14 @@ extern __attribute__((tls_model("initial-exec"))) constinit thread_local
 extern __attribute__((tls_model("initial-exec"))) constinit thread_local int
     tls_gate_frame;
 
+// The payload a started task's CancelledError carries to its group when the
+// task was stopped through its TaskHandle (internal/task_handle_state.h):
+// the group counts it cancelled, not failed, and is not stopped by it.
+inline constexpr char kTaskStoppedPayload[] = "ripcord.internal/task-stopped";
+inline bool StoppedByItsHandle(const absl::Status& status) {
+  return status.GetPayload(kTaskStoppedPayload).has_value();
+}
+
 // Who asked a group to stop; decides whether a shielded group listens.
 enum class StopOrigin {
   kSelf,        // its own RequestStop(), timeout or failing task: always obeyed
@@ -242,6 +250,11 @@ class GroupState final : public CacheAllocated<GroupState> {
   // group_state.cc).
   int Stop(std::string_view reason, StopOrigin origin);
   StopToken token() { return StopToken(&stop_); }
+  // A token of any stop source (a started task's own, task_handle_state.h).
+  static StopToken TokenFor(StopState* state) { return StopToken(state); }
+  // CancelledError naming this group's stop cause ("group 'x' stopped:
+  // reason"), for a started task the stop dropped. Valid once stopped.
+  absl::Status StopStatus() const ABSL_LOCKS_EXCLUDED(mu_);
   // The stop source itself, for the library's StopEntry registrations.
   StopState* stop_state() { return &stop_; }
   bool stop_requested() const { return stop_.stop_requested(); }
@@ -405,6 +418,9 @@ class GroupState final : public CacheAllocated<GroupState> {
   GroupState* const parent_;
   const int depth_;
   const bool shielded_;
+  // GroupOptions::on_failure == kCollectAll: a failing task is counted in
+  // failed_ but neither recorded in first_error_ nor stops the group.
+  const bool collect_all_;
   const std::string name_;
   const uint64_t id_;
 
