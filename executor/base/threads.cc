@@ -14,6 +14,7 @@
 
 #include "absl/status/status.h"
 #include "absl/strings/str_format.h"
+#include "executor/base/test_hooks.h"
 
 namespace ripcord::internal {
 
@@ -24,12 +25,8 @@ const char* ThreadRole() { return tls_thread_role; }
 
 namespace {
 
-// relaxed: a test knob; the hook is code, nothing else is published with it.
-std::atomic<ThreadStartHook> thread_start_hook{nullptr};
-
 bool StartFailsForTesting(const char* name) {
-  ThreadStartHook hook = thread_start_hook.load(std::memory_order_relaxed);
-  return hook != nullptr && hook(name);
+  return RunTestHook(TestHook::kThreadStart, name);
 }
 
 }  // namespace
@@ -164,10 +161,6 @@ absl::StatusOr<Thread> TryStartThread(const char* name, size_t stack_size,
   }
   t.joinable_ = true;
   return t;
-}
-
-void SetThreadStartHookForTesting(ThreadStartHook hook) {
-  thread_start_hook.store(hook, std::memory_order_relaxed);  // see its load
 }
 
 uintptr_t StackGuardLimit() {

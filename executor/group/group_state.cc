@@ -22,9 +22,11 @@
 #include "ripcord/internal/mutex.h"
 #include "absl/time/clock.h"
 #include "executor/base/check.h"
+#include "executor/base/test_hooks.h"
 #include "executor/sync/futex.h"
 #include "executor/group/group_limit.h"
 #include "executor/group/group_report.h"
+#include "executor/group/group_test_peer.h"
 #include "executor/group/group_timeout.h"
 #include "executor/sync/membarrier.h"
 #include "executor/base/process_life.h"
@@ -68,14 +70,7 @@ uint64_t NextGroupId() {
   return tls_group_id_prefix | ++tls_group_id_count;
 }
 
-// relaxed: a test knob (SetAncestryWalkHookForTesting); the hook is code.
-std::atomic<AncestryWalkHook> ancestry_walk_hook{nullptr};
-
 }  // namespace
-
-void SetAncestryWalkHookForTesting(AncestryWalkHook hook) {
-  ancestry_walk_hook.store(hook, std::memory_order_relaxed);  // see its load
-}
 
 absl::Status StatusFromException(std::exception_ptr e, const char* what_ran) {
   try {
@@ -212,9 +207,7 @@ bool GroupState::IsWithin(const GroupState* ancestor) const {
   // acquire: pairs with the release store in Census().
   if (census_passed_.load(std::memory_order_acquire)) return this == ancestor;
   // tests/parking_test.cc holds a walk here: census step 8's window.
-  const AncestryWalkHook hook =
-      ancestry_walk_hook.load(std::memory_order_relaxed);
-  if (hook != nullptr) [[unlikely]] hook(this);
+  RunTestHook(TestHook::kAncestryWalk, this);
   const GroupState* g = this;
   while (g != nullptr && g->depth_ > ancestor->depth_) g = g->parent_;
   return g == ancestor;
@@ -225,16 +218,20 @@ GroupState* GroupState::Current() { return tls_current_group; }
 
 // ---- diagnostics ----------------------------------------------------------
 
-void GroupState::SetCompletedForTesting(int64_t n) {
+#ifndef NDEBUG
+void GroupStateTestPeer::SetCompleted(GroupState* g, int64_t n) {
   const auto field = static_cast<uint64_t>(n) & ((uint64_t{1} << 31) - 1);
-  uint64_t v = pending_.load(std::memory_order_relaxed);
+  uint64_t v = g->pending_.load(std::memory_order_relaxed);
   // relaxed: test set-up on a quiet group.
-  while (!pending_.compare_exchange_weak(
-      v, (v & (kWaiters | kCountMask)) | (field << kCompletedShift),
+  while (!g->pending_.compare_exchange_weak(
+      v,
+      (v & (GroupState::kWaiters | GroupState::kCountMask)) |
+          (field << GroupState::kCompletedShift),
       std::memory_order_relaxed)) {
   }
-  completed_wraps_.store(n >> 31, std::memory_order_relaxed);
+  g->completed_wraps_.store(n >> 31, std::memory_order_relaxed);
 }
+#endif
 
 GroupStats GroupState::Stats() const {
   GroupStats s;

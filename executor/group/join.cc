@@ -20,6 +20,7 @@
 #include "ripcord/internal/mutex.h"
 #include "absl/time/clock.h"
 #include "executor/base/check.h"
+#include "executor/base/test_hooks.h"
 #include "executor/sync/futex.h"
 #include "executor/group/group_limit.h"
 #include "executor/group/group_report.h"
@@ -245,11 +246,9 @@ void GroupState::Submit(TaskNode* task) {
   if (limit_ != nullptr && (task->flags & TaskNode::kSlot) == 0) [[unlikely]] {
     if (!limit_->Admit(this, task)) return;  // it waits, or was dropped
   }
-#ifndef NDEBUG
-  if (auto* hook = submit_race_hook_for_testing.load(std::memory_order_relaxed)) {
-    hook();
-  }
-#endif
+  // Task group stress tests widen the window between the stop check and
+  // the count's increment here.
+  RunTestHook(TestHook::kSubmitRace, this);
   bool raced_census;
   if ((task->flags & TaskNode::kLazy) == 0) {
     // seq_cst: a census that saw the stop (and fenced) sees this increment,

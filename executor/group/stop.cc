@@ -20,6 +20,7 @@
 #include "ripcord/internal/mutex.h"
 #include "absl/time/clock.h"
 #include "executor/base/check.h"
+#include "executor/base/test_hooks.h"
 #include "executor/sync/futex.h"
 #include "executor/group/group_limit.h"
 #include "executor/group/group_report.h"
@@ -90,10 +91,7 @@ int GroupState::Stop(std::string_view reason, StopOrigin origin) {
       WakeWaiters(exec_);
     }
     // tests/wait_contract_test.cc holds the first stop here.
-    if (auto* hook = stop_race_hook_for_testing.load(
-            std::memory_order_relaxed)) {
-      hook();
-    }
+    RunTestHook(TestHook::kStopRace, this);
     if (limit_ != nullptr) limit_->Close(this);  // drops what waits for a slot
   }
   // Step 3: every call that has not seen the stop complete propagates it

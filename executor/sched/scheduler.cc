@@ -110,6 +110,7 @@
 #include "ripcord/task_group.h"
 #include "absl/time/clock.h"
 #include "executor/base/check.h"
+#include "executor/base/test_hooks.h"
 #include "executor/sched/cpu_count.h"
 #include "executor/sync/membarrier.h"
 #include "executor/base/threads.h"
@@ -191,15 +192,9 @@ int ThreadShardIndex() {
   return index;
 }
 
-// relaxed: a test knob; the hook is code, so there is nothing its readers
-// must see along with it.
-std::atomic<ParkWindowHook> park_window_hook{nullptr};
-
+// tests/parking_test.cc holds a parking thread here (TestHook::kParkWindow).
 void RunParkWindowHook(ParkSite site) {
-  if (ParkWindowHook hook = park_window_hook.load(std::memory_order_relaxed))
-      [[unlikely]] {
-    hook(site);
-  }
+  RunTestHook(TestHook::kParkWindow, &site);
 }
 
 }  // namespace
@@ -914,9 +909,6 @@ bool ExecutorImpl::WaitWithoutHelping(Worker* w, GroupState* group,
   }
 }
 
-void SetParkWindowHookForTesting(ParkWindowHook hook) {
-  park_window_hook.store(hook, std::memory_order_relaxed);  // see its load
-}
 
 // ---- guest seats ----------------------------------------------------------
 

@@ -75,15 +75,6 @@ class CensusPoll {
   absl::Duration period_ = kCensusFirstPoll;
 };
 
-// Tests only, in builds without NDEBUG: if set, GroupState::Submit calls it
-// between its stop check and its count's increment, to widen that window
-// for tests of a Spawn racing a stop and a census. relaxed loads.
-inline std::atomic<void (*)()> submit_race_hook_for_testing{nullptr};
-// Tests only: if set, the call of GroupState::Stop that made the first stop
-// calls it before that stop is complete (before the propagation to the
-// children), to widen the window for tests of concurrent stops. relaxed.
-inline std::atomic<void (*)()> stop_race_hook_for_testing{nullptr};
-
 class GroupState;
 // The group of the task running on this thread (null outside tasks), and
 // the frame the scheduler's start gate opened for the plain task it is
@@ -277,10 +268,6 @@ class GroupState final : public CacheAllocated<GroupState> {
   // Gives back the slot a finishing or suspending piece of work held (its
   // node had TaskNode::kSlot). The caller keeps the group alive.
   void ReleaseSlot();
-  // Tests only: sets the completed count to `n`, to reach the 2^31 carry of
-  // pending_'s completed field without running 2^31 tasks. Call it from the
-  // group's only running task.
-  void SetCompletedForTesting(int64_t n);
   // "group 'name'" or "unnamed group #id", for messages.
   std::string Label() const;
   // True if this group is `ancestor` or lies under it.
@@ -323,6 +310,7 @@ class GroupState final : public CacheAllocated<GroupState> {
 
  private:
   friend class GroupTimeout;
+  friend struct GroupStateTestPeer;  // executor/group/group_test_peer.h
   GroupState(ExecutorImpl* exec, GroupState* parent, GroupOptions&& options);
   ~GroupState() = default;  // via Close() or the last lazily dropped task
 
