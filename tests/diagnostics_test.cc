@@ -48,19 +48,10 @@ namespace {
 
 using ::ripcord::testing::Eventually;
 using ::ripcord::testing::JoinOrDie;
-using ::ripcord::testing::kSanitizer;
+using ::ripcord::testing::Scaled;
 using ::ripcord::testing::Watchdog;
-
-
-// Stress loops run a fifth of their rounds under the sanitizers.
-int Scaled(int n) { return kSanitizer ? std::max(1, n / 5) : n; }
-
-
-
 using ::ripcord::testing::Contains;
 using ::ripcord::testing::Gate;
-
-
 
 class DiagnosticsTest : public ::testing::Test {
  protected:
