@@ -8,6 +8,7 @@
 // docs/design/join-and-census.md and docs/design/stop.md.
 #include <algorithm>
 #include <cstdio>
+#include <deque>
 #include <exception>
 #include <memory>
 #include <string>
@@ -179,16 +180,60 @@ void GroupState::WaitForUnpinned() const {
 
 int GroupState::StopPinned(std::vector<GroupState*>& pinned,
                            std::string_view reason, StopOrigin origin) {
-  PinFrame frame{&pinned, tls_pin_frames};
-  tls_pin_frames = &frame;
+  // Below the first level, each group is stopped as its parent's stop.
+  const StopOrigin below = origin == StopOrigin::kExecutorAll
+                               ? StopOrigin::kExecutorAll
+                               : StopOrigin::kParent;
+  const bool force_below = below == StopOrigin::kExecutorAll;
+  // One frame per group whose children are being stopped: its pinned
+  // children, the next one to stop, and where its parent frame holds it.
+  // A deque: frames do not move while others are pushed, so the PinFrame
+  // chain (tls_pin_frames) and the slot pointers stay valid.
+  struct Frame {
+    GroupState* group = nullptr;  // null: the bottom frame (`pinned`)
+    GroupState** slot = nullptr;  // group's entry in the frame below
+    std::vector<GroupState*> children;
+    std::vector<GroupState*>* list = nullptr;
+    size_t next = 0;
+    PinFrame pins{nullptr, nullptr};
+  };
+  std::deque<Frame> stack;
+  auto open = [&stack](Frame& f, std::vector<GroupState*>* list) {
+    f.list = list;
+    f.pins = PinFrame{list, tls_pin_frames};
+    tls_pin_frames = &f.pins;
+  };
+  open(stack.emplace_back(), &pinned);
   int stopped = 0;
-  for (size_t i = 0; i < pinned.size(); ++i) {
-    if (pinned[i] == nullptr) continue;  // destroyed by an earlier callback
-    stopped += pinned[i]->Stop(reason, origin);
-    // Re-read: a callback of that very stop may have destroyed it.
-    if (pinned[i] != nullptr) pinned[i]->Unpin();
+  while (!stack.empty()) {
+    Frame& f = stack.back();
+    if (f.next < f.list->size()) {
+      GroupState** slot = &(*f.list)[f.next++];
+      if (*slot == nullptr) continue;  // destroyed by an earlier callback
+      const bool propagate = (*slot)->StopSelf(
+          reason, f.group == nullptr ? origin : below, &stopped);
+      // Re-read: a callback of that very stop may have destroyed it.
+      GroupState* const g = *slot;
+      if (g == nullptr) continue;
+      if (!propagate) {
+        g->Unpin();
+        continue;
+      }
+      Frame& child = stack.emplace_back();
+      child.group = g;
+      child.slot = slot;
+      g->PinChildren(&child.children);
+      open(child, &child.children);
+      continue;
+    }
+    // Every child of f's group is stopped: its step 4, then its pin.
+    tls_pin_frames = f.pins.outer;
+    if (f.group != nullptr && *f.slot != nullptr) {
+      f.group->MarkStopDone(force_below);
+      f.group->Unpin();
+    }
+    stack.pop_back();
   }
-  tls_pin_frames = frame.outer;
   return stopped;
 }
 

@@ -58,15 +58,37 @@ void GroupState::RecordStopLocked(std::string_view reason,
 }
 
 int GroupState::Stop(std::string_view reason, StopOrigin origin) {
+  int stopped = 0;
+  if (!StopSelf(reason, origin, &stopped)) return 0;
+  const bool force = origin == StopOrigin::kExecutorAll;
+  // Step 3: every call that has not seen the stop complete propagates it
+  // (a later one helps rather than waits: see step 4). StopPinned walks the
+  // subtree without recursion and marks each child's step 4.
+  std::vector<GroupState*> children;
+  PinChildren(&children);
+  if (!children.empty()) {
+    stopped += StopPinned(
+        children, reason,
+        force ? StopOrigin::kExecutorAll : StopOrigin::kParent);
+  }
+  MarkStopDone(force);
+  return stopped;
+}
+
+bool GroupState::StopSelf(std::string_view reason, StopOrigin origin,
+                          int* stopped) {
   if (shielded_ &&
       (origin == StopOrigin::kParent || origin == StopOrigin::kExecutor)) {
-    return 0;
+    return false;
   }
   const bool force = origin == StopOrigin::kExecutorAll;
   const uint32_t need = kStopDone | (force ? kForceDone : 0);
   // Step 4's fast path: a complete stop. acquire: pairs with the release
-  // fetch_or below; the subtree's stop bits happen-before our return.
-  if ((stop_done_.load(std::memory_order_acquire) & need) == need) return 0;
+  // fetch_or in MarkStopDone(); the subtree's stop bits happen-before our
+  // return.
+  if ((stop_done_.load(std::memory_order_acquire) & need) == need) {
+    return false;
+  }
   // Step 1: the bit, before anything else.
   StopRecord record{this, reason, origin};
   const bool first = stop_.RequestStop(
@@ -80,43 +102,37 @@ int GroupState::Stop(std::string_view reason, StopOrigin origin) {
     // Step 2 for a later call: the first may not have recorded yet.
     MutexLock lock(&mu_);
     RecordStopLocked(reason, origin);
+    return true;
   }
-  if (first) {
-    if (Tracer* t = exec_->tracer()) {
-      t->GroupStopped(id_, name_, CapStopReason(reason));
-    }
-    // Waiters asleep since before the stop switch to the census (step 6).
-    // acquire: as in Idle().
-    if ((pending_.load(std::memory_order_acquire) & kWaiters) != 0) {
-      WakeWaiters(exec_);
-    }
-    // tests/wait_contract_test.cc holds the first stop here.
-    RunTestHook(TestHook::kStopRace, this);
-    if (limit_ != nullptr) limit_->Close(this);  // drops what waits for a slot
+  ++*stopped;
+  if (Tracer* t = exec_->tracer()) {
+    t->GroupStopped(id_, name_, CapStopReason(reason));
   }
-  // Step 3: every call that has not seen the stop complete propagates it
-  // (a later one helps rather than waits: see step 4).
-  const int stopped = (first ? 1 : 0) + StopChildren(reason, force);
-  // Step 4. release: pairs with the acquire load above.
-  stop_done_.fetch_or(force ? kStopDone | kForceDone : kStopDone,
-                      std::memory_order_release);
-  return stopped;
+  // Waiters asleep since before the stop switch to the census (step 6).
+  // acquire: as in Idle().
+  if ((pending_.load(std::memory_order_acquire) & kWaiters) != 0) {
+    WakeWaiters(exec_);
+  }
+  // tests/wait_contract_test.cc holds the first stop here.
+  RunTestHook(TestHook::kStopRace, this);
+  if (limit_ != nullptr) limit_->Close(this);  // drops what waits for a slot
+  return true;
 }
 
-int GroupState::StopChildren(std::string_view reason, bool force) {
-  std::vector<GroupState*> children;
-  {
-    SpinLockHolder lock(&children_mu_);
-    if (first_child_ == nullptr) return 0;
-    children.reserve(children_mu_.count());
-    for (GroupState* c = first_child_; c != nullptr; c = c->next_sibling_) {
-      c->Pin();
-      children.push_back(c);
-    }
+void GroupState::PinChildren(std::vector<GroupState*>* out) {
+  SpinLockHolder lock(&children_mu_);
+  if (first_child_ == nullptr) return;
+  out->reserve(out->size() + children_mu_.count());
+  for (GroupState* c = first_child_; c != nullptr; c = c->next_sibling_) {
+    c->Pin();
+    out->push_back(c);
   }
-  const StopOrigin child_origin =
-      force ? StopOrigin::kExecutorAll : StopOrigin::kParent;
-  return StopPinned(children, reason, child_origin);
+}
+
+void GroupState::MarkStopDone(bool force) {
+  // Step 4. release: pairs with the acquire load in StopSelf().
+  stop_done_.fetch_or(force ? kStopDone | kForceDone : kStopDone,
+                      std::memory_order_release);
 }
 
 void GroupState::LinkChild(GroupState* child) {
