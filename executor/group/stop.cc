@@ -39,7 +39,7 @@ namespace internal {
 
 namespace {
 // What the call of Stop() that sets the bit records, from inside
-// StopState::RequestStop (stop protocol step 2).
+// StopState::RequestStop (the record step, docs/design/stop.md).
 struct StopRecord {
   GroupState* group;
   std::string_view reason;
@@ -63,10 +63,11 @@ int GroupState::Stop(std::string_view reason, StopOrigin origin) {
   }
   const bool force = origin == StopOrigin::kExecutorAll;
   const uint32_t need = kStopDone | (force ? kForceDone : 0);
-  // Step 4's fast path: a complete stop. acquire: pairs with the release
-  // fetch_or below; the subtree's stop bits happen-before our return.
+  // The shield step's fast path: a complete stop (the done step's bit).
+  // acquire: pairs with the release fetch_or below; the subtree's stop bits
+  // happen-before our return.
   if ((stop_done_.load(std::memory_order_acquire) & need) == need) return 0;
-  // Step 1: the bit, before anything else.
+  // The bit step: the bit, before anything else.
   StopRecord record{this, reason, origin};
   const bool first = stop_.RequestStop(
       [](void* arg) {
@@ -76,7 +77,7 @@ int GroupState::Stop(std::string_view reason, StopOrigin origin) {
       },
       &record);
   if (!first) {
-    // Step 2 for a later call: the first may not have recorded yet.
+    // The record step for a later call: the first may not have recorded yet.
     MutexLock lock(&mu_);
     RecordStopLocked(reason, origin);
   }
@@ -84,8 +85,8 @@ int GroupState::Stop(std::string_view reason, StopOrigin origin) {
     if (Tracer* t = exec_->tracer()) {
       t->GroupStopped(id_, name_, CapStopReason(reason));
     }
-    // Waiters asleep since before the stop switch to the census (step 6).
-    // acquire: as in Idle().
+    // Waiters asleep since before the stop switch to the census (the census
+    // wait). acquire: as in Idle().
     if ((pending_.load(std::memory_order_acquire) & kWaiters) != 0) {
       WakeWaiters(exec_);
     }
@@ -96,10 +97,11 @@ int GroupState::Stop(std::string_view reason, StopOrigin origin) {
     }
     if (limit_ != nullptr) limit_->Close(this);  // drops what waits for a slot
   }
-  // Step 3: every call that has not seen the stop complete propagates it
-  // (a later one helps rather than waits: see step 4).
+  // The pin-and-propagate step: every call that has not seen the stop
+  // complete propagates it (a later one helps rather than waits: the
+  // helping rule).
   const int stopped = (first ? 1 : 0) + StopChildren(reason, force);
-  // Step 4. release: pairs with the acquire load above.
+  // The done step. release: pairs with the acquire load above.
   stop_done_.fetch_or(force ? kStopDone | kForceDone : kStopDone,
                       std::memory_order_release);
   return stopped;
@@ -141,7 +143,7 @@ void GroupState::LinkChild(GroupState* child) {
     stopped = stopped_;
     if (stopped) reason = stop_reason_;
   }
-  // Census step 9: a child linked after our census passed counts its units
+  // The late-work step: a child linked after our census passed counts its units
   // here as strict too. acquire: pairs with the release store in Census().
   child->late_child_ = census_passed_.load(std::memory_order_acquire);
   // Under children_mu_, so a concurrent Stop() either copied the child or we
