@@ -490,10 +490,10 @@ int64_t ResumeWinners(GroupState* group, SleepOp* const* won, int w,
 }
 
 // The mark-and-unhook, resume and batch-settle steps for the claimed
-// entries[0, n), on the claiming thread, which holds a unit of `group`'s join count (so
-// the group is alive throughout). Returns how many resumed coroutines finished
-// with CancelledError and are not settled yet: the caller settles them
-// (FinishCancelledMany).
+// entries[0, n), on the claiming thread, which holds a unit of `group`'s
+// join count (so the group is alive throughout). Returns how many resumed
+// coroutines finished with CancelledError and are not settled yet: the
+// caller settles them (FinishCancelledMany).
 int64_t CompleteAndResume(GroupState* group, StopEntry* const* entries, int n) {
   // The mark-and-unhook step: every MarkDone before any user code runs
   // (StopEntry's rule).
