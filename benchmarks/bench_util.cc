@@ -19,7 +19,7 @@ namespace {
 // turns off absl::Mutex deadlock detection for the whole process. Debian's
 // Abseil is built without NDEBUG, so by default every absl::Mutex lock,
 // unlock and destruction also updates Abseil's global lock-order graph (see
-// BENCHMARKS.md, "Findings"); this shows what ripcord costs without that.
+// docs/perf-notes.md, F8); this shows what ripcord costs without that.
 const bool kDeadlockKnobApplied = [] {
   const char* v = std::getenv("RIPCORD_BENCH_ABSL_DEADLOCK_DETECTION");
   if (v == nullptr || std::strcmp(v, "0") != 0) return false;

@@ -3,8 +3,8 @@
 #
 # compare.sh: builds the ripcord-vs-oneTBB benchmarks with -c opt, runs each
 # binary with repetitions and prints the comparison table (medians, ratio
-# ripcord/oneTBB, counters, the bar of issue 7 and pass/miss per row) as
-# markdown. Works offline. Run from anywhere inside the repository:
+# ripcord/oneTBB, counters, each row's bar and pass/miss) as markdown.
+# Works offline. Run from anywhere inside the repository:
 #
 #   benchmarks/compare.sh                    # 5 repetitions of everything
 #   REPETITIONS=9 benchmarks/compare.sh      # more repetitions

@@ -1,8 +1,8 @@
 #!/usr/bin/env python3
 # Copyright 2026 The ripcord Authors.
 """Turns the Google Benchmark JSON files of compare.sh into the markdown table
-of BENCHMARKS.md: medians, ratio ripcord/oneTBB, counters, the bar of issue 7
-and pass/miss per row.
+of BENCHMARKS.md: medians, ratio ripcord/oneTBB, counters, the bar
+(each row's target) and pass/miss per row.
 
     python3 benchmarks/compare_table.py DIR   # reads DIR/*.json
 """
@@ -89,9 +89,9 @@ def ratio_verdict(ratio, bar):
 
     "parity (1.003)": above the bar, but equal to it at the bar's two
     decimals. One run's ratio moves by 1-2% between runs here (see the cv
-    column), so the third decimal is not a result: BENCHMARKS.md, "Session
-    8", says how row 4's parity was measured over many runs and why we
-    count it as meeting the bar.
+    column), so the third decimal is not a result: docs/perf-notes.md, "Row 4
+    over many runs", says how row 4's parity was measured and why we count
+    it as meeting the bar.
     """
     if ratio is None:
         return "n/a"
@@ -247,7 +247,7 @@ def main():
                      f"{get('BM_CoroStop_Ripcord', 'stop_cpu_ms'):.2f} ms")
         table.append((num, f"10^5 coroutines in co_await Sleep({ms} ms)",
                       fmt_ms(a), "(no oneTBB)", "–", "–", note,
-                      "heap ≤ 512 B, stop in a few ms (issue 5)"
+                      "heap ≤ 512 B, stop in a few ms"
                       if num == "8" else "(reference)", "–"))
 
     # 9. idle cost.

@@ -1,8 +1,8 @@
 // Copyright 2026 The ripcord Authors.
 //
 // Conformance tests of TaskGroup::SpawnBlocking and the executor's blocking
-// pool (API.md "Blocking work", ExecutorOptions, "Diagnostics"; issue 3,
-// "Tests"): concurrency beyond the workers, the cap, retirement of idle
+// pool (API.md "Blocking work", ExecutorOptions, "Diagnostics"):
+// concurrency beyond the workers, the cap, retirement of idle
 // threads, where and how often done runs, stops before and during fn,
 // exceptions in fn and in done, the accepted callable shapes, Wait()
 // covering fn and done, stats(), and a stress of spawns racing stops.

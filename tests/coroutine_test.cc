@@ -1,6 +1,6 @@
 // Copyright 2026 The ripcord Authors.
 //
-// Coroutine tasks (API.md "Coroutine tasks"; issue 5): Task<T>, Sleep, Yield,
+// Coroutine tasks (API.md "Coroutine tasks"): Task<T>, Sleep, Yield,
 // Blocking, TaskGroup::Join, and cancellation at every await.
 #include <array>
 #include <atomic>

@@ -1,11 +1,11 @@
 // Copyright 2026 The ripcord Authors.
 //
-// The stack guard (API.md "Limits and helpers", Stack; atop
-// executor/sched/scheduler.cc): plain tasks that each open a child group, spawn
-// the next level there and Wait() nest on a worker's stack through helping
-// waits. A helping wait low on stack parks and a fresh thread helps in its
-// place, so depth is limited by memory: 100,000 levels work (they overflowed
-// an 8 MiB stack at about 15,000 before).
+// The stack guard (API.md "Limits and helpers", Stack;
+// docs/design/parking.md, "The stack guard"): plain tasks that each open a
+// child group, spawn the next level there and Wait() nest on a worker's stack
+// through helping waits. A helping wait low on stack parks and a fresh thread
+// helps in its place, so depth is limited by memory: 100,000 levels work (they
+// overflowed an 8 MiB stack at about 15,000 before).
 #include <pthread.h>
 
 #include <atomic>

@@ -1,6 +1,6 @@
 // Copyright 2026 The ripcord Authors.
 //
-// Conformance tests of the diagnostics (API.md "Diagnostics"; issue 8):
+// Conformance tests of the diagnostics (API.md "Diagnostics"):
 // GroupStats / TaskGroup::stats() exact in simple cases and under a stress of
 // random stops, and Executor::DebugString(): the tree of live groups with
 // names (or ids), shielding, stop reasons and ages and stats, the blocking

@@ -316,11 +316,9 @@ TEST_F(ParallelForTest, NestedLoopsFromTasksCoverTheWholeGrid) {
 // chunk then waits for nothing and the notification never comes).
 // The thread that runs chunk 0 runs no other chunk before it (the loop's
 // first task starts with it), so a chunk that runs before chunk 0 has
-// started runs elsewhere too. (The test first compared with the thread of
-// whichever chunk started first: when the other worker stole the upper
-// half and started it before chunk 0, which guest seats made possible,
-// chunk 0 waited for a notification nobody would send. Seen once in 6 TSan
-// runs, session 8.)
+// started runs elsewhere too. (Not the thread of whichever chunk started
+// first: the other worker may steal the upper half and start it before
+// chunk 0, and chunk 0 would then wait for a notification nobody sends.)
 TEST_F(ParallelForTest, TheRangeSplitsWhileAChunkBlocks) {
   Executor executor({.num_workers = 2});
   absl::Notification other_thread_ran;

@@ -1,19 +1,20 @@
 // Copyright 2026 The ripcord Authors.
 //
-// parking_test: the parking protocol's re-check (executor/sched/idle.h step 3;
-// step 4 atop executor/sched/scheduler.cc for helping waits), on a real executor,
-// deterministically. A task pushed after a parking worker's last look at
-// the queues but before its parking RMW is seen by no producer's wake-up
-// decision (the parking worker still counts as unparked, or as not yet a
-// parked waiter): only the re-check after the RMW finds it. In production
-// that window is a few hundred nanoseconds wide, and the stress tests
-// (PushFromABusyWorkerWakesAParkingWorker) pass even with the re-check
-// removed. Here a test hook (TestHook::kParkWindow) holds the parking
-// worker in the window until the other worker has pushed, so every
+// parking_test: the parking protocol's re-check (the parking transition's
+// re-check rule, and the waiter-parks step for helping waits;
+// docs/design/parking.md), on a real executor, deterministically. A task pushed
+// after a parking worker's last look at the queues but before its parking RMW
+// is seen by no producer's wake-up decision (the parking worker still counts as
+// unparked, or as not yet a parked waiter): only the re-check after the RMW
+// finds it. In production that window is a few hundred nanoseconds wide, and
+// the stress tests (PushFromABusyWorkerWakesAParkingWorker) pass even with the
+// re-check removed. Here a test hook (TestHook::kParkWindow) holds the
+// parking worker in the window until the other worker has pushed, so every
 // repetition lands its push there; without the re-check each one is a lost
 // wake-up, reported after kHangTimeout.
 //
-// The same technique for census step 8 (atop executor/group/group_state.cc): a
+// The same technique for the census's tag-walks step
+// (docs/design/join-and-census.md): a
 // hook inside GroupState::IsWithin holds a helping wait's walk over a
 // queued task's ancestry while the task's group is stopped, joined and its
 // parent closed (CensusTest below).
@@ -136,10 +137,10 @@ TEST_F(ParkingTest, PushInAParkingWorkersWindowIsFoundByItsRecheck) {
   }
 }
 
-// Invariant: the same for a worker parking in a helping Wait() (step 4):
-// the only other worker runs the waited group's only task, which pushes a
-// second task of that group while the waiter is between its last search
-// and its parked_waiters_ increment, then spins until it has run; the
+// Invariant: the same for a worker parking in a helping Wait() (the
+// waiter-parks step): the only other worker runs the waited group's only task,
+// which pushes a second task of that group while the waiter is between its last
+// search and its parked_waiters_ increment, then spins until it has run; the
 // waiter's re-check must find it.
 TEST_F(ParkingTest, PushInAHelpingWaitersWindowIsFoundByItsRecheck) {
   Executor executor({.num_workers = 2});
@@ -174,7 +175,7 @@ TEST_F(ParkingTest, PushInAHelpingWaitersWindowIsFoundByItsRecheck) {
 }
 
 // ---------------------------------------------------------------------------
-// Census step 8: a frozen group's parent and a walk over its queued task.
+// The tag-walks step: a frozen group's parent and a walk over its queued task.
 
 // The walk held by HoldWalk, once per test.
 struct WalkWindow {
@@ -188,8 +189,9 @@ struct WalkWindow {
 
 WalkWindow walk;
 
-// How long a walk is held when nothing closes the parent: with census step
-// 8, the census waits for the walk, so the parent cannot close meanwhile.
+// How long a walk is held when nothing closes the parent: with the
+// tag-walks step, the census waits for the walk, so the parent cannot close
+// meanwhile.
 constexpr absl::Duration kWalkHold = absl::Milliseconds(200);
 
 // The hook: holds the first walk over a child of a root group (depth 1)
@@ -219,12 +221,12 @@ class CensusTest : public ::testing::Test {
 
 // Invariant: while a helping wait reads the ancestry of a queued task of
 // group c (is it within the group it waits for?), c's census may pass, but
-// c's parent is not freed until that walk is over (census step 8). Here
+// c's parent is not freed until that walk is over (the tag-walks step). Here
 // worker X helping-waits on root group f and steals c's tasks from worker
 // Y, which spins in f's only task; the hook holds X's walk over a stolen
 // task of c while the test stops and joins c, then joins and destroys c's
-// parent. Without step 8, the parent is destroyed inside the window (and
-// X then reads the freed record: ASan or TSan report it too).
+// parent. Without the tag-walks step, the parent is destroyed inside the window
+// (and X then reads the freed record: ASan or TSan report it too).
 TEST_F(CensusTest, AFrozenGroupsParentOutlivesAWalkOverItsQueuedTask) {
   Executor executor({.num_workers = 2});
   auto p = std::make_unique<TaskGroup>(executor);
@@ -250,7 +252,7 @@ TEST_F(CensusTest, AFrozenGroupsParentOutlivesAWalkOverItsQueuedTask) {
     (void)f.Wait();
   });
   ASSERT_TRUE(SpinUntilSet(walk.open)) << "no walk over c's queued tasks";
-  c->RequestStop("census step 8");
+  c->RequestStop("tag-walks step");
   EXPECT_TRUE(absl::IsCancelled(c->Wait()));
   c.reset();
   EXPECT_TRUE(p->Wait().ok());

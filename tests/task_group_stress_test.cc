@@ -739,12 +739,12 @@ void SpinFor(absl::Duration d) {
 }
 
 // Invariant: a task that a worker pushes onto its own deque while the only
-// other worker is on its way to parking (an ordinary park, idle.h step 3) is
-// run by that other worker, even when the pushing task then spins until it
-// has run. The deques publish with a light fence (WsDeque::UseLightPublish)
-// and the parking worker supplies the heavy half; a lost wake-up here is a
-// hang, reported as a failure after kHangTimeout. The spawn lands at every
-// phase of the other worker's spin-search-park.
+// other worker is on its way to parking (an ordinary park: the parking
+// transition) is run by that other worker, even when the pushing task then
+// spins until it has run. The deques publish with a light fence
+// (WsDeque::UseLightPublish) and the parking worker supplies the heavy half; a
+// lost wake-up here is a hang, reported as a failure after kHangTimeout. The
+// spawn lands at every phase of the other worker's spin-search-park.
 TEST_F(TaskGroupStressTest, PushFromABusyWorkerWakesAParkingWorker) {
   const int reps = Scaled(400, 40);
   Executor executor({.num_workers = 2});
@@ -769,9 +769,9 @@ TEST_F(TaskGroupStressTest, PushFromABusyWorkerWakesAParkingWorker) {
   }
 }
 
-// Invariant: the same for a worker parked in a helping Wait() (step 4 atop
-// executor/sched/scheduler.cc): the only other worker runs the group's only task,
-// which pushes a second task of the group and spins until it has run; the
+// Invariant: the same for a worker parked in a helping Wait() (the waiter-parks
+// step, docs/design/parking.md): the only other worker runs the group's only
+// task, which pushes a second task of the group and spins until it has run; the
 // waiting worker must wake up and run it.
 TEST_F(TaskGroupStressTest, PushFromABusyWorkerWakesAParkedHelpingWaiter) {
   const int reps = Scaled(400, 40);

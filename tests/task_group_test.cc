@@ -608,12 +608,13 @@ class WorkerHold {
   absl::Notification release_;
 };
 
-// Invariant (the census atop group_state.cc): a stopped group's Wait() does
-// not wait for its queued tasks to be dropped when dropping them runs no user
-// code (trivially destructible callables). Here no worker is free to drop
-// anything: Wait() returns all the same, stats() are exact at once, none of
-// the tasks ever runs, and the tasks still queued when the group is destroyed
-// are dropped later, freeing the group's record (LeakSanitizer checks).
+// Invariant (the census, docs/design/join-and-census.md): a stopped group's
+// Wait() does not wait for its queued tasks to be dropped when dropping them
+// runs no user code (trivially destructible callables). Here no worker is free
+// to drop anything: Wait() returns all the same, stats() are exact at once,
+// none of the tasks ever runs, and the tasks still queued when the group is
+// destroyed are dropped later, freeing the group's record (LeakSanitizer
+// checks).
 TEST_F(TaskGroupTest, StoppedWaitReturnsWithTasksStillQueued) {
   constexpr int kTasks = 100000;
   std::atomic<int> ran{0};

@@ -1,8 +1,8 @@
 // Copyright 2026 The ripcord Authors.
 //
 // Conformance tests of GroupOptions::timeout and SleepFor's latency
-// (API.md "Timeouts", "Reasons", "Stop tokens"; issue 3, "Timers and
-// timeouts"): a timeout stops its group with a reason that names the timeout
+// (API.md "Timeouts", "Reasons", "Stop tokens"): a
+// timeout stops its group with a reason that names the timeout
 // and the group; zero or negative timeouts start the group stopped; nested
 // timeouts in both orders; shielded groups still time out; a group destroyed
 // before its timeout fires is never stopped late; coroutine sleeps are woken

@@ -1,8 +1,9 @@
 // Copyright 2026 The ripcord Authors.
 //
 // wait_contract_test.cc: what Wait() and RequestStop() promise around a
-// stopped group whose Wait() returned early (the census atop
-// executor/group/group_state.cc), each test named after the bug it once caught.
+// stopped group whose Wait() returned early (the census,
+// docs/design/join-and-census.md), each test named after the bug it once
+// caught.
 #include <atomic>
 #include <chrono>
 #include <cstdint>

@@ -11,8 +11,7 @@
 //     is full moves it to the full slot (sending the previous full one to
 //     the depot); an allocation from an empty one loads the full one, else
 //     a batch from the depot. So a batch moves whole, without walking its
-//     blocks (counting 64 blocks off a list, a chain of dependent loads,
-//     was 7% of a stop of 10^5 coroutines).
+//     blocks (counting blocks off a list is a chain of dependent loads).
 //  2. Per size class, a depot of full batches (chains of kBatch blocks)
 //     under a spinlock. A thread whose list overflows moves one batch to the
 //     depot; a thread whose list is empty takes one batch back. So a thread
@@ -22,10 +21,9 @@
 // The depots together keep at most kMaxDepotBytes (a soft bound: each class
 // checks a shared byte count without a common lock); beyond it, blocks go
 // back to operator delete. The bound is sized for a stop of 100,000
-// suspended coroutines (a 256-byte frame and an 88-byte node each, ~34 MB):
-// with the former cap of 16,384 blocks per class, 85% of that stop's frees
-// reached glibc (on 2 workers, 15-25% of the stop's CPU time in _int_free
-// and the arena locks of the threads that had allocated them). Memory held
+// suspended coroutines (a 256-byte frame and an 88-byte node each, ~34 MB;
+// docs/perf-notes.md, "Figures behind constants and layouts", has the
+// former, smaller cap's cost). Memory held
 // by a depot is memory the process used at its peak a moment ago; glibc
 // would keep most of it in its bins too, just not for us.
 #include "ripcord/internal/task_alloc.h"
@@ -80,15 +78,13 @@ static_assert(kSmallest + (kClasses - 1) * kGranule >= kMaxCachedTaskSize);
 // fill whole lines, so that no two of them share one. Such a block is
 // written by the thread that builds the task, the one that runs it and the
 // one that frees it; after steals and cross-thread frees, neighbours in one
-// line belong to tasks on different cores. Measured on skynet (72-byte
-// tasks, 2 workers, 10 repetitions each, alternated): 19.9-34.8 ms with
-// 16-aligned glibc chunks, 18.1-21.1 ms with line-aligned blocks (oneTBB
-// 23.8-24.6 ms); fib(30) 78 -> 71 ms. Left packed: the two smallest classes
-// (up to 40 bytes), for the memory bar of 64 bytes per queued task, and
-// the classes from 88 bytes up (coroutine nodes and frames), whose memory
-// per sleeping coroutine would otherwise grow by half (glibc's aligned
-// allocations leave padding: RSS 393 -> 670 B per coroutine when every
-// class was aligned). Carving aligned blocks from slabs would avoid that
+// line belong to tasks on different cores (docs/perf-notes.md, "Figures
+// behind constants and layouts", has skynet's and fib's figures). Left
+// packed: the two smallest classes (up to 40 bytes), for the memory bar of
+// 64 bytes per queued task, and the classes from 88 bytes up (coroutine
+// nodes and frames), whose memory per sleeping coroutine would otherwise
+// grow by more than half (glibc's aligned allocations leave padding).
+// Carving aligned blocks from slabs would avoid that
 // padding, but slab blocks cannot go back to glibc one at a time (the
 // depots' cap relies on it).
 constexpr size_t kLine = 64;

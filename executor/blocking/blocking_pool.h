@@ -136,9 +136,9 @@ class BlockingPool {
   struct Worker {
     // Written by Submit() when it hands a job to this idle worker (it also
     // unlinks the worker from the idle list in the same critical section),
-    // or when it starts the worker (its first job, step 1c); taken by the
-    // worker itself. Non-empty means "you have a job": the
-    // worker tells a real wakeup from a spurious one or a timeout by it.
+    // or when it starts the worker (its first job, Submit's thread start);
+    // taken by the worker itself. Non-empty means "you have a job": the worker
+    // tells a real wakeup from a spurious one or a timeout by it.
     absl::AnyInvocable<void() &&> handoff;
     // This worker waits on it while idle; Submit() and ~BlockingPool signal
     // it. One condvar per worker, so one job wakes exactly one thread.
@@ -155,9 +155,10 @@ class BlockingPool {
     std::list<Worker>::iterator self;
   };
 
-  // Step 1c: starts a thread for *job (for the queue's head instead when
-  // jobs wait; *job then goes to the queue's back). When the thread cannot
-  // start, returns why, with everything as it was (*job still ours).
+  // Submit's thread start (atop blocking_pool.cc): starts a thread for *job
+  // (for the queue's head instead when jobs wait; *job then goes to the queue's
+  // back). When the thread cannot start, returns why, with everything as it was
+  // (*job still ours).
   absl::Status StartWorkerLocked(absl::AnyInvocable<void() &&>* job)
       ABSL_EXCLUSIVE_LOCKS_REQUIRED(mu_);
   // The body of every pool thread; its first job waits in w->handoff.

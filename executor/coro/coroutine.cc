@@ -1,104 +1,10 @@
 // Copyright 2026 The ripcord Authors.
 //
-// coroutine.cc: driving coroutine tasks and the awaitables that wait outside.
-//
-// Driving (CoroContext::Run): resume the handle, then keep resuming whatever
-// the chain hands to the thread's DriverFrame (internal transfers), in a
-// loop. When the loop ends the chain either finished (root_done: settle the
-// task) or is suspended on an external event, which owns the context now:
-// the driver must not touch it again.
-//
-// External waits (Sleep) race two completers (the timer and the group's
-// stop) against the suspending coroutine. One state word, three bits, each
-// set by exactly one party with one fetch_or (acq_rel):
-//   TIMED_OUT  set by the timer callback (OnTimer)
-//   STOPPED    set by the stop sweep (CompleteStop), or by the constructor
-//              when the group was stopped before the Sleep registered
-//   ARMED      set by the suspending coroutine at the very end of
-//              await_suspend (SleepOp::Arm)
-//  1. A completer sets its bit. If it saw the other completer's bit it lost
-//     and stops there. Otherwise, if it saw ARMED, the coroutine is
-//     suspended and nobody else will resume it: the completer resumes it
-//     (the timer schedules it; the stop sweep resumes it itself).
-//  2. The suspender sets ARMED. If it saw either completer bit, it does not
-//     suspend (await_suspend returns false).
-// Exactly one of "first completer" and "suspender" resumes the coroutine:
-// of their two RMWs the later one sees the earlier one's bit. The second
-// completer always sees the first one's bit, so it never resumes anything.
-// One shortcut: a stop sweep that sees ARMED alone (acquire load) and knows
-// the timer cannot fire any more (none scheduled, or it took the timer out
-// of the queue before it fired) is the only completer left, so it sets
-// STOPPED with a plain store instead of the RMW (SetStoppedAlone): there is
-// no other writer for the store to race with.
-//  3. The resumed coroutine (SleepFinish) cancels the timer, which waits for
-//     an OnTimer still running; reads the state (CancelledError iff STOPPED
-//     is set: the stop won, or arrived before this read, which Trio would
-//     report at this checkpoint too); then unregisters its StopEntry, which
-//     waits for a stop sweep that claimed it to finish with it. After that
-//     no completer runs or ever will, so the awaiter (and the frame around
-//     it) may go away.
-//
-// Stopping a group's sleeping coroutines (StopEntry, StopSweep): a Sleep
-// registers a StopEntry on its group's StopState, not a StopCallback, so
-// the stop does not run 100,000 callbacks on the requesting thread; the
-// StopState keeps the entries in arrays (executor/group/stop_state.cc, "Stop
-// entries") and hands them out claimed, kStopEntryBatch at a time.
-//  1. RequestStop() claims the first batch and calls SweepStopEntries(),
-//     which queues a StopSweep task (holding one unit of the group's join
-//     count, never a claim: a claimed entry's owner may be spinning for it,
-//     stop_state.cc step E2) and completes the first batch itself (step 3,
-//     its timers out of the queue first, as a sweep's), queuing each
-//     winner's coroutine as a timer would.
-//  2. A worker running a StopSweep claims the next entries, whole arrays up
-//     to kSweepClaim (224) of them under one lock (if none is left, the
-//     chain ends and it releases its unit) and, before completing them,
-//     queues the next StopSweep on its own deque, where an idle worker
-//     steals it: claims go on at the pace of the workers, one sweep queued
-//     at a time, and the chain's own costs (a task, a steal, the claim lock,
-//     a unit of the group's count) are paid per claim, not per array.
-//  3. For each claimed entry, it sets STOPPED (step 1 above): a winner's
-//     coroutine is now its to resume; then MarkDone (the entry's last touch
-//     by the stop; a loser's owner may free it from then on). All of a
-//     claim's MarkDones come before any coroutine of it is resumed. Per
-//     claim (kCancelBatch entries), the timers of those it sees suspended
-//     (ARMED alone) come out of the timer queue first, under one lock
-//     (TimerQueue::CancelMany): where that removed a pending timer, or there
-//     was none, STOPPED is a plain store (the shortcut of step 1) and the
-//     coroutine's SleepFinish skips Cancel(); otherwise (not suspended yet,
-//     or its timer fired or is firing) the RMW of step 1 decides.
-//  4. It resumes the winners one by one (CoroContext::Drive) with one
-//     CancelledError it built for the claim (tls_sleep_cancelled; its
-//     reference is passed from one coroutine to the next when they hand it
-//     back unchanged, SleepCancelledSource). Each
-//     coroutine's node and frame are cold: they are prefetched a few
-//     coroutines ahead of the one being resumed.
-//  5. Batch settle: a winner whose root Task finishes with CancelledError
-//     (the group is stopped: FinishTask would count it cancelled) is
-//     deleted but not settled yet; after the last winner of the batch,
-//     GroupState::FinishCancelledMany settles them all, with the sweep's
-//     own unit (3 RMWs of the group's hot line per coroutine become 5 per
-//     batch of 28, the sweep's AddTask included). Other outcomes, and
-//     coroutines that suspend again, settle as usual.
-// Why the deferral in step 5 is unobservable except through statistics: a
-// task's settle does three things: counts it (statistics: stats() is a
-// snapshot, exact only once joined), records a non-cancelled error (not
-// deferred), and releases its unit of the group's join count, which lets
-// the group, and through it its ancestors, become idle (Wait(), Join(),
-// destruction). The group cannot become idle while any coroutine of the
-// batch is still being driven on this thread (each holds its own unit), and
-// the flush follows the last of them directly on the same thread, with no
-// other user code in between. So whatever user code runs after the await of
-// a later coroutine of the batch (blocking on anything, running nested
-// tasks while waiting), no waiter is held back that would not be held back
-// by that coroutine itself; Stats() may report a finished coroutine as
-// running until the flush, and a queued StopSweep as one more spawned and
-// queued task; after a join they are exact.
-// Why nothing is lost: a claimed entry's coroutine is resumed by its sweep
-// (winner) or by its timer (loser, which only waits for MarkDone in
-// SleepFinish); every batch claimed is processed by the sweep holding it.
-// Why the group outlives its sweeps: a queued or running StopSweep holds a
-// unit of its join count, released by its last call (FinishCancelledMany,
-// together with the batch's settle when there is one).
+// coroutine.cc: driving coroutine tasks (CoroContext::Run) and the
+// awaitables that wait outside: Sleep's state word, on which the timer and
+// the stop race the suspending coroutine (the completer, arm and finish
+// steps), and the stop sweep that completes a stopped group's sleeping
+// coroutines in claimed batches. Steps and proofs: docs/design/coroutines.md.
 #include <algorithm>
 #include <atomic>
 #include <coroutine>
@@ -242,17 +148,16 @@ constexpr int kSweepBatch = kStopEntryBatch;
 // MarkDone, which comes within one pass over the claim.
 constexpr int kSweepClaim = 8 * kStopEntryBatch;
 // Claimed entries whose timers a sweep takes out per timer lock
-// (TimerQueue::CancelMany): a whole claim. Per segment (28) instead, the
-// stop of 10^5 sleepers took 3,571 lock acquisitions instead of 446 and
-// 5.14 ms instead of 4.57 (medians of 16 alternated runs each; 13 of the
-// 16 pairs faster; BENCHMARKS.md, session 8). The lock's total hold time
+// (TimerQueue::CancelMany): a whole claim. Per segment instead cost 8x the
+// lock acquisitions and more time (docs/design/coroutines.md, Rejected
+// alternatives). The lock's total hold time
 // is the same either way (one heap slot per entry); a hold now lasts a few
 // microseconds, which a Schedule() or the timer thread may wait out.
 constexpr int kCancelBatch = kSweepClaim;
 
-// How far ahead of the entry being completed (step 3) its successors'
-// operations are fetched, and how far ahead of the coroutine being resumed
-// its successors' nodes and then frames are. Each coroutine's lines are
+// How far ahead of the entry being completed (the mark-and-unhook step) its
+// successors' operations are fetched, and how far ahead of the coroutine being
+// resumed its successors' nodes and then frames are. Each coroutine's lines are
 // cold (last touched when it suspended); a fixed distance keeps a few
 // misses in flight all the time, where fetching a whole batch at once
 // asked for more lines than the core can have outstanding.
@@ -330,10 +235,10 @@ struct SleepOpFields {
 
 // SleepOp: one pending Sleep, constructed in the awaiter's storage (so in the
 // coroutine frame). It is its own timer entry and stop entry (bases, so the
-// callbacks can static_cast). Thread-safety: bits_ is the protocol word
-// atop this file; the other fields are written by the suspending coroutine
-// before Arm() and then read by a completer, or by the stop sweep that owns
-// the suspended coroutine, or by the resumed coroutine.
+// callbacks can static_cast). Thread-safety: bits_ is the Sleep state word
+// (docs/design/coroutines.md); the other fields are written by the suspending
+// coroutine before Arm() and then read by a completer, or by the stop sweep
+// that owns the suspended coroutine, or by the resumed coroutine.
 class alignas(16) SleepOp : private StopEntry,
                             private SleepOpFields,
                             private TimerEntry {
@@ -347,7 +252,7 @@ class alignas(16) SleepOp : private StopEntry,
       bits_.store(kStopped, std::memory_order_relaxed);
     }
   }
-  // Protocol step 3, second half: unregisters the stop entry (waiting for a
+  // The finish step, second half: unregisters the stop entry (waiting for a
   // sweep that claimed it); ~TimerEntry then checks it is not scheduled.
   ~SleepOp() { StopEntry::Unregister(); }
 
@@ -366,17 +271,17 @@ class alignas(16) SleepOp : private StopEntry,
     timers().Schedule(this, deadline);
   }
 
-  // Protocol step 2. Returns true if the coroutine stays suspended.
+  // The arm step. Returns true if the coroutine stays suspended.
   bool Arm() {
     // acq_rel: release publishes the suspended coroutine (resume_handle and
-    // this operation) to the completer whose acquire RMW (step 1) sees ARMED
-    // and resumes it; acquire pairs with a completer's release when we see
-    // its bit and continue without suspending.
+    // this operation) to the completer whose acquire RMW (the completer step)
+    // sees ARMED and resumes it; acquire pairs with a completer's release when
+    // we see its bit and continue without suspending.
     return (bits_.fetch_or(kArmed, std::memory_order_acq_rel) &
             (kStopped | kTimedOut)) == 0;
   }
 
-  // Protocol step 3, first half (the destructor is the second). Returns true
+  // The finish step, first half (the destructor is the second). Returns true
   // for CancelledError.
   bool Finish() {
     if (timer_scheduled_) timers().Cancel(this);  // waits for a running OnTimer
@@ -390,9 +295,9 @@ class alignas(16) SleepOp : private StopEntry,
   // The operation whose stop entry `e` is (every StopEntry is a SleepOp's).
   static SleepOp* FromEntry(StopEntry* e) { return static_cast<SleepOp*>(e); }
 
-  // Sweep step 3 for the claimed entries[0, n): sets STOPPED on each and
-  // marks it done (every MarkDone before the caller resumes anything), and
-  // stores in won[] the operations whose coroutines the sweep won and must
+  // The mark-and-unhook step for the claimed entries[0, n): sets STOPPED on
+  // each and marks it done (every MarkDone before the caller resumes anything),
+  // and stores in won[] the operations whose coroutines the sweep won and must
   // resume. Returns how many. Per kCancelBatch entries, it takes the timers
   // of the suspended ones out of the queue under one lock first: an entry
   // whose timer can no longer fire has no other completer left, so STOPPED
@@ -459,7 +364,7 @@ class alignas(16) SleepOp : private StopEntry,
   static constexpr uint32_t kStopped = 2;
   static constexpr uint32_t kArmed = 4;
 
-  // Protocol step 1. Returns true if the caller won and must resume the
+  // The completer step. Returns true if the caller won and must resume the
   // suspended coroutine.
   bool Complete(uint32_t bit) {
     const uint32_t other = (kTimedOut | kStopped) & ~bit;
@@ -470,11 +375,11 @@ class alignas(16) SleepOp : private StopEntry,
     return (prev & kArmed) != 0 && (prev & other) == 0;
   }
 
-  // Protocol step 1 for the stop sweep when no other completer is left: the
-  // coroutine is suspended (the sweep saw ARMED, with no completer bit) and
-  // its timer can no longer fire (none was scheduled, or CancelMany()
-  // removed it before it fired). Nobody else writes bits_ any more, so a
-  // plain store sets the bit.
+  // The completer step's alone shortcut, for the stop sweep when no other
+  // completer is left: the coroutine is suspended (the sweep saw ARMED, with no
+  // completer bit) and its timer can no longer fire (none was scheduled, or
+  // CancelMany() removed it before it fired). Nobody else writes bits_ any
+  // more, so a plain store sets the bit.
   void SetStoppedAlone() {
     // relaxed: no other writer is left (above). Its readers: Finish() in the
     // resumed coroutine, which this sweep resumes on this thread later.
@@ -545,16 +450,16 @@ absl::Status SleepFinish(SleepOp* op, bool cancelled) {
 
 namespace {
 
-// Steps 4-5 for the winners won[0, w), whose stop entries are all marked
-// done, in one pass: the prefetches run ahead across the whole claim (no
-// cold start every segment of 28). Returns how many resumed
+// The resume step and the batch settle for the winners won[0, w), whose stop
+// entries are all marked done, in one pass: the prefetches run ahead across the
+// whole claim (no cold start every segment of 28). Returns how many resumed
 // coroutines finished with CancelledError and are not settled yet.
 int64_t ResumeWinners(GroupState* group, SleepOp* const* won, int w,
                       SleepCancelledSource& cancelled) {
   for (int i = 0; i < w && i < kNodeAhead; ++i) {
     PrefetchRangeForWrite(won[i]->ctx(), kNodeBytes);
   }
-  int64_t settle = 0;  // step 5: finished with CancelledError, unsettled
+  int64_t settle = 0;  // the batch settle's: ended CancelledError, unsettled
   for (int i = 0; i < w; ++i) {
     if (i + kNodeAhead < w) {
       PrefetchRangeForWrite(won[i + kNodeAhead]->ctx(), kNodeBytes);
@@ -584,12 +489,14 @@ int64_t ResumeWinners(GroupState* group, SleepOp* const* won, int w,
   return settle;
 }
 
-// Steps 3-5 for the claimed entries[0, n), on the claiming thread, which
-// holds a unit of `group`'s join count (so the group is alive throughout).
-// Returns how many resumed coroutines finished with CancelledError and are
-// not settled yet: the caller settles them (FinishCancelledMany).
+// The mark-and-unhook, resume and batch-settle steps for the claimed
+// entries[0, n), on the claiming thread, which holds a unit of `group`'s
+// join count (so the group is alive throughout). Returns how many resumed
+// coroutines finished with CancelledError and are not settled yet: the
+// caller settles them (FinishCancelledMany).
 int64_t CompleteAndResume(GroupState* group, StopEntry* const* entries, int n) {
-  // Step 3: every MarkDone before any user code runs (StopEntry's rule).
+  // The mark-and-unhook step: every MarkDone before any user code runs
+  // (StopEntry's rule).
   SleepOp* won[kSweepClaim];
   const int w = SleepOp::CompleteStopMany(
       entries, n, group->executor()->timers(), won);
@@ -603,7 +510,8 @@ int64_t CompleteAndResume(GroupState* group, StopEntry* const* entries, int n) {
 }
 
 // A worker's turn in the chain that claims a stopped group's sleep entries
-// (steps 2-5 atop this file). Holds one unit of its group's join count
+// (the chain, mark-and-unhook, resume and batch-settle steps of
+// docs/design/coroutines.md). Holds one unit of its group's join count
 // (AddTask), never a claim. Thread-compatible: owned by the queue holding
 // it, then by its runner.
 class StopSweep final : public TaskNode, public CacheAllocated<StopSweep> {
@@ -637,13 +545,13 @@ class StopSweep final : public TaskNode, public CacheAllocated<StopSweep> {
     for (;;) {
       const int n = state->ClaimEntries(batch, kSweepClaim);
       if (n == 0) break;
-      // Step 2: the next turn of the chain, for an idle worker to steal;
-      // without memory for it, this sweep goes on itself.
+      // The chain step: the next turn of the chain, for an idle worker to
+      // steal; without memory for it, this sweep goes on itself.
       const bool handed_on = Queue(group, state);
       settle += CompleteAndResume(group, batch, n);
       if (handed_on) break;
     }
-    // Step 5's flush and our unit, in one release: the last touch.
+    // The batch settle's flush and our unit, in one release: the last touch.
     group->FinishCancelledMany(settle, /*uncounted=*/1);
   }
 
@@ -655,10 +563,10 @@ class StopSweep final : public TaskNode, public CacheAllocated<StopSweep> {
 namespace {
 
 // Completes the claimed entries[0, n) (n <= kSweepBatch) on this thread
-// (step 3, timers out of the queue first, as a sweep does) and queues each
-// winner's coroutine by itself, as its timer would. Taking the timers out
-// here matters beyond the n coroutines: the requester's batch holds the
-// newest sleeps, whose slots are the heap array's last; left in until their
+// (the mark-and-unhook step, timers out of the queue first, as a sweep does)
+// and queues each winner's coroutine by itself, as its timer would. Taking the
+// timers out here matters beyond the n coroutines: the requester's batch holds
+// the newest sleeps, whose slots are the heap array's last; left in until their
 // coroutines run (often after the sweeps), they kept the slots the sweeps
 // cancelled from being popped off the end, and a compaction of the whole
 // heap (a cold line per live entry) ran once cancelled slots outnumbered

@@ -38,7 +38,7 @@ namespace internal {
 
 bool GroupState::Census(bool* fenced) {
   // acquire: pairs with the release store below. Once passed, what is left
-  // to wait for is the work added after it (step 9): its markers.
+  // to wait for is the work added after it (the late-work step): its markers.
   if (census_passed_.load(std::memory_order_acquire)) return MarkersClear();
   auto markers_clear = [this] { return MarkersClear(); };
   // A child group's unit here is released just after its own count reaches
@@ -49,15 +49,15 @@ bool GroupState::Census(bool* fenced) {
   if (had_children_.load(std::memory_order_relaxed)) return false;
   if (!markers_clear()) return false;
   if (!*fenced) {
-    // Step 2, once per waiter.
+    // The heavy-fence step, once per waiter.
     if (!HeavyFence()) return false;
     *fenced = true;
     if (!markers_clear()) return false;
   }
-  // Step 3. Frames of drops before the freeze do not count here: they run
-  // no user code, and step 5 waits for them.
+  // The marker check. Frames of drops before the freeze do not count here: they
+  // run no user code, and the freeze waits for them.
   if (exec_->AnyRunningOf(this)) return false;
-  // Step 5: freeze. One census at a time (mu_): the snapshot is taken once.
+  // The freeze. One census at a time (mu_): the snapshot is taken once.
   GroupState* const parent = parent_;
   ExecutorImpl* const exec = exec_;
   const int parent_marks = late_child_ ? kMarkStrict : 0;
@@ -65,8 +65,8 @@ bool GroupState::Census(bool* fenced) {
   {
     MutexLock lock(&mu_);
     if (census_passed_.load(std::memory_order_relaxed)) return MarkersClear();
-    // seq_cst + HeavyFence: as the stop bit in step 2. A gate that reads
-    // frozen_ clear has its frame visible to us after the fence.
+    // seq_cst + HeavyFence: as the stop bit in the heavy-fence step. A gate
+    // that reads frozen_ clear has its frame visible to us after the fence.
     frozen_.store(true, std::memory_order_seq_cst);
     HeavyFence();
     // Drops whose gate read frozen_ clear keep their frame tagged until
@@ -75,15 +75,15 @@ bool GroupState::Census(bool* fenced) {
     // user code, so this is short.
     exec_->WaitForGatesOf(this);
     // The snapshot: one RMW reads the count and sets kFrozenCount, so every
-    // unit is on exactly one side of it (step 7 keeps the record's
+    // unit is on exactly one side of it (the frozen lifetime keeps the record's
     // references exact whatever the count held). seq_cst: acquire pairs
     // with the release of a strict unit's AddPending, so a strict unit we
     // count has its strict_ increment visible below.
     count = pending_.fetch_or(kFrozenCount, std::memory_order_seq_cst) &
             kCountMask;
     // What else the snapshot may hold besides lazy tasks: units that
-    // appeared since step 3, all transient (a racing Spawn that read the
-    // stop clear and whose task the gate now drops, a Spawn dropping its
+    // appeared since the marker check, all transient (a racing Spawn that read
+    // the stop clear and whose task the gate now drops, a Spawn dropping its
     // task in Submit). Wait for their markers, which go after their release.
     for (int spins = 0; !markers_clear(); ++spins) {
       // As in WaitForGatesOf: let a preempted dropper have a core.
@@ -96,13 +96,13 @@ bool GroupState::Census(bool* fenced) {
                            std::memory_order_relaxed);
     // release: pairs with the acquire loads in Done(), Close() and above.
     census_passed_.store(true, std::memory_order_release);
-    // Step 8: a worker deciding whether a queued task of ours is within the
-    // group its helping wait serves (ExecutorImpl::QueuedWithin) may have
-    // read census_passed_ clear just before, and be following parent_:
+    // The tag-walks step: a worker deciding whether a queued task of ours is
+    // within the group its helping wait serves (ExecutorImpl::QueuedWithin) may
+    // have read census_passed_ clear just before, and be following parent_:
     // wait for it, before the parent gets our unit back and may be freed.
     // After the fence, a walk that is not tagged yet reads the store above.
     if (parent != nullptr) {
-      HeavyFence();  // it worked in step 2: the kernel has the command
+      HeavyFence();  // supported: the heavy-fence step's fence worked
       exec->WaitForWalksOf(this);
     }
   }

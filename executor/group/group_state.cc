@@ -136,8 +136,9 @@ void GroupState::Close() {
     exec_->UnregisterRoot(this);
   }
   WaitForUnpinned();
-  // Census step 4: markers go right after their release; wait for the few
-  // in flight. acquire: pairs with the release decrements in ReleasePending.
+  // Markers go right after their release (markers after release): wait
+  // for the few in flight. acquire: pairs with the release decrements in
+  // ReleasePending.
   while (strict_.load(std::memory_order_acquire) != 0 ||
          running_other_.load(std::memory_order_acquire) != 0) {
     sched_yield();
@@ -148,7 +149,7 @@ void GroupState::Close() {
   if (frozen_.load(std::memory_order_acquire)) {
     // Let it finish (it uses only locals once it leaves mu_).
     { MutexLock lock(&mu_); }
-    // Census step 7: frozen with lazy tasks still queued; the last of us
+    // The frozen lifetime: frozen with lazy tasks still queued; the last of us
     // (this owner or the last DropFrozen) frees the record.
     // acq_rel: release orders our last use before the freeing thread's
     // delete; acquire orders theirs before ours.
@@ -226,7 +227,7 @@ int GroupState::StopPinned(std::vector<GroupState*>& pinned,
       open(child, &child.children);
       continue;
     }
-    // Every child of f's group is stopped: its step 4, then its pin.
+    // Every child of f's group is stopped: its done step, then its pin.
     tls_pin_frames = f.pins.outer;
     if (f.group != nullptr && *f.slot != nullptr) {
       f.group->MarkStopDone(force_below);
@@ -243,7 +244,7 @@ std::string GroupState::Label() const {
 }
 
 bool GroupState::IsWithin(const GroupState* ancestor) const {
-  // A frozen group (census step 5) may have outlived its parent (its unit
+  // A group frozen by the freeze may have outlived its parent (its unit
   // there went back at the freeze, its queued tasks keep only it alive):
   // its parent_ must not be followed. Such a record has no live children
   // (its TaskGroup is gone), so only the group a queued task names can be
@@ -251,7 +252,7 @@ bool GroupState::IsWithin(const GroupState* ancestor) const {
   // lives has its whole ancestry alive.
   // acquire: pairs with the release store in Census().
   if (census_passed_.load(std::memory_order_acquire)) return this == ancestor;
-  // tests/parking_test.cc holds a walk here: census step 8's window.
+  // A test hook holds a walk here: the tag-walks step's window.
   RunTestHook(TestHook::kAncestryWalk, this);
   const GroupState* g = this;
   while (g != nullptr && g->depth_ > ancestor->depth_) g = g->parent_;
@@ -313,8 +314,8 @@ GroupStats GroupState::Stats() const {
   // frozen count still holds is dropped unrun: report it as the cancelled
   // tasks it is. (A frame seen now is a start gate dropping a task.)
   // acquire: pairs with the release store in Census().
-  // Work added after the census (step 9) is strict, and is reported as
-  // what it is.
+  // Work added after the census (the late-work step) is strict, and is reported
+  // as what it is.
   if (census_passed_.load(std::memory_order_acquire)) {
     const int64_t late = std::clamp<int64_t>(
         strict_.load(std::memory_order_relaxed), 0, unsettled);

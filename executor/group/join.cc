@@ -52,17 +52,16 @@ bool GroupState::AddPending() {
   // relaxed (lazy tasks): an increment publishes nothing; the task it
   // accounts for is published by the queue push that follows, and the
   // decrement that pairs with it is acq_rel. Strict units pass release: it
-  // pairs with the census's snapshot RMW (census step 5), which then sees
+  // pairs with the census's snapshot RMW (the freeze), which then sees
   // their strict_ increment.
   //
   // The 0 -> 1 transition takes a unit in the parent BEFORE our count moves
   // (a CAS, not a fetch_add, so we know which transition we make): a census
   // of this group that counts our unit hands the parent its unit back
-  // (census step 5), and that must never come before the parent got it (the
-  // parent's count would go below zero; seen in TSan runs of
-  // StopAndWaitVsRacingSpawns). If the count moved meanwhile, the extra
-  // parent unit goes back (the parent then holds another one of ours, so it
-  // does not reach zero).
+  // (the freeze), and that must never come before the parent got it (the
+  // parent's count would go below zero; StopAndWaitVsRacingSpawns covers
+  // it). If the count moved meanwhile, the extra parent unit goes back (the
+  // parent then holds another one of ours, so it does not reach zero).
   uint64_t prev = pending_.load(std::memory_order_relaxed);
   // The common case, with calls only in tail position (no prologue): not
   // the 0 -> 1 transition of a child group, and no other thread in between.
@@ -91,7 +90,7 @@ bool GroupState::AddPendingLoop(uint64_t prev) {
       if (!first) {
         parent_->ReleasePending(kRelease, late_child_ ? kMarkStrict : 0);
       } else if (late_child_) {
-        // Census step 9: strict in the parent. seq_cst: as in AddTask().
+        // The late-work step: strict in the parent. seq_cst: as in AddTask().
         parent_->strict_.fetch_add(1, std::memory_order_seq_cst);
         parent_->AddPending<std::memory_order_seq_cst>();
       } else {
@@ -127,9 +126,9 @@ bool GroupState::AddPendingRare(uint64_t prev) {
     }
   }
   if ((prev & kFrozenCount) != 0) {
-    // Census step 7: added after the snapshot, so the census did not count
-    // this unit into frozen_refs_; it owes the record one reference, given
-    // back by its release or drop. relaxed: as in Census(). The parent's
+    // The frozen lifetime: added after the snapshot, so the census did not
+    // count this unit into frozen_refs_; it owes the record one reference,
+    // given back by its release or drop. relaxed: as in Census(). The parent's
     // unit went back at the freeze, so none is taken there.
     frozen_refs_.fetch_add(1, std::memory_order_relaxed);
     return true;
@@ -145,15 +144,16 @@ void GroupState::ReleasePending(uint64_t delta, int marks, int frame,
   ExecutorImpl* const exec = exec_;
   const int parent_marks = late_child_ ? kMarkStrict : 0;
   // acq_rel: release publishes the task's effects and counters to the
-  // waiter's acquire load (join step 3); acquire orders the WAITERS bit (and
-  // the waiter's waiting_on store before it) before our wake-ups.
+  // waiter's acquire load (the waiter-publishes step); acquire orders the
+  // WAITERS bit (and the waiter's waiting_on store before it) before our
+  // wake-ups.
   const uint64_t prev = pending_.fetch_add(delta, std::memory_order_acq_rel);
-  // Census step 4: the markers go after the release. The record is still
+  // Markers after release (the census's). The record is still
   // alive: Close() waits for strict_ and running_other_, and a frame is only
   // ever compared. release: pairs with the census's acquire loads.
   if ((marks & kMarkFrame) != 0) ExecutorImpl::PopPlainFrame(frame);
   // A marker that reaches zero may let a waiter's census pass: wake a
-  // waiter that published itself before our release (census step 6).
+  // waiter that published itself before our release (the census wait).
   bool marker_cleared = false;
   if ((marks & kMarkRunning) != 0) {
     marker_cleared |= running_other_.fetch_sub(
@@ -164,11 +164,11 @@ void GroupState::ReleasePending(uint64_t delta, int marks, int frame,
         strict_.fetch_sub(strict_n, std::memory_order_release) == strict_n;
   }
   if ((prev & kFrozenCount) != 0) [[unlikely]] {
-    // Census step 7: released after the snapshot. The census (or our
+    // The frozen lifetime: released after the snapshot. The census (or our
     // AddPending) counted this unit into frozen_refs_, which keeps the
     // record alive until we give it back, last. The parent's unit went back
     // at the freeze. The census woke the waiters of the snapshot; a unit
-    // added after it (census step 9) wakes them when its marker reaches
+    // added after it (the late-work step) wakes them when its marker reaches
     // zero. acq_rel: a second RMW of the word, after the marker: a waiter
     // (Wait(), a helping wait, a coroutine's Join) sets its bit with an
     // acq_rel RMW and then checks the markers; if its RMW comes first we
@@ -224,7 +224,7 @@ bool GroupState::Idle() const {
 
 void GroupState::AddTask() {
   // seq_cst: like Submit's, before any check of the stop; and before the
-  // count's increment (census step 5).
+  // count's increment (the freeze).
   strict_.fetch_add(1, std::memory_order_seq_cst);
   AddPending<std::memory_order_seq_cst>();
 }
@@ -233,7 +233,7 @@ void GroupState::Submit(TaskNode* task) {
   if (InheritedByFork(exec_)) CheckNotInherited(exec_, "TaskGroup::Spawn");
   if (stop_requested()) {
     // Dropped here and now, counted strict like a non-lazy task: a frozen
-    // group's census (step 5) must see it until its release.
+    // group's census (the freeze) must see it until its release.
     task->flags &= ~TaskNode::kLazy;
     // seq_cst: before the count's increment, which the census reads.
     strict_.fetch_add(1, std::memory_order_seq_cst);
@@ -253,8 +253,8 @@ void GroupState::Submit(TaskNode* task) {
   if ((task->flags & TaskNode::kLazy) == 0) {
     // seq_cst: a census that saw the stop (and fenced) sees this increment,
     // or the start gate sees the stop and drops the task. Before the count's
-    // increment: a snapshot that counts the task sees it strict (census
-    // step 5).
+    // increment: a snapshot that counts the task sees it strict (the
+    // freeze).
     strict_.fetch_add(1, std::memory_order_seq_cst);
     raced_census = AddPending<std::memory_order_seq_cst>();
   } else {
@@ -264,7 +264,7 @@ void GroupState::Submit(TaskNode* task) {
   }
   if (raced_census) [[unlikely]] {
     // We read the stop clear, but a census has frozen the group since
-    // (census step 7) and Wait() may have returned: drop the task here,
+    // (the frozen lifetime) and Wait() may have returned: drop the task here,
     // before Spawn() returns, rather than let a worker run its destructor
     // later. A lazy task's drop gives back the reference AddPending took
     // (DropFrozen), a strict one's release does.
@@ -340,14 +340,14 @@ void GroupState::FinishCancelledMany(int64_t cancelled, int64_t uncounted) {
   // everything before it (this thread settled all n). Every unit settled
   // here is strict (coroutines, the sweep's AddTask); the cancelled
   // coroutines are also running_other_: their markers go after the release
-  // (census step 4).
+  // (markers after release).
   if (n > 1) {
     const uint64_t prev = pending_.fetch_sub(static_cast<uint64_t>(n - 1),
                                              std::memory_order_relaxed);
     if ((prev & kFrozenCount) != 0) [[unlikely]] {
-      // Census step 7, for the n - 1 units: each gives back its reference.
-      // The last unit's (ReleasePending below) is still owed, so this does
-      // not reach zero. relaxed: the release below orders it.
+      // The frozen lifetime, for the n - 1 units: each gives back its
+      // reference. The last unit's (ReleasePending below) is still owed, so
+      // this does not reach zero. relaxed: the release below orders it.
       frozen_refs_.fetch_sub(n - 1, std::memory_order_relaxed);
     }
   }
@@ -366,7 +366,7 @@ void GroupState::FinishDropped(bool lazy) {
 }
 
 void GroupState::DropFrozen(int64_t units) {
-  // Census step 5: the frozen count keeps this task's unit (Stats() reports
+  // The freeze: the frozen count keeps this task's unit (Stats() reports
   // it cancelled); only the record's lifetime hears of the drop. acq_rel: as
   // in Close().
   if (frozen_refs_.fetch_sub(units, std::memory_order_acq_rel) == units) {
@@ -426,8 +426,8 @@ absl::Status GroupState::CheckNotInside(const char* api) const {
 }
 
 bool GroupState::MarkersClear() const {
-  // acquire: pairs with the release decrements in ReleasePending (census
-  // step 4).
+  // acquire: pairs with the release decrements in ReleasePending (markers
+  // after release).
   return strict_.load(std::memory_order_acquire) == 0 &&
          running_other_.load(std::memory_order_acquire) == 0;
 }
@@ -447,7 +447,8 @@ absl::Status GroupState::WaitUntil(absl::Time deadline, bool* timed_out) {
     *timed_out = !exec_->HelpWhileWaiting(this, deadline);
     return absl::OkStatus();
   }
-  // External thread: sleep on the futex of pending_ itself (join step 3).
+  // External thread: sleep on the futex of pending_ itself (the
+  // waiter-publishes step).
   CensusPoll poll;
   bool spun = false;
   for (;;) {
@@ -482,7 +483,7 @@ absl::Status GroupState::WaitUntil(absl::Time deadline, bool* timed_out) {
       // zero just before them).
       if (stopped && Census(&fenced)) break;
     }
-    // Census step 6: a stopped group's waiter also polls.
+    // The census wait: a stopped group's waiter also polls.
     const absl::Time until = poll.Until(deadline, stopped);
     // The kernel compares the low half only: a change of the completed
     // field alone is not a reason to wake, and always comes with a count

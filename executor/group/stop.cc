@@ -40,7 +40,7 @@ namespace internal {
 
 namespace {
 // What the call of Stop() that sets the bit records, from inside
-// StopState::RequestStop (stop protocol step 2).
+// StopState::RequestStop (the record step, docs/design/stop.md).
 struct StopRecord {
   GroupState* group;
   std::string_view reason;
@@ -61,9 +61,10 @@ int GroupState::Stop(std::string_view reason, StopOrigin origin) {
   int stopped = 0;
   if (!StopSelf(reason, origin, &stopped)) return 0;
   const bool force = origin == StopOrigin::kExecutorAll;
-  // Step 3: every call that has not seen the stop complete propagates it
-  // (a later one helps rather than waits: see step 4). StopPinned walks the
-  // subtree without recursion and marks each child's step 4.
+  // The pin-and-propagate step: every call that has not seen the stop
+  // complete propagates it (a later one helps rather than waits: the
+  // helping rule). StopPinned walks the subtree without recursion and runs
+  // each child's done step.
   std::vector<GroupState*> children;
   PinChildren(&children);
   if (!children.empty()) {
@@ -83,13 +84,13 @@ bool GroupState::StopSelf(std::string_view reason, StopOrigin origin,
   }
   const bool force = origin == StopOrigin::kExecutorAll;
   const uint32_t need = kStopDone | (force ? kForceDone : 0);
-  // Step 4's fast path: a complete stop. acquire: pairs with the release
-  // fetch_or in MarkStopDone(); the subtree's stop bits happen-before our
-  // return.
+  // The shield step's fast path: a complete stop (the done step's bit).
+  // acquire: pairs with the release fetch_or in MarkStopDone(); the
+  // subtree's stop bits happen-before our return.
   if ((stop_done_.load(std::memory_order_acquire) & need) == need) {
     return false;
   }
-  // Step 1: the bit, before anything else.
+  // The bit step: the bit, before anything else.
   StopRecord record{this, reason, origin};
   const bool first = stop_.RequestStop(
       [](void* arg) {
@@ -99,7 +100,7 @@ bool GroupState::StopSelf(std::string_view reason, StopOrigin origin,
       },
       &record);
   if (!first) {
-    // Step 2 for a later call: the first may not have recorded yet.
+    // The record step for a later call: the first may not have recorded yet.
     MutexLock lock(&mu_);
     RecordStopLocked(reason, origin);
     return true;
@@ -108,7 +109,7 @@ bool GroupState::StopSelf(std::string_view reason, StopOrigin origin,
   if (Tracer* t = exec_->tracer()) {
     t->GroupStopped(id_, name_, CapStopReason(reason));
   }
-  // Waiters asleep since before the stop switch to the census (step 6).
+  // Waiters asleep since before the stop switch to the census (the census wait).
   // acquire: as in Idle().
   if ((pending_.load(std::memory_order_acquire) & kWaiters) != 0) {
     WakeWaiters(exec_);
@@ -130,7 +131,7 @@ void GroupState::PinChildren(std::vector<GroupState*>* out) {
 }
 
 void GroupState::MarkStopDone(bool force) {
-  // Step 4. release: pairs with the acquire load in StopSelf().
+  // The done step. release: pairs with the acquire load in StopSelf().
   stop_done_.fetch_or(force ? kStopDone | kForceDone : kStopDone,
                       std::memory_order_release);
 }
@@ -155,7 +156,7 @@ void GroupState::LinkChild(GroupState* child) {
     stopped = stopped_;
     if (stopped) reason = stop_reason_;
   }
-  // Census step 9: a child linked after our census passed counts its units
+  // The late-work step: a child linked after our census passed counts its units
   // here as strict too. acquire: pairs with the release store in Census().
   child->late_child_ = census_passed_.load(std::memory_order_acquire);
   // Under children_mu_, so a concurrent Stop() either copied the child or we

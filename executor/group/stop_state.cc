@@ -3,74 +3,12 @@
 // stop_state.cc: StopState (the one-shot stop source behind every group's
 // StopToken) and SleepFor.
 //
-// Protocol (libunifex's inplace_stop_source; stdexec uses the same):
-//  1. state_ holds STOP_REQUESTED and LOCKED. LOCKED guards head_, every
-//     callback's next_/prev_, and notifying_thread_.
-//  2. TryAddCallback locks unless STOP_REQUESTED is set; if it is set the
-//     caller runs the callback itself, so a callback registered after the
-//     stop still runs exactly once.
-//  3. RequestStop sets STOP_REQUESTED and LOCKED in one CAS (only one caller
-//     wins), records its thread, then repeatedly: unlinks up to kRound
-//     callbacks from the head (a round), pointing each one's
-//     removed_during_callback at its own flag on the requester's stack;
-//     unlocks; runs each callback of the round whose flag is still clear and
-//     marks it completed; relocks. (One callback per round, as libunifex
-//     does, cost two RMWs of the state word per callback, a word the
-//     workers keep reading: a stop of 100,000 sleeping coroutines spent
-//     ~6% of its CPU there.)
-//  4. RemoveCallback locks; if the callback is still linked it unlinks it and
-//     is done (it never ran and never will). Otherwise the requester has
-//     unlinked it: if the requester is this thread, the callback is being
-//     destroyed by a callback of the current round (itself, or an earlier
-//     one: then it has not run yet), so it sets its removed_during_callback
-//     flag, and the requester neither runs it nor touches it again;
-//     otherwise it waits for callback_completed_ (set once the requester has
-//     run it, later in the round if it has not yet).
-//  5. (Stop entries, below.) Before the callbacks, RequestStop claims the
-//     first batch of StopEntries under its lock and, once unlocked, hands it
-//     to SweepStopEntries(), which completes it and has workers claim the
-//     rest.
-//  6. Unregister skips the lock when callback_completed_ is already set:
-//     the requester has unlinked and run the callback and will not touch it
-//     again (the common case for a coroutine resumed by the stop, which is
-//     queued in bulk after its callback, step 5, and usually runs after the
-//     requester marked it completed).
-// Why nothing is lost: a callback is either linked before STOP_REQUESTED was
-// set (then the requester unlinks and runs it, step 3) or sees the bit when it
-// tries to link (step 2) and runs inline. Both happen under LOCKED, so there is
-// no third case.
-//
-// Stop entries (StopEntry; a coroutine's Sleep is the one user): per entry,
-// the requesting thread did an unlink, a flag store and a callback on a cold
-// cache line, i.e. ~70 ns per sleeping coroutine, 7 ms for 100,000. Now:
-//  E1. TryAddEntry (under LOCKED, unless STOP_REQUESTED: then it fails and
-//      the owner handles the stop itself) stores the entry's pointer in the
-//      first segment of segments_ (a new segment when that one is full) and
-//      the segment and index in the entry.
-//  E2. RemoveEntry (under LOCKED): if the entry's segment is not claimed,
-//      the segment's last entry moves into its slot (freeing the segment
-//      when it empties) and no stop will ever touch it. Otherwise a stop
-//      claimed it: it waits (spins) for MarkDone.
-//  E3. A claim (ClaimEntries, under LOCKED, only after STOP_REQUESTED) pops
-//      whole segments from the front (one, or as many as fit the caller's
-//      room: a worker's sweep takes several per lock, so the lock word and
-//      the sweep chain are paid per few hundred entries, not per 28), marks
-//      each claimed, moves it to retired_ (freed by ~StopState: an owner may
-//      still read its mark, step E2) and copies the pointers out. It writes
-//      nothing into the entries, which sit on cold lines (doing so under the
-//      lock was ~10% of a stop's CPU). Whoever claims processes the claimed
-//      entries at once (MarkDone on each) without blocking and without
-//      running user code in between. The requester claims the first
-//      segment before running callbacks and passes it to SweepStopEntries()
-//      after unlocking, which starts the workers' chain of sweeps that claim
-//      the rest (executor/coro/coroutine.cc).
-// Why an owner's wait (E2) ends: a claimed entry is on a running thread that
-// marks it done before it does anything that could wait (E3); a claimed
-// batch is never queued. Why nothing is missed: after STOP_REQUESTED no
-// entry is added (E1), so every entry not removed (E2) is in segments_ and
-// is claimed by the sweep chain, which continues while segments_ is
-// non-empty. Why the StopState is alive at each claim: the requester is
-// inside RequestStop(); a sweep holds a unit of its group's join count.
+// A one-shot stop source after libunifex's inplace_stop_source: callbacks
+// run in rounds of kRound per lock acquisition, a callback destroyed by one
+// of its round is never run, and sleeping coroutines register stop entries
+// in claimed segments instead of callbacks. Steps and proofs:
+// docs/design/stop.md ("The stop source") for callbacks,
+// docs/design/coroutines.md for stop entries.
 #include <sched.h>
 
 #include <atomic>
@@ -99,17 +37,17 @@ void SpinPause(int& spins) {
   }
 }
 
-// Callbacks RequestStop() unlinks per lock acquisition (step 3).
+// Callbacks RequestStop() unlinks per lock acquisition (the rounds step).
 constexpr int kRound = 32;
 
 }  // namespace
 
-// One array of registered StopEntries (step E1). Guarded by LOCKED.
+// One array of registered StopEntries (the add-entry step). Guarded by LOCKED.
 struct StopSegment {
   StopSegment* next;
   StopSegment** prev;  // the pointer that points to this segment
   uint32_t count;      // entries[0, count) are live, never 0 in the list
-  bool claimed;        // popped by a claim (step E3); then never changes
+  bool claimed;        // popped by a claim (the claim step); then never changes
   StopEntry* entries[kStopEntryBatch];
 };
 static_assert(sizeof(StopSegment) <= kMaxCachedTaskSize,
@@ -183,10 +121,10 @@ bool StopState::RequestStop(void (*on_stop)(void*), void* arg) noexcept {
   notifying_thread_ = std::this_thread::get_id();
   StopCallbackBase* round[kRound];
   bool removed[kRound];
-  // Step 3: detach up to kRound callbacks under this lock acquisition. The
-  // first round is detached before the lock is first released, so that a
-  // ~StopCallback that has seen the bit waits for its callback (step 4)
-  // instead of removing it unrun.
+  // The rounds step: detach up to kRound callbacks under this lock acquisition.
+  // The first round is detached before the lock is first released, so that a
+  // ~StopCallback that has seen the bit waits for its callback (the remove
+  // step) instead of removing it unrun.
   auto detach_round = [&] {
     int n = 0;
     for (; head_ != nullptr && n < kRound; ++n) {
@@ -210,8 +148,8 @@ bool StopState::RequestStop(void (*on_stop)(void*), void* arg) noexcept {
     Lock(/*fail_if_stopped=*/false);
   }
   if (segments_ != nullptr) {
-    // Step 5: the first claim of stop entries, handed over before the
-    // callbacks run so that workers complete them meanwhile.
+    // The entries hand-off: the first claim of stop entries, handed over before
+    // the callbacks run so that workers complete them meanwhile.
     StopEntry* first[kStopEntryBatch];
     const int claimed = ClaimEntriesLocked(first, kStopEntryBatch);
     Unlock();
@@ -222,7 +160,8 @@ bool StopState::RequestStop(void (*on_stop)(void*), void* arg) noexcept {
     Unlock();
     for (int i = 0; i < n; ++i) {
       // An earlier callback of this round, on this thread, may have
-      // destroyed this one (step 4): then it must not run, nor be touched.
+      // destroyed this one (the remove step): then it must not run, nor be
+      // touched.
       if (removed[i]) continue;
       StopCallbackBase* cb = round[i];
       cb->Execute();
@@ -283,7 +222,8 @@ void StopState::RemoveCallback(StopCallbackBase* cb) noexcept {
 }
 
 bool StopState::TryAddEntry(StopEntry* e) noexcept {
-  // Step E1. The segment is allocated before locking (rarely wasted).
+  // The add-entry step. The segment is allocated before locking (rarely
+  // wasted).
   StopSegment* spare = nullptr;
   for (;;) {
     if (!Lock(/*fail_if_stopped=*/true)) {
@@ -316,7 +256,7 @@ void StopState::RemoveEntry(StopEntry* e) noexcept {
   Lock(/*fail_if_stopped=*/false);
   StopSegment* const seg = e->segment_;
   if (!seg->claimed) {
-    // Step E2: unclaimed; no stop will touch it.
+    // The remove-entry step: unclaimed; no stop will touch it.
     const uint32_t last = --seg->count;
     if (e->index_ != last) {
       StopEntry* const moved = seg->entries[last];
@@ -334,7 +274,8 @@ void StopState::RemoveEntry(StopEntry* e) noexcept {
     return;
   }
   Unlock();
-  // Claimed by a stop sweep, which is processing it now (step E2).
+  // Claimed by a stop sweep, which is processing it now (the remove-entry
+  // step).
   int spins = 0;
   // acquire: pairs with the release store in MarkDone().
   while (!e->done_.load(std::memory_order_acquire)) SpinPause(spins);
@@ -350,7 +291,7 @@ int StopState::ClaimEntriesLocked(StopEntry** out, int max) noexcept {
     if (seg->next != nullptr) PrefetchSegment(seg->next);
     segments_ = seg->next;
     if (segments_ != nullptr) segments_->prev = &segments_;
-    seg->claimed = true;  // step E3
+    seg->claimed = true;  // the claim step
     seg->next = retired_;
     retired_ = seg;
     for (int i = 0; i < count; ++i) out[n + i] = seg->entries[i];
@@ -400,8 +341,9 @@ void StopCallbackBase::Register(StopState* state) noexcept {
 
 void StopCallbackBase::Unregister() noexcept {
   if (state_ == nullptr) return;
-  // Step 6. acquire: pairs with the release store after Execute() in
-  // RequestStop(); once it reads true the requester is done with us.
+  // The completed fast path. acquire: pairs with the release store after
+  // Execute() in RequestStop(); once it reads true the requester is done with
+  // us.
   if (callback_completed_.load(std::memory_order_acquire)) return;
   state_->RemoveCallback(this);
 }

@@ -20,7 +20,8 @@ int Idle::WorkerToNotify() {
   int w = sleepers_.back();
   sleepers_.pop_back();
   seat_state_[w] = kAwake;
-  // seq_cst: keeps the state in the single total order of step 1/3.
+  // seq_cst: keeps the state in the single total order of the producer's
+  // StoreLoad and the parking transition.
   state_.fetch_add(kUnparkedOne + kSearchingOne, std::memory_order_seq_cst);
   return w;
 }
@@ -52,7 +53,8 @@ bool Idle::TransitionFromSearching() {
 bool Idle::TransitionToParked(int worker, bool is_searching) {
   MutexLock lock(&mu_);
   uint32_t dec = kUnparkedOne + (is_searching ? kSearchingOne : 0);
-  // seq_cst: the RMW half of the parking worker's StoreLoad (step 3).
+  // seq_cst: the RMW half of the parking worker's StoreLoad (the parking
+  // transition).
   uint32_t prev = state_.fetch_sub(dec, std::memory_order_seq_cst);
   sleepers_.push_back(worker);
   seat_state_[worker] = kSleeping;

@@ -1,49 +1,13 @@
 // Copyright 2026 The ripcord Authors.
 //
-// idle.h: which workers are parked and which are searching for work, and the
-// decision whether a newly queued task must wake one. The protocol follows
-// Tokio's scheduler/multi_thread/idle.rs (and Go's proc.go: "spinning" Ms);
-// the code is ours.
-//
-// Protocol:
-//  1. A producer makes a task visible (deque Push's store of bottom,
-//     or the injection queue's seq_cst fetch_add of its length), then calls
-//     ShouldNotify(), a seq_cst load of state_. It wakes a parked worker only
-//     when no worker is searching and some worker is parked: a searching
-//     worker will find the task, and waking more would be a thundering herd.
-//  2. A worker that runs out of local work becomes searching (at most half
-//     the workers search at once) and tries to steal. When it finds work it
-//     stops searching; if it was the last searcher it wakes one more worker,
-//     so the work it found can keep spreading (Go: "wakep after we found
-//     work while spinning").
-//  3. A worker with nothing to do parks: TransitionToParked() (a seq_cst RMW
-//     under the mutex). If no other worker was searching at that RMW, it
-//     re-checks every queue with seq_cst loads and wakes a worker if it
-//     sees work. (A worker that was refused searching, because enough
-//     others searched, did not look at the other deques: meanwhile the last
-//     searcher may have found work, seen this worker still unparked, woken
-//     nobody, and pushed a task whose producer saw no parked worker either.
-//     Found by the stress test PushFromABusyWorkerWakesAParkingWorker. But
-//     while another worker still searches at the RMW, no re-check is
-//     needed, whether the parking worker searched or not: the last searcher
-//     to stop, after our RMW in the total order, either finds work and
-//     wakes a parked worker (step 2), or parks and re-checks itself. Since
-//     session 7: a worker refused searching used to re-check always, and
-//     its re-check's heavy fence, a membarrier, costs ~50 us on a VM while
-//     another thread runs. A lent seat given back (LendParked) is parked
-//     by the same rule.) tests/parking_test.cc holds a parking worker
-//     between its last search and this RMW (TestHook::kParkWindow)
-//     until another worker has pushed: without the re-check, its first
-//     repetition loses the wake-up.
-// Why no wake-up is lost: in step 1 the producer's store and load are seq_cst,
-// and so are the last searcher's RMW and re-check in step 3. In the single
-// total order either the producer's load sees the worker still searching (and
-// the worker's re-check, which comes later, sees the task), or the producer
-// sees no searcher and wakes a parked worker. A worker's own deque push is
-// lighter (WsDeque::UseLightPublish: a release store and a compiler barrier
-// before the load): then the last searcher runs a HeavyFence() between its
-// RMW and its re-check whenever another worker is unparked (one that could
-// be pushing), which gives the same either-or (executor/sync/membarrier.h).
+// idle.h: which workers are parked and which are searching for work, and
+// whether a newly queued task must wake one (Tokio's idle.rs, Go's spinning
+// Ms; the code is ours). The producer's StoreLoad, the searching and parking
+// transitions, the re-check rule (a parking worker re-checks the queues only
+// when no other worker searches: the heavy fence costs tens of microseconds)
+// and why no wake-up is lost: docs/design/parking.md, "The idle protocol".
+// tests/parking_test.cc holds a parking worker between its last search
+// and the parking RMW (TestHook::kParkWindow).
 #ifndef RIPCORD_EXECUTOR_IDLE_H_
 #define RIPCORD_EXECUTOR_IDLE_H_
 
@@ -61,18 +25,18 @@ class Idle {
  public:
   explicit Idle(int num_workers);
 
-  // Step 1: should a producer wake a worker? seq_cst load.
+  // The producer's StoreLoad: should a producer wake a worker? seq_cst load.
   bool ShouldNotify() const;
   // Picks a parked worker to wake and counts it as unparked and searching
   // (the woken worker starts out searching). -1 when none should be woken.
   int WorkerToNotify() ABSL_LOCKS_EXCLUDED(mu_);
-  // Step 2. Returns false when enough workers already search.
+  // The searching transition. Returns false when enough workers already search.
   bool TransitionToSearching();
   // Returns true if the caller was the last searcher.
   bool TransitionFromSearching();
-  // Step 3. Returns true if the caller must re-check every queue: no
-  // other worker was searching at its RMW. Also gives back a lent seat
-  // (LendParked), with is_searching false.
+  // The parking transition. Returns true if the caller must re-check every
+  // queue (the re-check rule): no other worker was searching at its RMW. Also
+  // gives back a lent seat (LendParked), with is_searching false.
   bool TransitionToParked(int worker, bool is_searching) ABSL_LOCKS_EXCLUDED(mu_);
   // After a wake-up: kNotified if the worker was woken by WorkerToNotify()
   // (it is now counted unparked and searching); kSpurious if it was still
@@ -92,7 +56,8 @@ class Idle {
   int num_searching() const;
   // Workers not parked now (searching, running, or waiting in a Wait()).
   // seq_cst load: ExecutorImpl::FenceBeforeRecheck's decision, after the
-  // caller's seq_cst RMW, is part of the same total order as step 1.
+  // caller's seq_cst RMW, is part of the same total order as the producer's
+  // StoreLoad.
   int NumUnparked() const;
 
  private:
@@ -115,7 +80,7 @@ class Idle {
 };
 
 inline bool Idle::ShouldNotify() const {
-  // seq_cst: the load half of the producer's StoreLoad (protocol step 1);
+  // seq_cst: the load half of the producer's StoreLoad;
   // pairs with the seq_cst RMW in TransitionToParked + the re-check.
   uint32_t s = state_.load(std::memory_order_seq_cst);
   return Searching(s) == 0 && Unparked(s) < num_workers_;

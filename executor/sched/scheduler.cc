@@ -1,94 +1,10 @@
 // Copyright 2026 The ripcord Authors.
 //
-// scheduler.cc: the workers' run loop, helping waits, and the root registry.
-//
-// Run loop (WorkerMain), per round:
-//  1. Every 61st round the injection queue first (so external submissions
-//     are not starved by a worker that keeps feeding its own deque; Tokio and
-//     Go use the same constant), then the worker's own deque (LIFO), then the
-//     injection queue.
-//  2. Nothing local: become searching (idle.h step 2) and steal from the
-//     other workers, starting at a random victim.
-//  3. Still nothing: park (idle.h step 3). A parked worker is woken by a
-//     producer (idle.h step 1) or by shutdown.
-// A task whose group was stopped before it started is dropped, not run: the
-// drop costs the worker one check, and stopping a group never walks its
-// queued tasks. For plain tasks the check is the start gate: the worker
-// publishes the task's frame, then reads the stop bit (census step 1 atop
-// group_state.cc), so that a stopped group's Wait() can tell, without
-// touching the queues, that none of its queued tasks will start.
-//
-// Helping waits (HelpWhileWaiting), called by TaskGroup::Wait() on a worker.
-// A waiter runs ONLY tasks of the waited group's subtree (the group and its
-// descendants), wherever it finds them:
-//  1. Its own deque above `base` (the bottom when the waiting task started):
-//     what the waiting task spawned itself. A popped task from outside the
-//     subtree goes to the injection queue for an ordinary worker.
-//  2. The injection queue (the first 64 tasks while spinning, all of them in
-//     the last search before parking) and other workers' deques (a stolen
-//     task from outside the subtree goes to the injection queue's front).
-//  3. Before parking, its own deque below `base` is drained from the top:
-//     subtree tasks run, others move to the injection queue.
-//  4. Nothing: set waiting_on, set the group's WAITERS bit, count the worker
-//     in parked_waiters_ (seq_cst), search once more (1-3), and park.
-//     Woken by: the last task of the group (GroupState wakes its waiters via
-//     WakeWaitersOf), a producer that found no ordinary parked worker to wake
-//     (NotifyAfterPush), or the deadline.
-// The stack guard (oneTBB checks the stack left in its dispatch loop too).
-// Each task a helping wait runs nests on the waiting task's stack, so plain
-// tasks that each wait on a child group would overflow a worker's stack
-// (with 8 MiB, at about 15,000 levels). A wait that starts with less than a
-// quarter of its thread's stack left (StackGuardLimit, threads.h) runs no
-// task on it: it parks in a join while a fresh thread, with a stack of
-// ExecutorOptions::worker_stack_size, takes over its seat (tls_worker, and
-// the current group) for the whole wait, exactly as the guest seats below
-// lend a parked worker's. One thread uses the record at a time: thread
-// creation and join order the handovers. Depth is then limited by memory,
-// one stack per quarter-stack-full of levels. If no thread can start, the
-// wait hands the tasks on its deque to the injection queue and polls the
-// group without running anything (other workers run the subtree).
-// Why a helping wait never deadlocks on its own stack: a nested task runs on
-// top of the waiting frame, so it must never wait for that frame. Every task
-// a waiter runs lies in the waited group's subtree, and a task can only wait
-// for a group it is not inside (Wait() from inside is FailedPrecondition);
-// in a tree, no group outside a task's ancestors contains the frames below.
-// Why it never hangs: the group's last release sees WAITERS (its fetch_sub
-// reads the bit set in step 4, which is sequenced after the waiting_on
-// store) and unparks us. A subtree task that appears while we park is
-// published by a seq_cst store/RMW (or a deque's light push, whose heavy
-// half is our FenceBeforeRecheck) before the producer's seq_cst load of
-// parked_waiters_, while our seq_cst increment precedes our re-check: one of
-// the two sees the other. Every subtree task is in a place steps 1-3 search.
-// Bounded lateness (oneTBB issue 942): a waiter never runs an unrelated task,
-// so an unrelated long task cannot make Wait() return late. The price: a
-// waiter with no subtree work sleeps instead of running other work; ordinary
-// workers run that work.
-//
-// Guest seats (ParallelFor called off the executor; oneTBB reserves an arena
-// slot for the thread that calls parallel_for, to the same end). A thread
-// that hands a loop to the workers and sleeps pays two wake-ups per loop: a
-// parked worker's at the start and its own at the end, 10-70 us each on a
-// VM whose cores the spinning workers hold (session 7 in BENCHMARKS.md).
-// Instead the caller borrows the seat of a parked worker:
-//  1. Idle::LendParked() takes a parked worker off the sleepers' list under
-//     Idle's mutex and counts it unparked, not searching (like a worker in a
-//     helping wait). Its thread stays parked: NotifyOne picks only listed
-//     sleepers, waiter wake-ups go to wait_parker, and a spurious wake-up of
-//     a lent seat parks again (Idle::Wake::kLent). The caller sets
-//     tls_worker to the record and owns its deque, frames and deferred
-//     releases; the worker settled all of them before it listed itself, and
-//     the mutex orders that before our use.
-//  2. The caller spawns the loop's first task onto the seat's deque and helps
-//     as a waiter does (steps 1-3 above, the loop's subtree only), but never
-//     parks holding the seat: after kGuestSpinRounds empty searches it stops.
-//  3. ReturnSeat moves whatever else is left on the deque to the injection
-//     queue, clears tls_worker and parks the seat as its own thread would
-//     (Idle::TransitionToParked, then, unless another worker searches,
-//     the re-check that wakes a worker for any visible work). The caller's
-//     Wait() waits for the rest on the futex, as before.
-// The executor never runs more threads than it has workers, and a seat is
-// held only while it has loop work: a long task elsewhere finds the seat's
-// own thread back as soon as the loop runs dry.
+// scheduler.cc: the workers' run loop, helping waits (and their stack
+// guard), guest seats and the root registry. A task of a stopped group is
+// dropped at the start gate, never run, and a helping wait runs only the
+// waited subtree's tasks. The steps and why nothing is lost, deadlocks or
+// hangs: docs/design/parking.md; the start gate: join-and-census.md.
 #include "executor/sched/scheduler.h"
 
 #include <sched.h>
@@ -261,7 +177,7 @@ ExecutorImpl::~ExecutorImpl() {
   for (auto& w : workers_) w->thread.join();
   // Each worker left with its own deque and the injection queue empty; the
   // only tasks that can still be queued are lazily dropped ones of closed
-  // groups (census step 7 atop group_state.cc) that a racing worker pushed
+  // groups (the census's frozen lifetime) that a racing worker pushed
   // last. Drop them: the last one frees its group's record.
   while (TaskNode* t = inject_.Pop()) {
     RIPCORD_CHECK((t->flags & TaskNode::kLazy) != 0,
@@ -561,7 +477,7 @@ void ExecutorImpl::DropAtGate(Worker* w, TaskNode* t, int slot,
   // step waits for, so that they come before anything it concludes; the
   // drop below ends the frame as usual.
   if (deferred) FlushDeferredNow(w, /*keep_frame=*/true);
-  // Census step 5: once the group is frozen the drop leaves the counts
+  // The freeze: once the group is frozen the drop leaves the counts
   // alone, so the frame goes first; before, it says "dropping" until the
   // drop's release, so that a freezing census waits for it.
   const bool frozen = (t->flags & TaskNode::kLazy) != 0 && group->frozen();
@@ -595,7 +511,7 @@ bool ExecutorImpl::QueuedWithin(Worker* w, const TaskNode* t,
                                 const GroupState* filter) {
   const GroupState* const g = t->group;
   // relaxed, then LightFence: the StoreLoad's heavy half is the census's
-  // HeavyFence (census step 8 atop group_state.cc). Either the census sees
+  // HeavyFence (the census's tag-walks step). Either the census sees
   // this tag and waits for the walk to end, or IsWithin's load of
   // census_passed_ sees the census passed and follows no parent_.
   w->walking.store(g, std::memory_order_relaxed);
@@ -650,7 +566,7 @@ TaskNode* ExecutorImpl::FindWorkAfter(Worker* w, const GroupState* filter,
     inject_.PushFront(popped);
     NotifyAfterPush();
   }
-  // Step 1.
+  // The own-deque step.
   while (w->deque.Bottom() > w->base) {
     TaskNode* t = w->deque.Pop();
     if (t == nullptr) break;
@@ -658,13 +574,13 @@ TaskNode* ExecutorImpl::FindWorkAfter(Worker* w, const GroupState* filter,
     inject_.PushFront(t);
     NotifyAfterPush();
   }
-  // Step 2.
+  // The search step.
   TaskNode* t = inject_.PopIf(within, last_search ? INT_MAX : 64);
   if (t != nullptr) return t;
   t = StealFromOthers(w, filter);
   if (t != nullptr) return t;
   if (!last_search) return nullptr;
-  // Step 3.
+  // The drain-below step.
   while ((t = w->deque.Steal()) != nullptr) {
     if (within(t)) return t;
     inject_.PushBack(t);
@@ -734,7 +650,7 @@ void ExecutorImpl::WorkerMain(Worker* w) {
     if (shutdown_.load(std::memory_order_seq_cst)) break;
     RunParkWindowHook(ParkSite::kWorker);
     // Every queue is re-checked unless another worker still searches
-    // (idle.h step 3).
+    // (the parking transition's re-check rule).
     const bool recheck = idle_.TransitionToParked(w->index, searching);
     searching = false;
     if (recheck) {
@@ -837,7 +753,8 @@ bool ExecutorImpl::HelpLoop(GroupState* group, absl::Time deadline,
       assert(w->deferred_n.load(std::memory_order_relaxed) == 0);
       return group->Joined(&fenced);
     }
-    // Step 4. release: pairs with the acquire load in WakeWaitersOf().
+    // The waiter-parks step. release: pairs with the acquire load in
+    // WakeWaitersOf().
     w->waiting_on.store(group, std::memory_order_release);
     if (group->SetWaitersBit(/*census=*/stopped && group->MarkersClear())) {
       RunParkWindowHook(ParkSite::kHelpingWait);
@@ -848,7 +765,7 @@ bool ExecutorImpl::HelpLoop(GroupState* group, absl::Time deadline,
       FenceBeforeRecheck(/*others_unparked=*/idle_.NumUnparked() > 1);
       t = FindWork(w, group, /*last_search=*/true);
       if (t == nullptr && !group->Done()) {
-        // A stopped group's waiter also polls (census step 6).
+        // A stopped group's waiter also polls (the census wait).
         w->wait_parker.ParkUntil(poll.Until(deadline, stopped));
       }
       if (w->parked_waiter.exchange(false, std::memory_order_acq_rel)) {
@@ -937,13 +854,13 @@ void ExecutorImpl::ReturnSeat(Worker* w) {
     NotifyAfterPush();
   }
   tls_worker = nullptr;
-  // Park the seat as its thread would (WorkerMain, idle.h step 3): listed
-  // parked under Idle's mutex (our uses of the record happen-before its
+  // Park the seat as its thread would (WorkerMain, the parking transition):
+  // listed parked under Idle's mutex (our uses of the record happen-before its
   // thread's next TransitionFromParked under the same), then the re-check
   // unless another worker still searches. At a loop's end one usually does
   // (the other workers just ran dry), which saves the re-check's heavy
-  // fence: a membarrier costs ~50 us here while another thread of the
-  // process runs (BENCHMARKS.md, session 7).
+  // fence: a membarrier costs tens of microseconds while another thread of
+  // the process runs (docs/perf-notes.md).
   if (!idle_.TransitionToParked(w->index, /*is_searching=*/false)) return;
   FenceBeforeRecheck(/*others_unparked=*/idle_.NumUnparked() > 0);
   if (AnyWorkVisible()) NotifyOne();

@@ -3,7 +3,7 @@
 // scheduler.h: ExecutorImpl, the machinery behind ripcord::Executor: the
 // work-stealing workers, the injection queue, parking, helping waits, the
 // root-group registry, the blocking pool and the timer. The protocols are
-// described atop scheduler.cc.
+// described in docs/design/parking.md.
 #ifndef RIPCORD_EXECUTOR_SCHEDULER_H_
 #define RIPCORD_EXECUTOR_SCHEDULER_H_
 
@@ -89,7 +89,7 @@ struct Worker {
   // (ExecutorImpl::QueuedWithin: is it within the group a helping wait
   // serves?), null otherwise. A stopped group's census waits for it before
   // it gives its parent the group's unit back, which may let the parent's
-  // record be freed (census step 8 atop group_state.cc). Written by the
+  // record be freed (the census's tag-walks step). Written by the
   // owner (relaxed, then a LightFence; release to clear it), read by the
   // census (acquire, after a HeavyFence). Compared, never dereferenced.
   std::atomic<const GroupState*> walking{nullptr};
@@ -97,8 +97,8 @@ struct Worker {
   // that finished OK one after another at frame slot `deferred_slot`, whose
   // unit of the group's count this worker has not released yet. The frame
   // frames[deferred_slot] keeps showing the group until the release, so a
-  // census sees the units as running (census step 4 atop group_state.cc:
-  // the marker goes after the release). Released with one RMW by
+  // census sees the units as running (markers after release, in
+  // docs/design/join-and-census.md). Released with one RMW by
   // ExecutorImpl::FlushDeferred before anything could wait for the group:
   // before a task of another group or slot, a task that is not a lazy plain
   // one, a drop, a search for work, a park, or the end of a helping wait.
@@ -145,12 +145,12 @@ class ExecutorImpl {
   // `deadline`. Called only on this executor's worker threads (or on a
   // lent seat). A `guest` never parks: it returns false once it has found
   // nothing to run for kGuestSpinRounds searches (deadline ignored).
-  // The stack guard (atop scheduler.cc): called with less than a quarter of
-  // the thread's stack left, it parks and a fresh thread with a stack of
+  // The stack guard (docs/design/parking.md): called with less than a quarter
+  // of the thread's stack left, it parks and a fresh thread with a stack of
   // worker_stack_size takes the seat for the whole wait.
   bool HelpWhileWaiting(GroupState* group, absl::Time deadline,
                         bool guest = false);
-  // Guest seats (atop scheduler.cc): lends the calling thread, which must
+  // Guest seats (docs/design/parking.md): lends the calling thread, which must
   // not be a worker, the seat of a parked worker (tls_worker points to it
   // until ReturnSeat). Null when no worker is parked.
   Worker* LendSeat();
@@ -187,16 +187,16 @@ class ExecutorImpl {
   void CountPlain(const GroupState* group, int64_t* running,
                   int64_t* deferred) const;
   // True if a worker runs a task of `group` (an untagged frame). A gate
-  // still "starting" is waited for until it decides (census step 3 atop
-  // group_state.cc: after the census's fence, it runs its task only if it
+  // still "starting" is waited for until it decides (the census's marker
+  // check: after the census's fence, it runs its task only if it
   // read the stop bit clear before). Acquire loads.
   bool AnyRunningOf(const GroupState* group) const;
-  // Census step 5: returns once every start gate of `group` that was
+  // The freeze: returns once every start gate of `group` that was
   // "starting" or "dropping" when called has moved on (a slot is watched
   // until it shows anything else once; later gates of the group read the
   // freeze and need no waiting). Spins: a gate runs no user code.
   void WaitForGatesOf(const GroupState* group) const;
-  // Census step 8: returns once no worker reads the ancestry of a queued
+  // The tag-walks step: returns once no worker reads the ancestry of a queued
   // task of `group` (Worker::walking), after the caller's HeavyFence.
   void WaitForWalksOf(const GroupState* group) const;
 
@@ -224,8 +224,8 @@ class ExecutorImpl {
   TaskNode* PopInjected(Worker* w);
   // Runs or drops (group stopped) one task on worker `w`.
   void RunTask(Worker* w, TaskNode* t);
-  // RunTask for a plain task: the start gate (census step 1 atop
-  // group_state.cc).
+  // RunTask for a plain task: the census's start gate
+  // (docs/design/join-and-census.md).
   void RunPlainGated(Worker* w, TaskNode* t);
   // RunPlainGated's rare cases (it jumps to them): releases deferred for
   // another group or slot; a frame nested too deep to publish; a task whose
@@ -237,8 +237,8 @@ class ExecutorImpl {
   // RunPlainGated's last step while some executor traces: the run, recorded
   // when this one does.
   [[gnu::noinline]] void RunPlainTraced(TaskNode* t);
-  // A helping wait's search (steps 1-3 atop scheduler.cc): only tasks inside
-  // filter's subtree; others it meets move to the injection queue.
+  // A helping wait's search (the own-deque, search and drain-below steps): only
+  // tasks inside filter's subtree; others it meets move to the injection queue.
   TaskNode* FindWork(Worker* w, const GroupState* filter, bool last_search);
   // FindWork after its first pop (`popped`, not of the filter group
   // itself, or null).
@@ -252,14 +252,15 @@ class ExecutorImpl {
   // t->group->IsWithin(filter) for a queued task t (one that w holds or
   // the injection queue's lock keeps), under w's walking tag: a stopped
   // group's census may pass meanwhile and let the group's parent record go
-  // (census step 8 atop group_state.cc).
+  // (the census's tag-walks step).
   bool QueuedWithin(Worker* w, const TaskNode* t, const GroupState* filter);
-  // Protocol step 1 of idle.h, after a task became visible. Inline, with
-  // calls only in tail position.
+  // The producer's StoreLoad (idle.h), after a task became visible. Inline,
+  // with calls only in tail position.
   void NotifyAfterPush() {
     if (idle_.ShouldNotify()) [[unlikely]] return NotifyAfterPushSlow();
     // seq_cst: the load half of the producer's StoreLoad towards parked
-    // waiters; pairs with the seq_cst fetch_add in HelpWhileWaiting step 4.
+    // waiters; pairs with the seq_cst fetch_add of HelpWhileWaiting's
+    // waiter-parks step.
     if (parked_waiters_.load(std::memory_order_seq_cst) > 0) [[unlikely]] {
       return WakeOneParkedWaiter();
     }
@@ -313,13 +314,15 @@ class ExecutorImpl {
 };
 
 // Where a thread about to park runs TestHook::kParkWindow (test_hooks.h),
-// between its last look at the queues and its parking RMW: a worker of
-// WorkerMain before Idle::TransitionToParked (kWorker), a helping waiter
-// before its parked_waiters_ increment (kHelpingWait). A task pushed in
-// that window is found only by the re-check that follows the RMW; a hook
-// that blocks there until another thread has pushed makes that window, a
-// few hundred nanoseconds wide in production, as wide as a test needs
-// (tests/parking_test.cc). The hook's arg is a const ParkSite*.
+// between its last look at the queues and its parking RMW (the parking
+// transition, and a helping wait's waiter-parks step; docs/design/
+// parking.md): a worker of WorkerMain before Idle::TransitionToParked
+// (kWorker), a helping waiter before its parked_waiters_ increment
+// (kHelpingWait). A task pushed in that window is found only by the
+// re-check that follows the RMW; a hook that blocks there until another
+// thread has pushed makes that window, a few hundred nanoseconds wide in
+// production, as wide as a test needs (tests/parking_test.cc). The hook's
+// arg is a const ParkSite*.
 enum class ParkSite { kWorker, kHelpingWait };
 
 // The worker running on this thread (null on other threads). External

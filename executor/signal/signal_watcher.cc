@@ -2,63 +2,10 @@
 //
 // signal_watcher.cc: SignalWatcher, its signal handler and the signal thread.
 //
-// Protocol (the self-pipe trick of Tokio, asyncio and Go; no thread blocks
-// any signal):
-//  1. The constructor claims the process-wide slot (g_watcher_alive),
-//     creates the wake-up eventfd at fd 3 or above, close-on-exec, publishes
-//     it in g_wake_fd, zeroes the counters of the watched signals (stop
-//     signals + dump signal), and installs OnWatchedSignal for each with
-//     sigaction (SA_RESTART), remembering the disposition it replaced.
-//  2. OnWatchedSignal runs on whichever thread the kernel picked. It only
-//     does async-signal-safe work: saves errno, adds 1 to the signal's
-//     counter (g_counts), writes 1 to the eventfd, restores errno.
-//     g_in_handler brackets its use of the fd.
-//  3. "ripcord-signal" (started with internal::StartThread, then unblocking
-//     the watched signals in itself so that at least one thread takes them
-//     even if the program blocked them) polls the eventfd, with a timeout
-//     that is the earliest of the grace deadline and the next progress line.
-//     On wake-up it resets the eventfd, then takes every counter (exchange
-//     with 0) in increasing signal number and handles each signal counted:
-//     a stop signal makes the stop requests, publishes the count (release),
-//     writes its line and calls on_signal; the dump signal writes
-//     DebugString(); the third stop signal reports and ends the process.
-//  4. The destructor puts back the replaced dispositions (only where the
-//     disposition is still OnWatchedSignal: one the program installed
-//     meanwhile is left alone), sets stopping_ (release) and writes the
-//     eventfd. The thread, on seeing stopping_, takes the counters once more
-//     and handles what it finds, then returns; the destructor joins it.
-//  5. The destructor unpublishes the fd (g_wake_fd = -1), waits until no
-//     handler is inside step 2, closes the fd, and releases the slot
-//     (release; pairs with the acq_rel exchange of the next watcher).
-//
-// Why no signal is lost: a watched signal that reaches the process while
-// the handler is installed runs it on some thread (every thread may take
-// it); the handler counts it before waking the thread, and the thread reads
-// the counters after resetting the eventfd, so a count added after its read
-// comes with a new wake-up. Counting in the handler (not one pending bit)
-// means two SIGINTs delivered to two threads at once are two signals.
-// Standard signals that arrive while one of the same number is still
-// pending (not yet delivered to a thread) merge in the kernel, as POSIX
-// says. A signal handled before the destructor began (step 4 sets stopping_
-// after it) is handled by the thread's last pass.
-//
-// Why g_in_handler: a handler that loaded g_wake_fd just before step 5
-// could write to the fd after close() and hit a descriptor the program has
-// opened since. Step 5 stores -1 (seq_cst) and then waits for
-// g_in_handler == 0; a handler increments g_in_handler (seq_cst) before
-// loading g_wake_fd. In the single total order either the destructor sees
-// the handler inside and waits, or the handler's load follows the store of
-// -1 and it writes nothing.
-//
-// Design choice, and the rejected alternative: the earlier design blocked
-// the watched signals in every executor thread and read them from a
-// signalfd, so that no code ran in signal context. But a thread's mask is
-// inherited across fork and exec: every child process started from a
-// worker, a blocking thread or the watcher's own thread (system, popen,
-// posix_spawn, fork+exec) started with SIGINT and SIGTERM blocked and
-// ignored Ctrl-C. A pthread_atfork hook cannot repair it: glibc's
-// posix_spawn (and so system and popen) runs no atfork handlers. With a
-// handler, masks stay the program's own and children inherit them.
+// A minimal handler counts each watched signal and writes an eventfd; the
+// signal thread does the rest. No thread blocks any signal. The install,
+// handler, thread, restore and close steps, why no signal is lost, why
+// g_in_handler, and the rejected signalfd design: docs/design/signals.md.
 #include "ripcord/signal_watcher.h"
 
 #include <errno.h>
@@ -115,7 +62,7 @@ static_assert(std::atomic<int>::is_always_lock_free);
 static_assert(std::atomic<uint32_t>::is_always_lock_free);
 // The eventfd the handler writes, -1 when none.
 std::atomic<int> g_wake_fd{-1};
-// Handlers between their increment and decrement (step 5 waits for 0).
+// Handlers between their increment and decrement (the close step waits for 0).
 std::atomic<int> g_in_handler{0};
 // Signals counted by the handler and not yet taken by the signal thread.
 std::atomic<uint32_t> g_counts[NSIG];
@@ -123,8 +70,8 @@ std::atomic<uint32_t> g_counts[NSIG];
 extern "C" void OnWatchedSignal(int signo) {
   const int saved_errno = errno;
   // seq_cst: orders this increment before the load of g_wake_fd below, in
-  // the total order shared with step 5's store of -1 and load of
-  // g_in_handler (see "Why g_in_handler").
+  // the total order shared with the close step's store of -1 and load
+  // of g_in_handler (docs/design/signals.md, "No write to a closed fd").
   g_in_handler.fetch_add(1, std::memory_order_seq_cst);
   if (signo > 0 && signo < NSIG) {
     // release: the count is visible to the thread that is woken below (it
@@ -348,8 +295,8 @@ SignalWatcherImpl::SignalWatcherImpl(Executor& executor, SignalOptions options)
   std::call_once(once,
                  [] { pthread_atfork(nullptr, nullptr, WatcherForkChild); });
 
-  // Step 1. acq_rel: acquire pairs with the release store at the end of the
-  // previous watcher's destructor.
+  // The install step. acq_rel: acquire pairs with the release store at the end
+  // of the previous watcher's destructor.
   RIPCORD_CHECK(!g_watcher_alive.exchange(true, std::memory_order_acq_rel),
                 "SignalWatcher constructed while another SignalWatcher is "
                 "alive; only one may exist at a time (signals are "
@@ -386,7 +333,7 @@ SignalWatcherImpl::SignalWatcherImpl(Executor& executor, SignalOptions options)
     g_num_saved.store(n, std::memory_order_relaxed);
   }
 
-  // Step 3.
+  // The thread step.
   thread_ = StartThread("ripcord-signal", [this] {
     pthread_sigmask(SIG_UNBLOCK, &watched_, nullptr);
     Run();
@@ -413,14 +360,14 @@ SignalWatcherImpl::~SignalWatcherImpl() {
                 "~SignalWatcher called on the signal thread (from on_signal?); "
                 "the thread cannot join itself: destroy the watcher on the "
                 "thread that constructed it");
-  // Step 4.
+  // The restore step.
   RestoreDispositions();
   stopping_.store(true, std::memory_order_release);
   const uint64_t one = 1;
   while (::write(event_fd_, &one, sizeof one) < 0 && errno == EINTR) {
   }
   thread_.join();
-  // Step 5. seq_cst: see "Why g_in_handler".
+  // The close step. seq_cst: see docs/design/signals.md.
   g_wake_fd.store(-1, std::memory_order_seq_cst);
   while (g_in_handler.load(std::memory_order_seq_cst) != 0) {
     std::this_thread::yield();
@@ -445,9 +392,9 @@ void SignalWatcherImpl::Run() {
       uint64_t value;
       while (::read(event_fd_, &value, sizeof value) < 0 && errno == EINTR) {
       }
-      // acquire: pairs with the release store in the destructor (step 4):
-      // every signal counted before the destructor began is in the counters
-      // read below.
+      // acquire: pairs with the release store in the destructor (the restore
+      // step): every signal counted before the destructor began is in the
+      // counters read below.
       const bool stopping = stopping_.load(std::memory_order_acquire);
       DrainSignals();
       if (stopping) return;

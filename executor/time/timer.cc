@@ -17,6 +17,9 @@
 // (A callback that re-arms its entry makes it "scheduled" while it is still
 // "firing"; Cancel() handles that combination in step 6.)
 //
+// The steps, by the names timer.h uses: 1 Schedule, 2 the round start,
+// 3 the firing round, 4 the canceller hand-off, 5 the sleep, 6 Cancel,
+// 7 shutdown.
 // 1. Schedule(e, d): raise d to Now() if it is in the past, so that entries
 //    already due fire first, in order (one that keeps re-arming itself with
 //    a past deadline cannot starve the others); round it up to whole

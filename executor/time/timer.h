@@ -221,7 +221,7 @@ class TimerQueue {
     // never early); INT64_MAX for absl::InfiniteFuture().
     int64_t deadline_ns;
     // Tie-break among equal deadlines: entries fire in Schedule() order.
-    // Also bounds one firing round (see timer.cc, step 3).
+    // Also bounds one firing round (see timer.cc, the firing round).
     uint64_t seq;
     TimerEntry* entry;
   };
@@ -239,10 +239,11 @@ class TimerQueue {
   TimerEntry* PopTop() ABSL_EXCLUSIVE_LOCKS_REQUIRED(mu_);
   // Pops cancelled slots off the top, so that heap_[0] (if any) is live.
   void DropCancelledTop() ABSL_EXCLUSIVE_LOCKS_REQUIRED(mu_);
-  // Step 6 of timer.cc once any wait is over: if e is scheduled, turns its
+  // Cancel (atop timer.cc), once any wait is over: if e is scheduled, turns its
   // slot into a cancelled slot and returns true.
   bool RemoveLocked(TimerEntry* e) ABSL_EXCLUSIVE_LOCKS_REQUIRED(mu_);
-  // Empties or compacts the heap when cancelled slots warrant it (step 6).
+  // Empties or compacts the heap when cancelled slots warrant it (Cancel, atop
+  // timer.cc).
   void TidyAfterCancel() ABSL_EXCLUSIVE_LOCKS_REQUIRED(mu_);
   // Drops every cancelled slot and rebuilds the heap (O(n)).
   void Compact() ABSL_EXCLUSIVE_LOCKS_REQUIRED(mu_);
@@ -250,9 +251,9 @@ class TimerQueue {
   mutable Mutex mu_;
 
   // The timer thread sleeps on wake_cv_: until the earliest deadline, or
-  // until the last Cancel() waiter has left (timer.cc, step 4). Signalled by
-  // Schedule() only for a new earliest deadline, by that last waiter, and by
-  // the destructor.
+  // until the last Cancel() waiter has left (timer.cc, the canceller hand-off).
+  // Signalled by Schedule() only for a new earliest deadline, by that last
+  // waiter, and by the destructor.
   CondVar wake_cv_;
   // Cancel() callers wait on fired_cv_ for the running callback to return.
   // Signalled (all) by the timer thread after a callback when waiters exist.

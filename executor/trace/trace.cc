@@ -49,7 +49,7 @@ size_t RoundUpPow2(size_t n) {
 
 }  // namespace
 
-// Step 2 of recording (trace.h): this thread's ring for the last Tracer it
+// Recording's scope (trace.h): this thread's ring for the last Tracer it
 // recorded into. External linkage on purpose (see tls_sleep_cancelled in
 // ripcord/internal/coroutine.h on internal-linkage thread_locals).
 struct TraceThreadCache {
@@ -101,7 +101,7 @@ class TraceRing {
   const std::string& name() const { return name_; }
   int tid() const { return tid_; }
 
-  // Owner only. Step 3 of recording.
+  // Owner only. Recording's append (trace.h).
   void Append(const Event& e) {
     const uint64_t n = next_;
     // relaxed: ordered before the slot's stores by their release.
@@ -125,12 +125,13 @@ class TraceRing {
   // those recorded and no longer held (overwritten, or torn by a concurrent
   // overwrite while copying).
   std::vector<Event> Snapshot(uint64_t* dropped) const {
-    // acquire: pairs with the release store in Append (step 1 of reading).
+    // acquire: pairs with the release store in Append (reading's head load,
+    // trace.h).
     const uint64_t head = head_.load(std::memory_order_acquire);
     const uint64_t first = head > capacity_ ? head - capacity_ : 0;
     std::vector<Event> out;
     out.reserve(head - first);
-    for (uint64_t i = first; i < head; ++i) {  // step 2
+    for (uint64_t i = first; i < head; ++i) {  // the copy
       const Slot* s = SlotAt(i);
       Event e;
       // acquire, each: pairs with Append's release stores, so that a field
@@ -146,7 +147,7 @@ class TraceRing {
       e.kind = static_cast<TraceKind>(gk & 0xff);
       out.push_back(e);
     }
-    // Step 3. relaxed: after the acquire loads above (see trace.h).
+    // The torn check. relaxed: after the acquire loads above (see trace.h).
     const uint64_t w = writing_.load(std::memory_order_relaxed);
     uint64_t valid_from = first;
     if (w + 1 > capacity_ && w + 1 - capacity_ > first) {

@@ -5,7 +5,8 @@
 // recorder"): per-thread bounded rings of events, written out as Trace Event
 // JSON (the format Perfetto, chrome://tracing and speedscope open).
 //
-// Recording (the owning thread of a ring only):
+// Recording (the owning thread of a ring only; the steps are named the
+// active check, the scope and the append):
 //  1. A hook first reads TraceActive(), one relaxed load of a process-wide
 //     count of live Tracers: with tracing off, that load and a predictable
 //     branch are all a task pays.
@@ -19,7 +20,8 @@
 //  3. Append: writing_ = n (relaxed), the slot's fields (release stores),
 //     then head_ = n + 1 (release). When the ring is full the slot of event
 //     n - capacity is overwritten: the newest events are kept.
-// Reading (Tracer::Write, any thread, while the owners keep recording):
+// Reading (Tracer::Write, any thread, while the owners keep recording;
+// the head load, the copy and the torn check):
 //  1. head = head_ (acquire): events [head - capacity, head) were complete.
 //  2. Copy them with acquire loads of the fields.
 //  3. w = writing_ (relaxed, ordered after step 2's acquire loads): a slot
@@ -68,7 +70,7 @@ namespace ripcord::internal {
 // reads it stale records nothing, or asks its executor and finds no Tracer).
 extern std::atomic<int> g_live_tracers;
 
-// Step 1 of recording: true if some executor of the process traces.
+// Recording's active check: true if some executor of the process traces.
 inline bool TraceActive() {
   return g_live_tracers.load(std::memory_order_relaxed) != 0;
 }

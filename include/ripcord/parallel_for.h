@@ -79,10 +79,10 @@ class ExecutorImpl;
 
 // GuestSeat: the calling thread takes the seat of a parked worker of the
 // group's executor for one loop (oneTBB's arena slot for the thread that
-// calls parallel_for; "Guest seats" atop executor/sched/scheduler.cc). Then the
-// caller runs the loop's tasks itself, with no hand-off to a worker at the
-// start nor a wake-up at the end, and the executor still runs no more
-// threads than it has workers: the seat's own thread stays parked.
+// calls parallel_for). Then the caller runs the loop's tasks itself, with no
+// hand-off to a worker at the start nor a wake-up at the end, and the
+// executor still runs no more threads than it has workers: the seat's own
+// thread stays parked.
 // Thread-safety: one object per thread, used only by the thread that made
 // it. Defined in executor/sched/scheduler.cc.
 class GuestSeat {

@@ -215,11 +215,10 @@ class TaskGroup {
   // it does not wait for the workers to pop and drop its queued tasks when
   // dropping them runs no user code (the callable is trivially
   // destructible). Those tasks can never start (each worker checks the stop
-  // after publishing what it starts; the census atop
-  // executor/group/group_state.cc), stats() counts them cancelled, and they are
-  // freed later by whichever worker pops them. Queued tasks whose callable
-  // has a destructor are dropped before Wait() returns, so that no capture
-  // destructor runs after it. Groups that have had child groups, and
+  // after publishing what it starts), stats() counts them cancelled, and
+  // they are freed later by whichever worker pops them. Queued tasks whose
+  // callable has a destructor are dropped before Wait() returns, so that no
+  // capture destructor runs after it. Groups that have had child groups, and
   // kernels without membarrier(2), wait for every drop. Work added after
   // such an early return (a SpawnBlocking, a child group and its tasks) is
   // waited for by the next Wait(), as any other.

@@ -3,10 +3,11 @@
 // internal/group_state.h: the state of one task group. A TaskGroup owns its
 // GroupState, a heap record whose lifetime is the join word: it is freed when
 // its TaskGroup is gone AND no queued task points at it any more (a stopped
-// group's Wait() may return before its lazily dropped tasks are popped; see
-// "Census" atop executor/group/group_state.cc). The executor's queues hold
-// TaskNodes that point back to it. Algorithms live in executor/group/group_state.cc,
-// whose file comment describes the join, stop and census protocols.
+// group's Wait() may return before its lazily dropped tasks are popped: the
+// census). The executor's queues hold TaskNodes that point back to it. The
+// algorithms live in executor/group/ (join.cc, census.cc, stop.cc,
+// group_state.cc); the protocols are in docs/design/join-and-census.md and
+// docs/design/stop.md.
 #ifndef RIPCORD_INTERNAL_GROUP_STATE_H_
 #define RIPCORD_INTERNAL_GROUP_STATE_H_
 
@@ -50,8 +51,8 @@ struct BusyGroup {
   int64_t blocking = 0;  // blocking calls whose fn is running
 };
 
-// Census step 6 (atop executor/group/group_state.cc): how often a waiter of a
-// stopped group re-checks on its own, first and at most.
+// The census wait's poll (docs/design/join-and-census.md): how often a waiter
+// of a stopped group re-checks on its own, first and at most.
 inline constexpr absl::Duration kCensusFirstPoll = absl::Microseconds(50);
 inline constexpr absl::Duration kCensusLastPoll = absl::Milliseconds(1);
 // How long an external waiter of a stopped group polls the census before it
@@ -168,12 +169,13 @@ class GroupState final : public CacheAllocated<GroupState> {
   // it was counted strict: a non-lazy plain task, a coroutine's first run, a
   // blocking call whose fn never ran).
   void FinishDropped(bool lazy = false);
-  // True once a census froze the group (census step 5): a lazy task the
+  // True once a census froze the group (the freeze): a lazy task the
   // start gate drops from now on leaves the counts alone (DropFrozen).
   bool frozen() const { return frozen_.load(std::memory_order_relaxed); }
   // The start gate drops a lazy task of a frozen group (its node is freed):
   // releases the task's reference to the record, the last one frees it.
-  // Also the last step of a release after the census's snapshot (step 7).
+  // Also the last step of a release after the census's snapshot (the frozen
+  // lifetime).
   void DropFrozen(int64_t units = 1);
   // Other work (coroutines, blocking calls) counts its start with
   // CountStarted() and settles with one of FinishTask, FinishOk or
@@ -209,13 +211,14 @@ class GroupState final : public CacheAllocated<GroupState> {
                                 kCountMask) <= n;
   }
   // Idle(), or a census passed (what is left will be dropped unrun) and
-  // nothing added since is left (census step 9: no marker is set).
+  // nothing added since is left (the late-work step: no marker is set).
   bool Done() const {
     return Idle() ||
            (census_passed_.load(std::memory_order_acquire) && MarkersClear());
   }
   // Idle(), or stopped with nothing left but lazily dropped tasks that will
-  // never run (the census atop group_state.cc). What Wait() waits for.
+  // never run (the census: docs/design/join-and-census.md). What Wait() waits
+  // for.
   // `*fenced` carries, across calls of one waiter, that the census's heavy
   // fence already ran after the stop was seen (start it false).
   bool Joined(bool* fenced);
@@ -237,8 +240,8 @@ class GroupState final : public CacheAllocated<GroupState> {
   // first stop records `reason`. Returns how many groups this call stopped
   // (newly: already stopped ones do not count). When it returns, the group
   // and its subtree (the part `origin` reaches) report stop_requested(),
-  // also if a concurrent call made the stop (stop protocol atop
-  // group_state.cc).
+  // also if a concurrent call made the stop (the helping rule,
+  // docs/design/stop.md).
   int Stop(std::string_view reason, StopOrigin origin);
   StopToken token() { return StopToken(&stop_); }
   // A token of any stop source (a started task's own, task_handle_state.h).
@@ -321,7 +324,7 @@ class GroupState final : public CacheAllocated<GroupState> {
   // settles it and counts it completed in ONE atomic RMW:
   //   bits 0..28   count: tasks not yet settled + child groups not idle
   //   bit 29       kFrozenCount: set (sticky) by the census's snapshot
-  //                (census step 5); a unit added after it owes the record a
+  //                (the freeze); a unit added after it owes the record a
   //                reference, and so does one released after it
   //   bit 30       kCensusWaiter: a waiter of the stopped group wants every
   //                release that may end the census (not lazy drops)
@@ -360,9 +363,9 @@ class GroupState final : public CacheAllocated<GroupState> {
 
   // Adds one unit. `kOrder`: relaxed for a lazy task (its push publishes
   // it); at least release for a strict unit, whose strict_ increment must
-  // be seen by a census whose snapshot counts the unit (census step 5).
-  // Returns true if the unit was added after a census's snapshot (census
-  // step 7): the group is frozen.
+  // be seen by a census whose snapshot counts the unit (the freeze).
+  // Returns true if the unit was added after a census's snapshot (the
+  // frozen lifetime): the group is frozen.
   // (A template: a run-time order would cost a dispatch on every spawn.)
   template <std::memory_order kOrder = std::memory_order_relaxed>
   bool AddPending();
@@ -385,25 +388,26 @@ class GroupState final : public CacheAllocated<GroupState> {
   // The outcome half of FinishTask/FinishPlain: records a failure, then
   // releases with `marks`.
   void Settle(absl::Status status, int marks, int frame);
-  // The census (atop group_state.cc). Call only once stop_requested().
+  // The census (docs/design/join-and-census.md). Call only once
+  // stop_requested().
   bool Census(bool* fenced);
   void WakeWaiters(ExecutorImpl* exec) const;
   const std::atomic<uint32_t>* FutexWord() const;
-  // Stop protocol step 2: records the first reason (under mu_).
+  // The stop's record step: records the first reason (under mu_).
   void RecordStopLocked(std::string_view reason, StopOrigin origin)
       ABSL_EXCLUSIVE_LOCKS_REQUIRED(mu_);
-  // Stop protocol steps 0-2 for this group alone (the shield, the fast
-  // path, the bit, the reason, and the first stop's own work). Adds 1 to
-  // *stopped if this call made the first stop. Returns false when there is
-  // nothing to propagate: shielded from `origin`, or a stop of this kind
-  // already complete (step 4). May run StopCallbacks, which may destroy
-  // other groups (never this one: a group's owner joins it first).
+  // The stop's shield, bit and record steps for this group alone (and the
+  // first stop's own work). Adds 1 to *stopped if this call made the first
+  // stop. Returns false when there is nothing to propagate: shielded from
+  // `origin`, or a stop of this kind already complete (the done step). May
+  // run StopCallbacks, which may destroy other groups (never this one: a
+  // group's owner joins it first).
   bool StopSelf(std::string_view reason, StopOrigin origin, int* stopped);
-  // Stop protocol step 3's list: pins the children under children_mu_ and
-  // appends them to `out`.
+  // The pin-and-propagate step's list: pins the children under
+  // children_mu_ and appends them to `out`.
   void PinChildren(std::vector<GroupState*>* out)
       ABSL_LOCKS_EXCLUDED(children_mu_);
-  // Stop protocol step 4: the subtree's stop (of this kind) is complete.
+  // The stop's done step: the subtree's stop (of this kind) is complete.
   void MarkStopDone(bool force);
   // The recorded reason as messages show it (the parent, then stop_reason_).
   std::string StopReasonLocked() const ABSL_EXCLUSIVE_LOCKS_REQUIRED(mu_);
@@ -450,7 +454,7 @@ class GroupState final : public CacheAllocated<GroupState> {
   std::atomic<int64_t> failed_{0};
   std::atomic<int64_t> cancelled_{0};
   std::atomic<int64_t> blocking_{0};  // blocking fns running now
-  // Census step 5 (atop group_state.cc). frozen_: set (sticky) before the
+  // The freeze. frozen_: set (sticky) before the
   // census's second fence; the start gate reads it after its LightFence.
   // census_passed_: set (sticky, release) when the census passed: the count
   // is frozen, and the tasks it still holds are lazily dropped ones, which
@@ -465,7 +469,7 @@ class GroupState final : public CacheAllocated<GroupState> {
   std::atomic<int64_t> frozen_refs_{kOwnerRef};
   // Set (sticky) by the first LinkChild: such a group skips the census.
   std::atomic<bool> had_children_{false};
-  // Census step 9: this group was linked after its parent's census passed,
+  // The late-work step: this group was linked after its parent's census passed,
   // so each unit it holds in the parent is also counted in the parent's
   // strict_. Written once by the parent's LinkChild, in our constructor.
   bool late_child_ = false;
@@ -478,7 +482,7 @@ class GroupState final : public CacheAllocated<GroupState> {
   // as long as we are) before stop_reason_, so a child's message names its
   // direct parent and the original reason only.
   bool stopped_by_parent_ ABSL_GUARDED_BY(mu_) = false;
-  // Stop protocol step 4: kStopDone once a stop's propagation to the
+  // The stop's done step: kStopDone once a stop's propagation to the
   // unshielded subtree is complete, kForceDone once a kExecutorAll one's
   // (shielded children too) is. Set (sticky) by a release fetch_or after
   // the propagation; Stop() reads it with acquire.

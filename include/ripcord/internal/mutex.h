@@ -6,10 +6,10 @@
 // Why not absl::Mutex, measured: Debian's Abseil (20220623) is built in a
 // mode where every absl::Mutex destructor runs its deadlock-detection
 // bookkeeping (GraphCycles::GetId/RemoveNode under one process-wide
-// spinlock). A TaskGroup holds two mutexes and fib(30) destroys 1.3 million
-// groups: perf showed ~45% of worker time in that bookkeeping, which
-// serialized the workers (fib(30) ran 9x slower than oneTBB). And that build
-// is not TSan-instrumented, so TSan could not see absl::Mutex at all.
+// spinlock), which serialized the workers of a fib that destroys a million
+// groups (docs/perf-notes.md, "Figures behind constants and layouts").
+// And that build is not TSan-instrumented, so TSan could not see
+// absl::Mutex at all.
 // These are the classic futex mutex (Drepper, "Futexes Are Tricky", mutex 3:
 // 0 unlocked, 1 locked, 2 locked with waiters; a short spin first) and a
 // sequence-number condition variable. Both are made of std::atomic, which
