@@ -37,6 +37,13 @@ ABSL_FLAG(bool, check_stop_visible,
 ABSL_FLAG(bool, exact_spawned, ripcord::chaos::Options().exact_spawned,
           "check stats().spawned and .cancelled against the harness's tally");
 
+ABSL_FLAG(bool, handles, ripcord::chaos::Options().handles,
+          "TaskGroup::Start with handles (stop, Wait, Join, OnDone, WaitAll)");
+ABSL_FLAG(bool, collect_all, ripcord::chaos::Options().collect_all,
+          "groups with FailurePolicy::kCollectAll");
+ABSL_FLAG(bool, max_concurrency, ripcord::chaos::Options().max_concurrency,
+          "groups with max_concurrency 1-3");
+
 int main(int argc, char** argv) {
   absl::ParseCommandLine(argc, argv);
   ripcord::chaos::Options o;
@@ -52,6 +59,9 @@ int main(int argc, char** argv) {
   o.destroy_unwaited = absl::GetFlag(FLAGS_destroy_unwaited);
   o.check_stop_visible = absl::GetFlag(FLAGS_check_stop_visible);
   o.exact_spawned = absl::GetFlag(FLAGS_exact_spawned);
+  o.handles = absl::GetFlag(FLAGS_handles);
+  o.collect_all = absl::GetFlag(FLAGS_collect_all);
+  o.max_concurrency = absl::GetFlag(FLAGS_max_concurrency);
   ripcord::chaos::Run(o);
   return 0;
 }
