@@ -144,6 +144,7 @@
 #include <exception>
 #include <memory>
 #include <string>
+#include <thread>
 #include <utility>
 #include <vector>
 
@@ -977,9 +978,21 @@ absl::Status GroupState::Outcome() const {
 }
 
 absl::Status GroupState::StopStatus() const {
-  MutexLock lock(&mu_);
-  return absl::CancelledError(
-      absl::StrCat(Label(), " stopped: ", stop_reason_));
+  // The first Stop() sets the stop bit before it records its reason
+  // (StopState::RequestStop calls on_stop once the bit is visible, with no
+  // user code in between): a reader that saw the bit waits for the record
+  // instead of naming an empty cause. Without the bit there is no record
+  // to wait for.
+  for (;;) {
+    {
+      MutexLock lock(&mu_);
+      if (stopped_ || !stop_.stop_requested()) {
+        return absl::CancelledError(
+            absl::StrCat(Label(), " stopped: ", stop_reason_));
+      }
+    }
+    std::this_thread::yield();
+  }
 }
 
 // ---- stop -----------------------------------------------------------------
