@@ -968,13 +968,20 @@ absl::Status GroupState::Outcome() const {
   // it is set before the failing task's final release, which the caller's
   // join observed. So an unset bit means OK, without taking mu_.
   if (!stop_.stop_requested()) return absl::OkStatus();
-  MutexLock lock(&mu_);
-  if (!first_error_.ok()) return first_error_;
-  if (stopped_) {
-    return absl::CancelledError(
-        absl::StrCat(Label(), " stopped: ", StopReasonLocked()));
+  // The bit is set before the first Stop() records the stop (StopStatus()
+  // below): wait for the record, which comes without user code in between,
+  // rather than read the unrecorded stop as OK.
+  for (;;) {
+    {
+      MutexLock lock(&mu_);
+      if (!first_error_.ok()) return first_error_;
+      if (stopped_) {
+        return absl::CancelledError(
+            absl::StrCat(Label(), " stopped: ", StopReasonLocked()));
+      }
+    }
+    std::this_thread::yield();
   }
-  return absl::OkStatus();
 }
 
 absl::Status GroupState::StopStatus() const {
