@@ -5,11 +5,12 @@
 //   bazel run //tests:chaos -- --seconds=3600 --seed=N
 //   bazel run --config=tsan //tests:chaos -- --seconds=600
 //
-// --seed=0 (the default) picks a seed from the clock and prints it. The
-// mixes that hit open library bugs are off unless turned on
-// (--reuse_after_wait, --destroy_unwaited, --check_stop_visible). The
-// program exits 0 after a clean run; a violation prints the seed and the
-// command that replays it, and aborts.
+// --seed=0 (the default) picks a seed from the clock and prints it. Every
+// operation mix is on by default; turning one off (--reuse_after_wait,
+// --destroy_unwaited, --check_stop_visible, --handles, --collect_all,
+// --max_concurrency, all =false) narrows a search. The program exits 0
+// after a clean run; a violation prints the seed and the command that
+// replays it, and aborts.
 #include <cstdint>
 #include <cstdio>
 

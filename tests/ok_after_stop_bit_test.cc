@@ -51,7 +51,9 @@ TEST(OkAfterStopBitTest, WaitAfterTheBitIsSeenIsNeverOk) {
     while (to_stop.load() != nullptr) {
     }
     if (!absl::IsCancelled(s) || !absl::StrContains(s.message(), reason)) {
-      if (bad++ == 0) first_bad = absl::StrCat("round ", round, ": ", s.ToString());
+      if (bad++ == 0) {
+        first_bad = absl::StrCat("round ", round, ": ", s.ToString());
+      }
     }
     (void)parent.Wait();
   }
