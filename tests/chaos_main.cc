@@ -5,11 +5,12 @@
 //   bazel run //tests:chaos -- --seconds=3600 --seed=N
 //   bazel run --config=tsan //tests:chaos -- --seconds=600
 //
-// --seed=0 (the default) picks a seed from the clock and prints it. The
-// mixes that hit open library bugs are off unless turned on
-// (--reuse_after_wait, --destroy_unwaited, --check_stop_visible). The
-// program exits 0 after a clean run; a violation prints the seed and the
-// command that replays it, and aborts.
+// --seed=0 (the default) picks a seed from the clock and prints it. Every
+// operation mix is on by default; turning one off (--reuse_after_wait,
+// --destroy_unwaited, --check_stop_visible, --handles, --collect_all,
+// --max_concurrency, all =false) narrows a search. The program exits 0
+// after a clean run; a violation prints the seed and the command that
+// replays it, and aborts.
 #include <cstdint>
 #include <cstdio>
 
@@ -37,6 +38,13 @@ ABSL_FLAG(bool, check_stop_visible,
 ABSL_FLAG(bool, exact_spawned, ripcord::chaos::Options().exact_spawned,
           "check stats().spawned and .cancelled against the harness's tally");
 
+ABSL_FLAG(bool, handles, ripcord::chaos::Options().handles,
+          "TaskGroup::Start with handles (stop, Wait, Join, OnDone, WaitAll)");
+ABSL_FLAG(bool, collect_all, ripcord::chaos::Options().collect_all,
+          "groups with FailurePolicy::kCollectAll");
+ABSL_FLAG(bool, max_concurrency, ripcord::chaos::Options().max_concurrency,
+          "groups with max_concurrency 1-3");
+
 int main(int argc, char** argv) {
   absl::ParseCommandLine(argc, argv);
   ripcord::chaos::Options o;
@@ -52,6 +60,9 @@ int main(int argc, char** argv) {
   o.destroy_unwaited = absl::GetFlag(FLAGS_destroy_unwaited);
   o.check_stop_visible = absl::GetFlag(FLAGS_check_stop_visible);
   o.exact_spawned = absl::GetFlag(FLAGS_exact_spawned);
+  o.handles = absl::GetFlag(FLAGS_handles);
+  o.collect_all = absl::GetFlag(FLAGS_collect_all);
+  o.max_concurrency = absl::GetFlag(FLAGS_max_concurrency);
   ripcord::chaos::Run(o);
   return 0;
 }

@@ -9,6 +9,7 @@
 #include <exception>
 #include <memory>
 #include <string>
+#include <thread>
 #include <utility>
 #include <vector>
 
@@ -547,19 +548,38 @@ absl::Status GroupState::Outcome() const {
   // it is set before the failing task's final release, which the caller's
   // join observed. So an unset bit means OK, without taking mu_.
   if (!stop_.stop_requested()) return absl::OkStatus();
-  MutexLock lock(&mu_);
-  if (!first_error_.ok()) return first_error_;
-  if (stopped_) {
-    return absl::CancelledError(
-        absl::StrCat(Label(), " stopped: ", StopReasonLocked()));
+  // The bit is set before the first Stop() records the stop (the stop's
+  // bit and record steps): wait for the record, which comes without user
+  // code in between, rather than read the unrecorded stop as OK.
+  for (;;) {
+    {
+      MutexLock lock(&mu_);
+      if (!first_error_.ok()) return first_error_;
+      if (stopped_) {
+        return absl::CancelledError(
+            absl::StrCat(Label(), " stopped: ", StopReasonLocked()));
+      }
+    }
+    std::this_thread::yield();
   }
-  return absl::OkStatus();
 }
 
 absl::Status GroupState::StopStatus() const {
-  MutexLock lock(&mu_);
-  return absl::CancelledError(
-      absl::StrCat(Label(), " stopped: ", stop_reason_));
+  // The first Stop() sets the stop bit before it records its reason
+  // (StopState::RequestStop calls on_stop once the bit is visible, with no
+  // user code in between): a reader that saw the bit waits for the record
+  // instead of naming an empty cause. Without the bit there is no record
+  // to wait for.
+  for (;;) {
+    {
+      MutexLock lock(&mu_);
+      if (stopped_ || !stop_.stop_requested()) {
+        return absl::CancelledError(
+            absl::StrCat(Label(), " stopped: ", stop_reason_));
+      }
+    }
+    std::this_thread::yield();
+  }
 }
 
 

@@ -153,7 +153,7 @@ class TaskHandle {
                        state_->Label(), " itself; it would wait for itself")));
     }
     if (!state_->TryTake()) {
-      return JoinAwaitable(nullptr, Taken("TaskHandle::Join()").status());
+      return JoinAwaitable(nullptr, TakenStatus("TaskHandle::Join()"));
     }
     return JoinAwaitable(state_, absl::OkStatus());
   }
@@ -196,12 +196,13 @@ class TaskHandle {
   friend class TaskGroup;
   explicit TaskHandle(internal::TaskState<T>* state) : state_(state) {}
 
-  static Outcome Taken(const char* api) {
-    return Outcome(absl::FailedPreconditionError(
+  static absl::Status TakenStatus(const char* api) {
+    return absl::FailedPreconditionError(
         absl::StrCat(api,
                      ": the outcome was already taken (by Wait, Join "
-                     "or OnDone)")));
+                     "or OnDone)"));
   }
+  static Outcome Taken(const char* api) { return Outcome(TakenStatus(api)); }
   void Reset() {
     if (state_ != nullptr) std::exchange(state_, nullptr)->Unref();
   }

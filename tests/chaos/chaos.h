@@ -47,6 +47,13 @@ struct Options {
   bool check_stop_visible = true;
   // stats().spawned equals the harness's own count after Wait().
   bool exact_spawned = true;
+  // TaskGroup::Start with handles (RequestStop, Wait, Join, OnDone, WaitAll,
+  // dropped and moved handles), from drivers, plain tasks and coroutines.
+  bool handles = true;
+  // Groups with FailurePolicy::kCollectAll (25% of groups).
+  bool collect_all = true;
+  // Groups with max_concurrency 1-3 (20% of groups).
+  bool max_concurrency = true;
 
   // How to replay: the command printed with every failure.
   std::string replay_command;
@@ -57,6 +64,8 @@ struct Result {
   int64_t tasks_spawned = 0;  // tasks and blocking calls spawned
   int64_t tasks_run = 0;      // of those, started
   int64_t waits_checked = 0;  // Wait()/Join()/WaitFor() results checked
+  int64_t handles_started = 0;   // of the tasks, started with a handle
+  int64_t outcomes_checked = 0;  // handle outcomes taken and checked
   int64_t epochs = 0;         // executors created and destroyed
 };
 

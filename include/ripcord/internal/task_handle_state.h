@@ -381,8 +381,12 @@ struct StartedTask final : TaskNode, CacheAllocated<StartedTask<F, T>> {
     GroupState* const group = self->group;
     StateRef<T> ref = std::move(self->ref);
     TaskState<T>* const state = ref.state;
+    // max_concurrency (executor/group/group_limit.h): set only in limited
+    // groups; given back as a spawned task's (PlainTask::Run, spawn.h).
+    const bool slot = (self->flags & TaskNode::kSlot) != 0;
     if (drop) {
       delete self;
+      if (slot) group->ReleaseSlot();
       SettleDropped(group, std::move(ref));
       return;
     }
@@ -403,6 +407,7 @@ struct StartedTask final : TaskNode, CacheAllocated<StartedTask<F, T>> {
     // finished, as a spawned task's.
     delete self;
     GroupState::Leave(previous);
+    if (slot) [[unlikely]] group->ReleaseSlot();
     absl::Status for_group = state->ForGroup(StatusOf(outcome));
     absl::Status callback_error = state->Complete(group, std::move(outcome));
     { StateRef<T> drop = std::move(ref); }
@@ -486,7 +491,9 @@ struct StartedCoroutine final : CoroContext {
     auto* self = static_cast<StartedCoroutine*>(node);
     GroupState* const group = self->group;
     StateRef<T> ref = std::move(self->ref);
+    const bool slot = (self->flags & TaskNode::kSlot) != 0;  // as above
     delete self;
+    if (slot) group->ReleaseSlot();
     SettleDropped(group, std::move(ref));
   }
 
