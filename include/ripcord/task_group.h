@@ -143,8 +143,11 @@ class TaskGroup {
   // first to see it). A group never detaches its tasks. Run during stack
   // unwinding (an exception leaves the scope that owns the group), it first
   // stops the group, like an error in a Trio nursery's body, then joins.
-  // Destroying a group whose child groups are still alive is a programming
-  // error: a message on stderr, then abort.
+  // Destroying a group whose child groups are still alive after that join
+  // is a programming error: a message on stderr, then abort (a child opened
+  // by one of the group's tasks is gone by then). During exit() and in a
+  // fork() child it neither joins nor aborts: it stops what runs and lets
+  // the process end (executor.h, "Process life").
   ~TaskGroup();
 
   TaskGroup(const TaskGroup&) = delete;
