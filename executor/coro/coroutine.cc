@@ -114,6 +114,7 @@
 #include "executor/base/check.h"
 #include "executor/group/group_limit.h"
 #include "executor/base/prefetch.h"
+#include "executor/sched/running_tasks.h"
 #include "executor/sched/scheduler.h"
 #include "executor/time/timer.h"
 #include "ripcord/internal/coroutine.h"
@@ -161,7 +162,9 @@ bool CoroContext::Drive(CoroContext* ctx, absl::Status* status) {
     ctx->started = true;
     ctx->flags &= ~TaskNode::kDroppable;  // resumptions must always run
     group->CountStarted();
+    ListCoroutine(ctx);
   }
+  const CoroContext* const driving = DriveBegin(ctx);
   GroupState* previous = group->Enter();
   DriverFrame frame;
   DriverFrame* const saved = tls_driver;
@@ -178,6 +181,7 @@ bool CoroContext::Drive(CoroContext* ctx, absl::Status* status) {
   }
   tls_driver = saved;
   GroupState::Leave(previous);
+  DriveEnd(driving);
   if (!frame.root_done) return false;
   *status = ctx->RootStatus();
   return true;
@@ -491,6 +495,7 @@ bool SleepSuspend(CoroContext* ctx, absl::Duration d, void* storage,
                   SleepOp** op_out, bool* cancelled) {
   GroupState* group = ctx->group;
   if (group->stop_requested()) {
+    NoteStopSeen();
     *cancelled = true;
     return false;
   }
@@ -509,7 +514,10 @@ absl::Status SleepFinish(SleepOp* op, bool cancelled) {
     cancelled = op->Finish();
     op->~SleepOp();
   }
-  if (cancelled) return SleepCancelledError();
+  if (cancelled) {
+    NoteStopSeen();
+    return SleepCancelledError();
+  }
   return absl::OkStatus();
 }
 
@@ -738,7 +746,10 @@ absl::Status JoinFinish(JoinOp* op, GroupState* target) {
 // ---- Yield and Blocking -----------------------------------------------------
 
 bool YieldSuspend(CoroContext* ctx) {
-  if (ctx->group->stop_requested()) return false;  // await_resume: Cancelled
+  if (ctx->group->stop_requested()) {
+    NoteStopSeen();
+    return false;  // await_resume: Cancelled
+  }
   ScheduleResumeBack(ctx);
   return true;
 }

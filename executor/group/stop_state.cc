@@ -428,7 +428,10 @@ absl::Status SleepFor(absl::Duration d, StopToken token) {
       if (cv.WaitWithDeadline(&mu, deadline) && absl::Now() >= deadline) break;
     }
   }
-  if (stopped) return absl::CancelledError("SleepFor: stop requested");
+  if (stopped) {
+    internal::NoteStopSeen();
+    return absl::CancelledError("SleepFor: stop requested");
+  }
   return absl::OkStatus();
 }
 

@@ -23,6 +23,7 @@
 #include "executor/blocking/blocking_pool.h"
 #include "executor/sched/idle.h"
 #include "executor/sched/inject_queue.h"
+#include "executor/sched/running_tasks.h"
 #include "executor/sync/parker.h"
 #include "executor/base/threads.h"
 #include "executor/time/timer.h"
@@ -32,6 +33,8 @@
 #include "ripcord/internal/task_node.h"
 
 namespace ripcord::internal {
+
+struct CoroContext;
 
 class ExecutorImpl;
 
@@ -83,6 +86,11 @@ struct Worker {
   static constexpr uintptr_t kFrameDropping = 2;
   static constexpr uintptr_t kFrameTags = 3;
   std::atomic<uintptr_t> frames[kTrackedFrames] = {};
+  // runs[i]: the label and start of the task in frames[i]
+  // (executor/sched/running_tasks.h).
+  RunRecord runs[kTrackedFrames];
+  // The coroutine this worker drives now (null: none); running_tasks.h.
+  std::atomic<const CoroContext*> driving{nullptr};
   int frame_depth = 0;  // owner only
   // The group of a queued task whose ancestry this worker is reading
   // (ExecutorImpl::QueuedWithin: is it within the group a helping wait
@@ -212,6 +220,12 @@ class ExecutorImpl {
   std::string DebugString() const;
   // Every live group with tasks running or queued, parents before children.
   std::vector<BusyGroup> BusyGroups() const;
+  // The plain tasks running on the workers now, and the coroutines they
+  // drive (running_tasks.h).
+  void SnapshotPlainRunning(std::vector<RunningTask>* out,
+                            std::vector<const CoroContext*>* driving) const;
+  // Every task running now, with `ignoring` resolved, longest first.
+  std::vector<RunningTask> RunningTasks() const;
 
  private:
   friend struct WorkerLoop;
@@ -345,6 +359,7 @@ inline void ExecutorImpl::PopPlainFrame(int slot) {
   // release: pairs with the census's acquire load in AnyRunningOf (the task's
   // release of its group's count came first).
   w->frames[slot].store(0, std::memory_order_release);
+  EndPlainRun(w->runs[slot]);
   w->frame_depth = slot;
 }
 
@@ -363,6 +378,7 @@ inline bool ExecutorImpl::DeferRelease(GroupState* group, int slot) {
   // Else the units are this group's at this slot: the start gate flushed
   // any others before the task started.
   w->deferred_n.store(n + 1, std::memory_order_relaxed);
+  EndPlainRun(w->runs[slot]);  // the frame stays; its task has ended
   w->frame_depth = slot;  // the frame itself stays (see Worker::deferred_n)
   return true;
 }

@@ -24,6 +24,11 @@ class Task;
 
 namespace internal {
 
+// A blocking thread's running-task record: fn of `call` starts / returns
+// (executor/sched/running_tasks.h).
+void BlockingRunBegin(const TaskNode* call);
+void BlockingRunEnd();
+
 template <class>
 inline constexpr bool kAlwaysFalse = false;
 
@@ -131,7 +136,7 @@ struct PlainTask final : TaskNode, CacheAllocated<PlainTask<F>> {
 };
 
 template <class F>
-void SpawnPlain(GroupState* group, F&& f) {
+void SpawnPlain(GroupState* group, F&& f, SpawnSite site) {
   using Fn = std::decay_t<F>;
   using R = typename CallResult<Fn>::type;
   static_assert(CallResult<Fn>::kValid,
@@ -141,7 +146,10 @@ void SpawnPlain(GroupState* group, F&& f) {
   static_assert(std::is_void_v<R> || std::is_same_v<R, absl::Status>,
                 "TaskGroup::Spawn: f must return void, absl::Status or a "
                 "ripcord::Task<...>");
-  group->Submit(new PlainTask<Fn>(group, std::forward<F>(f)));
+  auto* task = new PlainTask<Fn>(group, std::forward<F>(f));
+  task->site_file = site.file;
+  task->site_line = site.line;
+  group->Submit(task);
 }
 
 // ---- SpawnBlocking -----------------------------------------------------
@@ -232,7 +240,9 @@ struct BlockingCall final : TaskNode {
     } else {
       group->CountStarted();
       group->BlockingFnStarted();
+      BlockingRunBegin(self);
       self->result = RunBlockingFn(self->fn, group->token());
+      BlockingRunEnd();
       group->BlockingFnDone();
     }
     self->run = &RunDonePhase;
@@ -281,7 +291,7 @@ struct BlockingCall final : TaskNode {
 };
 
 template <class Fn, class Done>
-void SpawnBlocking(GroupState* group, Fn&& fn, Done&& done) {
+void SpawnBlocking(GroupState* group, Fn&& fn, Done&& done, SpawnSite site) {
   using F = std::decay_t<Fn>;
   using D = std::decay_t<Done>;
   static_assert(CallResult<F>::kValid,
@@ -293,8 +303,11 @@ void SpawnBlocking(GroupState* group, Fn&& fn, Done&& done) {
                 "void(absl::Status) when fn returns void or absl::Status, and "
                 "as void(absl::StatusOr<T>) when fn returns T or "
                 "absl::StatusOr<T>");
-  SubmitBlockingJob(group, new BlockingCall<F, D>(group, std::forward<Fn>(fn),
-                                                  std::forward<Done>(done)));
+  auto* call = new BlockingCall<F, D>(group, std::forward<Fn>(fn),
+                                      std::forward<Done>(done));
+  call->site_file = site.file;
+  call->site_line = site.line;
+  SubmitBlockingJob(group, call);
 }
 
 }  // namespace internal

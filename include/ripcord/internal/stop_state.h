@@ -121,6 +121,10 @@ class StopCallbackBase {
   std::atomic<bool> callback_completed_{false};
 };
 
+// Records that the task running on this thread saw its stop (a token or
+// checkpoint reported it): executor/sched/running_tasks.h. Thread-safe.
+[[gnu::cold]] void NoteStopSeen();
+
 // StopState: a one-shot stop source. Thread-safe.
 class StopState {
  public:
