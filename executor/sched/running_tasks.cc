@@ -68,9 +68,15 @@ void ForEachShard(void (*fn)(CoroShard&, void*), void* arg) {
 thread_local const CoroContext* tls_running_coro = nullptr;
 
 // ---- blocking calls ------------------------------------------------------
+// A blocking thread's record: its call's, and the call's group (compared
+// with the executor's live groups only, never followed).
+struct BlockingRecord {
+  RunRecord run;
+  std::atomic<const GroupState*> group{nullptr};
+};
 struct BlockingRegistry {
   absl::Mutex mu;
-  std::vector<RunRecord*> records ABSL_GUARDED_BY(mu);
+  std::vector<BlockingRecord*> records ABSL_GUARDED_BY(mu);
 };
 BlockingRegistry& Blocking() {
   static BlockingRegistry* const r = new BlockingRegistry;
@@ -79,7 +85,7 @@ BlockingRegistry& Blocking() {
 // A blocking thread's record, registered at its first call and unregistered
 // when the thread ends.
 struct BlockingSlot {
-  RunRecord record;
+  BlockingRecord record;
   bool registered = false;
   ~BlockingSlot() {
     if (!registered) return;
@@ -109,15 +115,15 @@ void BlockingRunBegin(const TaskNode* call) {
     s.registered = true;
   }
   s.record.group.store(call->group, std::memory_order_relaxed);
-  s.record.file.store(call->site_file, std::memory_order_relaxed);
-  s.record.line.store(call->site_line, std::memory_order_relaxed);
+  s.record.run.file.store(call->site_file, std::memory_order_relaxed);
+  s.record.run.line.store(call->site_line, std::memory_order_relaxed);
   // release: a reader that sees the start sees the fields above.
-  s.record.start.store(RunTick(), std::memory_order_release);
+  s.record.run.start.store(RunTick(), std::memory_order_release);
   tls_in_blocking = true;
 }
 
 void BlockingRunEnd() {
-  tls_blocking.record.start.store(0, std::memory_order_relaxed);
+  tls_blocking.record.run.start.store(0, std::memory_order_relaxed);
   tls_in_blocking = false;
 }
 
@@ -172,7 +178,7 @@ void NoteStopSeen() {
                                                    std::memory_order_relaxed);
   }
   if (tls_in_blocking) {
-    tls_blocking.record.looked.store(now, std::memory_order_relaxed);
+    tls_blocking.record.run.looked.store(now, std::memory_order_relaxed);
   }
 }
 
@@ -248,12 +254,13 @@ std::vector<RunningTask> SnapshotRunning(const ExecutorImpl& exec) {
   {
     BlockingRegistry& r = Blocking();
     absl::MutexLock lock(&r.mu);
-    for (const RunRecord* rec : r.records) {
+    for (const BlockingRecord* b : r.records) {
+      const RunRecord* rec = &b->run;
       const uint64_t start = rec->start.load(std::memory_order_acquire);
       if (start == 0) continue;
       RunningTask t;
       // Compared with the executor's live groups only (ResolveRunning).
-      t.group = rec->group.load(std::memory_order_relaxed);
+      t.group = b->group.load(std::memory_order_relaxed);
       t.kind = RunningTask::kBlocking;
       t.label = SiteLabel(rec->file.load(std::memory_order_relaxed),
                           rec->line.load(std::memory_order_relaxed));

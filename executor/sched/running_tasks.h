@@ -6,10 +6,9 @@
 // Three kinds of running task, three records:
 //  - A plain task runs in a worker frame (Worker::frames, scheduler.h). Each
 //    frame slot has a RunRecord beside it (Worker::runs): the start gate
-//    writes the task's label and start tick after it published the frame,
-//    and the frame's end (PopPlainFrame, DeferRelease) clears the tick. The
-//    group is the frame's own key. Cost per task: one rdtsc and four stores
-//    to the worker's own lines.
+//    writes the task's label and start tick after it published the frame;
+//    the frame's end ends the record. The group is the frame's own key.
+//    Cost per task: one rdtsc and three stores to the worker's own lines.
 //  - A coroutine is listed from its first run until its context is
 //    destroyed (ListCoroutine / ~CoroContext), in a sharded registry: it is
 //    running while driven on a worker and suspended otherwise.
@@ -55,13 +54,13 @@ struct CoroContext;
 uint64_t MonotonicNanos();
 
 // A tick: the TSC on x86 (one instruction; invariant on every x86-64 CPU
-// of the last decade), else steady-clock nanoseconds. Never 0 in practice
-// (0 marks "nothing"). Thread-safe.
+// of the last decade), else CLOCK_MONOTONIC nanoseconds. Never 0 after
+// boot (0 marks "nothing"). Thread-safe.
 inline uint64_t RunTick() {
 #if defined(__x86_64__) || defined(__i386__)
-  return __rdtsc() | 1;
+  return __rdtsc();
 #else
-  return MonotonicNanos() | 1;
+  return MonotonicNanos();
 #endif
 }
 
@@ -77,18 +76,20 @@ struct RunRecord {
   std::atomic<uint32_t> line{0};
   std::atomic<uint64_t> start{0};   // RunTick() at the start; 0: idle
   std::atomic<uint64_t> looked{0};  // RunTick() when it last saw its stop
-  std::atomic<const GroupState*> group{nullptr};  // blocking records only
 };
+// 32 bytes: Worker::runs[slot] is one shift away.
+static_assert(sizeof(RunRecord) == 32);
 
-// Records the start of plain task `t` in `r` (the worker's frame record).
-// relaxed stores: readers accept torn views (see above); `start` last.
+// Records the start of plain task `t` in `r`, its frame's record. relaxed
+// stores: readers accept torn views (see above); `start` last, release.
+// Nothing clears the record when the task ends: the frame's own end hides
+// it (cleared, or kept by a deferred release: the worker flushes those
+// before it runs anything else or searches for work, so such a stale
+// record shows only between two tasks).
 inline void BeginPlainRun(RunRecord& r, const TaskNode* t) {
   r.file.store(t->site_file, std::memory_order_relaxed);
   r.line.store(t->site_line, std::memory_order_relaxed);
   r.start.store(RunTick(), std::memory_order_release);
-}
-inline void EndPlainRun(RunRecord& r) {
-  r.start.store(0, std::memory_order_relaxed);
 }
 
 // Blocking calls: the calling blocking thread's record. Thread-safe.

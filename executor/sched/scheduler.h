@@ -359,7 +359,6 @@ inline void ExecutorImpl::PopPlainFrame(int slot) {
   // release: pairs with the census's acquire load in AnyRunningOf (the task's
   // release of its group's count came first).
   w->frames[slot].store(0, std::memory_order_release);
-  EndPlainRun(w->runs[slot]);
   w->frame_depth = slot;
 }
 
@@ -378,7 +377,6 @@ inline bool ExecutorImpl::DeferRelease(GroupState* group, int slot) {
   // Else the units are this group's at this slot: the start gate flushed
   // any others before the task started.
   w->deferred_n.store(n + 1, std::memory_order_relaxed);
-  EndPlainRun(w->runs[slot]);  // the frame stays; its task has ended
   w->frame_depth = slot;  // the frame itself stays (see Worker::deferred_n)
   return true;
 }

@@ -92,10 +92,11 @@ struct PlainTask final : TaskNode, CacheAllocated<PlainTask<F>> {
   static constexpr bool kLazy = std::is_trivially_destructible_v<F>;
 
   template <class G>
-  PlainTask(GroupState* g, G&& fn)
+  PlainTask(GroupState* g, G&& fn, SpawnSite site)
       : TaskNode(&Run, g,
                  TaskNode::kDroppable | TaskNode::kPlain |
-                     (kLazy ? TaskNode::kLazy : 0)),
+                     (kLazy ? TaskNode::kLazy : 0),
+                 site),
         f(std::forward<G>(fn)) {}
 
   static void Run(TaskNode* node, bool drop) {
@@ -146,10 +147,7 @@ void SpawnPlain(GroupState* group, F&& f, SpawnSite site) {
   static_assert(std::is_void_v<R> || std::is_same_v<R, absl::Status>,
                 "TaskGroup::Spawn: f must return void, absl::Status or a "
                 "ripcord::Task<...>");
-  auto* task = new PlainTask<Fn>(group, std::forward<F>(f));
-  task->site_file = site.file;
-  task->site_line = site.line;
-  group->Submit(task);
+  group->Submit(new PlainTask<Fn>(group, std::forward<F>(f), site));
 }
 
 // ---- SpawnBlocking -----------------------------------------------------

@@ -57,6 +57,9 @@ struct TaskNode {
   static constexpr uint32_t kBlockingSlot = 16;
 
   TaskNode(RunFn r, GroupState* g, uint32_t f) : run(r), group(g), flags(f) {}
+  TaskNode(RunFn r, GroupState* g, uint32_t f, SpawnSite site)
+      : run(r), group(g), site_file(site.file), flags(f),
+        site_line(site.line) {}
 
   RunFn run;
   GroupState* group;
