@@ -270,7 +270,12 @@ std::vector<RunningTask> SnapshotRunning(const ExecutorImpl& exec) {
       out.push_back(std::move(t));
     }
   }
-  std::sort(out.begin(), out.end(), RunningTask::ByGroup());
+  // By group (ByGroup's order, for equal_range), longest first within one.
+  std::sort(out.begin(), out.end(),
+            [](const RunningTask& a, const RunningTask& b) {
+              if (a.group != b.group) return RunningTask::ByGroup()(a, b);
+              return a.running > b.running;
+            });
   return out;
 }
 
