@@ -14,16 +14,19 @@
 
 #include "absl/status/status.h"
 #include "absl/strings/str_format.h"
+#include "executor/base/test_hooks.h"
 
 namespace ripcord::internal {
+
+// External linkage: see tls_sleep_cancelled in ripcord/internal/coroutine.h.
+thread_local const char* tls_thread_role = nullptr;
+
+const char* ThreadRole() { return tls_thread_role; }
+
 namespace {
 
-// relaxed: a test knob; the hook is code, nothing else is published with it.
-std::atomic<ThreadStartHook> thread_start_hook{nullptr};
-
 bool StartFailsForTesting(const char* name) {
-  ThreadStartHook hook = thread_start_hook.load(std::memory_order_relaxed);
-  return hook != nullptr && hook(name);
+  return RunTestHook(TestHook::kThreadStart, name);
 }
 
 }  // namespace
@@ -45,6 +48,7 @@ std::thread StartThread(const char* name, absl::AnyInvocable<void() &&> fn) {
     }
     t = std::thread([name, fn = std::move(fn)]() mutable {
       pthread_setname_np(pthread_self(), name);
+      tls_thread_role = name;
       std::move(fn)();
     });
   } catch (const std::system_error& e) {
@@ -70,6 +74,7 @@ struct ThreadStart {
 void* ThreadEntry(void* arg) {
   ThreadStart* start = static_cast<ThreadStart*>(arg);
   pthread_setname_np(pthread_self(), start->name);
+  tls_thread_role = start->name;
   std::move(start->fn)();
   delete start;  // destroys fn's callable on this thread, after it ran
   return nullptr;
@@ -156,10 +161,6 @@ absl::StatusOr<Thread> TryStartThread(const char* name, size_t stack_size,
   }
   t.joinable_ = true;
   return t;
-}
-
-void SetThreadStartHookForTesting(ThreadStartHook hook) {
-  thread_start_hook.store(hook, std::memory_order_relaxed);  // see its load
 }
 
 uintptr_t StackGuardLimit() {

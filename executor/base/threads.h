@@ -34,6 +34,11 @@ sigset_t AsyncSignalSet();
 // Thread-safe. Aborts with a message if the thread cannot be created.
 std::thread StartThread(const char* name, absl::AnyInvocable<void() &&> fn);
 
+// The `name` StartThread or TryStartThread gave the calling thread
+// ("ripcord-worker", ...), or null on a thread they did not start. For the
+// flight recorder's thread names.
+const char* ThreadRole();
+
 // ---- threads with a chosen stack, whose start may fail -------------------
 
 // Thread: a joinable thread started by TryStartThread (std::thread cannot
@@ -68,13 +73,8 @@ class Thread {
 absl::StatusOr<Thread> TryStartThread(const char* name, size_t stack_size,
                                       absl::AnyInvocable<void() &&> fn);
 
-// A test hook: when set, TryStartThread and StartThread call it first with
-// the thread's name, and a true result makes that start fail as if the
-// system had refused (EAGAIN). Installs `hook` (nullptr removes it) for the
-// process. Thread-safety: any thread; a start already past its load of the
-// hook may still call the previous one.
-using ThreadStartHook = bool (*)(const char* name);
-void SetThreadStartHookForTesting(ThreadStartHook hook);
+// TryStartThread and StartThread run TestHook::kThreadStart first
+// (test_hooks.h): a hook that returns true makes the start fail.
 
 // The lowest address of the calling thread's stack that a helping wait may
 // reach before it must stop nesting tasks (scheduler.cc, the stack guard):

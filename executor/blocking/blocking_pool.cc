@@ -90,6 +90,7 @@
 #include "executor/base/check.h"
 #include "ripcord/internal/mutex.h"
 #include "executor/base/threads.h"
+#include "executor/trace/trace.h"
 
 namespace ripcord::internal {
 namespace {
@@ -103,8 +104,9 @@ thread_local const BlockingPool* tls_current_pool = nullptr;
 // Runs `job`, then destroys its callable. The boundary at which a blocking
 // thread catches exceptions (STYLE.md 6): the caller is supposed to have
 // caught the user's exceptions already, so one arriving here is a bug.
-void RunJob(Job& job) {
+void RunJob(Job& job, Tracer* tracer) {
   try {
+    TraceScope trace(tracer, TraceKind::kBlocking, nullptr, 0, nullptr);
     std::move(job)();
   } catch (const std::exception& e) {
     RIPCORD_CHECK(false, "exception escaped a blocking job: %s", e.what());
@@ -244,7 +246,7 @@ void BlockingPool::WorkerMain(Worker* w) {
   w->handoff = nullptr;  // A moved-from AnyInvocable need not be empty.
   do {
     mu_.Unlock();
-    RunJob(job);  // 2: unlocked.
+    RunJob(job, tracer_);  // 2: unlocked.
     mu_.Lock();
     ++completed_;
   } while (NextJobLocked(w, &job, &join_after_unlock));

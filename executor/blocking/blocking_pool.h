@@ -34,6 +34,8 @@
 
 namespace ripcord::internal {
 
+class Tracer;
+
 // A snapshot of BlockingPool's counters, all read under one lock hold, so
 // threads == busy + idle always holds within one snapshot.
 struct BlockingPoolStats {
@@ -120,6 +122,11 @@ class BlockingPool {
   // has returned, and everything it did is visible to the caller.
   BlockingPoolStats stats() const ABSL_LOCKS_EXCLUDED(mu_);
 
+  // BlockingPool::set_tracer(): records each job as a "blocking" event in
+  // `tracer` (the flight recorder, executor/trace/trace.h; null: off). Call before
+  // the first Submit(); `tracer` must outlive the pool's threads.
+  void set_tracer(Tracer* tracer) { tracer_ = tracer; }
+
  private:
   // One per pool thread. Every field is guarded by the pool's mu_ (clang's
   // annotations cannot name the enclosing object's mutex, hence no
@@ -172,6 +179,7 @@ class BlockingPool {
   const int max_threads_;
   const absl::Duration keep_alive_;
   const size_t stack_size_;
+  Tracer* tracer_ = nullptr;  // set before any thread starts
 
   mutable Mutex mu_;
   // Jobs waiting for a thread. Non-empty only while every thread is busy and

@@ -117,6 +117,7 @@
 #include "executor/sched/running_tasks.h"
 #include "executor/sched/scheduler.h"
 #include "executor/time/timer.h"
+#include "executor/trace/trace.h"
 #include "ripcord/internal/coroutine.h"
 #include "ripcord/internal/stop_state.h"
 #include "ripcord/internal/task_alloc.h"
@@ -156,7 +157,10 @@ void CoroContext::Run(TaskNode* node, bool drop) {
   group->FinishTask(std::move(status));
 }
 
-bool CoroContext::Drive(CoroContext* ctx, absl::Status* status) {
+namespace {
+
+// CoroContext::Drive's work.
+inline bool DriveChain(CoroContext* ctx, absl::Status* status) {
   GroupState* const group = ctx->group;
   if (!ctx->started) {
     ctx->started = true;
@@ -167,6 +171,7 @@ bool CoroContext::Drive(CoroContext* ctx, absl::Status* status) {
   const CoroContext* const driving = DriveBegin(ctx);
   GroupState* previous = group->Enter();
   DriverFrame frame;
+  frame.ctx = ctx;
   DriverFrame* const saved = tls_driver;
   tls_driver = &frame;
   if (!ctx->resume_handle) {
@@ -185,6 +190,24 @@ bool CoroContext::Drive(CoroContext* ctx, absl::Status* status) {
   if (!frame.root_done) return false;
   *status = ctx->RootStatus();
   return true;
+}
+
+// DriveChain while some executor traces: one run, recorded when this
+// coroutine's executor does. The scope captures the group before the run:
+// a suspended coroutine may finish elsewhere and its group go meanwhile.
+[[gnu::noinline]] bool DriveTraced(CoroContext* ctx, absl::Status* status) {
+  GroupState* const g = ctx->group;
+  TraceScope trace(g->executor()->tracer(), TraceKind::kTask,
+                   LabelText(ctx->site.file, ctx->site.line), g->id(),
+                   &g->name());
+  return DriveChain(ctx, status);
+}
+
+}  // namespace
+
+bool CoroContext::Drive(CoroContext* ctx, absl::Status* status) {
+  if (TraceActive()) [[unlikely]] return DriveTraced(ctx, status);
+  return DriveChain(ctx, status);
 }
 
 void FrameRoomEscaped() {
@@ -324,7 +347,7 @@ class alignas(16) SleepOp : private StopEntry,
   // operation starts completed (STOPPED).
   explicit SleepOp(CoroContext* ctx)
       : SleepOpFields(ctx), TimerEntry(&OnTimer) {
-    if (!StopEntry::Register(ctx->group->stop_state())) {
+    if (!StopEntry::Register(ctx->stop_state())) {
       // relaxed: nothing else knows this operation yet.
       bits_.store(kStopped, std::memory_order_relaxed);
     }
@@ -493,14 +516,16 @@ static_assert(alignof(SleepOp) <= kSleepOpAlign,
 
 bool SleepSuspend(CoroContext* ctx, absl::Duration d, void* storage,
                   SleepOp** op_out, bool* cancelled) {
-  GroupState* group = ctx->group;
-  if (group->stop_requested()) {
-    NoteStopSeen();
+  const bool stopped = ctx->stop_requested();
+  if (stopped) NoteStopSeen();
+  if (stopped && (ctx->flags & TaskNode::kOwnStop) == 0) {
     *cancelled = true;
     return false;
   }
-  if (d <= absl::ZeroDuration()) return false;  // OK at once
+  if (!stopped && d <= absl::ZeroDuration()) return false;  // OK at once
   // *op_out before arming: the coroutine may resume elsewhere right after.
+  // (A started task already stopped gets an operation too, which starts
+  // completed: SleepFinish names the task's stop from its context.)
   auto* op = new (storage) SleepOp(ctx);
   *op_out = op;
   if (d != absl::InfiniteDuration() && !op->Stopped()) {
@@ -511,8 +536,13 @@ bool SleepSuspend(CoroContext* ctx, absl::Duration d, void* storage,
 
 absl::Status SleepFinish(SleepOp* op, bool cancelled) {
   if (op != nullptr) {
+    CoroContext* const ctx = op->ctx();
     cancelled = op->Finish();
     op->~SleepOp();
+    if (cancelled && (ctx->flags & TaskNode::kOwnStop) != 0) {
+      NoteStopSeen();
+      return ctx->OwnStopStatus();
+    }
   }
   if (cancelled) {
     NoteStopSeen();
@@ -661,11 +691,16 @@ void SweepStopEntries(StopEntry* const* entries, int n) noexcept {
   // The workers claim the rest; the first claim is ours to complete now
   // (StopEntry's rule).
   TimerQueue& timers = group->executor()->timers();
-  if (StopSweep::Queue(group, state)) {
+  // A started task's own stop state (CoroContext::stop_state()) gets no
+  // sweep: it is one chain, so at most one Sleep is registered at a time,
+  // and a queued sweep would outlive the task's state (the group's join
+  // count, which a sweep holds, does not keep that state alive).
+  if (state == group->stop_state() && StopSweep::Queue(group, state)) {
     CompleteAndQueueEach(entries, n, timers);
     return;
   }
-  // No memory for a sweep: complete every entry on this thread.
+  // No memory for a sweep, or a started task's own stop: complete every
+  // entry on this thread.
   StopEntry* batch[kSweepBatch];
   for (int i = 0; i < n; ++i) batch[i] = entries[i];
   do {
@@ -746,7 +781,7 @@ absl::Status JoinFinish(JoinOp* op, GroupState* target) {
 // ---- Yield and Blocking -----------------------------------------------------
 
 bool YieldSuspend(CoroContext* ctx) {
-  if (ctx->group->stop_requested()) {
+  if (ctx->stop_requested()) {
     NoteStopSeen();
     return false;  // await_resume: Cancelled
   }

@@ -181,6 +181,7 @@ bool StopState::RequestStop(void (*on_stop)(void*), void* arg) noexcept {
     }
   }
   notifying_thread_ = std::this_thread::get_id();
+  stop_ms_.store(StopClockMs(), std::memory_order_relaxed);
   StopCallbackBase* round[kRound];
   bool removed[kRound];
   // Step 3: detach up to kRound callbacks under this lock acquisition. The

@@ -32,7 +32,7 @@
 //     its re-check's heavy fence, a membarrier, costs ~50 us on a VM while
 //     another thread runs. A lent seat given back (LendParked) is parked
 //     by the same rule.) tests/parking_test.cc holds a parking worker
-//     between its last search and this RMW (SetParkWindowHookForTesting)
+//     between its last search and this RMW (TestHook::kParkWindow)
 //     until another worker has pushed: without the re-check, its first
 //     repetition loses the wake-up.
 // Why no wake-up is lost: in step 1 the producer's store and load are seq_cst,

@@ -11,10 +11,15 @@
 #include <string>
 #include <vector>
 
+#include "absl/container/flat_hash_map.h"
+#include "absl/container/node_hash_set.h"
+#include "absl/hash/hash.h"
 #include "absl/strings/str_cat.h"
 #include "absl/synchronization/mutex.h"
 #include "executor/sched/scheduler.h"
 #include "ripcord/internal/coroutine.h"
+#include "ripcord/internal/spawn.h"
+#include "ripcord/internal/stop_state.h"
 
 namespace ripcord::internal {
 
@@ -97,7 +102,101 @@ struct BlockingSlot {
 thread_local BlockingSlot tls_blocking;
 thread_local bool tls_in_blocking = false;
 
+// ---- started plain tasks ------------------------------------------------
+struct StartedShard {
+  absl::Mutex mu;
+  StartedRun* head ABSL_GUARDED_BY(mu) = nullptr;
+};
+constexpr int kStartedShards = 8;
+StartedShard& StartedShardOf(const StartedRun* r) {
+  static StartedShard* const shards = new StartedShard[kStartedShards];
+  return shards[(reinterpret_cast<uintptr_t>(r) >> 6) % kStartedShards];
+}
+thread_local StartedRun* tls_started_run = nullptr;
+
+// ---- labels ------------------------------------------------------------
+// Names and "file:line" texts, kept for the life of the process.
+constexpr size_t kMaxInterned = 1 << 16;
+struct Interned {
+  absl::Mutex mu;
+  absl::node_hash_set<std::string> names ABSL_GUARDED_BY(mu);
+  absl::flat_hash_map<std::pair<const char*, uint32_t>, const char*> texts
+      ABSL_GUARDED_BY(mu);
+};
+Interned& Interns() {
+  static Interned* const i = new Interned;
+  return *i;
+}
+
 }  // namespace
+
+uint32_t StopClockMs() {
+  static const uint64_t origin = MonotonicNanos();
+  return static_cast<uint32_t>((MonotonicNanos() - origin) / 1000000) + 1;
+}
+
+SpawnSite LabelFor(SpawnSite site, std::string_view name) {
+  if (name.empty()) return site;
+  Interned& in = Interns();
+  absl::MutexLock lock(&in.mu);
+  auto it = in.names.find(absl::string_view(name.data(), name.size()));
+  if (it == in.names.end()) {
+    if (in.names.size() >= kMaxInterned) return {"(more names)", 0};
+    it = in.names.emplace(std::string(name)).first;
+  }
+  return {it->c_str(), 0};
+}
+
+const char* LabelText(const char* file, uint32_t line) {
+  if (file == nullptr) return nullptr;  // unlabelled: the recorder's default
+  // A direct-mapped per-thread cache in front of the interned texts.
+  struct Entry {
+    const char* file;
+    uint32_t line;
+    const char* text;
+  };
+  static constexpr size_t kCache = 64;
+  thread_local Entry cache[kCache] = {};
+  const size_t h = (reinterpret_cast<uintptr_t>(file) >> 3 ^ line * 31u) %
+                   kCache;
+  Entry& e = cache[h];
+  if (e.text != nullptr && e.file == file && e.line == line) return e.text;
+  Interned& in = Interns();
+  absl::MutexLock lock(&in.mu);
+  const char*& text = in.texts[{file, line}];
+  if (text == nullptr) {
+    text = (new std::string(SiteLabel(file, line)))->c_str();  // kept
+  }
+  e = {file, line, text};
+  return text;
+}
+
+StartedRun::StartedRun(const TaskNode* node, const StopState* own)
+    : group(node->group),
+      file(node->site_file),
+      line(node->site_line),
+      own_stop(own),
+      start(RunTick()),
+      below(tls_started_run) {
+  tls_started_run = this;
+  StartedShard& s = StartedShardOf(this);
+  absl::MutexLock lock(&s.mu);
+  next = s.head;
+  if (s.head != nullptr) s.head->prev = this;
+  s.head = this;
+}
+
+StartedRun::~StartedRun() {
+  tls_started_run = below;
+  StartedShard& s = StartedShardOf(this);
+  absl::MutexLock lock(&s.mu);
+  if (prev != nullptr) {
+    prev->next = next;
+  } else {
+    s.head = next;
+  }
+  if (next != nullptr) next->prev = prev;
+}
 
 absl::Duration SinceTick(uint64_t tick) {
   const uint64_t now = RunTick();
@@ -177,6 +276,9 @@ void NoteStopSeen() {
     const_cast<CoroContext*>(c)->looked_stop.store(now,
                                                    std::memory_order_relaxed);
   }
+  for (StartedRun* r = tls_started_run; r != nullptr; r = r->below) {
+    r->looked.store(now, std::memory_order_relaxed);
+  }
   if (tls_in_blocking) {
     tls_blocking.record.run.looked.store(now, std::memory_order_relaxed);
   }
@@ -246,11 +348,33 @@ std::vector<RunningTask> SnapshotRunning(const ExecutorImpl& exec) {
           t.looked = c->looked_stop.load(std::memory_order_relaxed);
           t.suspended = !std::binary_search(a->driving->begin(),
                                             a->driving->end(), c);
+          // A started coroutine's own stop source lives as long as it.
+          if ((c->flags & TaskNode::kOwnStop) != 0) {
+            t.own_stop_ms = c->OwnStopState()->stop_ms();
+          }
           t.running = SinceTick(t.start);
           a->out->push_back(std::move(t));
         }
       },
       &arg);
+  for (int i = 0; i < kStartedShards; ++i) {
+    StartedShard& sh = StartedShardOf(
+        reinterpret_cast<const StartedRun*>(uintptr_t{64} * i));
+    absl::MutexLock lock(&sh.mu);
+    for (const StartedRun* r = sh.head; r != nullptr; r = r->next) {
+      // Listed: its run (and so its group and own stop source) is alive.
+      if (r->group->executor() != &exec) continue;
+      RunningTask t;
+      t.group = r->group;
+      t.kind = RunningTask::kPlain;
+      t.label = SiteLabel(r->file, r->line);
+      t.start = r->start;
+      t.looked = r->looked.load(std::memory_order_relaxed);
+      t.own_stop_ms = r->own_stop->stop_ms();
+      t.running = SinceTick(r->start);
+      out.push_back(std::move(t));
+    }
+  }
   {
     BlockingRegistry& r = Blocking();
     absl::MutexLock lock(&r.mu);
@@ -281,6 +405,13 @@ std::vector<RunningTask> SnapshotRunning(const ExecutorImpl& exec) {
 
 void ResolveIgnoring(RunningTask& t, absl::Duration stopped_ago) {
   t.ignoring = false;
+  if (t.own_stop_ms != 0) {  // its own stop (a handle's, or its group's)
+    const absl::Duration own =
+        absl::Milliseconds(static_cast<uint32_t>(StopClockMs() - t.own_stop_ms));
+    if (stopped_ago == absl::InfiniteDuration() || own > stopped_ago) {
+      stopped_ago = own;
+    }
+  }
   if (stopped_ago == absl::InfiniteDuration() || t.suspended) return;
   if (t.looked != 0 && t.looked >= t.start) return;  // looked in this run
   t.ignoring = true;

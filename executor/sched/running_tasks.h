@@ -120,6 +120,7 @@ struct RunningTask {
   bool suspended = false;    // a coroutine not being driven now
   uint64_t start = 0;        // its RunTick()
   uint64_t looked = 0;       // see RunRecord::looked
+  uint32_t own_stop_ms = 0;  // a started task's own stop (StopClockMs()); 0: none
   // Set by GroupState::ResolveRunning (a group of the executor's tree).
   bool resolved = false;
   std::string group_label;
@@ -151,8 +152,13 @@ void ResolveIgnoring(RunningTask& t, absl::Duration stopped_ago);
 // "coroutine 'x.cc:12' running for 3.2s, ignoring stop for 1s"
 std::string FormatRunning(const RunningTask& t);
 
-// The label of a spawn site: "file:line" with the file's folders dropped.
+// The label of a spawn site: "file:line" with the file's folders dropped;
+// "'name'" when `line` is 0 (a name from LabelFor).
 std::string SiteLabel(const char* file, uint32_t line);
+// SiteLabel as a C string kept for the life of the process (the flight
+// recorder's event names); null when `file` is. Cached per thread.
+// Thread-safe.
+const char* LabelText(const char* file, uint32_t line);
 
 }  // namespace ripcord::internal
 

@@ -110,6 +110,7 @@
 #include "ripcord/task_group.h"
 #include "absl/time/clock.h"
 #include "executor/base/check.h"
+#include "executor/base/test_hooks.h"
 #include "executor/sched/cpu_count.h"
 #include "executor/sync/membarrier.h"
 #include "executor/base/threads.h"
@@ -191,15 +192,9 @@ int ThreadShardIndex() {
   return index;
 }
 
-// relaxed: a test knob; the hook is code, so there is nothing its readers
-// must see along with it.
-std::atomic<ParkWindowHook> park_window_hook{nullptr};
-
+// tests/parking_test.cc holds a parking thread here (TestHook::kParkWindow).
 void RunParkWindowHook(ParkSite site) {
-  if (ParkWindowHook hook = park_window_hook.load(std::memory_order_relaxed))
-      [[unlikely]] {
-    hook(site);
-  }
+  RunTestHook(TestHook::kParkWindow, &site);
 }
 
 }  // namespace
@@ -219,6 +214,8 @@ ExecutorImpl::ExecutorImpl(const ExecutorOptions& options)
                                              options.blocking_keep_alive,
                                              options.blocking_stack_size);
   worker_stack_size_ = options.worker_stack_size;
+  tracer_ = Tracer::FromOptions(options.trace_path);
+  blocking_->set_tracer(tracer_.get());
   workers_.reserve(n);
   for (int i = 0; i < n; ++i) {
     workers_.push_back(std::make_unique<Worker>(this, i));
@@ -273,6 +270,7 @@ ExecutorImpl::~ExecutorImpl() {
   }
   blocking_.reset();
   timers_.reset();
+  if (tracer_ != nullptr) tracer_->WriteToPath();
 }
 
 bool ExecutorImpl::OnWorkerThread() const {
@@ -530,7 +528,15 @@ void ExecutorImpl::RunPlainGated(Worker* w, TaskNode* t) {
   BeginPlainRun(w->runs[slot], t);
   w->frame_depth = slot + 1;
   tls_gate_frame = slot;
+  if (TraceActive()) [[unlikely]] return RunPlainTraced(t);
   return t->run(t, /*drop=*/false);
+}
+
+void ExecutorImpl::RunPlainTraced(TaskNode* t) {
+  GroupState* const g = t->group;
+  TraceScope trace(tracer_.get(), TraceKind::kTask,
+                   LabelText(t->site_file, t->site_line), g->id(), &g->name());
+  t->run(t, /*drop=*/false);
 }
 
 void ExecutorImpl::FlushThenRunPlainGated(Worker* w, TaskNode* t) {
@@ -904,9 +910,6 @@ bool ExecutorImpl::WaitWithoutHelping(Worker* w, GroupState* group,
   }
 }
 
-void SetParkWindowHookForTesting(ParkWindowHook hook) {
-  park_window_hook.store(hook, std::memory_order_relaxed);  // see its load
-}
 
 // ---- guest seats ----------------------------------------------------------
 

@@ -28,6 +28,7 @@
 #include "executor/base/threads.h"
 #include "executor/time/timer.h"
 #include "executor/sched/ws_deque.h"
+#include "executor/trace/trace.h"
 #include "ripcord/executor.h"
 #include "ripcord/internal/group_state.h"
 #include "ripcord/internal/task_node.h"
@@ -209,6 +210,8 @@ class ExecutorImpl {
 
   TimerQueue& timers() { return *timers_; }
   BlockingPool& blocking() { return *blocking_; }
+  // The flight recorder (executor/trace/trace.h); null when tracing is off.
+  Tracer* tracer() const { return tracer_.get(); }
 
   // Root registry (no global lock: sharded by creating thread).
   void RegisterRoot(GroupState* group);
@@ -245,6 +248,9 @@ class ExecutorImpl {
   [[gnu::noinline]] void RunPlainUntracked(TaskNode* t);
   [[gnu::noinline]] void DropAtGate(Worker* w, TaskNode* t, int slot,
                                     bool deferred);
+  // RunPlainGated's last step while some executor traces: the run, recorded
+  // when this one does.
+  [[gnu::noinline]] void RunPlainTraced(TaskNode* t);
   // A helping wait's search (steps 1-3 atop scheduler.cc): only tasks inside
   // filter's subtree; others it meets move to the injection queue.
   TaskNode* FindWork(Worker* w, const GroupState* filter, bool last_search);
@@ -313,39 +319,22 @@ class ExecutorImpl {
   std::atomic<int> num_join_waiters_{0};
 
   std::vector<std::unique_ptr<RootShard>> shards_;
+  // Before timers_ and blocking_: destroyed after their threads are joined.
+  std::unique_ptr<Tracer> tracer_;
   std::unique_ptr<TimerQueue> timers_;
   std::unique_ptr<BlockingPool> blocking_;
   const absl::Time created_;
 };
 
-// A test hook into the parking protocol (idle.h step 3, step 4 atop
-// scheduler.cc). When set, a thread about to park calls it between its last
-// look at the queues and its parking RMW: a worker of WorkerMain before
-// Idle::TransitionToParked (kWorker), a helping waiter before its
-// parked_waiters_ increment (kHelpingWait). A task pushed in that window is
-// found only by the re-check that follows the RMW; a hook that blocks there
-// until another thread has pushed makes that window, a few hundred
-// nanoseconds wide in production, as wide as a test needs
-// (tests/parking_test.cc). The hook runs on the parking thread with no lock
-// held; it must return. Unset (nullptr): one relaxed load per park.
+// Where a thread about to park runs TestHook::kParkWindow (test_hooks.h),
+// between its last look at the queues and its parking RMW: a worker of
+// WorkerMain before Idle::TransitionToParked (kWorker), a helping waiter
+// before its parked_waiters_ increment (kHelpingWait). A task pushed in
+// that window is found only by the re-check that follows the RMW; a hook
+// that blocks there until another thread has pushed makes that window, a
+// few hundred nanoseconds wide in production, as wide as a test needs
+// (tests/parking_test.cc). The hook's arg is a const ParkSite*.
 enum class ParkSite { kWorker, kHelpingWait };
-using ParkWindowHook = void (*)(ParkSite site);
-// Installs `hook` (nullptr removes it) for every executor of the process,
-// from the next park on. Thread-safety: any thread; a park already past
-// its load of the hook may still call the previous one.
-void SetParkWindowHookForTesting(ParkWindowHook hook);
-
-// A test hook into census step 8 (atop group_state.cc). When set,
-// GroupState::IsWithin calls it (with `this`) after it read census_passed_
-// clear and before it follows parent_: a hook that blocks there holds a
-// walk in the window in which a census of the group may pass
-// (tests/parking_test.cc). Runs on the walking thread, which may hold the
-// injection queue's lock; it must return. Unset (nullptr): one relaxed load
-// per walk.
-using AncestryWalkHook = void (*)(const GroupState* group);
-// Installs `hook` (nullptr removes it) for the process. Thread-safety: any
-// thread; a walk already past its load may still call the previous one.
-void SetAncestryWalkHookForTesting(AncestryWalkHook hook);
 
 // The worker running on this thread (null on other threads). External
 // linkage on purpose (RIPCORD_FAST_TLS, executor/base/check.h). constinit: other

@@ -486,6 +486,7 @@ void SignalWatcherImpl::HandleStop(int signo) {
   const int n = received_.load(std::memory_order_relaxed) + 1;
   const std::string name = SignalName(signo);
   const Clock::time_point now = Clock::now();
+  if (auto* t = executor_.impl()->tracer()) t->Signal(name, /*last=*/n >= 3);
   if (n >= 3) {
     received_.store(n, std::memory_order_release);
     Die(signo, n);

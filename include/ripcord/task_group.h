@@ -42,6 +42,28 @@ void SpawnCoroutine(GroupState* group, F&& f,
                     SpawnSite site);  // defined in ripcord/task.h
 }  // namespace internal
 
+// FailurePolicy: what a failing task (an error status, or an exception) does
+// to its group.
+//   kFailFast (the default): the first failure is recorded, stops the group
+//     and cancels the siblings; Wait() returns it (asyncio.TaskGroup, Trio).
+//   kCollectAll: a failure is counted in stats().failed and, for a started
+//     task, kept in its TaskHandle; it neither stops the group nor cancels
+//     the siblings, and Wait() returns OkStatus() unless the group was
+//     stopped (then the stop's cause). gather(return_exceptions=True),
+//     Kotlin's supervisorScope, Java's Joiner.awaitAll. A stop still reaches
+//     every task as usual.
+enum class FailurePolicy { kFailFast, kCollectAll };
+
+// TaskOptions: how TaskGroup::Start creates one task (task_handle.h).
+struct TaskOptions {
+  // The task's name, kept with the task for diagnostics; a handle's stop
+  // reason names it ("task 'fetch' stopped: ...").
+  std::string name = {};
+};
+
+template <class T>
+class TaskHandle;
+
 // GroupOptions: how a group is created.
 struct GroupOptions {
   // Shows up in diagnostics and in stop reasons ("group 'flush' stopped: ...").
@@ -82,6 +104,8 @@ struct GroupOptions {
   // and coroutine resumption takes the group's limiter lock.
   // Bad input: a negative value is a programming error (message, abort).
   int max_concurrency = 0;
+  // What a failing task does to the group: see FailurePolicy.
+  FailurePolicy on_failure = FailurePolicy::kFailFast;
 };
 
 // GroupStats: counters of one group (stats()), or of a group and all its
@@ -161,6 +185,15 @@ class TaskGroup {
       internal::SpawnPlain(state_, std::forward<F>(f), site);
     }
   }
+
+  // TaskGroup::Start(f, options): Spawn(f) that returns a TaskHandle to the
+  // task: stop it alone, wait for it, read its outcome (defined in
+  // ripcord/task_handle.h, which documents it; include that header or
+  // ripcord/ripcord.h to call it).
+  // `site` (leave it defaulted): as in Spawn; options.name wins over it.
+  template <class F>
+  auto Start(F&& f, TaskOptions options = {},
+             internal::SpawnSite site = internal::SpawnSite::Here());
 
   // TaskGroup::SpawnBlocking(fn, done): runs fn on the blocking pool (never on
   // a work-stealing worker), then calls done exactly once, on a worker.

@@ -40,6 +40,9 @@ void UnlistCoroutine(CoroContext* ctx);
 struct DriverFrame {
   std::coroutine_handle<> next;  // resume this next (an internal transfer)
   bool root_done = false;        // the root Task reached its final suspend
+  // The task being driven (TaskHandle::Wait() compares it with its own
+  // task's, to refuse a wait for itself).
+  const CoroContext* ctx = nullptr;
 };
 inline thread_local DriverFrame* tls_driver = nullptr;
 
@@ -131,6 +134,26 @@ struct CoroContext : TaskNode {
   // finished: *status is its outcome and the caller owns ctx (deletes it,
   // then settles the task). False: suspended, and an external event owns ctx.
   static bool Drive(CoroContext* ctx, absl::Status* status);
+
+  // The stop state this task's checkpoints read (Sleep, Yield, Blocking):
+  // its group's, or, for a task started with TaskGroup::Start
+  // (TaskNode::kOwnStop), its own, a child of its group's
+  // (internal/task_handle_state.h). Called by the thread driving the task,
+  // or by a thread the suspended task waits for (Blocking's fn).
+  StopState* stop_state() noexcept {
+    return (flags & TaskNode::kOwnStop) != 0 ? OwnStopState()
+                                             : group->stop_state();
+  }
+  bool stop_requested() noexcept { return stop_state()->stop_requested(); }
+  StopToken token() noexcept { return GroupState::TokenFor(stop_state()); }
+  // The task's own stop state; overridden by the nodes that set kOwnStop.
+  virtual StopState* OwnStopState() noexcept { return group->stop_state(); }
+  // With kOwnStop: the CancelledError a checkpoint (Sleep, Yield) returns
+  // after the task's own stop, naming its cause ("task 'x' stopped: ...",
+  // or the group's stop cause).
+  virtual absl::Status OwnStopStatus() noexcept {
+    return absl::CancelledError("the task was stopped");
+  }
 
   // started and room_bytes first: they fill TaskNode's tail padding, so the
   // node is 8 bytes smaller and, rounded to 16 for the room behind it, a

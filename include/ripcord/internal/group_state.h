@@ -76,15 +76,6 @@ class CensusPoll {
   absl::Duration period_ = kCensusFirstPoll;
 };
 
-// Tests only, in builds without NDEBUG: if set, GroupState::Submit calls it
-// between its stop check and its count's increment, to widen that window
-// for tests of a Spawn racing a stop and a census. relaxed loads.
-inline std::atomic<void (*)()> submit_race_hook_for_testing{nullptr};
-// Tests only: if set, the call of GroupState::Stop that made the first stop
-// calls it before that stop is complete (before the propagation to the
-// children), to widen the window for tests of concurrent stops. relaxed.
-inline std::atomic<void (*)()> stop_race_hook_for_testing{nullptr};
-
 class GroupState;
 // The group of the task running on this thread (null outside tasks), and
 // the frame the scheduler's start gate opened for the plain task it is
@@ -96,6 +87,14 @@ extern __attribute__((tls_model("initial-exec"))) constinit thread_local
     GroupState* tls_current_group;
 extern __attribute__((tls_model("initial-exec"))) constinit thread_local int
     tls_gate_frame;
+
+// The payload a started task's CancelledError carries to its group when the
+// task was stopped through its TaskHandle (internal/task_handle_state.h):
+// the group counts it cancelled, not failed, and is not stopped by it.
+inline constexpr char kTaskStoppedPayload[] = "ripcord.internal/task-stopped";
+inline bool StoppedByItsHandle(const absl::Status& status) {
+  return status.GetPayload(kTaskStoppedPayload).has_value();
+}
 
 // Who asked a group to stop; decides whether a shielded group listens.
 enum class StopOrigin {
@@ -243,6 +242,11 @@ class GroupState final : public CacheAllocated<GroupState> {
   // group_state.cc).
   int Stop(std::string_view reason, StopOrigin origin);
   StopToken token() { return StopToken(&stop_); }
+  // A token of any stop source (a started task's own, task_handle_state.h).
+  static StopToken TokenFor(StopState* state) { return StopToken(state); }
+  // CancelledError naming this group's stop cause ("group 'x' stopped:
+  // reason"), for a started task the stop dropped. Valid once stopped.
+  absl::Status StopStatus() const ABSL_LOCKS_EXCLUDED(mu_);
   // The stop source itself, for the library's StopEntry registrations.
   StopState* stop_state() { return &stop_; }
   bool stop_requested() const { return stop_.stop_requested(); }
@@ -253,6 +257,7 @@ class GroupState final : public CacheAllocated<GroupState> {
   GroupState* parent() const { return parent_; }
   ExecutorImpl* executor() const { return exec_; }
   int depth() const { return depth_; }
+  uint64_t id() const { return id_; }  // as in Label(); never reused
   GroupStats Stats() const;
   // Stats() of this group plus those of all its descendants (group_report.cc).
   GroupStats TreeStats() const ABSL_LOCKS_EXCLUDED(children_mu_);
@@ -264,10 +269,6 @@ class GroupState final : public CacheAllocated<GroupState> {
   // Gives back the slot a finishing or suspending piece of work held (its
   // node had TaskNode::kSlot). The caller keeps the group alive.
   void ReleaseSlot();
-  // Tests only: sets the completed count to `n`, to reach the 2^31 carry of
-  // pending_'s completed field without running 2^31 tasks. Call it from the
-  // group's only running task.
-  void SetCompletedForTesting(int64_t n);
   // "group 'name'" or "unnamed group #id", for messages.
   std::string Label() const;
   // True if this group is `ancestor` or lies under it.
@@ -319,6 +320,7 @@ class GroupState final : public CacheAllocated<GroupState> {
 
  private:
   friend class GroupTimeout;
+  friend struct GroupStateTestPeer;  // executor/group/group_test_peer.h
   GroupState(ExecutorImpl* exec, GroupState* parent, GroupOptions&& options);
   ~GroupState() = default;  // via Close() or the last lazily dropped task
 
@@ -415,6 +417,9 @@ class GroupState final : public CacheAllocated<GroupState> {
   GroupState* const parent_;
   const int depth_;
   const bool shielded_;
+  // GroupOptions::on_failure == kCollectAll: a failing task is counted in
+  // failed_ but neither recorded in first_error_ nor stops the group.
+  const bool collect_all_;
   const std::string name_;
   const uint64_t id_;
 

@@ -5,8 +5,10 @@
 #ifndef RIPCORD_INTERNAL_SPAWN_H_
 #define RIPCORD_INTERNAL_SPAWN_H_
 
+#include <atomic>
 #include <exception>
 #include <string>
+#include <string_view>
 #include <type_traits>
 #include <utility>
 
@@ -28,6 +30,34 @@ namespace internal {
 // (executor/sched/running_tasks.h).
 void BlockingRunBegin(const TaskNode* call);
 void BlockingRunEnd();
+
+// A task's label for reports (executor/sched/running_tasks.h): `site`, or,
+// when `name` is not empty, the name (wins), as {copy, 0}. The copy is kept
+// for the life of the process (one per distinct name, up to a cap; past
+// it, names share one "(more names)" label). Thread-safe.
+SpawnSite LabelFor(SpawnSite site, std::string_view name);
+
+// StartedRun: one run of a started plain task (TaskGroup::Start), listed
+// for reports while f runs. `own_stop`: the task's own stop source. A stack
+// object, on the thread that runs f.
+class StartedRun {
+ public:
+  StartedRun(const TaskNode* node, const StopState* own_stop);
+  ~StartedRun();
+  StartedRun(const StartedRun&) = delete;
+  StartedRun& operator=(const StartedRun&) = delete;
+
+  // Fields for running_tasks.cc (its registry's lock guards the links).
+  const GroupState* const group;
+  const char* const file;
+  const uint32_t line;
+  const StopState* const own_stop;
+  const uint64_t start;
+  std::atomic<uint64_t> looked{0};
+  StartedRun* prev = nullptr;
+  StartedRun* next = nullptr;
+  StartedRun* const below;  // the thread's enclosing StartedRun
+};
 
 template <class>
 inline constexpr bool kAlwaysFalse = false;
