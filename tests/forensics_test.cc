@@ -5,6 +5,9 @@
 // with its label and how long it has run, marks those that ignore their
 // group's stop, and the SignalWatcher's stop-signal line names them.
 #include <atomic>
+#include <cstdlib>
+#include <fstream>
+#include <sstream>
 #include <string>
 
 #include "absl/strings/match.h"
@@ -147,6 +150,93 @@ TEST(Forensics, CoroutineSuspendedInJoinIsWaitingNotIgnoring) {
   EXPECT_FALSE(absl::StrContains(coro, "ignoring")) << dump;
   release = true;
   (void)g.Wait();
+}
+
+TEST(Forensics, StartedTasksShowTheirNameOrSpawnSite) {
+  Executor ex({.num_workers = 3});
+  TaskGroup g(ex, {.name = "started"});
+  std::atomic<bool> a{false}, b{false}, release{false};
+  TaskHandle<> named =
+      g.Start([&] { Stubborn(&a, &release); }, {.name = "fetch"});
+  const int line = __LINE__; TaskHandle<> unnamed = g.Start([&] {
+    Stubborn(&b, &release);
+  });
+  TaskHandle<> sleeper = g.Start(
+      []() -> Task<> { co_await Sleep(absl::Hours(1)); }, {.name = "nap"});
+  ASSERT_TRUE(Eventually([&] { return a.load() && b.load(); }));
+  std::string dump;
+  ASSERT_TRUE(Eventually([&] {
+    dump = ex.DebugString();
+    return absl::StrContains(dump, "'nap'");
+  })) << dump;
+  EXPECT_TRUE(absl::StrContains(dump, "task 'fetch' running for")) << dump;
+  EXPECT_TRUE(absl::StrContains(dump, "task " + Site(line) + " running for"))
+      << dump;
+  EXPECT_TRUE(absl::StrContains(LineWith(dump, "'nap'"),
+                                "coroutine 'nap' running for"))
+      << dump;
+  release = true;
+  sleeper.RequestStop("done");
+  (void)g.Wait();
+}
+
+// A stop through a task's own handle counts: the group is not stopped.
+TEST(Forensics, HandleStopMarksTheTaskThatIgnoresIt) {
+  Executor ex({.num_workers = 3});
+  TaskGroup g(ex, {.name = "handles"});
+  std::atomic<bool> started{false}, release{false}, polite_saw{false};
+  TaskHandle<> stubborn =
+      g.Start([&] { Stubborn(&started, &release); }, {.name = "stubborn"});
+  TaskHandle<> polite = g.Start(
+      [&](StopToken t) {
+        while (!t.stop_requested()) absl::SleepFor(absl::Milliseconds(1));
+        polite_saw = true;
+        while (!release.load()) absl::SleepFor(absl::Milliseconds(1));
+      },
+      {.name = "polite"});
+  ASSERT_TRUE(Eventually([&] { return started.load(); }));
+  stubborn.RequestStop("not needed");
+  polite.RequestStop("not needed");
+  ASSERT_TRUE(Eventually([&] { return polite_saw.load(); }));
+  const std::string dump = ex.DebugString();
+  EXPECT_FALSE(g.stop_requested());
+  EXPECT_TRUE(absl::StrContains(LineWith(dump, "'stubborn'"),
+                                ", ignoring stop for"))
+      << dump;
+  EXPECT_TRUE(absl::StrContains(LineWith(dump, "'polite'"), "running for"))
+      << dump;
+  EXPECT_FALSE(absl::StrContains(LineWith(dump, "'polite'"), "ignoring"))
+      << dump;
+  release = true;
+  (void)g.Wait();
+}
+
+std::string TempPath(const std::string& name) {
+  const char* dir = std::getenv("TEST_TMPDIR");
+  return absl::StrCat(dir != nullptr ? dir : "/tmp", "/", name);
+}
+
+// The flight recorder names each task event by the task's label.
+TEST(Forensics, TraceEventsCarryTheLabels) {
+  const std::string path = TempPath("forensics_trace.json");
+  int line = 0;
+  {
+    Executor ex({.num_workers = 2, .trace_path = path});
+    TaskGroup g(ex, {.name = "traced"});
+    line = __LINE__; g.Spawn([] {});
+    g.Start([] {}, {.name = "named one"});
+    g.Spawn([]() -> Task<> { co_return; });
+    ASSERT_TRUE(g.Wait().ok());
+  }
+  std::ifstream in(path);
+  std::stringstream text;
+  text << in.rdbuf();
+  EXPECT_TRUE(absl::StrContains(
+      text.str(), absl::StrCat("\"name\":\"", Site(line), "\"")))
+      << text.str();
+  EXPECT_TRUE(absl::StrContains(
+      text.str(), absl::StrCat("\"name\":\"", Site(line + 2), "\"")))
+      << text.str();
 }
 
 // ---- the stop-signal line, in a child process ----------------------------
