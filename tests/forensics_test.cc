@@ -10,6 +10,7 @@
 #include <sstream>
 #include <string>
 
+#include "absl/cleanup/cleanup.h"
 #include "absl/strings/match.h"
 #include "absl/strings/str_cat.h"
 #include "absl/synchronization/notification.h"
@@ -49,6 +50,8 @@ TEST(Forensics, PlainTaskListedUnderItsGroupWithItsSpawnSite) {
   Executor ex({.num_workers = 2});
   TaskGroup g(ex, {.name = "plain"});
   std::atomic<bool> started{false}, release{false};
+  // A failed ASSERT must not leave a task spinning under the join.
+  absl::Cleanup unblock = [&] { release = true; };
   const int line = __LINE__; g.Spawn([&] { Stubborn(&started, &release); });
   ASSERT_TRUE(Eventually([&] { return started.load(); }));
   absl::SleepFor(absl::Milliseconds(20));
@@ -103,6 +106,8 @@ TEST(Forensics, IgnoringStopOnlyForTheTaskThatNeverLooks) {
   Executor ex({.num_workers = 3});
   TaskGroup g(ex, {.name = "stopped"});
   std::atomic<bool> stubborn_started{false}, release{false};
+  // A failed ASSERT must not leave a task spinning under the join.
+  absl::Cleanup unblock = [&] { release = true; };
   std::atomic<bool> polite_saw_stop{false};
   const int stubborn = __LINE__; g.Spawn([&] {
     Stubborn(&stubborn_started, &release);
@@ -133,6 +138,8 @@ TEST(Forensics, CoroutineSuspendedInJoinIsWaitingNotIgnoring) {
   Executor ex({.num_workers = 2});
   TaskGroup g(ex, {.name = "outer"});
   std::atomic<bool> started{false}, release{false};
+  // A failed ASSERT must not leave a task spinning under the join.
+  absl::Cleanup unblock = [&] { release = true; };
   const int line = __LINE__; g.Spawn([&]() -> Task<> {
     TaskGroup child(g, {.name = "inner", .shielded = true});
     child.Spawn([&] { Stubborn(&started, &release); });
@@ -156,6 +163,8 @@ TEST(Forensics, StartedTasksShowTheirNameOrSpawnSite) {
   Executor ex({.num_workers = 3});
   TaskGroup g(ex, {.name = "started"});
   std::atomic<bool> a{false}, b{false}, release{false};
+  // A failed ASSERT must not leave a task spinning under the join.
+  absl::Cleanup unblock = [&] { release = true; };
   TaskHandle<> named =
       g.Start([&] { Stubborn(&a, &release); }, {.name = "fetch"});
   const int line = __LINE__; TaskHandle<> unnamed = g.Start([&] {
@@ -185,16 +194,22 @@ TEST(Forensics, HandleStopMarksTheTaskThatIgnoresIt) {
   Executor ex({.num_workers = 3});
   TaskGroup g(ex, {.name = "handles"});
   std::atomic<bool> started{false}, release{false}, polite_saw{false};
+  // A failed ASSERT must not leave a task spinning under the join.
+  absl::Cleanup unblock = [&] { release = true; };
+  std::atomic<bool> polite_started{false};
   TaskHandle<> stubborn =
       g.Start([&] { Stubborn(&started, &release); }, {.name = "stubborn"});
   TaskHandle<> polite = g.Start(
       [&](StopToken t) {
+        polite_started = true;
         while (!t.stop_requested()) absl::SleepFor(absl::Milliseconds(1));
         polite_saw = true;
         while (!release.load()) absl::SleepFor(absl::Milliseconds(1));
       },
       {.name = "polite"});
-  ASSERT_TRUE(Eventually([&] { return started.load(); }));
+  // Both run before the stops (a task stopped before it starts never runs).
+  ASSERT_TRUE(
+      Eventually([&] { return started.load() && polite_started.load(); }));
   stubborn.RequestStop("not needed");
   polite.RequestStop("not needed");
   ASSERT_TRUE(Eventually([&] { return polite_saw.load(); }));

@@ -11,7 +11,7 @@
 #include <string>
 #include <vector>
 
-#include "absl/container/flat_hash_map.h"
+#include "absl/container/node_hash_map.h"
 #include "absl/container/node_hash_set.h"
 #include "absl/hash/hash.h"
 #include "absl/strings/str_cat.h"
@@ -120,7 +120,7 @@ constexpr size_t kMaxInterned = 1 << 16;
 struct Interned {
   absl::Mutex mu;
   absl::node_hash_set<std::string> names ABSL_GUARDED_BY(mu);
-  absl::flat_hash_map<std::pair<const char*, uint32_t>, const char*> texts
+  absl::node_hash_map<std::pair<const char*, uint32_t>, std::string> texts
       ABSL_GUARDED_BY(mu);
 };
 Interned& Interns() {
@@ -163,12 +163,10 @@ const char* LabelText(const char* file, uint32_t line) {
   if (e.text != nullptr && e.file == file && e.line == line) return e.text;
   Interned& in = Interns();
   absl::MutexLock lock(&in.mu);
-  const char*& text = in.texts[{file, line}];
-  if (text == nullptr) {
-    text = (new std::string(SiteLabel(file, line)))->c_str();  // kept
-  }
-  e = {file, line, text};
-  return text;
+  std::string& text = in.texts[{file, line}];  // nodes never move
+  if (text.empty()) text = SiteLabel(file, line);
+  e = {file, line, text.c_str()};
+  return e.text;
 }
 
 StartedRun::StartedRun(const TaskNode* node, const StopState* own)
