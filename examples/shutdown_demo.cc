@@ -198,11 +198,15 @@ int main(int argc, char** argv) {
     int next = 0;  // task numbers, from 0 like the seed's
     for (int i = 0; i < num_shielded; ++i) {
       const int n = next++;
-      shielded.Spawn([n, work, &tally] { return Worker(n, work, &tally); });
+      // Start with a name: the task is 'task n' in DebugString(), in the
+      // stop-signal lines and in the trace (the handle is not needed).
+      shielded.Start([n, work, &tally] { return Worker(n, work, &tally); },
+                     {.name = absl::StrCat("task ", n)});
     }
     for (int i = 0; i < num_unshielded; ++i) {
       const int n = next++;
-      unshielded.Spawn([n, work, &tally] { return Worker(n, work, &tally); });
+      unshielded.Start([n, work, &tally] { return Worker(n, work, &tally); },
+                       {.name = absl::StrCat("task ", n)});
     }
     for (int i = 0; i < num_blocking; ++i) {
       const int n = next++;
