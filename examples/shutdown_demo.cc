@@ -53,14 +53,14 @@
 #include "ripcord/ripcord.h"
 
 ABSL_FLAG(int, shielded, 3,
-          "number of shielded coroutine tasks, numbered 1..S; they finish "
+          "number of shielded coroutine tasks, numbered 0..S-1; they finish "
           "their work after the first Ctrl-C");
 ABSL_FLAG(int, unshielded, 3,
-          "number of unshielded coroutine tasks, numbered S+1..S+U; the first "
+          "number of unshielded coroutine tasks, numbered S..S+U-1; the first "
           "Ctrl-C cancels them");
 ABSL_FLAG(int, blocking, 1,
           "number of blocking calls on the blocking pool, numbered "
-          "S+U+1..S+U+B (unshielded: the first Ctrl-C cancels them)");
+          "S+U..S+U+B-1 (unshielded: the first Ctrl-C cancels them)");
 ABSL_FLAG(double, seconds, 10,
           "how long each task works, in seconds (fractions allowed)");
 ABSL_FLAG(int, workers, 0,
@@ -77,8 +77,9 @@ constexpr char kUsage[] =
     "Shows ripcord's shielded shutdown. Starts --shielded shielded and "
     "--unshielded unshielded coroutine tasks plus --blocking blocking calls, "
     "each working for --seconds.\n"
-    "Task numbers: shielded tasks are 1..S, unshielded tasks S+1..S+U, "
-    "blocking calls S+U+1..S+U+B (S, U, B = the three counts).\n"
+    "Task numbers, from 0 as in the seed's output: shielded tasks are "
+    "0..S-1, unshielded tasks S..S+U-1, blocking calls S+U..S+U+B-1 (S, U, "
+    "B = the three counts).\n"
     "Each task prints '[n] Task start!' and then '[n] Task done!' or "
     "'[n] Cancelled!'; a summary line follows.\n"
     "Ctrl-C (SIGINT) or SIGTERM: cancels the unshielded tasks and the "
@@ -194,17 +195,21 @@ int main(int argc, char** argv) {
     // started yet.
     ripcord::SignalWatcher watcher(executor);
 
-    int n = 0;
+    int next = 0;  // task numbers, from 0 like the seed's
     for (int i = 0; i < num_shielded; ++i) {
-      ++n;
-      shielded.Spawn([n, work, &tally] { return Worker(n, work, &tally); });
+      const int n = next++;
+      // Start with a name: the task is 'task n' in DebugString(), in the
+      // stop-signal lines and in the trace (the handle is not needed).
+      shielded.Start([n, work, &tally] { return Worker(n, work, &tally); },
+                     {.name = absl::StrCat("task ", n)});
     }
     for (int i = 0; i < num_unshielded; ++i) {
-      ++n;
-      unshielded.Spawn([n, work, &tally] { return Worker(n, work, &tally); });
+      const int n = next++;
+      unshielded.Start([n, work, &tally] { return Worker(n, work, &tally); },
+                       {.name = absl::StrCat("task ", n)});
     }
     for (int i = 0; i < num_blocking; ++i) {
-      ++n;
+      const int n = next++;
       std::atomic<bool>* started_i = &started[i];
       blocking.SpawnBlocking(
           [n, work, &tally, started_i](ripcord::StopToken token) {

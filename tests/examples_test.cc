@@ -304,7 +304,7 @@ DemoOutput ParseDemo(const std::string& out) {
     int n = 0;
     const size_t close = line.find("] ");
     if (line.empty() || line[0] != '[' || close == absl::string_view::npos ||
-        !absl::SimpleAtoi(line.substr(1, close - 1), &n) || n < 1) {
+        !absl::SimpleAtoi(line.substr(1, close - 1), &n) || n < 0) {
       d.bad_lines.emplace_back(line);
       continue;
     }
@@ -321,7 +321,7 @@ DemoOutput ParseDemo(const std::string& out) {
   return d;
 }
 
-// Checks the invariant of every run: each task 1..total printed exactly one
+// Checks the invariant of every run: each task 0..total-1 printed exactly one
 // start line, then exactly one end line, which is "Task done!" for the tasks
 // in `expect_done` and "Cancelled!" for the others; one summary line whose
 // counts agree; nothing else.
@@ -333,7 +333,7 @@ void ExpectDemoOutput(const DemoOutput& d, int total,
   EXPECT_TRUE(d.order_errors.empty())
       << "end before start: " << d.order_errors[0];
   int want_done = 0;
-  for (int n = 1; n <= total; ++n) {
+  for (int n = 0; n < total; ++n) {
     const bool done = expect_done(n);
     want_done += done ? 1 : 0;
     EXPECT_EQ(d.starts.count(n) ? d.starts.at(n) : 0, 1) << "task " << n;
@@ -344,7 +344,7 @@ void ExpectDemoOutput(const DemoOutput& d, int total,
   }
   for (const auto* m : {&d.starts, &d.dones, &d.cancels}) {
     for (const auto& [n, c] : *m) {
-      EXPECT_TRUE(n >= 1 && n <= total) << "a line for task " << n;
+      EXPECT_TRUE(n >= 0 && n < total) << "a line for task " << n;
     }
   }
   EXPECT_EQ(d.summaries, 1);
@@ -371,8 +371,8 @@ TEST(ShutdownDemo, NoSignalEveryTaskDoneExitZero) {
       ParseDemo(child.out()), 7, [](int) { return true; }, child.Transcript());
 }
 
-// One stop signal once every task has started: shielded tasks (1..3) finish
-// their work, unshielded tasks (4..6) and the blocking call (7) are
+// One stop signal once every task has started: shielded tasks (0..2) finish
+// their work, unshielded tasks (3..5) and the blocking call (6) are
 // cancelled, and the process ends as killed by that signal.
 class ShutdownDemoSignal : public ::testing::TestWithParam<int> {};
 
@@ -393,7 +393,7 @@ TEST_P(ShutdownDemoSignal, ShieldedFinishUnshieldedCancelledKilledBySignal) {
       << DescribeStatus(status) << "\n"
       << child.Transcript();
   ExpectDemoOutput(
-      ParseDemo(child.out()), 7, [](int n) { return n <= 3; },
+      ParseDemo(child.out()), 7, [](int n) { return n < 3; },
       child.Transcript());
   // The watcher says what it stopped, naming the signal.
   EXPECT_TRUE(absl::StrContains(child.err(), SignalName(signo)))
@@ -473,15 +473,15 @@ TEST(ShutdownDemo, FiftyFiftyOnTwoWorkersInterrupted) {
   // Whether a shielded task finished before the signal or after, it is done;
   // an unshielded one could only finish if the signal came after 2 s of work,
   // which the 101st start line rules out unless the machine stalled for 2 s.
-  // So: shielded (1..50) all done; unshielded and blocking all report one end.
+  // So: shielded (0..49) all done; unshielded and blocking all report one end.
   const DemoOutput d = ParseDemo(child.out());
   EXPECT_TRUE(d.bad_lines.empty()) << child.Transcript();
-  for (int n = 1; n <= 101; ++n) {
+  for (int n = 0; n < 101; ++n) {
     const int done = d.dones.count(n) ? d.dones.at(n) : 0;
     const int cancelled = d.cancels.count(n) ? d.cancels.at(n) : 0;
     EXPECT_EQ(d.starts.count(n) ? d.starts.at(n) : 0, 1) << "task " << n;
     EXPECT_EQ(done + cancelled, 1) << "task " << n;
-    if (n <= 50) {
+    if (n < 50) {
       EXPECT_EQ(done, 1) << "shielded task " << n;
     }
   }
@@ -507,7 +507,7 @@ TEST(ShutdownDemo, HelpDocumentsNumbering) {
   ASSERT_FALSE(timed_out);
   const std::string all = child.out() + child.err();
   for (const char* s : {"--shielded", "--unshielded", "--seconds", "--blocking",
-                        "1..S", "S+1..S+U", "S+U+1..S+U+B"}) {
+                        "0..S-1", "S..S+U-1", "S+U..S+U+B-1"}) {
     EXPECT_TRUE(absl::StrContains(all, s)) << s << "\n" << child.Transcript();
   }
 }

@@ -20,6 +20,7 @@
 #include "executor/base/check.h"
 #include "executor/group/group_limit.h"
 #include "executor/base/prefetch.h"
+#include "executor/sched/running_tasks.h"
 #include "executor/sched/scheduler.h"
 #include "executor/time/timer.h"
 #include "executor/trace/trace.h"
@@ -71,7 +72,9 @@ inline bool DriveChain(CoroContext* ctx, absl::Status* status) {
     ctx->started = true;
     ctx->flags &= ~TaskNode::kDroppable;  // resumptions must always run
     group->CountStarted();
+    ListCoroutine(ctx);
   }
+  const CoroContext* const driving = DriveBegin(ctx);
   GroupState* previous = group->Enter();
   DriverFrame frame;
   frame.ctx = ctx;
@@ -89,6 +92,7 @@ inline bool DriveChain(CoroContext* ctx, absl::Status* status) {
   }
   tls_driver = saved;
   GroupState::Leave(previous);
+  DriveEnd(driving);
   if (!frame.root_done) return false;
   *status = ctx->RootStatus();
   return true;
@@ -100,7 +104,8 @@ inline bool DriveChain(CoroContext* ctx, absl::Status* status) {
 [[gnu::noinline]] bool DriveTraced(CoroContext* ctx, absl::Status* status) {
   GroupState* const g = ctx->group;
   TraceScope trace(g->executor()->tracer(), TraceKind::kTask,
-                   /*label=*/nullptr, g->id(), &g->name());
+                   LabelText(ctx->site.file, ctx->site.line), g->id(),
+                   &g->name());
   return DriveChain(ctx, status);
 }
 
@@ -417,6 +422,7 @@ static_assert(alignof(SleepOp) <= kSleepOpAlign,
 bool SleepSuspend(CoroContext* ctx, absl::Duration d, void* storage,
                   SleepOp** op_out, bool* cancelled) {
   const bool stopped = ctx->stop_requested();
+  if (stopped) NoteStopSeen();
   if (stopped && (ctx->flags & TaskNode::kOwnStop) == 0) {
     *cancelled = true;
     return false;
@@ -439,10 +445,14 @@ absl::Status SleepFinish(SleepOp* op, bool cancelled) {
     cancelled = op->Finish();
     op->~SleepOp();
     if (cancelled && (ctx->flags & TaskNode::kOwnStop) != 0) {
+      NoteStopSeen();
       return ctx->OwnStopStatus();
     }
   }
-  if (cancelled) return SleepCancelledError();
+  if (cancelled) {
+    NoteStopSeen();
+    return SleepCancelledError();
+  }
   return absl::OkStatus();
 }
 
@@ -679,7 +689,10 @@ absl::Status JoinFinish(JoinOp* op, GroupState* target) {
 // ---- Yield and Blocking -----------------------------------------------------
 
 bool YieldSuspend(CoroContext* ctx) {
-  if (ctx->stop_requested()) return false;  // await_resume: Cancelled
+  if (ctx->stop_requested()) {
+    NoteStopSeen();
+    return false;  // await_resume: Cancelled
+  }
   ScheduleResumeBack(ctx);
   return true;
 }

@@ -29,6 +29,7 @@
 #include "executor/group/group_report.h"
 #include "executor/group/group_test_peer.h"
 #include "executor/group/group_timeout.h"
+#include "executor/sched/running_tasks.h"
 #include "executor/sync/membarrier.h"
 #include "executor/base/process_life.h"
 #include "executor/sched/scheduler.h"
@@ -327,23 +328,56 @@ GroupStats GroupState::Stats() const {
 }
 
 void GroupState::DescribeTree(std::string* out, int indent, absl::Time now,
-                              int64_t* skipped) const {
+                              int64_t* skipped,
+                              const std::vector<RunningTask>* running) const {
   // Bounded output (group_report.h): past the size cap, only count. The
   // line is written by a separate frame, so that the recursion's frames
   // stay small (a 10,000-deep chain, under ASan too).
   if (out->size() >= kMaxDescribeBytes) {
     ++*skipped;
   } else {
-    DescribeSelf(out, indent, now);
+    DescribeSelf(out, indent, now, running);
   }
   SpinLockHolder lock(&children_mu_);
   for (GroupState* c = first_child_; c != nullptr; c = c->next_sibling_) {
-    c->DescribeTree(out, indent + 1, now, skipped);
+    c->DescribeTree(out, indent + 1, now, skipped, running);
   }
 }
 
-void GroupState::DescribeSelf(std::string* out, int indent,
-                              absl::Time now) const {
+namespace {
+// The tasks of `running` (sorted by group) whose group is `g`.
+template <class V>
+auto TasksOf(V& running, const GroupState* g) {
+  return std::equal_range(
+      running.begin(), running.end(), g,
+      RunningTask::ByGroup());
+}
+}  // namespace
+
+void GroupState::ResolveRunning(std::vector<RunningTask>* running,
+                                absl::Time now) const {
+  auto [first, last] = TasksOf(*running, this);
+  if (first != last) {
+    absl::Duration stopped_ago = absl::InfiniteDuration();  // not stopped
+    {
+      MutexLock lock(&mu_);
+      if (stopped_) stopped_ago = now - stop_time_;
+    }
+    const std::string label = Label();
+    for (auto it = first; it != last; ++it) {
+      it->group_label = label;
+      it->resolved = true;
+      ResolveIgnoring(*it, stopped_ago);
+    }
+  }
+  SpinLockHolder lock(&children_mu_);
+  for (GroupState* c = first_child_; c != nullptr; c = c->next_sibling_) {
+    c->ResolveRunning(running, now);
+  }
+}
+
+void GroupState::DescribeSelf(std::string* out, int indent, absl::Time now,
+                              const std::vector<RunningTask>* running) const {
   GroupStats s = Stats();
   std::string stop;
   {
@@ -366,6 +400,13 @@ void GroupState::DescribeSelf(std::string* out, int indent,
       static_cast<long long>(s.spawned), static_cast<long long>(s.completed),
       static_cast<long long>(s.failed), static_cast<long long>(s.cancelled),
       static_cast<long long>(s.running), static_cast<long long>(s.queued));
+  if (running == nullptr) return;
+  auto [first, last] = TasksOf(*running, this);
+  for (auto it = first; it != last; ++it) {
+    absl::StrAppendFormat(out, "%*s%s\n",
+                          2 * std::min(indent + 1, kMaxDescribeIndent), "",
+                          FormatRunning(*it));
+  }
 }
 
 void GroupState::CollectBusy(std::vector<BusyGroup>* out) const {

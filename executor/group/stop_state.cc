@@ -119,6 +119,7 @@ bool StopState::RequestStop(void (*on_stop)(void*), void* arg) noexcept {
     }
   }
   notifying_thread_ = std::this_thread::get_id();
+  stop_ms_.store(StopClockMs(), std::memory_order_relaxed);
   StopCallbackBase* round[kRound];
   bool removed[kRound];
   // The rounds step: detach up to kRound callbacks under this lock acquisition.
@@ -370,7 +371,10 @@ absl::Status SleepFor(absl::Duration d, StopToken token) {
       if (cv.WaitWithDeadline(&mu, deadline) && absl::Now() >= deadline) break;
     }
   }
-  if (stopped) return absl::CancelledError("SleepFor: stop requested");
+  if (stopped) {
+    internal::NoteStopSeen();
+    return absl::CancelledError("SleepFor: stop requested");
+  }
   return absl::OkStatus();
 }
 

@@ -441,6 +441,7 @@ void ExecutorImpl::RunPlainGated(Worker* w, TaskNode* t) {
   }
   // relaxed: the task runs; PopPlainFrame (via FinishPlain) ends it.
   frame.store(key, std::memory_order_relaxed);
+  BeginPlainRun(w->runs[slot], t);
   w->frame_depth = slot + 1;
   tls_gate_frame = slot;
   if (TraceActive()) [[unlikely]] return RunPlainTraced(t);
@@ -449,8 +450,8 @@ void ExecutorImpl::RunPlainGated(Worker* w, TaskNode* t) {
 
 void ExecutorImpl::RunPlainTraced(TaskNode* t) {
   GroupState* const g = t->group;
-  TraceScope trace(tracer_.get(), TraceKind::kTask, /*label=*/nullptr,
-                   g->id(), &g->name());
+  TraceScope trace(tracer_.get(), TraceKind::kTask,
+                   LabelText(t->site_file, t->site_line), g->id(), &g->name());
   t->run(t, /*drop=*/false);
 }
 
@@ -947,10 +948,18 @@ std::string ExecutorImpl::DebugString() const {
   }
   out += ")\n";
   int64_t skipped = 0;  // groups past DescribeTree's size cap
+  // The tasks running now, listed under their groups.
+  std::vector<RunningTask> running = SnapshotRunning(*this);
   for (const auto& shard : shards_) {
     MutexLock lock(&shard->mu);
     for (GroupState* g = shard->head; g != nullptr; g = g->next_root_) {
-      g->DescribeTree(&out, 1, now, &skipped);
+      g->ResolveRunning(&running, now);
+    }
+  }
+  for (const auto& shard : shards_) {
+    MutexLock lock(&shard->mu);
+    for (GroupState* g = shard->head; g != nullptr; g = g->next_root_) {
+      g->DescribeTree(&out, 1, now, &skipped, &running);
     }
   }
   if (skipped > 0) absl::StrAppend(&out, "  ... ", skipped, " more groups\n");

@@ -23,6 +23,7 @@
 #include "executor/blocking/blocking_pool.h"
 #include "executor/sched/idle.h"
 #include "executor/sched/inject_queue.h"
+#include "executor/sched/running_tasks.h"
 #include "executor/sync/parker.h"
 #include "executor/base/threads.h"
 #include "executor/time/timer.h"
@@ -33,6 +34,8 @@
 #include "ripcord/internal/task_node.h"
 
 namespace ripcord::internal {
+
+struct CoroContext;
 
 class ExecutorImpl;
 
@@ -84,6 +87,11 @@ struct Worker {
   static constexpr uintptr_t kFrameDropping = 2;
   static constexpr uintptr_t kFrameTags = 3;
   std::atomic<uintptr_t> frames[kTrackedFrames] = {};
+  // runs[i]: the label and start of the task in frames[i]
+  // (executor/sched/running_tasks.h).
+  RunRecord runs[kTrackedFrames];
+  // The coroutine this worker drives now (null: none); running_tasks.h.
+  std::atomic<const CoroContext*> driving{nullptr};
   int frame_depth = 0;  // owner only
   // The group of a queued task whose ancestry this worker is reading
   // (ExecutorImpl::QueuedWithin: is it within the group a helping wait
@@ -215,6 +223,12 @@ class ExecutorImpl {
   std::string DebugString() const;
   // Every live group with tasks running or queued, parents before children.
   std::vector<BusyGroup> BusyGroups() const;
+  // The plain tasks running on the workers now, and the coroutines they
+  // drive (running_tasks.h).
+  void SnapshotPlainRunning(std::vector<RunningTask>* out,
+                            std::vector<const CoroContext*>* driving) const;
+  // Every task running now, with `ignoring` resolved, longest first.
+  std::vector<RunningTask> RunningTasks() const;
 
  private:
   friend struct WorkerLoop;

@@ -40,6 +40,7 @@
 #include "absl/time/time.h"
 #include "executor/base/check.h"
 #include "executor/base/process_life.h"
+#include "executor/sched/running_tasks.h"
 #include "executor/sched/scheduler.h"
 #include "executor/base/threads.h"
 #include "ripcord/executor.h"
@@ -100,6 +101,9 @@ struct SavedDisposition {
   struct sigaction action;
 };
 constexpr int kMaxWatched = 8;
+// The stop-signal and progress lines name this many running tasks, longest
+// first; the third signal's report names them all.
+constexpr size_t kNamedTasks = 5;
 // Written by the constructor and destructor (under g_watcher_alive), read
 // by the fork child hook while the child has one thread.
 SavedDisposition g_saved[kMaxWatched];
@@ -230,7 +234,10 @@ class SignalWatcherImpl {
  private:
   // "waiting for 2 groups (3 tasks running or queued)" / "nothing left
   // running".
-  std::string Waiting(int64_t* tasks_out = nullptr) const;
+  // Names up to `max_named` running tasks, longest first ("; longest: task
+  // x.cc:12 in group 'web' running for 2s, ignoring stop for 1.5s").
+  std::string Waiting(int64_t* tasks_out = nullptr,
+                      size_t max_named = kNamedTasks) const;
   // Waiting(), after giving the tasks just stopped a moment to finish.
   std::string WaitingAfterSettling() const;
   void Line(absl::string_view text) const;
@@ -539,7 +546,8 @@ void SignalWatcherImpl::Die(int signo, int n) {
   WriteAll(err_fd_,
            absl::StrCat("ripcord: ", SignalName(signo), " (", Ordinal(n),
                         " signal): ending the process now; this executor: ",
-                        Waiting(), "\n", executor_.DebugString()));
+                        Waiting(nullptr, SIZE_MAX), "\n",
+                        executor_.DebugString()));
   // Not ExitBySignal(): its fflush could wait forever for a stdio lock held
   // by a thread blocked in a write (stdout into a full pipe), and the third
   // signal must end the process at once.
@@ -558,7 +566,8 @@ void SignalWatcherImpl::CallOnSignal(int signo, int n) {
   }
 }
 
-std::string SignalWatcherImpl::Waiting(int64_t* tasks_out) const {
+std::string SignalWatcherImpl::Waiting(int64_t* tasks_out,
+                                       size_t max_named) const {
   const std::vector<BusyGroup> busy = executor_.impl()->BusyGroups();
   int64_t running = 0;
   int64_t queued = 0;
@@ -597,8 +606,19 @@ std::string SignalWatcherImpl::Waiting(int64_t* tasks_out) const {
     absl::StrAppend(&tasks, ", ", Count(blocking, "blocking call"),
                     " among them");
   }
-  return absl::StrCat("waiting for ", absl::StrJoin(parts, " and "), ": ",
-                      tasks);
+  std::string out = absl::StrCat("waiting for ", absl::StrJoin(parts, " and "),
+                                 ": ", tasks);
+  if (max_named == 0) return out;
+  const std::vector<RunningTask> longest = executor_.impl()->RunningTasks();
+  for (size_t i = 0; i < longest.size() && i < max_named; ++i) {
+    absl::StrAppend(&out, i == 0 ? "; longest: " : "; ",
+                    FormatRunning(longest[i]), " in ",
+                    longest[i].group_label);
+  }
+  if (longest.size() > max_named) {
+    absl::StrAppend(&out, "; ", longest.size() - max_named, " more");
+  }
+  return out;
 }
 
 // Right after a stop request, tasks that honour their token are still
@@ -611,7 +631,7 @@ std::string SignalWatcherImpl::WaitingAfterSettling() const {
   const Clock::time_point until = Clock::now() + kSettle;
   for (;;) {
     int64_t tasks = 0;
-    Waiting(&tasks);
+    Waiting(&tasks, /*max_named=*/0);
     if (tasks == 0 || Clock::now() >= until) break;
     std::this_thread::sleep_for(std::chrono::milliseconds(1));
   }

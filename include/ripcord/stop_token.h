@@ -46,8 +46,14 @@ class StopToken {
   StopToken() noexcept = default;
 
   // StopToken::stop_requested(): true once stop was requested on the source.
+  // Once true, the running task counts as having looked at its stop
+  // (Executor::DebugString(): not `ignoring stop`); while false, one load.
   bool stop_requested() const noexcept {
-    return state_ != nullptr && state_->stop_requested();
+    if (state_ == nullptr || !state_->stop_requested()) [[likely]] {
+      return false;
+    }
+    internal::NoteStopSeen();
+    return true;
   }
   // StopToken::stop_possible(): false only for a default-constructed token.
   bool stop_possible() const noexcept { return state_ != nullptr; }

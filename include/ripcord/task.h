@@ -366,9 +366,10 @@ struct SpawnedCoroutine final : CoroContext {
 };
 
 template <class F>
-void SpawnCoroutine(GroupState* group, F&& f) {
-  group->Submit(
-      SpawnedCoroutine<std::decay_t<F>>::New(group, std::forward<F>(f)));
+void SpawnCoroutine(GroupState* group, F&& f, SpawnSite site) {
+  auto* ctx = SpawnedCoroutine<std::decay_t<F>>::New(group, std::forward<F>(f));
+  ctx->site = site;
+  group->Submit(ctx);
 }
 
 // ---- awaiters ---------------------------------------------------------------
@@ -416,6 +417,7 @@ struct YieldAwaiter {
   }
   absl::Status await_resume() {
     if (ctx->stop_requested()) {
+      NoteStopSeen();
       if ((ctx->flags & TaskNode::kOwnStop) != 0) return ctx->OwnStopStatus();
       return absl::CancelledError("Yield: the task's group was stopped");
     }

@@ -38,7 +38,8 @@ namespace internal {
 class GuestSeat;
 class JoinAwaitable;
 template <class F>
-void SpawnCoroutine(GroupState* group, F&& f);  // defined in ripcord/task.h
+void SpawnCoroutine(GroupState* group, F&& f,
+                    SpawnSite site);  // defined in ripcord/task.h
 }  // namespace internal
 
 // FailurePolicy: what a failing task (an error status, or an exception) does
@@ -174,14 +175,17 @@ class TaskGroup {
   // coroutine of f's type), f must return that Task or destroy it before
   // returning; keeping it elsewhere aborts with a message saying so.
   // Thread-safety: any thread. Cost: one allocation (the task).
+  // `site` (leave it defaulted) is the caller's file and line: the task's
+  // label in Executor::DebugString() and the stop-signal lines.
   template <class F>
-  void Spawn(F&& f) {
+  void Spawn(F&& f,
+             internal::SpawnSite site = internal::SpawnSite::Here()) {
     using Fn = std::decay_t<F>;
     if constexpr (internal::IsTaskType<
                       typename internal::CallResult<Fn>::type>::value) {
-      internal::SpawnCoroutine(state_, std::forward<F>(f));
+      internal::SpawnCoroutine(state_, std::forward<F>(f), site);
     } else {
-      internal::SpawnPlain(state_, std::forward<F>(f));
+      internal::SpawnPlain(state_, std::forward<F>(f), site);
     }
   }
 
@@ -189,8 +193,10 @@ class TaskGroup {
   // task: stop it alone, wait for it, read its outcome (defined in
   // ripcord/task_handle.h, which documents it; include that header or
   // ripcord/ripcord.h to call it).
+  // `site` (leave it defaulted): as in Spawn; options.name wins over it.
   template <class F>
-  auto Start(F&& f, TaskOptions options = {});
+  auto Start(F&& f, TaskOptions options = {},
+             internal::SpawnSite site = internal::SpawnSite::Here());
 
   // TaskGroup::SpawnBlocking(fn, done): runs fn on the blocking pool (never on
   // a work-stealing worker), then calls done exactly once, on a worker.
@@ -204,11 +210,12 @@ class TaskGroup {
   // token and may return early. A failing fn does not fail the group by
   // itself (done decides); an exception thrown by done fails the group like a
   // task's. Wait() waits for fn and done both.
-  // Thread-safety: any thread.
+  // Thread-safety: any thread. `site`: as in Spawn.
   template <class Fn, class Done>
-  void SpawnBlocking(Fn&& fn, Done&& done) {
+  void SpawnBlocking(Fn&& fn, Done&& done,
+                     internal::SpawnSite site = internal::SpawnSite::Here()) {
     internal::SpawnBlocking(state_, std::forward<Fn>(fn),
-                            std::forward<Done>(done));
+                            std::forward<Done>(done), site);
   }
 
   // TaskGroup::Wait(): blocks until every task of the group and of its child

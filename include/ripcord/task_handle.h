@@ -231,7 +231,7 @@ class TaskHandle {
 // while the task runs, a StopCallback on the group's stop source.
 // Thread-safety: any thread, like Spawn.
 template <class F>
-auto TaskGroup::Start(F&& f, TaskOptions options) {
+auto TaskGroup::Start(F&& f, TaskOptions options, internal::SpawnSite site) {
   using Fn = std::decay_t<F>;
   static_assert(internal::CallResult<Fn>::kValid,
                 "TaskGroup::Start: f must be callable as R(StopToken) or R()");
@@ -256,6 +256,13 @@ auto TaskGroup::Start(F&& f, TaskOptions options) {
         .IgnoreError();
     state->Unref();  // the node's reference
     throw;
+  }
+  const internal::SpawnSite label = internal::LabelFor(site, state->name());
+  if constexpr (internal::IsTaskType<R>::value) {
+    static_cast<internal::CoroContext*>(node)->site = label;
+  } else {
+    node->site_file = label.file;
+    node->site_line = label.line;
   }
   state_->Submit(node);
   return handle;

@@ -33,6 +33,8 @@
 namespace ripcord::internal {
 
 struct CoroContext;
+// executor/sched/running_tasks.cc: takes a listed coroutine off the list.
+void UnlistCoroutine(CoroContext* ctx);
 
 // The driver state of the thread running a coroutine chain right now.
 struct DriverFrame {
@@ -118,7 +120,9 @@ inline constinit thread_local void* tls_room_release = nullptr;
 struct CoroContext : TaskNode {
   explicit CoroContext(GroupState* g)
       : TaskNode(&Run, g, TaskNode::kDroppable) {}
-  virtual ~CoroContext() = default;
+  virtual ~CoroContext() {
+    if (live_since != 0) UnlistCoroutine(this);
+  }
 
   // The root Task's outcome once it finished (exception folded in).
   virtual absl::Status RootStatus() noexcept = 0;
@@ -162,6 +166,13 @@ struct CoroContext : TaskNode {
   uint16_t room_bytes = 0;
   // Where the chain resumes when an external event completes.
   std::coroutine_handle<> resume_handle;
+  // The spawn site (the label) and the running-task record's links and
+  // state (executor/running_tasks.h; written there).
+  SpawnSite site{nullptr, 0};
+  CoroContext* live_prev = nullptr;
+  CoroContext* live_next = nullptr;
+  uint64_t live_since = 0;               // RunTick() at the first run; 0: unlisted
+  std::atomic<uint64_t> looked_stop{0};  // RunTick() it last saw its stop
 };
 
 // Schedules ctx to resume ctx->resume_handle on a worker: on this worker's

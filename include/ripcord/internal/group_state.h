@@ -40,6 +40,7 @@ class ExecutorImpl;
 class GroupLimit;
 class GroupTimeout;
 struct RootShard;
+struct RunningTask;  // executor/sched/running_tasks.h
 
 // One group with work left, for shutdown reports (SignalWatcher's lines).
 struct BusyGroup {
@@ -281,8 +282,17 @@ class GroupState final : public CacheAllocated<GroupState> {
   // Appends this group and its subtree to `out` (Executor::DebugString).
   // Once `out` is kMaxDescribeBytes long (executor/group/group_report.h), groups
   // are only counted in `*skipped`.
+  // `running` (sorted by group, resolved by ResolveRunning; may be null):
+  // each group's running tasks are listed under it, one line each.
   void DescribeTree(std::string* out, int indent, absl::Time now,
-                    int64_t* skipped) const ABSL_LOCKS_EXCLUDED(children_mu_);
+                    int64_t* skipped,
+                    const std::vector<RunningTask>* running = nullptr) const
+      ABSL_LOCKS_EXCLUDED(children_mu_);
+  // For each task of `running` (sorted by group) whose group is in this
+  // subtree: sets its group's label, resolved, and whether it ignores its
+  // group's stop (running_tasks.h).
+  void ResolveRunning(std::vector<RunningTask>* running, absl::Time now) const
+      ABSL_LOCKS_EXCLUDED(children_mu_);
   // Appends every group of the subtree that has tasks running or queued
   // (for shutdown reports).
   void CollectBusy(std::vector<BusyGroup>* out) const
@@ -412,8 +422,9 @@ class GroupState final : public CacheAllocated<GroupState> {
   // The recorded reason as messages show it (the parent, then stop_reason_).
   std::string StopReasonLocked() const ABSL_EXCLUSIVE_LOCKS_REQUIRED(mu_);
   // DescribeTree's line for this group alone.
-  [[gnu::noinline]] void DescribeSelf(std::string* out, int indent,
-                                      absl::Time now) const;
+  [[gnu::noinline]] void DescribeSelf(
+      std::string* out, int indent, absl::Time now,
+      const std::vector<RunningTask>* running) const;
   void LinkChild(GroupState* child) ABSL_LOCKS_EXCLUDED(children_mu_);
   void UnlinkChild(GroupState* child) ABSL_LOCKS_EXCLUDED(children_mu_);
   absl::Status WaitUntil(absl::Time deadline, bool* timed_out);

@@ -5,8 +5,10 @@
 #ifndef RIPCORD_INTERNAL_SPAWN_H_
 #define RIPCORD_INTERNAL_SPAWN_H_
 
+#include <atomic>
 #include <exception>
 #include <string>
+#include <string_view>
 #include <type_traits>
 #include <utility>
 
@@ -23,6 +25,39 @@ template <class T>
 class Task;
 
 namespace internal {
+
+// A blocking thread's running-task record: fn of `call` starts / returns
+// (executor/sched/running_tasks.h).
+void BlockingRunBegin(const TaskNode* call);
+void BlockingRunEnd();
+
+// A task's label for reports (executor/sched/running_tasks.h): `site`, or,
+// when `name` is not empty, the name (wins), as {copy, 0}. The copy is kept
+// for the life of the process (one per distinct name, up to a cap; past
+// it, names share one "(more names)" label). Thread-safe.
+SpawnSite LabelFor(SpawnSite site, std::string_view name);
+
+// StartedRun: one run of a started plain task (TaskGroup::Start), listed
+// for reports while f runs. `own_stop`: the task's own stop source. A stack
+// object, on the thread that runs f.
+class StartedRun {
+ public:
+  StartedRun(const TaskNode* node, const StopState* own_stop);
+  ~StartedRun();
+  StartedRun(const StartedRun&) = delete;
+  StartedRun& operator=(const StartedRun&) = delete;
+
+  // Fields for running_tasks.cc (its registry's lock guards the links).
+  const GroupState* const group;
+  const char* const file;
+  const uint32_t line;
+  const StopState* const own_stop;
+  const uint64_t start;
+  std::atomic<uint64_t> looked{0};
+  StartedRun* prev = nullptr;
+  StartedRun* next = nullptr;
+  StartedRun* const below;  // the thread's enclosing StartedRun
+};
 
 template <class>
 inline constexpr bool kAlwaysFalse = false;
@@ -87,10 +122,11 @@ struct PlainTask final : TaskNode, CacheAllocated<PlainTask<F>> {
   static constexpr bool kLazy = std::is_trivially_destructible_v<F>;
 
   template <class G>
-  PlainTask(GroupState* g, G&& fn)
+  PlainTask(GroupState* g, G&& fn, SpawnSite site)
       : TaskNode(&Run, g,
                  TaskNode::kDroppable | TaskNode::kPlain |
-                     (kLazy ? TaskNode::kLazy : 0)),
+                     (kLazy ? TaskNode::kLazy : 0),
+                 site),
         f(std::forward<G>(fn)) {}
 
   static void Run(TaskNode* node, bool drop) {
@@ -131,7 +167,7 @@ struct PlainTask final : TaskNode, CacheAllocated<PlainTask<F>> {
 };
 
 template <class F>
-void SpawnPlain(GroupState* group, F&& f) {
+void SpawnPlain(GroupState* group, F&& f, SpawnSite site) {
   using Fn = std::decay_t<F>;
   using R = typename CallResult<Fn>::type;
   static_assert(CallResult<Fn>::kValid,
@@ -141,7 +177,7 @@ void SpawnPlain(GroupState* group, F&& f) {
   static_assert(std::is_void_v<R> || std::is_same_v<R, absl::Status>,
                 "TaskGroup::Spawn: f must return void, absl::Status or a "
                 "ripcord::Task<...>");
-  group->Submit(new PlainTask<Fn>(group, std::forward<F>(f)));
+  group->Submit(new PlainTask<Fn>(group, std::forward<F>(f), site));
 }
 
 // ---- SpawnBlocking -----------------------------------------------------
@@ -232,7 +268,9 @@ struct BlockingCall final : TaskNode {
     } else {
       group->CountStarted();
       group->BlockingFnStarted();
+      BlockingRunBegin(self);
       self->result = RunBlockingFn(self->fn, group->token());
+      BlockingRunEnd();
       group->BlockingFnDone();
     }
     self->run = &RunDonePhase;
@@ -281,7 +319,7 @@ struct BlockingCall final : TaskNode {
 };
 
 template <class Fn, class Done>
-void SpawnBlocking(GroupState* group, Fn&& fn, Done&& done) {
+void SpawnBlocking(GroupState* group, Fn&& fn, Done&& done, SpawnSite site) {
   using F = std::decay_t<Fn>;
   using D = std::decay_t<Done>;
   static_assert(CallResult<F>::kValid,
@@ -293,8 +331,11 @@ void SpawnBlocking(GroupState* group, Fn&& fn, Done&& done) {
                 "void(absl::Status) when fn returns void or absl::Status, and "
                 "as void(absl::StatusOr<T>) when fn returns T or "
                 "absl::StatusOr<T>");
-  SubmitBlockingJob(group, new BlockingCall<F, D>(group, std::forward<Fn>(fn),
-                                                  std::forward<Done>(done)));
+  auto* call = new BlockingCall<F, D>(group, std::forward<Fn>(fn),
+                                      std::forward<Done>(done));
+  call->site_file = site.file;
+  call->site_line = site.line;
+  SubmitBlockingJob(group, call);
 }
 
 }  // namespace internal

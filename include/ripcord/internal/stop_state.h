@@ -121,6 +121,13 @@ class StopCallbackBase {
   std::atomic<bool> callback_completed_{false};
 };
 
+// Records that the task running on this thread saw its stop (a token or
+// checkpoint reported it): executor/sched/running_tasks.h. Thread-safe.
+[[gnu::cold]] void NoteStopSeen();
+// Milliseconds on CLOCK_MONOTONIC since the process's first call, plus 1
+// (never 0). Wraps after 49 days. Thread-safe.
+uint32_t StopClockMs();
+
 // StopState: a one-shot stop source. Thread-safe.
 class StopState {
  public:
@@ -128,6 +135,12 @@ class StopState {
   ~StopState();  // frees the claimed segments (retired_)
   StopState(const StopState&) = delete;
   StopState& operator=(const StopState&) = delete;
+
+  // When the stop was requested, in StopClockMs() units; 0 if it was not
+  // (or a moment before the request is complete). For reports.
+  uint32_t stop_ms() const noexcept {
+    return stop_ms_.load(std::memory_order_relaxed);
+  }
 
   bool stop_requested() const noexcept {
     // acquire: pairs with the release in RequestStop() that sets the bit, so
@@ -175,6 +188,9 @@ class StopState {
   int ClaimEntriesLocked(StopEntry** out, int max) noexcept;
 
   std::atomic<uint32_t> state_{0};
+  // StopClockMs() when the stop was requested (0: not yet); in what was
+  // padding. relaxed: reports only (stop_ms()).
+  std::atomic<uint32_t> stop_ms_{0};
   StopCallbackBase* head_ = nullptr;        // guarded by LOCKED
   std::thread::id notifying_thread_;        // guarded by LOCKED
   // Segments of registered StopEntries, none empty; guarded by LOCKED. New

@@ -401,6 +401,7 @@ struct StartedTask final : TaskNode, CacheAllocated<StartedTask<F, T>> {
       outcome = state->StopCause(group);
     } else {
       TaskStateBase::RunningScope running(state);
+      StartedRun listed(self, state->stop_state());  // for reports
       outcome = RunStarted<T>(self->f, state->token());
     }
     // The callable (and its captures) dies before the group hears the task

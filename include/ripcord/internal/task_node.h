@@ -12,6 +12,21 @@ namespace ripcord::internal {
 
 class GroupState;
 
+// SpawnSite: where Spawn, Start or SpawnBlocking was called, for labels
+// (executor/running_tasks.h). A defaulted parameter of type SpawnSite
+// captures the caller's file and line: __builtin_FILE()/__builtin_LINE()
+// rather than std::source_location, which libstdc++ 12 lacks under clang 14
+// (its --config=clang); both compilers fold them to constants. `file` is
+// static data (a string literal), never freed.
+struct SpawnSite {
+  static constexpr SpawnSite Here(const char* file = __builtin_FILE(),
+                                  uint32_t line = __builtin_LINE()) {
+    return SpawnSite{file, line};
+  }
+  const char* file;
+  uint32_t line;
+};
+
 // TaskNode: Thread-compatible. Owned by whichever queue holds it, then by the
 // worker that popped it; `run` consumes (frees) it.
 struct TaskNode {
@@ -45,11 +60,21 @@ struct TaskNode {
   static constexpr uint32_t kOwnStop = 32;
 
   TaskNode(RunFn r, GroupState* g, uint32_t f) : run(r), group(g), flags(f) {}
+  TaskNode(RunFn r, GroupState* g, uint32_t f, SpawnSite site)
+      : run(r), group(g), site_file(site.file), flags(f),
+        site_line(site.line) {}
 
   RunFn run;
   GroupState* group;
-  TaskNode* next = nullptr;  // link in a chain of Join() waiters
+  union {
+    TaskNode* next = nullptr;  // link in a chain of Join() waiters
+    // A plain task's or blocking call's spawn site (SpawnSite::file): they
+    // never wait in Join(), so the label costs no byte (coroutines keep
+    // theirs in CoroContext).
+    const char* site_file;
+  };
   uint32_t flags;
+  uint32_t site_line = 0;  // SpawnSite::line, in what was tail padding
 };
 
 }  // namespace ripcord::internal
