@@ -860,6 +860,9 @@ absl::Status GroupState::WaitUntil(absl::Time deadline, bool* timed_out) {
     *timed_out = !exec_->HelpWhileWaiting(this, deadline);
     return absl::OkStatus();
   }
+  // Off the executor: run our subtree's tasks in a parked worker's seat
+  // while there are any, then sleep (ExecutorImpl::HelpAsCaller).
+  if (exec_->HelpAsCaller(this, deadline)) return absl::OkStatus();
   // External thread: sleep on the futex of pending_ itself (join step 3).
   CensusPoll poll;
   bool spun = false;

@@ -89,6 +89,18 @@
 // The executor never runs more threads than it has workers, and a seat is
 // held only while it has loop work: a long task elsewhere finds the seat's
 // own thread back as soon as the loop runs dry.
+// The caller joins in (HelpAsCaller): TaskGroup::Wait() and WaitFor() off
+// the executor do the same for the waited group: steps 1-3 with no first
+// task of their own (their spawns went to the injection queue), then, once
+// nothing of the subtree is left to run, the futex wait on the group. With
+// no worker parked, the seat may be that of a worker picked to be woken
+// whose thread has not run yet (Idle::LendParked): most often it was woken
+// for the caller's own spawns, which the caller then runs without waiting
+// for that thread to be scheduled. A lent seat runs plain tasks only
+// (Worker::lent): coroutines and SpawnBlocking's done callbacks keep
+// running on worker threads. A stop is unchanged: the seat's start gate
+// publishes frames in the seat's record, where the census looks, and the
+// heavy fence reaches the caller's thread like any other of the process.
 #include "executor/scheduler.h"
 
 #include <sched.h>
@@ -612,7 +624,7 @@ TaskNode* ExecutorImpl::StealFromOthers(Worker* w,
     TaskNode* t = workers_[v]->deque.Steal(&lost_race);
     if (t == nullptr && lost_race) t = workers_[v]->deque.Steal(&lost_race);
     if (t == nullptr) continue;
-    if (filter == nullptr || QueuedWithin(w, t, filter)) return t;
+    if (filter == nullptr || MayHelpWith(w, t, filter)) return t;
     // Not ours to run while waiting: hand it to the injection queue's front
     // (it was the oldest task of its deque) for an ordinary worker.
     inject_.PushFront(t);
@@ -628,7 +640,10 @@ TaskNode* ExecutorImpl::FindWork(Worker* w, const GroupState* filter,
   // waited group.
   if (!last_search && w->deque.Bottom() > w->base) [[likely]] {
     TaskNode* t = w->deque.Pop();
-    if (t != nullptr && t->group == filter) [[likely]] return t;
+    if (t != nullptr && t->group == filter &&
+        (!w->lent || (t->flags & TaskNode::kPlain) != 0)) [[likely]] {
+      return t;
+    }
     return FindWorkAfter(w, filter, t);
   }
   return FindWorkAfter(w, filter, nullptr, last_search);
@@ -637,7 +652,7 @@ TaskNode* ExecutorImpl::FindWork(Worker* w, const GroupState* filter,
 TaskNode* ExecutorImpl::FindWorkAfter(Worker* w, const GroupState* filter,
                                       TaskNode* popped, bool last_search) {
   auto within = [this, w, filter](const TaskNode* n) {
-    return QueuedWithin(w, n, filter);
+    return MayHelpWith(w, n, filter);
   };
   if (popped != nullptr) {
     if (within(popped)) return popped;
@@ -793,6 +808,12 @@ bool ExecutorImpl::HelpLoop(GroupState* group, absl::Time deadline,
     if (t != nullptr) {
       RunTask(w, t);
       rounds = 0;
+      // A guest's WaitFor() keeps its deadline (it never parks, below).
+      if (guest && deadline != absl::InfiniteFuture() &&
+          absl::Now() >= deadline) [[unlikely]] {
+        FlushDeferred(w);
+        return group->Joined(&fenced);
+      }
       // A stopped group: what we find is mostly tasks to drop. Every so
       // often, see whether only lazily dropped ones are left (the census).
       if (++ran % kCensusEvery == 0 && group->stop_requested() &&
@@ -815,7 +836,9 @@ bool ExecutorImpl::HelpLoop(GroupState* group, absl::Time deadline,
     }
     if (guest) {
       // A guest holds a seat only while it has work (guest seats, above).
-      if (++rounds < kGuestSpinRounds) {
+      if (++rounds < kGuestSpinRounds &&
+          (deadline == absl::InfiniteFuture() || rounds % 64 != 0 ||
+           absl::Now() < deadline)) {
         CpuRelax();
         continue;
       }
@@ -919,6 +942,7 @@ Worker* ExecutorImpl::LendSeat() {
   // itself parked under Idle's mutex, and we took it off under the same.
   Worker* w = workers_[k].get();
   tls_worker = w;
+  w->lent = true;
   return w;
 }
 
@@ -933,6 +957,7 @@ void ExecutorImpl::ReturnSeat(Worker* w) {
     inject_.PushBack(t);  // seq_cst RMW of the length
     NotifyAfterPush();
   }
+  w->lent = false;
   tls_worker = nullptr;
   // Park the seat as its thread would (WorkerMain, idle.h step 3): listed
   // parked under Idle's mutex (our uses of the record happen-before its
@@ -944,6 +969,16 @@ void ExecutorImpl::ReturnSeat(Worker* w) {
   if (!idle_.TransitionToParked(w->index, /*is_searching=*/false)) return;
   FenceBeforeRecheck(/*others_unparked=*/idle_.NumUnparked() > 0);
   if (AnyWorkVisible()) NotifyOne();
+}
+
+bool ExecutorImpl::HelpAsCaller(GroupState* group, absl::Time deadline) {
+  // A worker of another executor waits as it always does.
+  if (tls_worker != nullptr) return false;
+  Worker* const w = LendSeat();
+  if (w == nullptr) return false;
+  const bool joined = HelpWhileWaiting(group, deadline, /*guest=*/true);
+  ReturnSeat(w);
+  return joined;
 }
 
 GuestSeat::GuestSeat(TaskGroup& group)

@@ -107,6 +107,11 @@ struct Worker {
   std::atomic<GroupState*> deferred_group{nullptr};
   std::atomic<int64_t> deferred_n{0};
   int deferred_slot = -1;  // owner only
+  // Owner only: the seat is lent to a thread that is not a worker (guest
+  // seats atop scheduler.cc). Its helping waits then run plain tasks only:
+  // coroutines and SpawnBlocking's done callbacks run on workers, as
+  // task.h and task_group.h promise.
+  bool lent = false;
   // Owner only, compared only: the group of the last lazy plain task this
   // worker released at once. Deferring starts with a group's second task
   // in a row: a group that gets one task at a time (fib's, and most child
@@ -143,7 +148,8 @@ class ExecutorImpl {
   // Helps while `group` is not idle, then returns true; returns false at
   // `deadline`. Called only on this executor's worker threads (or on a
   // lent seat). A `guest` never parks: it returns false once it has found
-  // nothing to run for kGuestSpinRounds searches (deadline ignored).
+  // nothing to run for kGuestSpinRounds searches, or, with a finite
+  // deadline, once it passed (checked between tasks).
   // The stack guard (atop scheduler.cc): called with less than a quarter of
   // the thread's stack left, it parks and a fresh thread with a stack of
   // worker_stack_size takes the seat for the whole wait.
@@ -156,6 +162,14 @@ class ExecutorImpl {
   // Gives back the seat LendSeat returned, from the same thread, outside
   // any task: moves what is left on its deque to the injection queue.
   void ReturnSeat(Worker* w);
+  // The caller joins in (TaskGroup::Wait() off the executor, "Guest seats"
+  // atop scheduler.cc): on a thread that is no executor's worker, runs
+  // tasks of `group`'s subtree (and only those) in a parked worker's seat
+  // while it finds any, then gives the seat back. Returns true if the group
+  // is joined (GroupState::Joined), false if the caller must still wait:
+  // no seat was free, nothing of the group was left to run for a few tens
+  // of microseconds, or `deadline` passed (checked between tasks).
+  bool HelpAsCaller(GroupState* group, absl::Time deadline);
   // Unparks the workers parked in a Wait() on `group` (compared, never
   // dereferenced: the group may already be gone).
   void WakeWaitersOf(const GroupState* group);
@@ -248,6 +262,13 @@ class ExecutorImpl {
   // group's census may pass meanwhile and let the group's parent record go
   // (census step 8 atop group_state.cc).
   bool QueuedWithin(Worker* w, const TaskNode* t, const GroupState* filter);
+  // QueuedWithin, and on a lent seat only for plain tasks (Worker::lent).
+  bool MayHelpWith(Worker* w, const TaskNode* t, const GroupState* filter) {
+    if (w->lent && (t->flags & TaskNode::kPlain) == 0) [[unlikely]] {
+      return false;
+    }
+    return QueuedWithin(w, t, filter);
+  }
   // Protocol step 1 of idle.h, after a task became visible. Inline, with
   // calls only in tail position.
   void NotifyAfterPush() {
