@@ -23,7 +23,7 @@ set -euo pipefail
 
 cd "$(dirname "$0")/.."
 REPETITIONS="${REPETITIONS:-5}"
-BINARIES="${BINARIES:-fib_bench skynet_bench submit_bench dnc_bench cancel_bench signal_bench blocking_bench coro_bench idle_bench memory_bench}"
+BINARIES="${BINARIES:-fib_bench skynet_bench submit_bench dnc_bench call_bench cancel_bench signal_bench blocking_bench coro_bench idle_bench memory_bench}"
 OUT_DIR="${OUT_DIR:-$(mktemp -d /tmp/ripcord-bench.XXXXXX)}"
 mkdir -p "$OUT_DIR"
 
