@@ -89,8 +89,9 @@
 // The executor never runs more threads than it has workers, and a seat is
 // held only while it has loop work: a long task elsewhere finds the seat's
 // own thread back as soon as the loop runs dry.
-// The caller joins in (HelpAsCaller): TaskGroup::Wait() and WaitFor() off
-// the executor do the same for the waited group: steps 1-3 with no first
+// The caller joins in (HelpAsCaller): TaskGroup::Wait() off the executor
+// does the same for the waited group (not WaitFor(): a task it ran could
+// keep it past its timeout): steps 1-3 with no first
 // task of their own (their spawns went to the injection queue), then, once
 // nothing of the subtree is left to run, the futex wait on the group. With
 // no worker parked, the seat may be that of a worker picked to be woken
@@ -808,12 +809,6 @@ bool ExecutorImpl::HelpLoop(GroupState* group, absl::Time deadline,
     if (t != nullptr) {
       RunTask(w, t);
       rounds = 0;
-      // A guest's WaitFor() keeps its deadline (it never parks, below).
-      if (guest && deadline != absl::InfiniteFuture() &&
-          absl::Now() >= deadline) [[unlikely]] {
-        FlushDeferred(w);
-        return group->Joined(&fenced);
-      }
       // A stopped group: what we find is mostly tasks to drop. Every so
       // often, see whether only lazily dropped ones are left (the census).
       if (++ran % kCensusEvery == 0 && group->stop_requested() &&
@@ -836,9 +831,7 @@ bool ExecutorImpl::HelpLoop(GroupState* group, absl::Time deadline,
     }
     if (guest) {
       // A guest holds a seat only while it has work (guest seats, above).
-      if (++rounds < kGuestSpinRounds &&
-          (deadline == absl::InfiniteFuture() || rounds % 64 != 0 ||
-           absl::Now() < deadline)) {
+      if (++rounds < kGuestSpinRounds) {
         CpuRelax();
         continue;
       }
@@ -971,12 +964,13 @@ void ExecutorImpl::ReturnSeat(Worker* w) {
   if (AnyWorkVisible()) NotifyOne();
 }
 
-bool ExecutorImpl::HelpAsCaller(GroupState* group, absl::Time deadline) {
+bool ExecutorImpl::HelpAsCaller(GroupState* group) {
   // A worker of another executor waits as it always does.
   if (tls_worker != nullptr) return false;
   Worker* const w = LendSeat();
   if (w == nullptr) return false;
-  const bool joined = HelpWhileWaiting(group, deadline, /*guest=*/true);
+  const bool joined =
+      HelpWhileWaiting(group, absl::InfiniteFuture(), /*guest=*/true);
   ReturnSeat(w);
   return joined;
 }

@@ -148,8 +148,7 @@ class ExecutorImpl {
   // Helps while `group` is not idle, then returns true; returns false at
   // `deadline`. Called only on this executor's worker threads (or on a
   // lent seat). A `guest` never parks: it returns false once it has found
-  // nothing to run for kGuestSpinRounds searches, or, with a finite
-  // deadline, once it passed (checked between tasks).
+  // nothing to run for kGuestSpinRounds searches (deadline ignored).
   // The stack guard (atop scheduler.cc): called with less than a quarter of
   // the thread's stack left, it parks and a fresh thread with a stack of
   // worker_stack_size takes the seat for the whole wait.
@@ -164,12 +163,12 @@ class ExecutorImpl {
   void ReturnSeat(Worker* w);
   // The caller joins in (TaskGroup::Wait() off the executor, "Guest seats"
   // atop scheduler.cc): on a thread that is no executor's worker, runs
-  // tasks of `group`'s subtree (and only those) in a parked worker's seat
-  // while it finds any, then gives the seat back. Returns true if the group
-  // is joined (GroupState::Joined), false if the caller must still wait:
-  // no seat was free, nothing of the group was left to run for a few tens
-  // of microseconds, or `deadline` passed (checked between tasks).
-  bool HelpAsCaller(GroupState* group, absl::Time deadline);
+  // plain tasks of `group`'s subtree (and only those) in a parked worker's
+  // seat while it finds any, then gives the seat back. Returns true if the
+  // group is joined (GroupState::Joined), false if the caller must still
+  // wait: no seat was free, or nothing of the group was left to run for a
+  // few tens of microseconds.
+  bool HelpAsCaller(GroupState* group);
   // Unparks the workers parked in a Wait() on `group` (compared, never
   // dereferenced: the group may already be gone).
   void WakeWaitersOf(const GroupState* group);

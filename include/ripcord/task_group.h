@@ -200,8 +200,8 @@ class TaskGroup {
   // tasks it meets are handed to the other workers. With no such task to run
   // it parks until the group is idle.
   //
-  // Called on any other thread (one that is no executor's worker), the
-  // caller joins in, as oneTBB's task_group::wait() does: while a worker is
+  // Called on any other thread (one that is no executor's worker), Wait()
+  // (not WaitFor()) joins in, as oneTBB's task_group::wait() does: while a worker is
   // parked, it takes that worker's place and runs plain tasks of this group
   // and of its descendants (never unrelated ones, never more tasks at once
   // in the process than num_workers), then, once none is left to run, it
@@ -211,9 +211,9 @@ class TaskGroup {
   //   - such a task runs under that thread's signal mask, not a worker's
   //     (signals the thread blocks stay blocked while the task runs), and
   //     sees that thread's thread_local variables;
-  //   - a task that blocks or runs long on the waiting thread delays the
-  //     return of this Wait() (and of WaitFor(), past its timeout) until it
-  //     ends, as it would on a worker the group waits for anyway;
+  //   - a task that blocks or runs long on the waiting thread holds this
+  //     Wait() until it ends, as it would on a worker the group waits for
+  //     anyway (WaitFor() never runs a task, so it keeps its timeout);
   //   - coroutine tasks and SpawnBlocking's done callbacks still run on
   //     workers only; StopCallbacks still run on the thread that requests
   //     the stop (or registers the callback), as always;
@@ -240,8 +240,8 @@ class TaskGroup {
   // TaskGroup::WaitFor(timeout): Wait() for at most `timeout`.
   // Returns DeadlineExceededError if tasks are still running or queued then
   // (nothing is stopped by it), else what Wait() returns. A timeout of zero or
-  // less polls. Off the executor it joins in as Wait() does, checking the
-  // deadline between tasks: a task it runs itself ends before it returns.
+  // less polls. Off the executor it only waits: it runs no task on the
+  // calling thread (one could keep it past its timeout).
   // Thread-safety: any thread.
   [[nodiscard]] absl::Status WaitFor(absl::Duration timeout) {
     return state_->WaitFor(timeout);
