@@ -65,6 +65,11 @@ ABSL_FLAG(double, seconds, 10,
           "how long each task works, in seconds (fractions allowed)");
 ABSL_FLAG(int, workers, 0,
           "work-stealing worker threads; 0 = one per hardware thread");
+ABSL_FLAG(std::string, trace, "",
+          "write a flight-recorder trace (Trace Event JSON: Perfetto, "
+          "chrome://tracing, speedscope) to this file when the executor "
+          "ends, or before a third signal ends the process; empty: "
+          "$RIPCORD_TRACE, if set");
 
 namespace {
 
@@ -171,7 +176,8 @@ int main(int argc, char** argv) {
   int first_signal = 0;
   Tally tally;
   {
-    ripcord::Executor executor({.num_workers = workers});
+    ripcord::Executor executor(
+        {.num_workers = workers, .trace_path = absl::GetFlag(FLAGS_trace)});
     // started[i]: whether blocking call i ran at all (a call whose group was
     // stopped before it started never runs; its done is called all the same).
     // Declared before the groups: it outlives every done callback.

@@ -10,7 +10,7 @@
 // absl::Mutex/Notification/BlockingCounter: Debian's Abseil is not built with
 // TSan, so TSan cannot see absl's locks and would report false races in the
 // test code itself.
-#include "executor/blocking_pool.h"
+#include "executor/blocking/blocking_pool.h"
 
 #include <pthread.h>
 #include <signal.h>
@@ -605,23 +605,21 @@ TEST_F(BlockingPoolDeathTest, DestructorOnOwnThreadAborts) {
 
 // ---- threads that cannot start ---------------------------------------------
 
-bool FailBlockingThreads(const char* name) {
-  return std::strcmp(name, "ripcord-block") == 0;
+bool FailBlockingThreads(const void* name) {
+  return std::strcmp(static_cast<const char*>(name), "ripcord-block") == 0;
 }
-bool FailTimerThread(const char* name) {
-  return std::strcmp(name, "ripcord-timer") == 0;
+bool FailTimerThread(const void* name) {
+  return std::strcmp(static_cast<const char*>(name), "ripcord-timer") == 0;
 }
-bool FailWorkerThreads(const char* name) {
-  return std::strcmp(name, "ripcord-worker") == 0;
+bool FailWorkerThreads(const void* name) {
+  return std::strcmp(static_cast<const char*>(name), "ripcord-worker") == 0;
 }
 
-// Installs a thread start hook for one scope.
-class ScopedStartHook {
+// Installs a thread start hook (TestHook::kThreadStart) for one scope.
+class ScopedStartHook : public ripcord::testing::ScopedTestHook {
  public:
-  explicit ScopedStartHook(ThreadStartHook hook) {
-    SetThreadStartHookForTesting(hook);
-  }
-  ~ScopedStartHook() { SetThreadStartHookForTesting(nullptr); }
+  explicit ScopedStartHook(TestHookFn hook)
+      : ScopedTestHook(TestHook::kThreadStart, hook) {}
 };
 
 // Invariant: when a new thread cannot start but one exists, the job waits

@@ -49,16 +49,8 @@ namespace {
 
 using ::ripcord::testing::Eventually;
 using ::ripcord::testing::JoinOrDie;
-using ::ripcord::testing::kSanitizer;
+using ::ripcord::testing::Scaled;
 using ::ripcord::testing::Watchdog;
-
-
-// Stress loops run a fifth of their rounds under the sanitizers (TSan slows
-// synchronization 5-20x).
-int Scaled(int n) { return kSanitizer ? std::max(1, n / 5) : n; }
-
-
-
 // As Eventually, until an absolute deadline.
 bool EventuallyBy(const std::function<bool()>& pred, absl::Time deadline) {
   return Eventually(pred, deadline - absl::Now());
@@ -105,8 +97,6 @@ int CountThreadsNamed(const std::string& name) {
   closedir(dir);
   return n;
 }
-
-
 
 class BlockingTest : public ::testing::Test {
  protected:

@@ -6,7 +6,7 @@
 // writes; the affinity part runs in forked children that narrow their own
 // mask with sched_setaffinity.
 
-#include "executor/cpu_count.h"
+#include "executor/sched/cpu_count.h"
 
 #include <sched.h>
 #include <sys/stat.h>

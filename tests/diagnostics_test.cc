@@ -38,6 +38,7 @@
 #include "absl/strings/string_view.h"
 #include "absl/time/clock.h"
 #include "absl/time/time.h"
+#include "executor/group/group_test_peer.h"
 #include "gtest/gtest.h"
 #include "ripcord/ripcord.h"
 #include "tests/test_util.h"
@@ -47,19 +48,10 @@ namespace {
 
 using ::ripcord::testing::Eventually;
 using ::ripcord::testing::JoinOrDie;
-using ::ripcord::testing::kSanitizer;
+using ::ripcord::testing::Scaled;
 using ::ripcord::testing::Watchdog;
-
-
-// Stress loops run a fifth of their rounds under the sanitizers.
-int Scaled(int n) { return kSanitizer ? std::max(1, n / 5) : n; }
-
-
-
 using ::ripcord::testing::Contains;
 using ::ripcord::testing::Gate;
-
-
 
 class DiagnosticsTest : public ::testing::Test {
  protected:
@@ -310,7 +302,7 @@ TEST_F(DiagnosticsTest, StatsRunningThroughDeepNesting) {
 
 // ---- stats() while a worker defers releases ------------------------------
 // A worker that runs lazy tasks of one group back to back releases them
-// together later (Worker::deferred_n, executor/scheduler.h), and the
+// together later (Worker::deferred_n, executor/sched/scheduler.h), and the
 // group's count stays up meanwhile. These tests line tasks up on ONE worker,
 // behind a task of another group that holds it until everything is queued,
 // so that this happens; they check that nothing shows it.
@@ -445,7 +437,8 @@ TEST_F(DiagnosticsTest, StatsCompletedPastTheFieldWidth) {
     SCOPED_TRACE(absl::StrCat("start ", start));
     TaskGroup g(ex);
     g.Spawn([start] {
-      internal::GroupState::Current()->SetCompletedForTesting(start);
+      internal::GroupStateTestPeer::SetCompleted(
+          internal::GroupState::Current(), start);
     });
     ASSERT_TRUE(JoinOrDie(g, ex).ok());
     EXPECT_EQ(g.stats().completed, start + 1);  // maybe only the carry bit

@@ -812,4 +812,58 @@ TEST(CheckpointedBatch, MissingOutputFlagIsAnError) {
   EXPECT_TRUE(absl::StrContains(child.err(), "--output")) << child.Transcript();
 }
 
+// ---------------------------------------------------------------------------
+// first_mirror
+
+// Runs first_mirror with `args` to its end; returns its wait status.
+int RunFirstMirror(const std::vector<std::string>& args, std::string* out) {
+  Child child(BinaryPath("first_mirror"), args);
+  EXPECT_TRUE(child.ok());
+  bool timed_out;
+  const int status = child.Finish(kChildTimeout, &timed_out);
+  EXPECT_FALSE(timed_out) << child.Transcript();
+  *out = child.out();
+  return status;
+}
+
+// Invariant: the first mirror that succeeds wins; a failing mirror fails
+// alone (kCollectAll); the slower ones are stopped through their handles
+// (counted cancelled) and the group's Wait() is OK. The latencies are far
+// apart (50 ms to 20 s) so that a loaded machine cannot change the order.
+TEST(FirstMirror, FirstSuccessWinsLosersStopped) {
+  std::string out;
+  const int status = RunFirstMirror(
+      {"--latencies_ms=20000,300,50,20000", "--failing=2"}, &out);
+  EXPECT_TRUE(WIFEXITED(status) && WEXITSTATUS(status) == 0)
+      << DescribeStatus(status) << "\n"
+      << out;
+  EXPECT_TRUE(absl::StrContains(out, "[mirror-2] failed: UNAVAILABLE")) << out;
+  EXPECT_TRUE(absl::StrContains(out, "[mirror-1] won: 1001 bytes")) << out;
+  EXPECT_TRUE(absl::StrContains(
+      out, "[mirror-0] stopped: task 'mirror-0' stopped: mirror-1 won"))
+      << out;
+  EXPECT_TRUE(absl::StrContains(
+      out, "[mirror-3] stopped: task 'mirror-3' stopped: mirror-1 won"))
+      << out;
+  EXPECT_TRUE(absl::StrContains(
+      out, "group: OK; completed=1 failed=1 cancelled=2"))
+      << out;
+  EXPECT_TRUE(absl::StrContains(out, "winner: mirror-1")) << out;
+}
+
+// Invariant: when every mirror fails, each failure is reported, nothing is
+// stopped, and the program exits 1.
+TEST(FirstMirror, EveryMirrorFailsExitOne) {
+  std::string out;
+  const int status =
+      RunFirstMirror({"--latencies_ms=10,20,30", "--failing=0,1,2"}, &out);
+  EXPECT_TRUE(WIFEXITED(status) && WEXITSTATUS(status) == 1)
+      << DescribeStatus(status) << "\n"
+      << out;
+  EXPECT_TRUE(absl::StrContains(
+      out, "group: OK; completed=0 failed=3 cancelled=0"))
+      << out;
+  EXPECT_TRUE(absl::StrContains(out, "no mirror succeeded")) << out;
+}
+
 }  // namespace

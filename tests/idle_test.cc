@@ -1,11 +1,11 @@
 // Copyright 2026 The ripcord Authors.
 //
-// idle_test: Idle's bookkeeping (executor/idle.h) on one thread, step by
+// idle_test: Idle's bookkeeping (executor/sched/idle.h) on one thread, step by
 // step: who must re-check the queues when it parks (step 3: only when no
 // other worker searches at its RMW), who a producer wakes, and lent seats
 // (LendParked: counted unparked, never picked by WorkerToNotify, a wake-up
 // of a lent seat reports kLent).
-#include "executor/idle.h"
+#include "executor/sched/idle.h"
 
 #include "gtest/gtest.h"
 

@@ -3,7 +3,7 @@
 // inject_queue_test: the injection queue against a std::deque model, across
 // block boundaries (62 slots per block), with PushFront, PopIf tombstones
 // and PopBatch; and concurrent producers and consumers that lose nothing.
-#include "executor/inject_queue.h"
+#include "executor/sched/inject_queue.h"
 
 #include <atomic>
 #include <cstdint>

@@ -1,19 +1,19 @@
 // Copyright 2026 The ripcord Authors.
 //
-// parking_test: the parking protocol's re-check (executor/idle.h step 3;
-// step 4 atop executor/scheduler.cc for helping waits), on a real executor,
+// parking_test: the parking protocol's re-check (executor/sched/idle.h step 3;
+// step 4 atop executor/sched/scheduler.cc for helping waits), on a real executor,
 // deterministically. A task pushed after a parking worker's last look at
 // the queues but before its parking RMW is seen by no producer's wake-up
 // decision (the parking worker still counts as unparked, or as not yet a
 // parked waiter): only the re-check after the RMW finds it. In production
 // that window is a few hundred nanoseconds wide, and the stress tests
 // (PushFromABusyWorkerWakesAParkingWorker) pass even with the re-check
-// removed. Here a test hook (SetParkWindowHookForTesting) holds the parking
+// removed. Here a test hook (TestHook::kParkWindow) holds the parking
 // worker in the window until the other worker has pushed, so every
 // repetition lands its push there; without the re-check each one is a lost
 // wake-up, reported after kHangTimeout.
 //
-// The same technique for census step 8 (atop executor/group_state.cc): a
+// The same technique for census step 8 (atop executor/group/group_state.cc): a
 // hook inside GroupState::IsWithin holds a helping wait's walk over a
 // queued task's ancestry while the task's group is stopped, joined and its
 // parent closed (CensusTest below).
@@ -29,7 +29,7 @@
 #include "absl/status/status.h"
 #include "absl/time/clock.h"
 #include "absl/time/time.h"
-#include "executor/scheduler.h"
+#include "executor/sched/scheduler.h"
 #include "gtest/gtest.h"
 #include "ripcord/internal/group_state.h"
 #include "ripcord/ripcord.h"
@@ -42,6 +42,7 @@ using ::ripcord::internal::ParkSite;
 using ::ripcord::testing::JoinOrDie;
 using ::ripcord::testing::kHangTimeout;
 using ::ripcord::testing::Scaled;
+using ::ripcord::testing::ScopedTestHook;
 using ::ripcord::testing::SpinUntilSet;
 
 // The window held open by HoldWindowOpen, one repetition at a time.
@@ -62,14 +63,16 @@ struct Window {
 Window window;
 
 // The hook: at the armed site, waits (bounded) until the test has pushed.
-void HoldWindowOpen(ParkSite site) {
+bool HoldWindowOpen(const void* arg) {
+  const ParkSite site = *static_cast<const ParkSite*>(arg);
   int expected = static_cast<int>(site);
-  if (!window.armed.compare_exchange_strong(expected, -1)) return;
+  if (!window.armed.compare_exchange_strong(expected, -1)) return false;
   window.open.store(true);
   const absl::Time until = absl::Now() + kHangTimeout;
   while (!window.pushed.load() && absl::Now() < until) {
     absl::SleepFor(absl::Microseconds(20));
   }
+  return false;
 }
 
 // What a repetition's pushing side saw.
@@ -98,11 +101,11 @@ void PushInTheWindowAndSpin(TaskGroup& g, Outcome& outcome) {
 
 class ParkingTest : public ::testing::Test {
  protected:
-  ParkingTest() { internal::SetParkWindowHookForTesting(&HoldWindowOpen); }
-  ~ParkingTest() override {
-    internal::SetParkWindowHookForTesting(nullptr);
-    window.armed.store(-1);
+  void SetUp() override {
+    if (!internal::TestHooksAvailable()) GTEST_SKIP() << "no test hooks";
   }
+  ~ParkingTest() override { window.armed.store(-1); }
+  ScopedTestHook hook_{internal::TestHook::kParkWindow, &HoldWindowOpen};
 };
 
 // Invariant: a task that a busy worker pushes onto its own deque while the
@@ -191,25 +194,27 @@ constexpr absl::Duration kWalkHold = absl::Milliseconds(200);
 
 // The hook: holds the first walk over a child of a root group (depth 1)
 // until the test has closed that child's parent, or for kWalkHold.
-void HoldWalk(const internal::GroupState* group) {
-  if (group->depth() != 1) return;
+bool HoldWalk(const void* arg) {
+  const auto* group = static_cast<const internal::GroupState*>(arg);
+  if (group->depth() != 1) return false;
   bool expected = true;
-  if (!walk.armed.compare_exchange_strong(expected, false)) return;
+  if (!walk.armed.compare_exchange_strong(expected, false)) return false;
   walk.open.store(true);
   const absl::Time until = absl::Now() + kWalkHold;
   while (!walk.parent_closed.load() && absl::Now() < until) {
     absl::SleepFor(absl::Microseconds(50));
   }
   walk.closed_during_walk.store(walk.parent_closed.load());
+  return false;
 }
 
 class CensusTest : public ::testing::Test {
  protected:
-  CensusTest() { internal::SetAncestryWalkHookForTesting(&HoldWalk); }
-  ~CensusTest() override {
-    internal::SetAncestryWalkHookForTesting(nullptr);
-    walk.armed.store(false);
+  void SetUp() override {
+    if (!internal::TestHooksAvailable()) GTEST_SKIP() << "no test hooks";
   }
+  ~CensusTest() override { walk.armed.store(false); }
+  ScopedTestHook hook_{internal::TestHook::kAncestryWalk, &HoldWalk};
 };
 
 // Invariant: while a helping wait reads the ancestry of a queued task of

@@ -10,6 +10,7 @@
 #include <cstdint>
 #include <cstdio>
 #include <memory>
+#include <optional>
 #include <random>
 #include <string>
 #include <thread>
@@ -33,6 +34,7 @@ using ::ripcord::testing::kSanitizer;
 using ::ripcord::testing::kThreadSanitizer;
 using ::ripcord::testing::MessageContains;
 using ::ripcord::testing::Scaled;
+using ::ripcord::testing::ScopedTestHook;
 using ::ripcord::testing::SpinUntilSet;
 using ::ripcord::testing::Watchdog;
 
@@ -511,17 +513,19 @@ class DestructionCounter {
 thread_local bool tls_pause_spawns = false;
 thread_local int tls_spawn_calls = 0;
 
-void PauseSomeSpawns() {
+bool PauseSomeSpawns(const void*) {
   if (tls_pause_spawns && ++tls_spawn_calls % 5 == 0) {
     absl::SleepFor(absl::Microseconds(200));
   }
+  return false;
 }
 
 TEST_F(TaskGroupStressTest, StopAndWaitVsRacingSpawns) {
-  internal::submit_race_hook_for_testing.store(&PauseSomeSpawns);
-  struct Unhook {
-    ~Unhook() { internal::submit_race_hook_for_testing.store(nullptr); }
-  } unhook;
+  // Without hooks (NDEBUG) the spawns just do not pause.
+  std::optional<ScopedTestHook> hook;
+  if (internal::TestHooksAvailable()) {
+    hook.emplace(internal::TestHook::kSubmitRace, &PauseSomeSpawns);
+  }
   const int reps = Scaled(400, 40);
   for (int workers : {1, 2}) {
     Executor executor({.num_workers = workers});
@@ -766,7 +770,7 @@ TEST_F(TaskGroupStressTest, PushFromABusyWorkerWakesAParkingWorker) {
 }
 
 // Invariant: the same for a worker parked in a helping Wait() (step 4 atop
-// executor/scheduler.cc): the only other worker runs the group's only task,
+// executor/sched/scheduler.cc): the only other worker runs the group's only task,
 // which pushes a second task of the group and spins until it has run; the
 // waiting worker must wake up and run it.
 TEST_F(TaskGroupStressTest, PushFromABusyWorkerWakesAParkedHelpingWaiter) {

@@ -162,7 +162,7 @@ TEST_F(TaskGroupTest, CapturesOfEverySizeAndAlignment) {
 // captures 3 to 5 words) start on a 64-byte line and so never share one
 // with another block, also after they were freed on another thread and
 // reused there (false sharing between tasks on different cores made
-// skynet's time spread by 50%; see executor/task_alloc.cc). Sanitizer
+// skynet's time spread by 50%; see executor/alloc/task_alloc.cc). Sanitizer
 // builds give every task its own operator new, so only the plain build
 // checks the alignment.
 TEST_F(TaskGroupTest, PlainTaskSizedBlocksAreLineAligned) {

@@ -35,10 +35,28 @@
 #include "absl/synchronization/notification.h"
 #include "absl/time/clock.h"
 #include "absl/time/time.h"
+#include "executor/base/test_hooks.h"
 #include "gtest/gtest.h"
 #include "ripcord/ripcord.h"
 
 namespace ripcord::testing {
+
+// Installs a test hook (executor/base/test_hooks.h) for one scope and
+// removes it at the end. Tests that use one skip themselves in builds
+// without hooks (NDEBUG): GTEST_SKIP() if !internal::TestHooksAvailable().
+class ScopedTestHook {
+ public:
+  ScopedTestHook(internal::TestHook point, internal::TestHookFn fn)
+      : point_(point) {
+    internal::SetTestHook(point_, fn);
+  }
+  ~ScopedTestHook() { internal::SetTestHook(point_, nullptr); }
+  ScopedTestHook(const ScopedTestHook&) = delete;
+  ScopedTestHook& operator=(const ScopedTestHook&) = delete;
+
+ private:
+  internal::TestHook point_;
+};
 
 // True in sanitizer builds (.bazelrc's tsan and asan configs define
 // RIPCORD_SANITIZER; gcc also defines __SANITIZE_*__).

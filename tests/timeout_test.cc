@@ -50,17 +50,9 @@ namespace {
 
 using ::ripcord::testing::Eventually;
 using ::ripcord::testing::JoinOrDie;
-using ::ripcord::testing::kSanitizer;
+using ::ripcord::testing::Scaled;
 using ::ripcord::testing::Watchdog;
-
-
-// Stress loops run a fifth of their rounds under the sanitizers.
-int Scaled(int n) { return kSanitizer ? std::max(1, n / 5) : n; }
-
-
 using ::ripcord::testing::Contains;
-
-
 
 class TimeoutTest : public ::testing::Test {
  protected:

@@ -1,6 +1,6 @@
 // Copyright 2026 The ripcord Authors.
 //
-// Tests for executor/timer.h: firing time and order, Cancel's contract
+// Tests for executor/time/timer.h: firing time and order, Cancel's contract
 // (true => never runs; false => ran exactly once and has returned), re-arming,
 // 100,000 timers, destruction with pending entries, and a concurrent stress.
 //
@@ -8,7 +8,7 @@
 // is 2 ms): CI machines are shared and sanitizers slow everything by 5-20x,
 // so a tight bound would test the machine, not the code. Speed belongs in
 // benchmarks.
-#include "executor/timer.h"
+#include "executor/time/timer.h"
 
 #include <algorithm>
 #include <atomic>

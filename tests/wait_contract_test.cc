@@ -2,7 +2,7 @@
 //
 // wait_contract_test.cc: what Wait() and RequestStop() promise around a
 // stopped group whose Wait() returned early (the census atop
-// executor/group_state.cc), each test named after the bug it once caught.
+// executor/group/group_state.cc), each test named after the bug it once caught.
 #include <atomic>
 #include <chrono>
 #include <cstdint>
@@ -21,6 +21,8 @@
 
 namespace ripcord {
 namespace {
+
+using ::ripcord::testing::ScopedTestHook;
 
 // Stops `g` with a long task running and trivially destructible tasks
 // queued behind it, then joins it: the Wait() that returns early.
@@ -105,9 +107,9 @@ struct StopRace {
 };
 std::atomic<StopRace*> stop_race{nullptr};
 
-void SecondCallerInTheWindow() {
+bool SecondCallerInTheWindow(const void*) {
   StopRace* r = stop_race.exchange(nullptr);
-  if (r == nullptr) return;  // only the first caller's first stop
+  if (r == nullptr) return false;  // only the first caller's first stop
   absl::Notification returned;
   r->second = std::thread([r, &returned] {
     r->group->RequestStop("second");
@@ -118,11 +120,13 @@ void SecondCallerInTheWindow() {
   });
   // Not a timing assertion: a bound on how long the window stays open.
   returned.WaitForNotificationWithTimeout(absl::Milliseconds(50));
+  return false;
 }
 
 TEST(WaitContractTest, ConcurrentRequestStopBug) {
+  if (!internal::TestHooksAvailable()) GTEST_SKIP() << "no test hooks";
   Executor ex({.num_workers = 1});
-  internal::stop_race_hook_for_testing.store(&SecondCallerInTheWindow);
+  ScopedTestHook hook(internal::TestHook::kStopRace, &SecondCallerInTheWindow);
   for (int round = 0; round < 5; ++round) {
     TaskGroup g(ex, {.name = "g"});
     TaskGroup child(g, {.name = "child"});
@@ -138,7 +142,6 @@ TEST(WaitContractTest, ConcurrentRequestStopBug) {
     EXPECT_TRUE(r.saw_group_stopped.load()) << "round " << round;
     EXPECT_TRUE(r.saw_child_stopped.load()) << "round " << round;
   }
-  internal::stop_race_hook_for_testing.store(nullptr);
 }
 
 // The same race without a hook, repeated: both callers see the stop, on

@@ -1,9 +1,9 @@
 // Copyright 2026 The ripcord Authors.
 //
-// Tests for executor/ws_deque.h: order at each end, growth (including growth
+// Tests for executor/sched/ws_deque.h: order at each end, growth (including growth
 // of a wrapped-around buffer), the Pop-vs-Steal race for the last item, and
 // exactly-once delivery under concurrent owner and thieves.
-#include "executor/ws_deque.h"
+#include "executor/sched/ws_deque.h"
 
 #include <algorithm>
 #include <atomic>

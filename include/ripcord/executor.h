@@ -17,6 +17,7 @@
 #include <string>
 #include <string_view>
 
+#include "absl/status/status.h"
 #include "absl/time/time.h"
 
 namespace ripcord {
@@ -66,6 +67,20 @@ struct ExecutorOptions {
   // with deep recursion or large stack arrays. Below 64 KiB or above 1 GiB
   // aborts.
   size_t blocking_stack_size = size_t{2} << 20;
+
+  // The flight recorder's file. Empty: the environment variable
+  // RIPCORD_TRACE, read once by the constructor; still empty: tracing is
+  // off, and costs one predictable branch per task run. Set, the executor
+  // records into a bounded ring per thread (the newest 65,536 events of
+  // each thread are kept; the file's "metadata" counts the others as
+  // "dropped_events"): one complete event per run of a task (each
+  // resumption of a coroutine is a run) and per blocking call, an instant
+  // per group's first stop (with its reason) and per stop signal. The file
+  // (Trace Event JSON: ui.perfetto.dev, chrome://tracing, speedscope) is
+  // written when the Executor is destroyed, by Executor::WriteTrace(), and
+  // by a SignalWatcher before the last stop signal ends the process. An
+  // unwritable path is reported on stderr then, never an abort.
+  std::string trace_path = {};
 };
 
 // Which root groups Executor::RequestStop reaches.
@@ -138,6 +153,23 @@ class Executor {
   // and occupancy, and the number of pending timers. Safe at any time from any
   // thread; costs nothing when nobody calls it.
   std::string DebugString() const;
+
+  // Executor::WriteTrace(path): writes what the flight recorder holds now
+  // (see ExecutorOptions::trace_path) to `path`, truncating it, as Trace
+  // Event JSON: {"traceEvents": [...], "displayTimeUnit": "ms",
+  // "metadata": {"dropped_events": N, ...}}, timestamps in microseconds of
+  // CLOCK_MONOTONIC. Tasks still running are not in it (an event is
+  // recorded when its run ends). Called within 20 ms of the Executor's
+  // creation, it first waits until those 20 ms have passed (the clock's
+  // calibration).
+  // Thread-safety: any thread, including tasks, concurrently with
+  // recording and with other WriteTrace() calls; each call writes a
+  // consistent snapshot of each thread's ring.
+  // Returns: OkStatus() once the file is written; FailedPrecondition when
+  // tracing is off; the file system's error when `path` cannot be opened or
+  // written (e.g. NotFound for a missing folder, PermissionDenied), its
+  // message naming the path.
+  [[nodiscard]] absl::Status WriteTrace(std::string_view path) const;
 
   // For the library's own use.
   internal::ExecutorImpl* impl() const { return impl_.get(); }

@@ -67,7 +67,7 @@ namespace internal {
 // True when the calling thread is a worker of an executor with more than
 // one worker and that worker's deque is empty: nothing for a thief to take,
 // so a loop task should split. Thread-safety: any thread (false off a
-// worker). Defined in executor/scheduler.cc.
+// worker). Defined in executor/sched/scheduler.cc.
 bool LoopShouldSplit();
 
 // The number of workers of the executor whose worker is the calling thread;
@@ -79,12 +79,12 @@ class ExecutorImpl;
 
 // GuestSeat: the calling thread takes the seat of a parked worker of the
 // group's executor for one loop (oneTBB's arena slot for the thread that
-// calls parallel_for; "Guest seats" atop executor/scheduler.cc). Then the
+// calls parallel_for; "Guest seats" atop executor/sched/scheduler.cc). Then the
 // caller runs the loop's tasks itself, with no hand-off to a worker at the
 // start nor a wake-up at the end, and the executor still runs no more
 // threads than it has workers: the seat's own thread stays parked.
 // Thread-safety: one object per thread, used only by the thread that made
-// it. Defined in executor/scheduler.cc.
+// it. Defined in executor/sched/scheduler.cc.
 class GuestSeat {
  public:
   // Takes a parked worker's seat when the calling thread is not a worker

@@ -3,8 +3,10 @@
 // ripcord.h: the umbrella header. Pulls in the whole public API:
 //   Executor, ExecutorOptions, StopTarget            (executor.h)
 //   StopToken, StopCallback, SleepFor                (stop_token.h)
-//   TaskGroup, GroupOptions, GroupStats              (task_group.h)
+//   TaskGroup, GroupOptions, GroupStats,
+//     FailurePolicy, TaskOptions                     (task_group.h)
 //   Task, Sleep, Yield, Blocking, TaskGroup::Join    (task.h)
+//   TaskGroup::Start, TaskHandle, WaitAll            (task_handle.h)
 //   SignalWatcher, SignalOptions                     (signal_watcher.h)
 //   ParallelFor, ParallelForOptions                  (parallel_for.h)
 #ifndef RIPCORD_RIPCORD_H_
@@ -16,5 +18,6 @@
 #include "ripcord/stop_token.h"
 #include "ripcord/task.h"
 #include "ripcord/task_group.h"
+#include "ripcord/task_handle.h"
 
 #endif  // RIPCORD_RIPCORD_H_

@@ -415,7 +415,8 @@ struct YieldAwaiter {
     return YieldSuspend(ctx);
   }
   absl::Status await_resume() {
-    if (ctx->group->stop_requested()) {
+    if (ctx->stop_requested()) {
+      if ((ctx->flags & TaskNode::kOwnStop) != 0) return ctx->OwnStopStatus();
       return absl::CancelledError("Yield: the task's group was stopped");
     }
     return absl::OkStatus();
@@ -466,14 +467,14 @@ class BlockingAwaiter {
   template <class P>
   bool await_suspend(std::coroutine_handle<P> h) {
     CoroContext* ctx = ContextOf(h);
-    if (ctx->group->stop_requested()) {
+    if (ctx->stop_requested()) {
       result_.emplace(absl::CancelledError(
           "Blocking: the task's group was stopped before fn started"));
       return false;
     }
     ctx->resume_handle = h;
     absl::Status submitted = SubmitBlocking(ctx, [this, ctx]() {
-      result_.emplace(RunBlockingFn(fn_, ctx->group->token()));
+      result_.emplace(RunBlockingFn(fn_, ctx->token()));
       // Last touch of this awaiter on the blocking thread.
       ScheduleResume(ctx);
     });

@@ -41,6 +41,28 @@ template <class F>
 void SpawnCoroutine(GroupState* group, F&& f);  // defined in ripcord/task.h
 }  // namespace internal
 
+// FailurePolicy: what a failing task (an error status, or an exception) does
+// to its group.
+//   kFailFast (the default): the first failure is recorded, stops the group
+//     and cancels the siblings; Wait() returns it (asyncio.TaskGroup, Trio).
+//   kCollectAll: a failure is counted in stats().failed and, for a started
+//     task, kept in its TaskHandle; it neither stops the group nor cancels
+//     the siblings, and Wait() returns OkStatus() unless the group was
+//     stopped (then the stop's cause). gather(return_exceptions=True),
+//     Kotlin's supervisorScope, Java's Joiner.awaitAll. A stop still reaches
+//     every task as usual.
+enum class FailurePolicy { kFailFast, kCollectAll };
+
+// TaskOptions: how TaskGroup::Start creates one task (task_handle.h).
+struct TaskOptions {
+  // The task's name, kept with the task for diagnostics; a handle's stop
+  // reason names it ("task 'fetch' stopped: ...").
+  std::string name = {};
+};
+
+template <class T>
+class TaskHandle;
+
 // GroupOptions: how a group is created.
 struct GroupOptions {
   // Shows up in diagnostics and in stop reasons ("group 'flush' stopped: ...").
@@ -81,6 +103,8 @@ struct GroupOptions {
   // and coroutine resumption takes the group's limiter lock.
   // Bad input: a negative value is a programming error (message, abort).
   int max_concurrency = 0;
+  // What a failing task does to the group: see FailurePolicy.
+  FailurePolicy on_failure = FailurePolicy::kFailFast;
 };
 
 // GroupStats: counters of one group (stats()), or of a group and all its
@@ -158,6 +182,13 @@ class TaskGroup {
     }
   }
 
+  // TaskGroup::Start(f, options): Spawn(f) that returns a TaskHandle to the
+  // task: stop it alone, wait for it, read its outcome (defined in
+  // ripcord/task_handle.h, which documents it; include that header or
+  // ripcord/ripcord.h to call it).
+  template <class F>
+  auto Start(F&& f, TaskOptions options = {});
+
   // TaskGroup::SpawnBlocking(fn, done): runs fn on the blocking pool (never on
   // a work-stealing worker), then calls done exactly once, on a worker.
   //
@@ -185,7 +216,7 @@ class TaskGroup {
   // dropping them runs no user code (the callable is trivially
   // destructible). Those tasks can never start (each worker checks the stop
   // after publishing what it starts; the census atop
-  // executor/group_state.cc), stats() counts them cancelled, and they are
+  // executor/group/group_state.cc), stats() counts them cancelled, and they are
   // freed later by whichever worker pops them. Queued tasks whose callable
   // has a destructor are dropped before Wait() returns, so that no capture
   // destructor runs after it. Groups that have had child groups, and

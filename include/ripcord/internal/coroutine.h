@@ -32,15 +32,20 @@
 
 namespace ripcord::internal {
 
+struct CoroContext;
+
 // The driver state of the thread running a coroutine chain right now.
 struct DriverFrame {
   std::coroutine_handle<> next;  // resume this next (an internal transfer)
   bool root_done = false;        // the root Task reached its final suspend
+  // The task being driven (TaskHandle::Wait() compares it with its own
+  // task's, to refuse a wait for itself).
+  const CoroContext* ctx = nullptr;
 };
 inline thread_local DriverFrame* tls_driver = nullptr;
 
 class SleepOp;
-// The per-thread state of executor/coroutine.cc, with external linkage
+// The per-thread state of executor/coro/coroutine.cc, with external linkage
 // rather than in an anonymous namespace there: in the sanitizer builds
 // (fastbuild, so libcore is a shared library, linked by gold), adding
 // internal-linkage thread_locals to libcore left the initial-exec GOT entry
@@ -49,7 +54,7 @@ class SleepOp;
 // TLS symbols with external linkage, like tls_driver, are relocated against
 // themselves.
 // While a stop sweep resumes its batch: where Sleep's CancelledError comes
-// from (executor/coroutine.cc, SleepFinish). Null otherwise.
+// from (executor/coro/coroutine.cc, SleepFinish). Null otherwise.
 struct SleepCancelledSource;
 inline thread_local SleepCancelledSource* tls_sleep_cancelled = nullptr;
 
@@ -126,6 +131,26 @@ struct CoroContext : TaskNode {
   // then settles the task). False: suspended, and an external event owns ctx.
   static bool Drive(CoroContext* ctx, absl::Status* status);
 
+  // The stop state this task's checkpoints read (Sleep, Yield, Blocking):
+  // its group's, or, for a task started with TaskGroup::Start
+  // (TaskNode::kOwnStop), its own, a child of its group's
+  // (internal/task_handle_state.h). Called by the thread driving the task,
+  // or by a thread the suspended task waits for (Blocking's fn).
+  StopState* stop_state() noexcept {
+    return (flags & TaskNode::kOwnStop) != 0 ? OwnStopState()
+                                             : group->stop_state();
+  }
+  bool stop_requested() noexcept { return stop_state()->stop_requested(); }
+  StopToken token() noexcept { return GroupState::TokenFor(stop_state()); }
+  // The task's own stop state; overridden by the nodes that set kOwnStop.
+  virtual StopState* OwnStopState() noexcept { return group->stop_state(); }
+  // With kOwnStop: the CancelledError a checkpoint (Sleep, Yield) returns
+  // after the task's own stop, naming its cause ("task 'x' stopped: ...",
+  // or the group's stop cause).
+  virtual absl::Status OwnStopStatus() noexcept {
+    return absl::CancelledError("the task was stopped");
+  }
+
   // started and room_bytes first: they fill TaskNode's tail padding, so the
   // node is 8 bytes smaller and, rounded to 16 for the room behind it, a
   // spawned coroutine's block is 16 bytes smaller (a quarter of a cache
@@ -145,7 +170,7 @@ void ScheduleResume(CoroContext* ctx);
 // The same, behind every queued task (Yield).
 void ScheduleResumeBack(CoroContext* ctx);
 
-// ---- out-of-line awaitable operations (executor/coroutine.cc) ------------
+// ---- out-of-line awaitable operations (executor/coro/coroutine.cc) ------------
 // Each *Suspend returns true if the coroutine must stay suspended (the
 // operation will ScheduleResume(ctx) later), or false if the result is ready
 // now (in *result, or from *Finish).

@@ -4,8 +4,8 @@
 // GroupState, a heap record whose lifetime is the join word: it is freed when
 // its TaskGroup is gone AND no queued task points at it any more (a stopped
 // group's Wait() may return before its lazily dropped tasks are popped; see
-// "Census" atop executor/group_state.cc). The executor's queues hold
-// TaskNodes that point back to it. Algorithms live in executor/group_state.cc,
+// "Census" atop executor/group/group_state.cc). The executor's queues hold
+// TaskNodes that point back to it. Algorithms live in executor/group/group_state.cc,
 // whose file comment describes the join, stop and census protocols.
 #ifndef RIPCORD_INTERNAL_GROUP_STATE_H_
 #define RIPCORD_INTERNAL_GROUP_STATE_H_
@@ -50,7 +50,7 @@ struct BusyGroup {
   int64_t blocking = 0;  // blocking calls whose fn is running
 };
 
-// Census step 6 (atop executor/group_state.cc): how often a waiter of a
+// Census step 6 (atop executor/group/group_state.cc): how often a waiter of a
 // stopped group re-checks on its own, first and at most.
 inline constexpr absl::Duration kCensusFirstPoll = absl::Microseconds(50);
 inline constexpr absl::Duration kCensusLastPoll = absl::Milliseconds(1);
@@ -75,26 +75,25 @@ class CensusPoll {
   absl::Duration period_ = kCensusFirstPoll;
 };
 
-// Tests only, in builds without NDEBUG: if set, GroupState::Submit calls it
-// between its stop check and its count's increment, to widen that window
-// for tests of a Spawn racing a stop and a census. relaxed loads.
-inline std::atomic<void (*)()> submit_race_hook_for_testing{nullptr};
-// Tests only: if set, the call of GroupState::Stop that made the first stop
-// calls it before that stop is complete (before the propagation to the
-// children), to widen the window for tests of concurrent stops. relaxed.
-inline std::atomic<void (*)()> stop_race_hook_for_testing{nullptr};
-
 class GroupState;
 // The group of the task running on this thread (null outside tasks), and
 // the frame the scheduler's start gate opened for the plain task it is
 // starting (-1: nested too deep to publish, counted in the group's
-// running_other_). Defined in executor/group_state.cc; initial-exec with
-// external linkage (see RIPCORD_FAST_TLS in executor/check.h), constinit
+// running_other_). Defined in executor/group/group_state.cc; initial-exec with
+// external linkage (see RIPCORD_FAST_TLS in executor/base/check.h), constinit
 // so that the inline readers below need no TLS-wrapper call.
 extern __attribute__((tls_model("initial-exec"))) constinit thread_local
     GroupState* tls_current_group;
 extern __attribute__((tls_model("initial-exec"))) constinit thread_local int
     tls_gate_frame;
+
+// The payload a started task's CancelledError carries to its group when the
+// task was stopped through its TaskHandle (internal/task_handle_state.h):
+// the group counts it cancelled, not failed, and is not stopped by it.
+inline constexpr char kTaskStoppedPayload[] = "ripcord.internal/task-stopped";
+inline bool StoppedByItsHandle(const absl::Status& status) {
+  return status.GetPayload(kTaskStoppedPayload).has_value();
+}
 
 // Who asked a group to stop; decides whether a shielded group listens.
 enum class StopOrigin {
@@ -242,6 +241,11 @@ class GroupState final : public CacheAllocated<GroupState> {
   // group_state.cc).
   int Stop(std::string_view reason, StopOrigin origin);
   StopToken token() { return StopToken(&stop_); }
+  // A token of any stop source (a started task's own, task_handle_state.h).
+  static StopToken TokenFor(StopState* state) { return StopToken(state); }
+  // CancelledError naming this group's stop cause ("group 'x' stopped:
+  // reason"), for a started task the stop dropped. Valid once stopped.
+  absl::Status StopStatus() const ABSL_LOCKS_EXCLUDED(mu_);
   // The stop source itself, for the library's StopEntry registrations.
   StopState* stop_state() { return &stop_; }
   bool stop_requested() const { return stop_.stop_requested(); }
@@ -252,21 +256,18 @@ class GroupState final : public CacheAllocated<GroupState> {
   GroupState* parent() const { return parent_; }
   ExecutorImpl* executor() const { return exec_; }
   int depth() const { return depth_; }
+  uint64_t id() const { return id_; }  // as in Label(); never reused
   GroupStats Stats() const;
   // Stats() of this group plus those of all its descendants (group_report.cc).
   GroupStats TreeStats() const ABSL_LOCKS_EXCLUDED(children_mu_);
   // Adds TreeStats() to *sum.
   void AddTreeStats(GroupStats* sum) const ABSL_LOCKS_EXCLUDED(children_mu_);
-  // GroupOptions::max_concurrency's slots (executor/group_limit.h); null
+  // GroupOptions::max_concurrency's slots (executor/group/group_limit.h); null
   // when the group has no limit.
   GroupLimit* limit() const { return limit_.get(); }
   // Gives back the slot a finishing or suspending piece of work held (its
   // node had TaskNode::kSlot). The caller keeps the group alive.
   void ReleaseSlot();
-  // Tests only: sets the completed count to `n`, to reach the 2^31 carry of
-  // pending_'s completed field without running 2^31 tasks. Call it from the
-  // group's only running task.
-  void SetCompletedForTesting(int64_t n);
   // "group 'name'" or "unnamed group #id", for messages.
   std::string Label() const;
   // True if this group is `ancestor` or lies under it.
@@ -275,7 +276,7 @@ class GroupState final : public CacheAllocated<GroupState> {
   static GroupState* Current();
 
   // Appends this group and its subtree to `out` (Executor::DebugString).
-  // Once `out` is kMaxDescribeBytes long (executor/group_report.h), groups
+  // Once `out` is kMaxDescribeBytes long (executor/group/group_report.h), groups
   // are only counted in `*skipped`.
   void DescribeTree(std::string* out, int indent, absl::Time now,
                     int64_t* skipped) const ABSL_LOCKS_EXCLUDED(children_mu_);
@@ -295,20 +296,24 @@ class GroupState final : public CacheAllocated<GroupState> {
   // the lock of the list it was found in; unlinking waits for pins to drop.
   void Pin() { pins_.fetch_add(1, std::memory_order_relaxed); }
   void Unpin() { pins_.fetch_sub(1, std::memory_order_release); }
-  // Stops each of `pinned` (groups Pin()ned under their list's lock) and
-  // unpins it. A group destroyed meanwhile on this thread (a StopCallback
+  // Stops each of `pinned` (groups Pin()ned under their list's lock) with
+  // `origin`, and their subtrees as their parents' stops (kParent, or
+  // kExecutorAll for one), then unpins it. Depth first with an explicit
+  // stack, not recursion: a chain 100,000 groups deep stops in constant
+  // stack. A group destroyed meanwhile on this thread (a StopCallback
   // tearing down a sibling) removes itself from the list instead of waiting
   // for the pin this very thread holds. Returns the number newly stopped.
   static int StopPinned(std::vector<GroupState*>& pinned,
                         std::string_view reason, StopOrigin origin);
 
-  // Root registry links (executor/scheduler.cc): guarded by the shard's mutex.
+  // Root registry links (executor/sched/scheduler.cc): guarded by the shard's mutex.
   GroupState* next_root_ = nullptr;
   GroupState* prev_root_ = nullptr;
   RootShard* shard_ = nullptr;
 
  private:
   friend class GroupTimeout;
+  friend struct GroupStateTestPeer;  // executor/group/group_test_peer.h
   GroupState(ExecutorImpl* exec, GroupState* parent, GroupOptions&& options);
   ~GroupState() = default;  // via Close() or the last lazily dropped task
 
@@ -387,10 +392,19 @@ class GroupState final : public CacheAllocated<GroupState> {
   // Stop protocol step 2: records the first reason (under mu_).
   void RecordStopLocked(std::string_view reason, StopOrigin origin)
       ABSL_EXCLUSIVE_LOCKS_REQUIRED(mu_);
-  // Stop protocol step 3: stops the children, kParent or (`force`)
-  // kExecutorAll. Returns how many groups it stopped.
-  int StopChildren(std::string_view reason, bool force)
+  // Stop protocol steps 0-2 for this group alone (the shield, the fast
+  // path, the bit, the reason, and the first stop's own work). Adds 1 to
+  // *stopped if this call made the first stop. Returns false when there is
+  // nothing to propagate: shielded from `origin`, or a stop of this kind
+  // already complete (step 4). May run StopCallbacks, which may destroy
+  // other groups (never this one: a group's owner joins it first).
+  bool StopSelf(std::string_view reason, StopOrigin origin, int* stopped);
+  // Stop protocol step 3's list: pins the children under children_mu_ and
+  // appends them to `out`.
+  void PinChildren(std::vector<GroupState*>* out)
       ABSL_LOCKS_EXCLUDED(children_mu_);
+  // Stop protocol step 4: the subtree's stop (of this kind) is complete.
+  void MarkStopDone(bool force);
   // The recorded reason as messages show it (the parent, then stop_reason_).
   std::string StopReasonLocked() const ABSL_EXCLUSIVE_LOCKS_REQUIRED(mu_);
   // DescribeTree's line for this group alone.
@@ -404,6 +418,9 @@ class GroupState final : public CacheAllocated<GroupState> {
   GroupState* const parent_;
   const int depth_;
   const bool shielded_;
+  // GroupOptions::on_failure == kCollectAll: a failing task is counted in
+  // failed_ but neither recorded in first_error_ nor stops the group.
+  const bool collect_all_;
   const std::string name_;
   const uint64_t id_;
 

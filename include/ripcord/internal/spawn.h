@@ -109,7 +109,7 @@ struct PlainTask final : TaskNode, CacheAllocated<PlainTask<F>> {
     const int frame = group->StartPlain();
     GroupState* previous = group->Enter();
     absl::Status status = RunPlain(self->f, group->token());
-    // max_concurrency (executor/group_limit.h): set only in limited groups.
+    // max_concurrency (executor/group/group_limit.h): set only in limited groups.
     const bool slot = (self->flags & TaskNode::kSlot) != 0;
     // The callable (and its captures) dies before the group hears the task
     // finished: after Wait() returns, no capture destructor is still running.
@@ -194,7 +194,7 @@ typename BlockingResult<typename CallResult<Fn>::type>::type RunBlockingFn(
   }
 }
 
-// Submits `job` to the executor's blocking pool (executor/group_state.cc).
+// Submits `job` to the executor's blocking pool (executor/group/group_state.cc).
 void SubmitBlockingJob(GroupState* group, TaskNode* job);
 // Schedules a continuation (a non-droppable TaskNode) on a worker.
 void ScheduleContinuation(TaskNode* node);

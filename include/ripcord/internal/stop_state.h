@@ -1,21 +1,21 @@
 // Copyright 2026 The ripcord Authors.
 //
 // internal/stop_state.h: the state behind StopToken and StopCallback. Not part
-// of the public API; the algorithms live in executor/stop_state.cc.
+// of the public API; the algorithms live in executor/group/stop_state.cc.
 //
 // The registration algorithm is libunifex's inplace_stop_source (also used by
 // stdexec): one state word with a STOP_REQUESTED bit and a LOCKED bit that
 // guards an intrusive list of callbacks. The requesting thread unlinks the
 // callbacks a few dozen at a time and runs them with the lock released, so a
 // callback may register or remove other callbacks, and may destroy its own
-// StopCallback (executor/stop_state.cc has the protocol).
+// StopCallback (executor/group/stop_state.cc has the protocol).
 //
 // Besides callbacks, a StopState keeps StopEntry registrations: the library's
 // own waits (a coroutine's Sleep) that a stop must complete by the 100,000.
 // They live in arrays of kStopEntryBatch pointers, not in the callback list,
 // so RequestStop() claims a first array and hands it to a worker instead of
 // running one callback per entry on the requesting thread, and workers claim
-// the rest an array at a time (executor/stop_state.cc, "Stop entries").
+// the rest an array at a time (executor/group/stop_state.cc, "Stop entries").
 #ifndef RIPCORD_INTERNAL_STOP_STATE_H_
 #define RIPCORD_INTERNAL_STOP_STATE_H_
 
@@ -34,7 +34,7 @@ struct StopSegment;
 inline constexpr int kStopEntryBatch = 28;
 
 // StopEntry: a registration that the stop does not run but hands, claimed,
-// to SweepStopEntries() (defined by executor/coroutine.cc) in batches.
+// to SweepStopEntries() (defined by executor/coro/coroutine.cc) in batches.
 // Thread-safety: Register/Unregister by the owner; MarkDone by the thread
 // that claimed the entry; the rest is guarded by the StopState's LOCKED bit.
 class StopEntry {
@@ -77,7 +77,7 @@ class StopEntry {
 // callbacks) with the first claimed batch of entries (n >= 1) when there are
 // any: completes them at once (the claimer's duty, see StopEntry::Unregister)
 // and has the executor's workers claim and complete the rest. Defined in
-// executor/coroutine.cc, the one user of StopEntry.
+// executor/coro/coroutine.cc, the one user of StopEntry.
 void SweepStopEntries(StopEntry* const* entries, int n) noexcept;
 
 // StopCallbackBase: the intrusive list node of one registered callback.

@@ -7,7 +7,7 @@
 // workers' time, most of it in _int_free/_int_malloc under the arena lock.
 // This cache keeps freed blocks per thread and 16-byte size class, whoever
 // allocated them, and moves them between threads in batches of 64 through a
-// per-class depot (executor/task_alloc.cc), so a thread that only submits
+// per-class depot (executor/alloc/task_alloc.cc), so a thread that only submits
 // and workers that only free trade memory 64 blocks per lock acquisition.
 // oneTBB's small_object_pool (src/tbb/small_object_pool.cpp) solves the same
 // problem with owner-returned blocks; blocks here have no header, so a queued
@@ -29,7 +29,7 @@ namespace ripcord::internal {
 // creates 1.3 million, and glibc's tcache holds only 7 of a size).
 inline constexpr size_t kMaxCachedTaskSize = 448;
 
-// The out-of-line halves (executor/task_alloc.cc): every case AllocateTask
+// The out-of-line halves (executor/alloc/task_alloc.cc): every case AllocateTask
 // and FreeTask below do not handle inline.
 void* AllocateTaskSlow(size_t size);
 void FreeTaskSlow(void* p, size_t size) noexcept;
@@ -38,7 +38,7 @@ void FreeTaskSlow(void* p, size_t size) noexcept;
 // The per-thread cache, here so that the common case (a block of a cached
 // size, a list that is neither empty nor full) is inlined: two calls per
 // task were 15% of skynet's instructions per task. Layout and protocol:
-// executor/task_alloc.cc.
+// executor/alloc/task_alloc.cc.
 namespace task_alloc {
 inline constexpr size_t kGranule = 16;
 inline constexpr size_t kSmallest = 24;
@@ -59,7 +59,7 @@ struct TaskCache {
 
 // The thread's cache: null before its first use, kDeadCache once the
 // thread's cleanup ran. Initial-exec TLS with external linkage (see
-// RIPCORD_FAST_TLS in executor/check.h). constinit: no TLS wrapper call to
+// RIPCORD_FAST_TLS in executor/base/check.h). constinit: no TLS wrapper call to
 // check for a dynamic initializer on each use from another file.
 extern __attribute__((tls_model("initial-exec"))) constinit thread_local
     TaskCache* tls_cache;

@@ -35,11 +35,14 @@ struct TaskNode {
   // never run, and freeing it later is unobservable.
   static constexpr uint32_t kLazy = 4;
   // kSlot: holds a slot of its group's GroupOptions::max_concurrency
-  // (executor/group_limit.h); gives it back when it ends (a coroutine: when
-  // it suspends). kBlockingSlot: a coroutine whose co_await Blocking fn
-  // holds such a slot; its resumption takes it over.
+  // (executor/group/group_limit.h); gives it back when it ends (a
+  // coroutine: when it suspends). kBlockingSlot: a coroutine whose co_await
+  // Blocking fn holds such a slot; its resumption takes it over.
   static constexpr uint32_t kSlot = 8;
   static constexpr uint32_t kBlockingSlot = 16;
+  // kOwnStop: a coroutine started with TaskGroup::Start, whose checkpoints
+  // read its own stop state (CoroContext::stop_state(), coroutine.h).
+  static constexpr uint32_t kOwnStop = 32;
 
   TaskNode(RunFn r, GroupState* g, uint32_t f) : run(r), group(g), flags(f) {}
 

@@ -1,0 +1,787 @@
+// Copyright 2026 The ripcord Authors.
+//
+// coroutine.cc: driving coroutine tasks and the awaitables that wait outside.
+//
+// Driving (CoroContext::Run): resume the handle, then keep resuming whatever
+// the chain hands to the thread's DriverFrame (internal transfers), in a
+// loop. When the loop ends the chain either finished (root_done: settle the
+// task) or is suspended on an external event, which owns the context now:
+// the driver must not touch it again.
+//
+// External waits (Sleep) race two completers (the timer and the group's
+// stop) against the suspending coroutine. One state word, three bits, each
+// set by exactly one party with one fetch_or (acq_rel):
+//   TIMED_OUT  set by the timer callback (OnTimer)
+//   STOPPED    set by the stop sweep (CompleteStop), or by the constructor
+//              when the group was stopped before the Sleep registered
+//   ARMED      set by the suspending coroutine at the very end of
+//              await_suspend (SleepOp::Arm)
+//  1. A completer sets its bit. If it saw the other completer's bit it lost
+//     and stops there. Otherwise, if it saw ARMED, the coroutine is
+//     suspended and nobody else will resume it: the completer resumes it
+//     (the timer schedules it; the stop sweep resumes it itself).
+//  2. The suspender sets ARMED. If it saw either completer bit, it does not
+//     suspend (await_suspend returns false).
+// Exactly one of "first completer" and "suspender" resumes the coroutine:
+// of their two RMWs the later one sees the earlier one's bit. The second
+// completer always sees the first one's bit, so it never resumes anything.
+// One shortcut: a stop sweep that sees ARMED alone (acquire load) and knows
+// the timer cannot fire any more (none scheduled, or it took the timer out
+// of the queue before it fired) is the only completer left, so it sets
+// STOPPED with a plain store instead of the RMW (SetStoppedAlone): there is
+// no other writer for the store to race with.
+//  3. The resumed coroutine (SleepFinish) cancels the timer, which waits for
+//     an OnTimer still running; reads the state (CancelledError iff STOPPED
+//     is set: the stop won, or arrived before this read, which Trio would
+//     report at this checkpoint too); then unregisters its StopEntry, which
+//     waits for a stop sweep that claimed it to finish with it. After that
+//     no completer runs or ever will, so the awaiter (and the frame around
+//     it) may go away.
+//
+// Stopping a group's sleeping coroutines (StopEntry, StopSweep): a Sleep
+// registers a StopEntry on its group's StopState, not a StopCallback, so
+// the stop does not run 100,000 callbacks on the requesting thread; the
+// StopState keeps the entries in arrays (executor/group/stop_state.cc, "Stop
+// entries") and hands them out claimed, kStopEntryBatch at a time.
+//  1. RequestStop() claims the first batch and calls SweepStopEntries(),
+//     which queues a StopSweep task (holding one unit of the group's join
+//     count, never a claim: a claimed entry's owner may be spinning for it,
+//     stop_state.cc step E2) and completes the first batch itself (step 3,
+//     its timers out of the queue first, as a sweep's), queuing each
+//     winner's coroutine as a timer would.
+//  2. A worker running a StopSweep claims the next entries, whole arrays up
+//     to kSweepClaim (224) of them under one lock (if none is left, the
+//     chain ends and it releases its unit) and, before completing them,
+//     queues the next StopSweep on its own deque, where an idle worker
+//     steals it: claims go on at the pace of the workers, one sweep queued
+//     at a time, and the chain's own costs (a task, a steal, the claim lock,
+//     a unit of the group's count) are paid per claim, not per array.
+//  3. For each claimed entry, it sets STOPPED (step 1 above): a winner's
+//     coroutine is now its to resume; then MarkDone (the entry's last touch
+//     by the stop; a loser's owner may free it from then on). All of a
+//     claim's MarkDones come before any coroutine of it is resumed. Per
+//     claim (kCancelBatch entries), the timers of those it sees suspended
+//     (ARMED alone) come out of the timer queue first, under one lock
+//     (TimerQueue::CancelMany): where that removed a pending timer, or there
+//     was none, STOPPED is a plain store (the shortcut of step 1) and the
+//     coroutine's SleepFinish skips Cancel(); otherwise (not suspended yet,
+//     or its timer fired or is firing) the RMW of step 1 decides.
+//  4. It resumes the winners one by one (CoroContext::Drive) with one
+//     CancelledError it built for the claim (tls_sleep_cancelled; its
+//     reference is passed from one coroutine to the next when they hand it
+//     back unchanged, SleepCancelledSource). Each
+//     coroutine's node and frame are cold: they are prefetched a few
+//     coroutines ahead of the one being resumed.
+//  5. Batch settle: a winner whose root Task finishes with CancelledError
+//     (the group is stopped: FinishTask would count it cancelled) is
+//     deleted but not settled yet; after the last winner of the batch,
+//     GroupState::FinishCancelledMany settles them all, with the sweep's
+//     own unit (3 RMWs of the group's hot line per coroutine become 5 per
+//     batch of 28, the sweep's AddTask included). Other outcomes, and
+//     coroutines that suspend again, settle as usual.
+// Why the deferral in step 5 is unobservable except through statistics: a
+// task's settle does three things: counts it (statistics: stats() is a
+// snapshot, exact only once joined), records a non-cancelled error (not
+// deferred), and releases its unit of the group's join count, which lets
+// the group, and through it its ancestors, become idle (Wait(), Join(),
+// destruction). The group cannot become idle while any coroutine of the
+// batch is still being driven on this thread (each holds its own unit), and
+// the flush follows the last of them directly on the same thread, with no
+// other user code in between. So whatever user code runs after the await of
+// a later coroutine of the batch (blocking on anything, running nested
+// tasks while waiting), no waiter is held back that would not be held back
+// by that coroutine itself; Stats() may report a finished coroutine as
+// running until the flush, and a queued StopSweep as one more spawned and
+// queued task; after a join they are exact.
+// Why nothing is lost: a claimed entry's coroutine is resumed by its sweep
+// (winner) or by its timer (loser, which only waits for MarkDone in
+// SleepFinish); every batch claimed is processed by the sweep holding it.
+// Why the group outlives its sweeps: a queued or running StopSweep holds a
+// unit of its join count, released by its last call (FinishCancelledMany,
+// together with the batch's settle when there is one).
+#include <algorithm>
+#include <atomic>
+#include <coroutine>
+#include <cstddef>
+#include <cstdint>
+#include <cstdlib>
+#include <new>
+#include <utility>
+
+#include "absl/status/status.h"
+#include "absl/strings/str_cat.h"
+#include "absl/time/clock.h"
+#include "executor/base/check.h"
+#include "executor/group/group_limit.h"
+#include "executor/base/prefetch.h"
+#include "executor/sched/scheduler.h"
+#include "executor/time/timer.h"
+#include "executor/trace/trace.h"
+#include "ripcord/internal/coroutine.h"
+#include "ripcord/internal/stop_state.h"
+#include "ripcord/internal/task_alloc.h"
+
+namespace ripcord::internal {
+
+void CoroContext::Run(TaskNode* node, bool drop) {
+  auto* ctx = static_cast<CoroContext*>(node);
+  GroupState* const group = ctx->group;
+  // A slot of max_concurrency (group_limit.h) is held for this run only.
+  const bool slot = (ctx->flags & TaskNode::kSlot) != 0;
+  if (slot) [[unlikely]] ctx->flags &= ~TaskNode::kSlot;
+  if (drop) {
+    delete ctx;  // destroys the unstarted frame and the callable
+    if (slot) group->ReleaseSlot();
+    group->FinishDropped();
+    return;
+  }
+  absl::Status status;
+  // If the coroutine suspends, its resumption may finish it elsewhere (and
+  // the group's owner close the group) before ReleaseSlot() below: the pin
+  // keeps the record (Close() waits for pins).
+  if (slot) [[unlikely]] group->Pin();
+  if (!Drive(ctx, &status)) {
+    // Suspended: an external event owns ctx.
+    if (slot) [[unlikely]] {
+      group->ReleaseSlot();
+      group->Unpin();
+    }
+    return;
+  }
+  delete ctx;  // the frame, then the callable and its captures
+  if (slot) [[unlikely]] {
+    group->ReleaseSlot();
+    group->Unpin();
+  }
+  group->FinishTask(std::move(status));
+}
+
+namespace {
+
+// CoroContext::Drive's work.
+inline bool DriveChain(CoroContext* ctx, absl::Status* status) {
+  GroupState* const group = ctx->group;
+  if (!ctx->started) {
+    ctx->started = true;
+    ctx->flags &= ~TaskNode::kDroppable;  // resumptions must always run
+    group->CountStarted();
+  }
+  GroupState* previous = group->Enter();
+  DriverFrame frame;
+  frame.ctx = ctx;
+  DriverFrame* const saved = tls_driver;
+  tls_driver = &frame;
+  if (!ctx->resume_handle) {
+    frame.next = ctx->RootHandle();  // first run: creates the frame
+    if (!frame.next) frame.root_done = true;  // f threw or returned no Task
+  } else {
+    frame.next = std::exchange(ctx->resume_handle, {});
+  }
+  while (frame.next) {
+    std::coroutine_handle<> h = std::exchange(frame.next, {});
+    h.resume();
+  }
+  tls_driver = saved;
+  GroupState::Leave(previous);
+  if (!frame.root_done) return false;
+  *status = ctx->RootStatus();
+  return true;
+}
+
+// DriveChain while some executor traces: one run, recorded when this
+// coroutine's executor does. The scope captures the group before the run:
+// a suspended coroutine may finish elsewhere and its group go meanwhile.
+[[gnu::noinline]] bool DriveTraced(CoroContext* ctx, absl::Status* status) {
+  GroupState* const g = ctx->group;
+  TraceScope trace(g->executor()->tracer(), TraceKind::kTask,
+                   /*label=*/nullptr, g->id(), &g->name());
+  return DriveChain(ctx, status);
+}
+
+}  // namespace
+
+bool CoroContext::Drive(CoroContext* ctx, absl::Status* status) {
+  if (TraceActive()) [[unlikely]] return DriveTraced(ctx, status);
+  return DriveChain(ctx, status);
+}
+
+void FrameRoomEscaped() {
+  RIPCORD_CHECK(false,
+                "TaskGroup::Spawn: f created a coroutine with f itself as its "
+                "first argument and neither returned its Task nor destroyed "
+                "it before returning; the spawned task's memory holds that "
+                "frame, so f must return it (or another Task after "
+                "destroying it)");
+  std::abort();  // not reached
+}
+
+void ScheduleResume(CoroContext* ctx) {
+  GroupLimit* const limit = ctx->group->limit();
+  if (limit != nullptr && !limit->AdmitResume(ctx, false)) return;  // waits
+  ctx->group->executor()->Schedule(ctx);
+}
+
+void ScheduleResumeBack(CoroContext* ctx) {
+  GroupLimit* const limit = ctx->group->limit();
+  if (limit != nullptr && !limit->AdmitResume(ctx, true)) return;  // waits
+  ctx->group->executor()->ScheduleBack(ctx);
+}
+
+// ---- Sleep ------------------------------------------------------------------
+
+namespace {
+
+constexpr const char kSleepCancelled[] = "Sleep: the task's group was stopped";
+
+// The requester's own batch (RequestStop's first claim, one segment).
+constexpr int kSweepBatch = kStopEntryBatch;
+// Entries a worker's sweep claims at once: whole segments, up to this many.
+// One claim per few hundred coroutines instead of per 28 makes the chain's
+// own costs (a queued task, a steal, the claim lock's two RMWs, the group
+// unit) small per coroutine; an owner whose timer won waits for its entry's
+// MarkDone, which comes within one pass over the claim.
+constexpr int kSweepClaim = 8 * kStopEntryBatch;
+// Claimed entries whose timers a sweep takes out per timer lock
+// (TimerQueue::CancelMany): a whole claim. Per segment (28) instead, the
+// stop of 10^5 sleepers took 3,571 lock acquisitions instead of 446 and
+// 5.14 ms instead of 4.57 (medians of 16 alternated runs each; 13 of the
+// 16 pairs faster; BENCHMARKS.md, session 8). The lock's total hold time
+// is the same either way (one heap slot per entry); a hold now lasts a few
+// microseconds, which a Schedule() or the timer thread may wait out.
+constexpr int kCancelBatch = kSweepClaim;
+
+// How far ahead of the entry being completed (step 3) its successors'
+// operations are fetched, and how far ahead of the coroutine being resumed
+// its successors' nodes and then frames are. Each coroutine's lines are
+// cold (last touched when it suspended); a fixed distance keeps a few
+// misses in flight all the time, where fetching a whole batch at once
+// asked for more lines than the core can have outstanding.
+constexpr int kCompleteAhead = 8;
+constexpr int kNodeAhead = 8;
+constexpr int kFrameAhead = 4;
+// A node is ~80 bytes plus the callable's captures; a frame that sleeps
+// holds at least the SleepOp's 80. The root frame usually follows its node
+// in one block (FrameRoom, coroutine.h): then the two ranges overlap and
+// cover the block together.
+constexpr size_t kNodeBytes = 128;
+constexpr size_t kFrameBytes = 256;
+
+}  // namespace
+
+// Sleep's CancelledError while a stop sweep resumes its batch, without a
+// reference-count RMW per coroutine. absl::Status shares one heap rep among
+// copies, and copying or destroying one is a locked RMW on it (a stop of
+// 10^5 sleepers spent ~11% of its CPU on the two per coroutine: the copy
+// SleepFinish returned and the destruction of the outcome the coroutine
+// handed back). A moved Status keeps its reference, so references are
+// passed on instead: the sweep builds `error` once; SleepFinish hands out
+// the `spare` reference when there is one (a move), else a copy of
+// `error`; when a resumed coroutine finishes with a Status equal to
+// `error` (the common `co_return co_await Sleep(d)`), the sweep moves that
+// Status into `spare` instead of destroying it, for the next coroutine. Any
+// Status equal to `error` is as good as a copy of it: absl::Status compares
+// by value (code, message, payloads). Thread-compatible: lives on the
+// sweep's stack; tls_sleep_cancelled points to it while the sweep resumes
+// (a sweep nested in a resumed coroutine, e.g. run by a helping Wait(),
+// installs its own and restores ours).
+struct SleepCancelledSource {
+  SleepCancelledSource() : error(absl::CancelledError(kSleepCancelled)) {}
+
+  // The next Sleep result: the spare reference if any, else a new copy.
+  absl::Status Take() {
+    if (!spare.ok()) return std::exchange(spare, absl::OkStatus());
+    return error;
+  }
+  // Keeps `s` (a finished coroutine's outcome) for the next Take() if it is
+  // a CancelledError equal to `error` and no spare is kept yet; otherwise
+  // `s` is destroyed with the caller's copy as usual. Returns true if `s`
+  // is equal to `error`.
+  bool Recycle(absl::Status& s) {
+    if (!(s == error)) return false;
+    if (spare.ok()) spare = std::move(s);
+    return true;
+  }
+
+  const absl::Status error;
+  absl::Status spare;  // OkStatus: none kept
+};
+
+namespace {
+
+absl::Status SleepCancelledError() {
+  if (tls_sleep_cancelled != nullptr) return tls_sleep_cancelled->Take();
+  return absl::CancelledError(kSleepCancelled);
+}
+
+}  // namespace
+
+// SleepOp's own fields, a base between its StopEntry and TimerEntry bases:
+// what a stop sweep's first pass touches (StopEntry's done_, its last
+// field; these; TimerEntry's heap_index_, its first) lies within 28 bytes,
+// on one cache line for 3 in 4 placements of the 16-aligned operation
+// (the line pairs of the whole 80 bytes were two cold lines per entry).
+// Thread-safety: see SleepOp.
+struct SleepOpFields {
+  explicit SleepOpFields(CoroContext* ctx) : ctx_(ctx) {}
+  std::atomic<uint32_t> bits_{0};
+  bool timer_scheduled_ = false;
+  CoroContext* const ctx_;
+};
+
+// SleepOp: one pending Sleep, constructed in the awaiter's storage (so in the
+// coroutine frame). It is its own timer entry and stop entry (bases, so the
+// callbacks can static_cast). Thread-safety: bits_ is the protocol word
+// atop this file; the other fields are written by the suspending coroutine
+// before Arm() and then read by a completer, or by the stop sweep that owns
+// the suspended coroutine, or by the resumed coroutine.
+class alignas(16) SleepOp : private StopEntry,
+                            private SleepOpFields,
+                            private TimerEntry {
+ public:
+  // Registers the stop entry; if the group was stopped meanwhile, the
+  // operation starts completed (STOPPED).
+  explicit SleepOp(CoroContext* ctx)
+      : SleepOpFields(ctx), TimerEntry(&OnTimer) {
+    if (!StopEntry::Register(ctx->stop_state())) {
+      // relaxed: nothing else knows this operation yet.
+      bits_.store(kStopped, std::memory_order_relaxed);
+    }
+  }
+  // Protocol step 3, second half: unregisters the stop entry (waiting for a
+  // sweep that claimed it); ~TimerEntry then checks it is not scheduled.
+  ~SleepOp() { StopEntry::Unregister(); }
+
+  CoroContext* ctx() const { return ctx_; }
+
+  // True if the stop already completed the operation (constructor).
+  bool Stopped() const {
+    // relaxed: a shortcut only. Our own constructor set it when it matters
+    // (same thread); a stop on another thread that this load misses is
+    // handled by the protocol.
+    return (bits_.load(std::memory_order_relaxed) & kStopped) != 0;
+  }
+
+  void ScheduleTimer(absl::Time deadline) {
+    timer_scheduled_ = true;
+    timers().Schedule(this, deadline);
+  }
+
+  // Protocol step 2. Returns true if the coroutine stays suspended.
+  bool Arm() {
+    // acq_rel: release publishes the suspended coroutine (resume_handle and
+    // this operation) to the completer whose acquire RMW (step 1) sees ARMED
+    // and resumes it; acquire pairs with a completer's release when we see
+    // its bit and continue without suspending.
+    return (bits_.fetch_or(kArmed, std::memory_order_acq_rel) &
+            (kStopped | kTimedOut)) == 0;
+  }
+
+  // Protocol step 3, first half (the destructor is the second). Returns true
+  // for CancelledError.
+  bool Finish() {
+    if (timer_scheduled_) timers().Cancel(this);  // waits for a running OnTimer
+    // relaxed: the bit that resumed us happens-before this load (through the
+    // scheduler's queue, the sweep's own thread, or Cancel()'s lock for
+    // OnTimer), so it is seen; a stop that is still racing in may or may
+    // not be, and either answer is right.
+    return (bits_.load(std::memory_order_relaxed) & kStopped) != 0;
+  }
+
+  // The operation whose stop entry `e` is (every StopEntry is a SleepOp's).
+  static SleepOp* FromEntry(StopEntry* e) { return static_cast<SleepOp*>(e); }
+
+  // Sweep step 3 for the claimed entries[0, n): sets STOPPED on each and
+  // marks it done (every MarkDone before the caller resumes anything), and
+  // stores in won[] the operations whose coroutines the sweep won and must
+  // resume. Returns how many. Per kCancelBatch entries, it takes the timers
+  // of the suspended ones out of the queue under one lock first: an entry
+  // whose timer can no longer fire has no other completer left, so STOPPED
+  // is a load and a plain store instead of Complete()'s RMW (a locked
+  // instruction per cold entry, which also kept the next entries' misses
+  // from overlapping: a quarter of the sweep's samples sat on it), and the
+  // coroutine's Finish() skips Cancel().
+  // `timers` is the entries' executor's queue (the caller has it at hand:
+  // reaching it from an entry would read its cold node).
+  static int CompleteStopMany(StopEntry* const* entries, int n,
+                              TimerQueue& timers, SleepOp** won) {
+    for (int i = 0; i < n && i < kCompleteAhead; ++i) {
+      PrefetchStopFields(FromEntry(entries[i]));
+    }
+    int w = 0;
+    for (int base = 0; base < n; base += kCancelBatch) {
+      const int end = std::min(n, base + kCancelBatch);
+      TimerEntry* timed[kCancelBatch];
+      int t = 0;
+      for (int i = base; i < end; ++i) {
+        if (i + kCompleteAhead < n) {
+          PrefetchStopFields(FromEntry(entries[i + kCompleteAhead]));
+        }
+        SleepOp* const op = FromEntry(entries[i]);
+        // acquire: pairs with the release in Arm(); when we see ARMED, the
+        // suspended coroutine (resume_handle, timer_scheduled_) is ours to
+        // read.
+        const uint32_t state = op->bits_.load(std::memory_order_acquire);
+        if (state != kArmed) {
+          // Not suspended yet, or its timer completed: the RMW protocol.
+          if (op->Complete(kStopped)) won[w++] = op;
+          op->MarkDone();  // a loser's last touch; a winner stays ours
+        } else if (op->timer_scheduled_) {
+          timed[t++] = op;  // decided once its timer is out (below)
+        } else {
+          op->SetStoppedAlone();  // no timer: we are the only completer
+          op->MarkDone();
+          won[w++] = op;
+        }
+      }
+      if (t == 0) continue;
+      TimerQueue::CancelResult result[kCancelBatch];
+      timers.CancelMany(timed, t, result);
+      for (int j = 0; j < t; ++j) {
+        auto* const op = static_cast<SleepOp*>(timed[j]);
+        if (result[j] == TimerQueue::CancelResult::kRemoved) {
+          // OnTimer will never run: no completer but us is left.
+          op->timer_scheduled_ = false;  // Finish() skips Cancel()
+          op->SetStoppedAlone();
+          won[w++] = op;
+        } else if (op->Complete(kStopped)) {
+          // kRunning: we beat OnTimer to the state word (kIdle: OnTimer ran
+          // and won, so Complete() returns false). Finish() waits for it.
+          won[w++] = op;
+        }
+        op->MarkDone();  // a loser's last touch; a winner stays ours
+      }
+    }
+    return w;
+  }
+
+ private:
+  static constexpr uint32_t kTimedOut = 1;
+  static constexpr uint32_t kStopped = 2;
+  static constexpr uint32_t kArmed = 4;
+
+  // Protocol step 1. Returns true if the caller won and must resume the
+  // suspended coroutine.
+  bool Complete(uint32_t bit) {
+    const uint32_t other = (kTimedOut | kStopped) & ~bit;
+    // acq_rel: acquire pairs with the release in Arm() (the suspended
+    // coroutine is published to us before we resume it); release pairs
+    // with Arm()'s acquire when the suspender sees our bit first.
+    const uint32_t prev = bits_.fetch_or(bit, std::memory_order_acq_rel);
+    return (prev & kArmed) != 0 && (prev & other) == 0;
+  }
+
+  // Protocol step 1 for the stop sweep when no other completer is left: the
+  // coroutine is suspended (the sweep saw ARMED, with no completer bit) and
+  // its timer can no longer fire (none was scheduled, or CancelMany()
+  // removed it before it fired). Nobody else writes bits_ any more, so a
+  // plain store sets the bit.
+  void SetStoppedAlone() {
+    // relaxed: no other writer is left (above). Its readers: Finish() in the
+    // resumed coroutine, which this sweep resumes on this thread later.
+    bits_.store(kArmed | kStopped, std::memory_order_relaxed);
+  }
+
+  static void OnTimer(TimerEntry* e) {
+    auto* op = static_cast<SleepOp*>(e);
+    CoroContext* const ctx = op->ctx_;
+    // Last touch of the operation when we won: the coroutine may run now.
+    if (op->Complete(kTimedOut)) ScheduleResume(ctx);
+  }
+
+  TimerQueue& timers() { return ctx_->group->executor()->timers(); }
+
+  // Prefetches the cache line(s) of the fields a sweep's first pass
+  // touches (SleepOpFields): from StopEntry's done_ (its last 4 bytes hold
+  // it) to the end of TimerEntry's heap_index_.
+  static void PrefetchStopFields(const SleepOp* op) {
+    const char* const begin =
+        reinterpret_cast<const char*>(static_cast<const SleepOpFields*>(op)) -
+        4;
+    const char* const end =
+        reinterpret_cast<const char*>(static_cast<const TimerEntry*>(op)) +
+        sizeof(int64_t);
+    PrefetchRangeForWrite(begin, static_cast<size_t>(end - begin));
+  }
+};
+
+static_assert(sizeof(SleepOp) <= kSleepOpSize,
+              "raise kSleepOpSize in ripcord/internal/coroutine.h");
+static_assert(alignof(SleepOp) <= kSleepOpAlign,
+              "raise kSleepOpAlign in ripcord/internal/coroutine.h");
+
+bool SleepSuspend(CoroContext* ctx, absl::Duration d, void* storage,
+                  SleepOp** op_out, bool* cancelled) {
+  const bool stopped = ctx->stop_requested();
+  if (stopped && (ctx->flags & TaskNode::kOwnStop) == 0) {
+    *cancelled = true;
+    return false;
+  }
+  if (!stopped && d <= absl::ZeroDuration()) return false;  // OK at once
+  // *op_out before arming: the coroutine may resume elsewhere right after.
+  // (A started task already stopped gets an operation too, which starts
+  // completed: SleepFinish names the task's stop from its context.)
+  auto* op = new (storage) SleepOp(ctx);
+  *op_out = op;
+  if (d != absl::InfiniteDuration() && !op->Stopped()) {
+    op->ScheduleTimer(absl::Now() + d);
+  }
+  return op->Arm();
+}
+
+absl::Status SleepFinish(SleepOp* op, bool cancelled) {
+  if (op != nullptr) {
+    CoroContext* const ctx = op->ctx();
+    cancelled = op->Finish();
+    op->~SleepOp();
+    if (cancelled && (ctx->flags & TaskNode::kOwnStop) != 0) {
+      return ctx->OwnStopStatus();
+    }
+  }
+  if (cancelled) return SleepCancelledError();
+  return absl::OkStatus();
+}
+
+// ---- Stopping sleeping coroutines (StopSweep) -------------------------------
+
+namespace {
+
+// Steps 4-5 for the winners won[0, w), whose stop entries are all marked
+// done, in one pass: the prefetches run ahead across the whole claim (no
+// cold start every segment of 28). Returns how many resumed
+// coroutines finished with CancelledError and are not settled yet.
+int64_t ResumeWinners(GroupState* group, SleepOp* const* won, int w,
+                      SleepCancelledSource& cancelled) {
+  for (int i = 0; i < w && i < kNodeAhead; ++i) {
+    PrefetchRangeForWrite(won[i]->ctx(), kNodeBytes);
+  }
+  int64_t settle = 0;  // step 5: finished with CancelledError, unsettled
+  for (int i = 0; i < w; ++i) {
+    if (i + kNodeAhead < w) {
+      PrefetchRangeForWrite(won[i + kNodeAhead]->ctx(), kNodeBytes);
+    }
+    if (i + kFrameAhead < w) {
+      // The node's line was asked for kNodeAhead - kFrameAhead turns ago.
+      PrefetchRangeForWrite(
+          won[i + kFrameAhead]->ctx()->resume_handle.address(), kFrameBytes);
+    } else if (i == 0) {
+      for (int j = 0; j < w && j < kFrameAhead; ++j) {
+        PrefetchRangeForWrite(won[j]->ctx()->resume_handle.address(),
+                              kFrameBytes);
+      }
+    }
+    CoroContext* const ctx = won[i]->ctx();  // won[i] dies in the run
+    absl::Status status;
+    if (!CoroContext::Drive(ctx, &status)) continue;  // suspended again
+    delete ctx;
+    // The group is stopped: FinishTask would count a CancelledError
+    // cancelled. Recycle() keeps the common one for the next coroutine.
+    if (cancelled.Recycle(status) || absl::IsCancelled(status)) {
+      ++settle;
+    } else {
+      group->FinishTask(std::move(status));
+    }
+  }
+  return settle;
+}
+
+// Steps 3-5 for the claimed entries[0, n), on the claiming thread, which
+// holds a unit of `group`'s join count (so the group is alive throughout).
+// Returns how many resumed coroutines finished with CancelledError and are
+// not settled yet: the caller settles them (FinishCancelledMany).
+int64_t CompleteAndResume(GroupState* group, StopEntry* const* entries, int n) {
+  // Step 3: every MarkDone before any user code runs (StopEntry's rule).
+  SleepOp* won[kSweepClaim];
+  const int w = SleepOp::CompleteStopMany(
+      entries, n, group->executor()->timers(), won);
+  if (w == 0) return 0;
+  SleepCancelledSource cancelled;
+  SleepCancelledSource* const saved =
+      std::exchange(tls_sleep_cancelled, &cancelled);
+  const int64_t settle = ResumeWinners(group, won, w, cancelled);
+  tls_sleep_cancelled = saved;
+  return settle;
+}
+
+// A worker's turn in the chain that claims a stopped group's sleep entries
+// (steps 2-5 atop this file). Holds one unit of its group's join count
+// (AddTask), never a claim. Thread-compatible: owned by the queue holding
+// it, then by its runner.
+class StopSweep final : public TaskNode, public CacheAllocated<StopSweep> {
+ public:
+  // Queues a sweep of `group`'s stop state. Returns false, queuing nothing,
+  // when there is no memory for it. The caller keeps the group alive.
+  static bool Queue(GroupState* group, StopState* state) {
+    StopSweep* sweep;
+    try {
+      sweep = new StopSweep(group, state);
+    } catch (const std::bad_alloc&) {
+      return false;
+    }
+    group->AddTask();  // released by the sweep's last FinishCancelledMany
+    group->executor()->Schedule(sweep);  // may run elsewhere at once
+    return true;
+  }
+
+ private:
+  StopSweep(GroupState* group, StopState* state)
+      : TaskNode(&Run, group, /*flags=*/0), state_(state) {}
+
+  // Not droppable (flags 0): it holds a join count to release.
+  static void Run(TaskNode* node, bool /*drop*/) {
+    auto* self = static_cast<StopSweep*>(node);
+    GroupState* const group = self->group;
+    StopState* const state = self->state_;
+    delete self;
+    StopEntry* batch[kSweepClaim];
+    int64_t settle = 0;
+    for (;;) {
+      const int n = state->ClaimEntries(batch, kSweepClaim);
+      if (n == 0) break;
+      // Step 2: the next turn of the chain, for an idle worker to steal;
+      // without memory for it, this sweep goes on itself.
+      const bool handed_on = Queue(group, state);
+      settle += CompleteAndResume(group, batch, n);
+      if (handed_on) break;
+    }
+    // Step 5's flush and our unit, in one release: the last touch.
+    group->FinishCancelledMany(settle, /*uncounted=*/1);
+  }
+
+  StopState* const state_;
+};
+
+}  // namespace
+
+namespace {
+
+// Completes the claimed entries[0, n) (n <= kSweepBatch) on this thread
+// (step 3, timers out of the queue first, as a sweep does) and queues each
+// winner's coroutine by itself, as its timer would. Taking the timers out
+// here matters beyond the n coroutines: the requester's batch holds the
+// newest sleeps, whose slots are the heap array's last; left in until their
+// coroutines run (often after the sweeps), they kept the slots the sweeps
+// cancelled from being popped off the end, and a compaction of the whole
+// heap (a cold line per live entry) ran once cancelled slots outnumbered
+// live ones 8 to 1, in some stops and not others.
+void CompleteAndQueueEach(StopEntry* const* entries, int n,
+                          TimerQueue& timers) {
+  SleepOp* won[kSweepBatch];
+  const int w = SleepOp::CompleteStopMany(entries, n, timers, won);
+  // won[i] is ours until its coroutine is queued; not touched after.
+  for (int i = 0; i < w; ++i) ScheduleResume(won[i]->ctx());
+}
+
+}  // namespace
+
+void SweepStopEntries(StopEntry* const* entries, int n) noexcept {
+  // Every entry is a SleepOp's (the one user of StopEntry). Called inside
+  // RequestStop(): the group and its StopState are alive throughout.
+  GroupState* const group = SleepOp::FromEntry(entries[0])->ctx()->group;
+  StopState* const state = entries[0]->state();
+  // The workers claim the rest; the first claim is ours to complete now
+  // (StopEntry's rule).
+  TimerQueue& timers = group->executor()->timers();
+  // A started task's own stop state (CoroContext::stop_state()) gets no
+  // sweep: it is one chain, so at most one Sleep is registered at a time,
+  // and a queued sweep would outlive the task's state (the group's join
+  // count, which a sweep holds, does not keep that state alive).
+  if (state == group->stop_state() && StopSweep::Queue(group, state)) {
+    CompleteAndQueueEach(entries, n, timers);
+    return;
+  }
+  // No memory for a sweep, or a started task's own stop: complete every
+  // entry on this thread.
+  StopEntry* batch[kSweepBatch];
+  for (int i = 0; i < n; ++i) batch[i] = entries[i];
+  do {
+    CompleteAndQueueEach(batch, n, timers);
+    n = state->ClaimEntries(batch);
+  } while (n > 0);
+}
+
+// ---- Join -------------------------------------------------------------------
+
+class JoinOp : public TaskNode {
+ public:
+  JoinOp(CoroContext* ctx, GroupState* target)
+      : TaskNode(&Run, ctx->group, 0), ctx_(ctx), target_(target) {}
+
+  // Registers as a waiter of target_. Returns false if target_ is idle and
+  // we are not registered (the caller resumes at once); true if we stay
+  // registered or a waker already took us (it will schedule us).
+  bool Register() {
+    // Locals: once registered, a waker may take us, schedule us and the
+    // coroutine may resume and delete us (JoinFinish) before we return, so
+    // no member is read after AddJoinWaiter (ASan found a read of target_
+    // there), and `this` is only compared. The pin keeps target's record
+    // alive until we are done with it: the resumed coroutine's owner may
+    // destroy the TaskGroup meanwhile (Close() waits for pins).
+    GroupState* const target = target_;
+    ExecutorImpl* const exec = target->executor();
+    target->Pin();
+    exec->AddJoinWaiter(target, this);
+    // Done() again after the bit: a census that passed meanwhile woke the
+    // waiters before we registered.
+    bool registered = target->SetWaitersBit() && !target->Done();
+    if (!registered) registered = !exec->RemoveJoinWaiter(target, this);
+    target->Unpin();
+    return registered;
+  }
+
+ private:
+  // Scheduled by ExecutorImpl::WakeWaitersOf when target_ went idle (or,
+  // rarely, by a group that reused target_'s address): re-check.
+  static void Run(TaskNode* node, bool /*drop*/) {
+    auto* op = static_cast<JoinOp*>(node);
+    if (!op->target_->Done() && op->Register()) return;
+    CoroContext* ctx = op->ctx_;
+    // A group with max_concurrency: the resumption waits for a slot.
+    if (ctx->group->limit() != nullptr) return ScheduleResume(ctx);
+    ctx->run(ctx, false);  // resumes the coroutine; it deletes op (JoinFinish)
+  }
+
+  CoroContext* const ctx_;
+  GroupState* const target_;
+};
+
+bool JoinSuspend(CoroContext* ctx, GroupState* target, JoinOp** op_out,
+                 absl::Status* result) {
+  if (ctx->group->IsWithin(target)) {
+    *result = absl::FailedPreconditionError(absl::StrCat(
+        "TaskGroup::Join() awaited from a task of ", target->Label(),
+        " or of one of its descendants; it would wait for itself"));
+    return false;
+  }
+  if (target->Done()) {
+    *result = target->Outcome();
+    return false;
+  }
+  auto* op = new JoinOp(ctx, target);
+  *op_out = op;  // before registering: the coroutine may resume elsewhere
+  if (op->Register()) return true;
+  // Not registered and nobody else holds op.
+  return false;
+}
+
+absl::Status JoinFinish(JoinOp* op, GroupState* target) {
+  delete op;
+  return target->Outcome();
+}
+
+// ---- Yield and Blocking -----------------------------------------------------
+
+bool YieldSuspend(CoroContext* ctx) {
+  if (ctx->stop_requested()) return false;  // await_resume: Cancelled
+  ScheduleResumeBack(ctx);
+  return true;
+}
+
+absl::Status SubmitBlocking(CoroContext* ctx,
+                            absl::AnyInvocable<void() &&> job) {
+  if (GroupLimit* limit = ctx->group->limit()) {
+    return limit->SubmitBlocking(ctx, std::move(job));  // takes a slot
+  }
+  return ctx->group->executor()->blocking().Submit(std::move(job));
+}
+
+}  // namespace ripcord::internal

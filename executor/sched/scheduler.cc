@@ -1,0 +1,1100 @@
+// Copyright 2026 The ripcord Authors.
+//
+// scheduler.cc: the workers' run loop, helping waits, and the root registry.
+//
+// Run loop (WorkerMain), per round:
+//  1. Every 61st round the injection queue first (so external submissions
+//     are not starved by a worker that keeps feeding its own deque; Tokio and
+//     Go use the same constant), then the worker's own deque (LIFO), then the
+//     injection queue.
+//  2. Nothing local: become searching (idle.h step 2) and steal from the
+//     other workers, starting at a random victim.
+//  3. Still nothing: park (idle.h step 3). A parked worker is woken by a
+//     producer (idle.h step 1) or by shutdown.
+// A task whose group was stopped before it started is dropped, not run: the
+// drop costs the worker one check, and stopping a group never walks its
+// queued tasks. For plain tasks the check is the start gate: the worker
+// publishes the task's frame, then reads the stop bit (census step 1 atop
+// group_state.cc), so that a stopped group's Wait() can tell, without
+// touching the queues, that none of its queued tasks will start.
+//
+// Helping waits (HelpWhileWaiting), called by TaskGroup::Wait() on a worker.
+// A waiter runs ONLY tasks of the waited group's subtree (the group and its
+// descendants), wherever it finds them:
+//  1. Its own deque above `base` (the bottom when the waiting task started):
+//     what the waiting task spawned itself. A popped task from outside the
+//     subtree goes to the injection queue for an ordinary worker.
+//  2. The injection queue (the first 64 tasks while spinning, all of them in
+//     the last search before parking) and other workers' deques (a stolen
+//     task from outside the subtree goes to the injection queue's front).
+//  3. Before parking, its own deque below `base` is drained from the top:
+//     subtree tasks run, others move to the injection queue.
+//  4. Nothing: set waiting_on, set the group's WAITERS bit, count the worker
+//     in parked_waiters_ (seq_cst), search once more (1-3), and park.
+//     Woken by: the last task of the group (GroupState wakes its waiters via
+//     WakeWaitersOf), a producer that found no ordinary parked worker to wake
+//     (NotifyAfterPush), or the deadline.
+// The stack guard (oneTBB checks the stack left in its dispatch loop too).
+// Each task a helping wait runs nests on the waiting task's stack, so plain
+// tasks that each wait on a child group would overflow a worker's stack
+// (with 8 MiB, at about 15,000 levels). A wait that starts with less than a
+// quarter of its thread's stack left (StackGuardLimit, threads.h) runs no
+// task on it: it parks in a join while a fresh thread, with a stack of
+// ExecutorOptions::worker_stack_size, takes over its seat (tls_worker, and
+// the current group) for the whole wait, exactly as the guest seats below
+// lend a parked worker's. One thread uses the record at a time: thread
+// creation and join order the handovers. Depth is then limited by memory,
+// one stack per quarter-stack-full of levels. If no thread can start, the
+// wait hands the tasks on its deque to the injection queue and polls the
+// group without running anything (other workers run the subtree).
+// Why a helping wait never deadlocks on its own stack: a nested task runs on
+// top of the waiting frame, so it must never wait for that frame. Every task
+// a waiter runs lies in the waited group's subtree, and a task can only wait
+// for a group it is not inside (Wait() from inside is FailedPrecondition);
+// in a tree, no group outside a task's ancestors contains the frames below.
+// Why it never hangs: the group's last release sees WAITERS (its fetch_sub
+// reads the bit set in step 4, which is sequenced after the waiting_on
+// store) and unparks us. A subtree task that appears while we park is
+// published by a seq_cst store/RMW (or a deque's light push, whose heavy
+// half is our FenceBeforeRecheck) before the producer's seq_cst load of
+// parked_waiters_, while our seq_cst increment precedes our re-check: one of
+// the two sees the other. Every subtree task is in a place steps 1-3 search.
+// Bounded lateness (oneTBB issue 942): a waiter never runs an unrelated task,
+// so an unrelated long task cannot make Wait() return late. The price: a
+// waiter with no subtree work sleeps instead of running other work; ordinary
+// workers run that work.
+//
+// Guest seats (ParallelFor called off the executor; oneTBB reserves an arena
+// slot for the thread that calls parallel_for, to the same end). A thread
+// that hands a loop to the workers and sleeps pays two wake-ups per loop: a
+// parked worker's at the start and its own at the end, 10-70 us each on a
+// VM whose cores the spinning workers hold (session 7 in BENCHMARKS.md).
+// Instead the caller borrows the seat of a parked worker:
+//  1. Idle::LendParked() takes a parked worker off the sleepers' list under
+//     Idle's mutex and counts it unparked, not searching (like a worker in a
+//     helping wait). Its thread stays parked: NotifyOne picks only listed
+//     sleepers, waiter wake-ups go to wait_parker, and a spurious wake-up of
+//     a lent seat parks again (Idle::Wake::kLent). The caller sets
+//     tls_worker to the record and owns its deque, frames and deferred
+//     releases; the worker settled all of them before it listed itself, and
+//     the mutex orders that before our use.
+//  2. The caller spawns the loop's first task onto the seat's deque and helps
+//     as a waiter does (steps 1-3 above, the loop's subtree only), but never
+//     parks holding the seat: after kGuestSpinRounds empty searches it stops.
+//  3. ReturnSeat moves whatever else is left on the deque to the injection
+//     queue, clears tls_worker and parks the seat as its own thread would
+//     (Idle::TransitionToParked, then, unless another worker searches,
+//     the re-check that wakes a worker for any visible work). The caller's
+//     Wait() waits for the rest on the futex, as before.
+// The executor never runs more threads than it has workers, and a seat is
+// held only while it has loop work: a long task elsewhere finds the seat's
+// own thread back as soon as the loop runs dry.
+// The caller joins in (HelpAsCaller): TaskGroup::Wait() off the executor
+// does the same for the waited group (not WaitFor(): a task it ran could
+// keep it past its timeout): steps 1-3 with no first task of its own (its
+// spawns went to the injection queue), then, once nothing of the subtree
+// is left to run, the futex wait on the group. With
+// no worker parked, the seat may be that of a worker picked to be woken
+// whose thread has not run yet (Idle::LendParked): most often it was woken
+// for the caller's own spawns, which the caller then runs without waiting
+// for that thread to be scheduled. A lent seat runs plain tasks only
+// (Worker::lent): coroutines and SpawnBlocking's done callbacks keep
+// running on worker threads. A stop is unchanged: the seat's start gate
+// publishes frames in the seat's record, where the census looks, and the
+// heavy fence reaches the caller's thread like any other of the process.
+#include "executor/sched/scheduler.h"
+
+#include <sched.h>
+
+#include <algorithm>
+#include <climits>
+#include <atomic>
+#include <cstdio>
+#include <memory>
+#include <string>
+#include <thread>
+#include <utility>
+#include <vector>
+
+#include "absl/strings/str_cat.h"
+#include "absl/strings/str_format.h"
+#include "ripcord/internal/mutex.h"
+#include "ripcord/parallel_for.h"
+#include "ripcord/task_group.h"
+#include "absl/time/clock.h"
+#include "executor/base/check.h"
+#include "executor/base/test_hooks.h"
+#include "executor/sched/cpu_count.h"
+#include "executor/sync/membarrier.h"
+#include "executor/base/threads.h"
+
+namespace ripcord::internal {
+// External linkage on purpose (RIPCORD_FAST_TLS, check.h).
+RIPCORD_FAST_TLS constinit thread_local Worker* tls_worker = nullptr;
+
+namespace {
+
+constexpr uint32_t kInjectInterval = 61;
+// At most this many tasks move from the injection queue to a worker's deque
+// at once (Go's globrunqget takes len/GOMAXPROCS + 1, capped; Tokio takes
+// up to half its local queue's capacity).
+constexpr int kInjectBatch = 32;
+constexpr int kRootShards = 16;
+// How long a searching worker keeps polling before it parks: about 50 us
+// of pause instructions, checking the queues every 16. A producer that
+// submits a task every few hundred nanoseconds (one external thread feeding
+// the pool) then finds a searcher and wakes nobody, where parking would cost
+// a futex wait per worker and a futex wake per submission (perf: 23% of the
+// time in the kernel in submit_bench). Only searching workers spin, and at
+// most half the workers search (idle.h), so idle cost stays bounded.
+constexpr int kSearchSpins = 1024;
+// Rounds a helping wait searches before it parks.
+constexpr int kWaitSpinRounds = 32;
+// Rounds a guest's helping wait searches before it gives its seat back
+// (tens of microseconds, as kSearchSpins: the seat's core has nothing else
+// to run meanwhile, and the end of a loop is usually that close).
+constexpr int kGuestSpinRounds = 1024;
+// A helping wait on a stopped group runs the census every this many tasks.
+constexpr uint32_t kCensusEvery = 256;
+
+int ResolveWorkers(const ExecutorOptions& o) {
+  RIPCORD_CHECK(o.num_workers >= 0,
+                "ExecutorOptions::num_workers must be >= 0 (0 = the CPUs "
+                "available), got %d",
+                o.num_workers);
+  RIPCORD_CHECK(o.max_blocking_threads >= 1,
+                "ExecutorOptions::max_blocking_threads must be >= 1, got %d",
+                o.max_blocking_threads);
+  RIPCORD_CHECK(o.blocking_keep_alive >= absl::ZeroDuration(),
+                "ExecutorOptions::blocking_keep_alive must be >= 0, got %s",
+                absl::FormatDuration(o.blocking_keep_alive).c_str());
+  constexpr size_t kMinStack = size_t{64} << 10;
+  constexpr size_t kMaxStack = size_t{1} << 30;
+  RIPCORD_CHECK(o.worker_stack_size >= kMinStack &&
+                    o.worker_stack_size <= kMaxStack,
+                "ExecutorOptions::worker_stack_size must be between 64 KiB "
+                "and 1 GiB, got %zu bytes",
+                o.worker_stack_size);
+  RIPCORD_CHECK(o.blocking_stack_size >= kMinStack &&
+                    o.blocking_stack_size <= kMaxStack,
+                "ExecutorOptions::blocking_stack_size must be between 64 KiB "
+                "and 1 GiB, got %zu bytes",
+                o.blocking_stack_size);
+  int n = o.num_workers;
+  if (n == 0) n = DefaultWorkerCount();
+  RIPCORD_CHECK(n < 0xffff,
+                "ExecutorOptions::num_workers too large: %d (at most 65,534)",
+                n);
+  return n;
+}
+
+uint64_t NextRandom(uint64_t* state) {
+  // xorshift64*: victim selection only.
+  uint64_t x = *state;
+  x ^= x >> 12;
+  x ^= x << 25;
+  x ^= x >> 27;
+  *state = x;
+  return x * 0x2545F4914F6CDD1DULL;
+}
+
+int ThreadShardIndex() {
+  static std::atomic<int> next{0};
+  // relaxed: any spread of threads over shards is correct.
+  thread_local int index = next.fetch_add(1, std::memory_order_relaxed);
+  return index;
+}
+
+// tests/parking_test.cc holds a parking thread here (TestHook::kParkWindow).
+void RunParkWindowHook(ParkSite site) {
+  RunTestHook(TestHook::kParkWindow, &site);
+}
+
+}  // namespace
+
+ExecutorImpl::ExecutorImpl(const ExecutorOptions& options)
+    : idle_(ResolveWorkers(options)), created_(absl::Now()) {
+  const int n = ResolveWorkers(options);
+  // Before any worker starts: the start gate's LightFence relies on it, and
+  // so do the deques' light pushes (FenceBeforeRecheck).
+  light_pushes_ = RegisterHeavyFence();
+  shards_.reserve(kRootShards);
+  for (int i = 0; i < kRootShards; ++i) {
+    shards_.push_back(std::make_unique<RootShard>());
+  }
+  timers_ = std::make_unique<TimerQueue>();
+  blocking_ = std::make_unique<BlockingPool>(options.max_blocking_threads,
+                                             options.blocking_keep_alive,
+                                             options.blocking_stack_size);
+  worker_stack_size_ = options.worker_stack_size;
+  tracer_ = Tracer::FromOptions(options.trace_path);
+  blocking_->set_tracer(tracer_.get());
+  workers_.reserve(n);
+  for (int i = 0; i < n; ++i) {
+    workers_.push_back(std::make_unique<Worker>(this, i));
+    workers_.back()->rng = 0x9e3779b97f4a7c15ULL * (i + 1);
+    if (light_pushes_) workers_.back()->deque.UseLightPublish();
+  }
+  // Every Worker exists before any thread starts: a thread steals from all.
+  for (auto& w : workers_) {
+    Worker* worker = w.get();
+    absl::StatusOr<Thread> t = TryStartThread(
+        "ripcord-worker", worker_stack_size_,
+        [this, worker] { WorkerMain(worker); });
+    RIPCORD_CHECK(t.ok(), "Executor: cannot start worker %d of %d: %s",
+                  worker->index, n, t.status().ToString().c_str());
+    w->thread = *std::move(t);
+  }
+}
+
+int64_t ExecutorImpl::LiveRootGroups() const {
+  int64_t live = 0;
+  for (auto& shard : shards_) {
+    MutexLock lock(&shard->mu);
+    live += shard->count;
+  }
+  return live;
+}
+
+ExecutorImpl::~ExecutorImpl() {
+  const int64_t live = LiveRootGroups();
+  RIPCORD_CHECK(live == 0,
+                "Executor destroyed while %lld root TaskGroup(s) are alive; "
+                "destroy or Wait() them first",
+                static_cast<long long>(live));
+  RIPCORD_CHECK(!OnWorkerThread(),
+                "Executor destroyed from one of its own worker threads");
+  // seq_cst: a worker that checks shutdown_ after this store and then parks
+  // is unparked below (Unpark before Park makes Park return).
+  shutdown_.store(true, std::memory_order_seq_cst);
+  for (auto& w : workers_) {
+    w->parker.Unpark();
+    w->wait_parker.Unpark();
+  }
+  for (auto& w : workers_) w->thread.join();
+  // Each worker left with its own deque and the injection queue empty; the
+  // only tasks that can still be queued are lazily dropped ones of closed
+  // groups (census step 7 atop group_state.cc) that a racing worker pushed
+  // last. Drop them: the last one frees its group's record.
+  while (TaskNode* t = inject_.Pop()) {
+    RIPCORD_CHECK((t->flags & TaskNode::kLazy) != 0,
+                  "Executor destroyed with a queued task of a live group");
+    t->run(t, /*drop=*/true);
+  }
+  blocking_.reset();
+  timers_.reset();
+  if (tracer_ != nullptr) tracer_->WriteToPath();
+}
+
+bool ExecutorImpl::OnWorkerThread() const {
+  return tls_worker != nullptr && tls_worker->exec == this;
+}
+
+bool ExecutorImpl::AnyRunningOf(const GroupState* group) const {
+  const auto key = reinterpret_cast<uintptr_t>(group);
+  for (const auto& w : workers_) {
+    for (const auto& f : w->frames) {
+      // acquire: pairs with the release stores that end a frame.
+      uintptr_t v = f.load(std::memory_order_acquire);
+      // A gate still "starting" decides soon (no user code): wait for it.
+      for (int spins = 0; v == (key | Worker::kFrameStarting); ++spins) {
+        CpuRelax();
+        if (spins > 256) absl::SleepFor(absl::Microseconds(20));
+        v = f.load(std::memory_order_acquire);
+      }
+      if (v == key) return true;
+    }
+  }
+  return false;
+}
+
+void ExecutorImpl::WaitForGatesOf(const GroupState* group) const {
+  const auto key = reinterpret_cast<uintptr_t>(group);
+  auto in_gate = [key](uintptr_t v) {
+    return (v & ~Worker::kFrameTags) == key && (v & Worker::kFrameTags) != 0;
+  };
+  for (const auto& w : workers_) {
+    for (const auto& f : w->frames) {
+      // acquire: pairs with the release store that ends a dropping frame.
+      for (int spins = 0; in_gate(f.load(std::memory_order_acquire));
+           ++spins) {
+        CpuRelax();
+        // The gate's worker was preempted, maybe by us (more threads than
+        // cores): sleep rather than yield, so that it gets a core back
+        // (sched_yield may just pick us again).
+        if (spins > 256) absl::SleepFor(absl::Microseconds(20));
+      }
+    }
+  }
+}
+
+void ExecutorImpl::CountPlain(const GroupState* group, int64_t* running,
+                              int64_t* deferred) const {
+  const auto key = reinterpret_cast<uintptr_t>(group);
+  for (const auto& w : workers_) {
+    for (const auto& f : w->frames) {
+      // relaxed: see Worker::frames.
+      if (f.load(std::memory_order_relaxed) == key) ++*running;
+    }
+    // relaxed: see Worker::deferred_n. Read the count first: a worker sets
+    // the group before the first unit.
+    const int64_t n = w->deferred_n.load(std::memory_order_relaxed);
+    if (n != 0 && w->deferred_group.load(std::memory_order_relaxed) == group) {
+      *deferred += n;
+    }
+  }
+}
+
+void ExecutorImpl::Schedule(TaskNode* task) {
+  // Calls only in tail position on the common path (no prologue): a push
+  // that must grow the deque, and pushes from other threads, go elsewhere.
+  Worker* w = tls_worker;
+  if (w == nullptr || w->exec != this) [[unlikely]] {
+    return ScheduleSlow(task);
+  }
+  // See WsDeque::Publish and NotifyAfterPush.
+  if (!w->deque.TryPush(task)) [[unlikely]] return ScheduleSlow(task);
+  return NotifyAfterPush();
+}
+
+void ExecutorImpl::ScheduleSlow(TaskNode* task) {
+  Worker* w = tls_worker;
+  if (w != nullptr && w->exec == this) {
+    w->deque.Push(task);  // grows
+  } else {
+    inject_.PushBack(task);  // seq_cst RMW of the length.
+  }
+  NotifyAfterPush();
+}
+
+void ExecutorImpl::ScheduleBack(TaskNode* task) {
+  inject_.PushBack(task);
+  NotifyAfterPush();
+}
+
+void ExecutorImpl::NotifyAfterPushSlow() {
+  if (NotifyOne()) return;
+  // seq_cst: as in NotifyAfterPush.
+  if (parked_waiters_.load(std::memory_order_seq_cst) > 0) {
+    WakeOneParkedWaiter();
+  }
+}
+
+bool ExecutorImpl::NotifyOne() {
+  const int w = idle_.WorkerToNotify();
+  if (w < 0) return false;
+  workers_[w]->parker.Unpark();
+  return true;
+}
+
+void ExecutorImpl::WakeOneParkedWaiter() {
+  for (auto& w : workers_) {
+    if (w->parked_waiter.load(std::memory_order_relaxed) &&
+        w->parked_waiter.exchange(false, std::memory_order_acq_rel)) {
+      parked_waiters_.fetch_sub(1, std::memory_order_seq_cst);
+      w->wait_parker.Unpark();
+      return;
+    }
+  }
+}
+
+void ExecutorImpl::AddJoinWaiter(const GroupState* group, TaskNode* waiter) {
+  MutexLock lock(&join_mu_);
+  TaskNode*& head = join_waiters_[group];
+  waiter->next = head;
+  head = waiter;
+  num_join_waiters_.fetch_add(1, std::memory_order_seq_cst);
+}
+
+bool ExecutorImpl::RemoveJoinWaiter(const GroupState* group,
+                                    TaskNode* waiter) {
+  MutexLock lock(&join_mu_);
+  auto it = join_waiters_.find(group);
+  if (it == join_waiters_.end()) return false;
+  for (TaskNode** p = &it->second; *p != nullptr; p = &(*p)->next) {
+    if (*p != waiter) continue;
+    *p = waiter->next;
+    waiter->next = nullptr;
+    if (it->second == nullptr) join_waiters_.erase(it);
+    num_join_waiters_.fetch_sub(1, std::memory_order_relaxed);
+    return true;
+  }
+  return false;
+}
+
+void ExecutorImpl::WakeWaitersOf(const GroupState* group) {
+  // seq_cst: pairs with the seq_cst increment in AddJoinWaiter, which comes
+  // before the waiter sets the WAITERS bit our caller saw.
+  if (num_join_waiters_.load(std::memory_order_seq_cst) > 0) {
+    TaskNode* chain = nullptr;
+    {
+      MutexLock lock(&join_mu_);
+      auto it = join_waiters_.find(group);
+      if (it != join_waiters_.end()) {
+        chain = it->second;
+        join_waiters_.erase(it);
+      }
+    }
+    while (chain != nullptr) {
+      TaskNode* next = chain->next;
+      chain->next = nullptr;
+      num_join_waiters_.fetch_sub(1, std::memory_order_relaxed);
+      Schedule(chain);
+      chain = next;
+    }
+  }
+  for (auto& w : workers_) {
+    // acquire: pairs with the release store of waiting_on in
+    // HelpWhileWaiting (ordered before the WAITERS bit our caller saw).
+    if (w->waiting_on.load(std::memory_order_acquire) == group) {
+      if (w->parked_waiter.exchange(false, std::memory_order_acq_rel)) {
+        parked_waiters_.fetch_sub(1, std::memory_order_seq_cst);
+      }
+      w->wait_parker.Unpark();
+    }
+  }
+}
+
+void ExecutorImpl::FenceBeforeRecheck(bool others_unparked) const {
+  // The heavy half of the deques' light pushes (WsDeque::Publish): after it,
+  // every push whose producer read the idle state (or parked_waiters_)
+  // before our RMW is visible to our re-check. Only workers push to deques,
+  // so with every other worker parked (after our seq_cst RMW; a worker that
+  // unparks later does its own seq_cst RMW after it, and its producer's
+  // load then sees our RMW) there is nothing to wait for: an idle executor
+  // pays no membarrier (e.g. a round trip from an external thread). The
+  // kernel refused after registering: the light pushes would be unsafe, and
+  // there is no way back from them, so stop with a message.
+  if (!light_pushes_ || !others_unparked) return;
+  RIPCORD_CHECK(HeavyFence(),
+                "membarrier(MEMBARRIER_CMD_PRIVATE_EXPEDITED) failed after "
+                "the process registered for it; the executor's park "
+                "protocol cannot continue safely");
+}
+
+bool ExecutorImpl::AnyWorkVisible() const {
+  if (!inject_.Empty()) return true;
+  for (const auto& w : workers_) {
+    if (!w->deque.EmptyHint()) return true;
+  }
+  return false;
+}
+
+void ExecutorImpl::FlushDeferredNow(Worker* w, bool keep_frame) {
+  // relaxed: owner-written (see Worker::deferred_n).
+  const int64_t n = w->deferred_n.load(std::memory_order_relaxed);
+  w->deferred_n.store(0, std::memory_order_relaxed);
+  // Below frame_depth the frame belongs to a task running now (it took the
+  // frame over at its gate): that task's own release ends it. Above it
+  // cannot be: a helping wait flushes before it returns to the frame below.
+  const int slot = w->deferred_slot;
+  assert(slot <= w->frame_depth);
+  w->deferred_group.load(std::memory_order_relaxed)
+      ->ReleaseDeferred(n, !keep_frame && slot >= w->frame_depth ? slot : -1);
+}
+
+void ExecutorImpl::RunTask(Worker* w, TaskNode* t) {
+  const int64_t saved_base = w->base;
+  w->base = w->deque.Bottom();
+  const uint32_t flags = t->flags;
+  if ((flags & TaskNode::kPlain) != 0) {
+    RunPlainGated(w, t);
+  } else {
+    FlushDeferred(w);
+    t->run(t, (flags & TaskNode::kDroppable) != 0 &&
+                  t->group->stop_requested());
+  }
+  w->base = saved_base;
+}
+
+// The start gate's common path makes calls only in tail position, so it
+// needs no callee-saved registers (no prologue): the rare cases are
+// separate functions it jumps to.
+void ExecutorImpl::RunPlainGated(Worker* w, TaskNode* t) {
+  GroupState* const group = t->group;
+  const auto key = reinterpret_cast<uintptr_t>(group);
+  const int slot = w->frame_depth;
+  // Deferred releases (Worker::deferred_n) of another group or slot go
+  // first: this task might wait for their group. Those of this group at
+  // this slot stay: the frame is theirs and becomes this task's.
+  // relaxed: owner-written.
+  const bool deferred = w->deferred_n.load(std::memory_order_relaxed) != 0;
+  if (deferred && (w->deferred_slot != slot ||
+                   w->deferred_group.load(std::memory_order_relaxed) !=
+                       group)) [[unlikely]] {
+    return FlushThenRunPlainGated(w, t);
+  }
+  if (slot >= Worker::kTrackedFrames) [[unlikely]] {
+    return RunPlainUntracked(t);
+  }
+  std::atomic<uintptr_t>& frame = w->frames[slot];
+  // relaxed, then LightFence: the StoreLoad's heavy half is the census's
+  // HeavyFence (executor/sync/membarrier.h). Over a deferred frame of the same
+  // group: still a marker to the census, which waits for "starting".
+  frame.store(key | Worker::kFrameStarting, std::memory_order_relaxed);
+  LightFence();
+  if (group->stop_requested()) [[unlikely]] {
+    return DropAtGate(w, t, slot, deferred);
+  }
+  // relaxed: the task runs; PopPlainFrame (via FinishPlain) ends it.
+  frame.store(key, std::memory_order_relaxed);
+  w->frame_depth = slot + 1;
+  tls_gate_frame = slot;
+  if (TraceActive()) [[unlikely]] return RunPlainTraced(t);
+  return t->run(t, /*drop=*/false);
+}
+
+void ExecutorImpl::RunPlainTraced(TaskNode* t) {
+  GroupState* const g = t->group;
+  TraceScope trace(tracer_.get(), TraceKind::kTask, /*label=*/nullptr,
+                   g->id(), &g->name());
+  t->run(t, /*drop=*/false);
+}
+
+void ExecutorImpl::FlushThenRunPlainGated(Worker* w, TaskNode* t) {
+  FlushDeferredNow(w, /*keep_frame=*/false);
+  RunPlainGated(w, t);
+}
+
+void ExecutorImpl::RunPlainUntracked(TaskNode* t) {
+  // Nested too deep for a frame: nothing can be deferred at this depth
+  // (RunPlainGated flushed anything of another slot).
+  if (!t->group->GateUntracked()) return t->run(t, /*drop=*/true);
+  tls_gate_frame = -1;
+  t->run(t, /*drop=*/false);
+}
+
+void ExecutorImpl::DropAtGate(Worker* w, TaskNode* t, int slot,
+                              bool deferred) {
+  GroupState* const group = t->group;
+  const auto key = reinterpret_cast<uintptr_t>(group);
+  std::atomic<uintptr_t>& frame = w->frames[slot];
+  // The drop must not hold releases back (its group may be waited on):
+  // release them while the frame still says "starting", which every census
+  // step waits for, so that they come before anything it concludes; the
+  // drop below ends the frame as usual.
+  if (deferred) FlushDeferredNow(w, /*keep_frame=*/true);
+  // Census step 5: once the group is frozen the drop leaves the counts
+  // alone, so the frame goes first; before, it says "dropping" until the
+  // drop's release, so that a freezing census waits for it.
+  const bool frozen = (t->flags & TaskNode::kLazy) != 0 && group->frozen();
+  // relaxed: this frame never ran anything (and releases flushed above
+  // reached the census through their RMW of the count).
+  frame.store(frozen ? 0 : key | Worker::kFrameDropping,
+              std::memory_order_relaxed);
+  w->frame_depth = slot + 1;  // a dropped callable's destructor may nest
+  t->run(t, /*drop=*/true);
+  w->frame_depth = slot;
+  // release: pairs with the census's acquire loads (AnyRunningOf,
+  // WaitForGatesOf).
+  if (!frozen) frame.store(0, std::memory_order_release);
+}
+
+void ExecutorImpl::WaitForWalksOf(const GroupState* group) const {
+  for (const auto& w : workers_) {
+    // acquire: pairs with the release store that ends a walk, so the walk's
+    // reads of the ancestry happen-before the caller's release of the
+    // group's unit in its parent (which may free the parent's record).
+    for (int spins = 0; w->walking.load(std::memory_order_acquire) == group;
+         ++spins) {
+      CpuRelax();
+      // A walk is a few loads; its worker may have been preempted.
+      if (spins > 256) absl::SleepFor(absl::Microseconds(20));
+    }
+  }
+}
+
+bool ExecutorImpl::QueuedWithin(Worker* w, const TaskNode* t,
+                                const GroupState* filter) {
+  const GroupState* const g = t->group;
+  // relaxed, then LightFence: the StoreLoad's heavy half is the census's
+  // HeavyFence (census step 8 atop group_state.cc). Either the census sees
+  // this tag and waits for the walk to end, or IsWithin's load of
+  // census_passed_ sees the census passed and follows no parent_.
+  w->walking.store(g, std::memory_order_relaxed);
+  LightFence();
+  const bool within = g->IsWithin(filter);
+  // release: pairs with the acquire load in WaitForWalksOf.
+  w->walking.store(nullptr, std::memory_order_release);
+  return within;
+}
+
+TaskNode* ExecutorImpl::StealFromOthers(Worker* w,
+                                        const GroupState* filter) {
+  const int n = num_workers();
+  if (n <= 1) return nullptr;
+  const int start = static_cast<int>(NextRandom(&w->rng) % n);
+  for (int i = 0; i < n; ++i) {
+    const int v = (start + i) % n;
+    if (v == w->index) continue;
+    bool lost_race = false;
+    TaskNode* t = workers_[v]->deque.Steal(&lost_race);
+    if (t == nullptr && lost_race) t = workers_[v]->deque.Steal(&lost_race);
+    if (t == nullptr) continue;
+    if (filter == nullptr || MayHelpWith(w, t, filter)) return t;
+    // Not ours to run while waiting: hand it to the injection queue's front
+    // (it was the oldest task of its deque) for an ordinary worker.
+    inject_.PushFront(t);
+    NotifyAfterPush();
+  }
+  return nullptr;
+}
+
+TaskNode* ExecutorImpl::FindWork(Worker* w, const GroupState* filter,
+                                 bool last_search) {
+  // The common case first, with no call but in tail position (no
+  // prologue): the next task the waiting task spawned itself, of the
+  // waited group.
+  if (!last_search && w->deque.Bottom() > w->base) [[likely]] {
+    TaskNode* t = w->deque.Pop();
+    if (t != nullptr && t->group == filter &&
+        (!w->lent || (t->flags & TaskNode::kPlain) != 0)) [[likely]] {
+      return t;
+    }
+    return FindWorkAfter(w, filter, t);
+  }
+  return FindWorkAfter(w, filter, nullptr, last_search);
+}
+
+TaskNode* ExecutorImpl::FindWorkAfter(Worker* w, const GroupState* filter,
+                                      TaskNode* popped, bool last_search) {
+  auto within = [this, w, filter](const TaskNode* n) {
+    return MayHelpWith(w, n, filter);
+  };
+  if (popped != nullptr) {
+    if (within(popped)) return popped;
+    inject_.PushFront(popped);
+    NotifyAfterPush();
+  }
+  // Step 1.
+  while (w->deque.Bottom() > w->base) {
+    TaskNode* t = w->deque.Pop();
+    if (t == nullptr) break;
+    if (within(t)) return t;
+    inject_.PushFront(t);
+    NotifyAfterPush();
+  }
+  // Step 2.
+  TaskNode* t = inject_.PopIf(within, last_search ? INT_MAX : 64);
+  if (t != nullptr) return t;
+  t = StealFromOthers(w, filter);
+  if (t != nullptr) return t;
+  if (!last_search) return nullptr;
+  // Step 3.
+  while ((t = w->deque.Steal()) != nullptr) {
+    if (within(t)) return t;
+    inject_.PushBack(t);
+    NotifyAfterPush();
+  }
+  return nullptr;
+}
+
+TaskNode* ExecutorImpl::PopInjected(Worker* w) {
+  const int64_t queued = inject_.Size();
+  if (queued == 0) return nullptr;
+  // Our share: queued / workers + 1, capped (Go's globrunqget).
+  const int want = static_cast<int>(
+      std::min<int64_t>(kInjectBatch, queued / num_workers() + 1));
+  TaskNode* batch[kInjectBatch];
+  const int n = inject_.PopBatch(batch, want);
+  if (n == 0) return nullptr;
+  // The nodes were written by the submitter, often long ago: fetch them all
+  // at once rather than one cache miss per task as each is run.
+  for (int i = 0; i < n; ++i) __builtin_prefetch(batch[i]);
+  // Reverse order, so that the deque's LIFO end hands them out in queue
+  // order: batch[1] is popped next. One publishing store for all of them.
+  std::reverse(batch + 1, batch + n);
+  w->deque.PushMany(batch + 1, n - 1);
+  if (n > 1) NotifyAfterPush();  // someone idle may steal the rest
+  return batch[0];
+}
+
+void ExecutorImpl::WorkerMain(Worker* w) {
+  tls_worker = w;
+  bool searching = false;
+  uint32_t tick = 0;
+  for (;;) {
+    TaskNode* t = nullptr;
+    if (++tick % kInjectInterval == 0) t = inject_.Pop();
+    if (t == nullptr) t = w->deque.Pop();
+    if (t == nullptr) {
+      // Nothing of our own left: hand over the deferred releases before
+      // anything else (stealing, spinning, parking, exiting).
+      FlushDeferred(w);
+      t = PopInjected(w);
+    }
+    if (t == nullptr) {
+      if (!searching) searching = idle_.TransitionToSearching();
+      if (searching) {
+        t = StealFromOthers(w, nullptr);
+        if (t == nullptr) t = PopInjected(w);
+        for (int i = 1; t == nullptr && i <= kSearchSpins; ++i) {
+          CpuRelax();
+          if (i % 16 != 0) continue;
+          t = PopInjected(w);
+          if (t == nullptr) t = StealFromOthers(w, nullptr);
+          // seq_cst: pairs with the store in ~ExecutorImpl.
+          if (shutdown_.load(std::memory_order_seq_cst)) break;
+        }
+      }
+    }
+    if (t != nullptr) {
+      if (searching) {
+        searching = false;
+        if (idle_.TransitionFromSearching()) NotifyOne();
+      }
+      RunTask(w, t);
+      continue;
+    }
+    // seq_cst: pairs with the store in ~ExecutorImpl.
+    if (shutdown_.load(std::memory_order_seq_cst)) break;
+    RunParkWindowHook(ParkSite::kWorker);
+    // Every queue is re-checked unless another worker still searches
+    // (idle.h step 3).
+    const bool recheck = idle_.TransitionToParked(w->index, searching);
+    searching = false;
+    if (recheck) {
+      FenceBeforeRecheck(/*others_unparked=*/idle_.NumUnparked() > 0);
+      if (AnyWorkVisible()) NotifyOne();
+    }
+    Idle::Wake wake;
+    do {
+      if (!shutdown_.load(std::memory_order_seq_cst)) w->parker.Park();
+      wake = idle_.TransitionFromParked(w->index);
+      // Our seat is lent (guest seats, above): the borrower owns this
+      // record until it lists us parked again. A spurious wake-up in
+      // between parks again. (Shutdown cannot meet a lent seat: the
+      // borrower's group is a live root or inside one, which
+      // ~ExecutorImpl refuses.)
+    } while (wake == Idle::Wake::kLent &&
+             !shutdown_.load(std::memory_order_seq_cst));
+    searching = wake == Idle::Wake::kNotified;
+  }
+  tls_worker = nullptr;
+}
+
+bool ExecutorImpl::HelpWhileWaiting(GroupState* group, absl::Time deadline,
+                                    bool guest) {
+  // The stack guard: too little stack left to nest another task.
+  if (reinterpret_cast<uintptr_t>(__builtin_frame_address(0)) <
+      StackGuardLimit()) [[unlikely]] {
+    return HelpOnFreshStack(group, deadline, guest);
+  }
+  return HelpLoop(group, deadline, guest);
+}
+
+bool ExecutorImpl::HelpLoop(GroupState* group, absl::Time deadline,
+                            bool guest) {
+  Worker* w = tls_worker;
+  // We return with no release deferred (the caller's frame must not find
+  // any above it): every return below either follows a search that found
+  // nothing (which flushes), or found the group joined, which our deferred
+  // units of it or of its subtree would prevent (the count holds them, and
+  // their frame keeps a census from passing).
+  int rounds = 0;
+  uint32_t ran = 0;
+  bool fenced = false;  // GroupState::Joined's census state
+  CensusPoll poll;
+  for (;;) {
+    // Releases we deferred of a group below the waited one go at once (the
+    // group's own release may be what the waited group waits for); those
+    // of the waited group itself go when they are all it waits for. Else
+    // the search below would take (and move away) outer tasks of our own
+    // deque while the wait is in fact over.
+    // relaxed: owner-written (Worker::deferred_n).
+    if (const int64_t n = w->deferred_n.load(std::memory_order_relaxed);
+        n != 0 && (w->deferred_group.load(std::memory_order_relaxed) != group ||
+                   group->CountAtMost(n))) {
+      FlushDeferred(w);
+    }
+    if (group->Done()) {
+      assert(w->deferred_n.load(std::memory_order_relaxed) == 0);
+      return true;
+    }
+    TaskNode* t = FindWork(w, group, /*last_search=*/false);
+    if (t != nullptr) {
+      RunTask(w, t);
+      rounds = 0;
+      // A stopped group: what we find is mostly tasks to drop. Every so
+      // often, see whether only lazily dropped ones are left (the census).
+      if (++ran % kCensusEvery == 0 && group->stop_requested() &&
+          group->Joined(&fenced)) {
+        assert(w->deferred_n.load(std::memory_order_relaxed) == 0);
+        return true;
+      }
+      continue;
+    }
+    // No work for us: the releases we deferred may be what the group (or a
+    // group of its subtree) still waits for.
+    if (w->deferred_n.load(std::memory_order_relaxed) != 0) {
+      FlushDeferred(w);
+      continue;
+    }
+    const bool stopped = group->stop_requested();
+    if (stopped && group->Joined(&fenced)) {
+      assert(w->deferred_n.load(std::memory_order_relaxed) == 0);
+      return true;
+    }
+    if (guest) {
+      // A guest holds a seat only while it has work (guest seats, above).
+      if (++rounds < kGuestSpinRounds) {
+        CpuRelax();
+        continue;
+      }
+      assert(w->deferred_n.load(std::memory_order_relaxed) == 0);
+      return false;
+    }
+    if (++rounds < kWaitSpinRounds) {
+      CpuRelax();
+      continue;
+    }
+    rounds = 0;
+    if (deadline != absl::InfiniteFuture() && absl::Now() >= deadline) {
+      assert(w->deferred_n.load(std::memory_order_relaxed) == 0);
+      return group->Joined(&fenced);
+    }
+    // Step 4. release: pairs with the acquire load in WakeWaitersOf().
+    w->waiting_on.store(group, std::memory_order_release);
+    if (group->SetWaitersBit(/*census=*/stopped && group->MarkersClear())) {
+      RunParkWindowHook(ParkSite::kHelpingWait);
+      w->parked_waiter.store(true, std::memory_order_seq_cst);
+      // seq_cst: the RMW half of our StoreLoad; the re-check follows.
+      parked_waiters_.fetch_add(1, std::memory_order_seq_cst);
+      // We count as unparked ourselves.
+      FenceBeforeRecheck(/*others_unparked=*/idle_.NumUnparked() > 1);
+      t = FindWork(w, group, /*last_search=*/true);
+      if (t == nullptr && !group->Done()) {
+        // A stopped group's waiter also polls (census step 6).
+        w->wait_parker.ParkUntil(poll.Until(deadline, stopped));
+      }
+      if (w->parked_waiter.exchange(false, std::memory_order_acq_rel)) {
+        parked_waiters_.fetch_sub(1, std::memory_order_seq_cst);
+      }
+    }
+    w->waiting_on.store(nullptr, std::memory_order_relaxed);
+    if (t != nullptr) RunTask(w, t);
+  }
+}
+
+bool ExecutorImpl::HelpOnFreshStack(GroupState* group, absl::Time deadline,
+                                    bool guest) {
+  Worker* const w = tls_worker;
+  GroupState* const current = tls_current_group;
+  bool helped = false;
+  // Thread creation and join order everything between the two threads:
+  // the seat's record is used by one thread at a time.
+  absl::StatusOr<Thread> t = TryStartThread(
+      "ripcord-worker", worker_stack_size_, [&] {
+        tls_worker = w;
+        tls_current_group = current;
+        // Not HelpWhileWaiting: a fresh stack runs at least one task even
+        // when the C library's TLS (large under TSan) leaves less than the
+        // guard's reserve, or the threads would only hand over.
+        helped = HelpLoop(group, deadline, guest);
+        tls_current_group = nullptr;
+        tls_worker = nullptr;
+      });
+  if (!t.ok()) return WaitWithoutHelping(w, group, deadline, guest);
+  t->join();  // parks this thread until the wait is over
+  return helped;
+}
+
+bool ExecutorImpl::WaitWithoutHelping(Worker* w, GroupState* group,
+                                      absl::Time deadline, bool guest) {
+  // Nothing may stay with us that the group waits for: our deferred
+  // releases, and the tasks the waiting task spawned onto our deque.
+  FlushDeferred(w);
+  while (w->deque.Bottom() > w->base) {
+    TaskNode* t = w->deque.Pop();
+    if (t == nullptr) break;
+    inject_.PushBack(t);  // seq_cst RMW of the length
+    NotifyAfterPush();
+  }
+  if (guest) return false;  // the caller's Wait() waits on the futex
+  bool fenced = false;  // GroupState::Joined's census state
+  for (;;) {
+    if (group->Done()) return true;
+    if (group->stop_requested() && group->Joined(&fenced)) return true;
+    if (deadline != absl::InfiniteFuture() && absl::Now() >= deadline) {
+      return group->Joined(&fenced);
+    }
+    // A poll: this path runs only when no thread can be started, and
+    // WakeWaitersOf wakes only waiters that set the WAITERS bit.
+    w->wait_parker.ParkUntil(
+        std::min(deadline, absl::Now() + absl::Milliseconds(1)));
+  }
+}
+
+
+// ---- guest seats ----------------------------------------------------------
+
+Worker* ExecutorImpl::LendSeat() {
+  RIPCORD_CHECK(tls_worker == nullptr,
+                "LendSeat called on a worker thread");
+  const int k = idle_.LendParked();
+  if (k < 0) return nullptr;
+  // The worker's last use of its record (its deque, frames, deferred
+  // releases, all settled before it parked) happens-before ours: it listed
+  // itself parked under Idle's mutex, and we took it off under the same.
+  Worker* w = workers_[k].get();
+  tls_worker = w;
+  w->lent = true;
+  return w;
+}
+
+void ExecutorImpl::ReturnSeat(Worker* w) {
+  RIPCORD_CHECK(tls_worker == w && w->frame_depth == 0,
+                "ReturnSeat: not the thread holding the seat, or inside a "
+                "task");
+  FlushDeferred(w);
+  // Tasks of other groups that the loop's bodies spawned may still sit on
+  // the seat's deque: the injection queue's back, for any worker.
+  while (TaskNode* t = w->deque.Pop()) {
+    inject_.PushBack(t);  // seq_cst RMW of the length
+    NotifyAfterPush();
+  }
+  w->lent = false;
+  tls_worker = nullptr;
+  // Park the seat as its thread would (WorkerMain, idle.h step 3): listed
+  // parked under Idle's mutex (our uses of the record happen-before its
+  // thread's next TransitionFromParked under the same), then the re-check
+  // unless another worker still searches. At a loop's end one usually does
+  // (the other workers just ran dry), which saves the re-check's heavy
+  // fence: a membarrier costs ~50 us here while another thread of the
+  // process runs (BENCHMARKS.md, session 7).
+  if (!idle_.TransitionToParked(w->index, /*is_searching=*/false)) return;
+  FenceBeforeRecheck(/*others_unparked=*/idle_.NumUnparked() > 0);
+  if (AnyWorkVisible()) NotifyOne();
+}
+
+bool ExecutorImpl::HelpAsCaller(GroupState* group) {
+  // A worker of another executor waits as it always does.
+  if (tls_worker != nullptr) return false;
+  Worker* const w = LendSeat();
+  if (w == nullptr) return false;
+  const bool joined =
+      HelpWhileWaiting(group, absl::InfiniteFuture(), /*guest=*/true);
+  ReturnSeat(w);
+  return joined;
+}
+
+GuestSeat::GuestSeat(TaskGroup& group)
+    : group_(group.state_), exec_(group.state_->executor()) {
+  // Off the executor only: a worker (of this executor or another one)
+  // waits as it always does.
+  if (tls_worker == nullptr) worker_ = exec_->LendSeat();
+}
+
+GuestSeat::~GuestSeat() {
+  if (worker_ != nullptr) exec_->ReturnSeat(worker_);
+}
+
+void GuestSeat::Help() {
+  if (worker_ == nullptr) return;
+  exec_->HelpWhileWaiting(group_, absl::InfiniteFuture(), /*guest=*/true);
+  Worker* w = worker_;
+  worker_ = nullptr;
+  exec_->ReturnSeat(w);
+}
+
+// ---- root registry ------------------------------------------------------
+
+void ExecutorImpl::RegisterRoot(GroupState* group) {
+  RootShard* shard = shards_[ThreadShardIndex() % kRootShards].get();
+  MutexLock lock(&shard->mu);
+  group->shard_ = shard;
+  group->prev_root_ = nullptr;
+  group->next_root_ = shard->head;
+  if (shard->head != nullptr) shard->head->prev_root_ = group;
+  shard->head = group;
+  ++shard->count;
+}
+
+void ExecutorImpl::UnregisterRoot(GroupState* group) {
+  RootShard* shard = group->shard_;
+  MutexLock lock(&shard->mu);
+  if (group->prev_root_ != nullptr) {
+    group->prev_root_->next_root_ = group->next_root_;
+  } else {
+    shard->head = group->next_root_;
+  }
+  if (group->next_root_ != nullptr) {
+    group->next_root_->prev_root_ = group->prev_root_;
+  }
+  --shard->count;
+}
+
+int ExecutorImpl::RequestStop(StopTarget target, std::string_view reason) {
+  int stopped = 0;
+  const StopOrigin origin = target == StopTarget::kAll
+                                ? StopOrigin::kExecutorAll
+                                : StopOrigin::kExecutor;
+  for (auto& shard : shards_) {
+    // Pin the roots under the shard lock, stop them outside it: a stop runs
+    // user StopCallbacks, which may create or destroy root groups.
+    std::vector<GroupState*> roots;
+    {
+      MutexLock lock(&shard->mu);
+      for (GroupState* g = shard->head; g != nullptr; g = g->next_root_) {
+        g->Pin();
+        roots.push_back(g);
+      }
+    }
+    stopped += GroupState::StopPinned(roots, reason, origin);
+  }
+  return stopped;
+}
+
+std::string ExecutorImpl::DebugString() const {
+  const absl::Time now = absl::Now();
+  // relaxed: a snapshot for people.
+  std::string out = absl::StrFormat(
+      "Executor: %d workers (%d parked, %d searching, %d parked in Wait(); "
+      "queued per worker:",
+      num_workers(), idle_.num_parked(), idle_.num_searching(),
+      parked_waiters_.load(std::memory_order_relaxed));
+  for (const auto& w : workers_) {
+    absl::StrAppendFormat(&out, " %lld",
+                          static_cast<long long>(w->deque.SizeHint()));
+  }
+  out += ")\n";
+  int64_t skipped = 0;  // groups past DescribeTree's size cap
+  for (const auto& shard : shards_) {
+    MutexLock lock(&shard->mu);
+    for (GroupState* g = shard->head; g != nullptr; g = g->next_root_) {
+      g->DescribeTree(&out, 1, now, &skipped);
+    }
+  }
+  if (skipped > 0) absl::StrAppend(&out, "  ... ", skipped, " more groups\n");
+  BlockingPoolStats b = blocking_->stats();
+  absl::StrAppendFormat(&out,
+                        "blocking pool: %d threads (%d busy), %lld queued\n",
+                        b.threads, b.busy, static_cast<long long>(b.queued));
+  absl::StrAppendFormat(&out, "timers pending: %d\n",
+                        static_cast<int>(timers_->pending()));
+  return out;
+}
+
+std::vector<BusyGroup> ExecutorImpl::BusyGroups() const {
+  std::vector<BusyGroup> out;
+  for (const auto& shard : shards_) {
+    MutexLock lock(&shard->mu);
+    for (GroupState* g = shard->head; g != nullptr; g = g->next_root_) {
+      g->CollectBusy(&out);
+    }
+  }
+  return out;
+}
+
+// ParallelFor's split signal (include/ripcord/parallel_for.h).
+bool LoopShouldSplit() {
+  const Worker* w = tls_worker;
+  return w != nullptr && w->exec->num_workers() > 1 && w->deque.EmptyHint();
+}
+
+int LoopWorkerCount() {
+  const Worker* w = tls_worker;
+  return w != nullptr ? w->exec->num_workers() : 1;
+}
+
+}  // namespace ripcord::internal
