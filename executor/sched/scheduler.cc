@@ -647,8 +647,7 @@ TaskNode* ExecutorImpl::FindWork(Worker* w, const GroupState* filter,
   // waited group.
   if (!last_search && w->deque.Bottom() > w->base) [[likely]] {
     TaskNode* t = w->deque.Pop();
-    if (t != nullptr && t->group == filter &&
-        (!w->lent || (t->flags & TaskNode::kPlain) != 0)) [[likely]] {
+    if (t != nullptr && t->group == filter && GuestMayRun(w, t)) [[likely]] {
       return t;
     }
     return FindWorkAfter(w, filter, t);

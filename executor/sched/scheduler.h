@@ -109,9 +109,12 @@ struct Worker {
   std::atomic<int64_t> deferred_n{0};
   int deferred_slot = -1;  // owner only
   // Owner only: the seat is lent to a thread that is not a worker (guest
-  // seats atop scheduler.cc). Its helping waits then run plain tasks only:
-  // coroutines and SpawnBlocking's done callbacks run on workers, as
-  // task.h and task_group.h promise.
+  // seats atop scheduler.cc). Its own helping wait (outside any task) then
+  // runs plain tasks only: coroutines and SpawnBlocking's done callbacks
+  // run on workers, as task.h and task_group.h promise. A wait inside a
+  // task it runs helps with anything of its subtree, as on a worker: it
+  // may park holding the seat, and with one worker nobody else could run
+  // what it waits for.
   bool lent = false;
   // Owner only, compared only: the group of the last lazy plain task this
   // worker released at once. Deferring starts with a group's second task
@@ -267,12 +270,15 @@ class ExecutorImpl {
   // group's census may pass meanwhile and let the group's parent record go
   // (census step 8 atop group_state.cc).
   bool QueuedWithin(Worker* w, const TaskNode* t, const GroupState* filter);
-  // QueuedWithin, and on a lent seat only for plain tasks (Worker::lent).
+  // QueuedWithin, and for a lent seat's own wait (outside any task) only
+  // for plain tasks (Worker::lent).
   bool MayHelpWith(Worker* w, const TaskNode* t, const GroupState* filter) {
-    if (w->lent && (t->flags & TaskNode::kPlain) == 0) [[unlikely]] {
-      return false;
-    }
+    if (!GuestMayRun(w, t)) [[unlikely]] return false;
     return QueuedWithin(w, t, filter);
+  }
+  static bool GuestMayRun(const Worker* w, const TaskNode* t) {
+    return !w->lent || w->frame_depth != 0 ||
+           (t->flags & TaskNode::kPlain) != 0;
   }
   // Protocol step 1 of idle.h, after a task became visible. Inline, with
   // calls only in tail position.

@@ -245,9 +245,11 @@ class TaskGroup {
   //   - a task that blocks or runs long on the waiting thread holds this
   //     Wait() until it ends, as it would on a worker the group waits for
   //     anyway (WaitFor() never runs a task, so it keeps its timeout);
-  //   - coroutine tasks and SpawnBlocking's done callbacks still run on
-  //     workers only; StopCallbacks still run on the thread that requests
-  //     the stop (or registers the callback), as always;
+  //   - coroutine tasks and SpawnBlocking's done callbacks are left to the
+  //     workers (but a Wait() inside a task that runs on this thread helps
+  //     as a worker's does, with any task of its subtree); StopCallbacks
+  //     still run on the thread that requests the stop (or registers the
+  //     callback), as always;
   //   - a stop reaches the tasks the waiting thread runs like any other:
   //     their token reports it, and queued ones are dropped unrun.
   //
