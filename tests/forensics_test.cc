@@ -108,16 +108,19 @@ TEST(Forensics, IgnoringStopOnlyForTheTaskThatNeverLooks) {
   std::atomic<bool> stubborn_started{false}, release{false};
   // A failed ASSERT must not leave a task spinning under the join.
   absl::Cleanup unblock = [&] { release = true; };
-  std::atomic<bool> polite_saw_stop{false};
+  std::atomic<bool> polite_saw_stop{false}, polite_started{false};
   const int stubborn = __LINE__; g.Spawn([&] {
     Stubborn(&stubborn_started, &release);
   });
   const int polite = __LINE__; g.Spawn([&](StopToken t) {
+    polite_started = true;
     while (!t.stop_requested()) absl::SleepFor(absl::Milliseconds(1));
     polite_saw_stop = true;
     while (!release.load()) absl::SleepFor(absl::Milliseconds(1));
   });
+  // Both running before the stop: a task still queued then is dropped.
   ASSERT_TRUE(Eventually([&] { return stubborn_started.load(); }));
+  ASSERT_TRUE(Eventually([&] { return polite_started.load(); }));
   g.RequestStop("test stop");
   ASSERT_TRUE(Eventually([&] { return polite_saw_stop.load(); }));
   std::string dump;

@@ -95,6 +95,11 @@ inline bool DriveChain(CoroContext* ctx, absl::Status* status) {
   DriveEnd(driving);
   if (!frame.root_done) return false;
   *status = ctx->RootStatus();
+  // Off the running list before the caller deletes ctx: a snapshot
+  // (DebugString, the signal lines) reads listed contexts through their
+  // virtual members, which a derived destructor (a started coroutine's
+  // state) must not race with.
+  if (ctx->live_since != 0) UnlistCoroutine(ctx);
   return true;
 }
 

@@ -346,10 +346,12 @@ std::vector<RunningTask> SnapshotRunning(const ExecutorImpl& exec) {
           t.looked = c->looked_stop.load(std::memory_order_relaxed);
           t.suspended = !std::binary_search(a->driving->begin(),
                                             a->driving->end(), c);
-          // A started coroutine's own stop source lives as long as it.
-          if ((c->flags & TaskNode::kOwnStop) != 0) {
-            t.own_stop_ms = c->OwnStopState()->stop_ms();
-          }
+          // A started coroutine's own stop source lives as long as it (a
+          // context leaves the list before it is destroyed: Drive()). Not
+          // through c->flags, which its driving worker writes unlocked: a
+          // spawned coroutine's OwnStopState() is its group's.
+          const StopState* own = c->OwnStopState();
+          if (own != c->group->stop_state()) t.own_stop_ms = own->stop_ms();
           t.running = SinceTick(t.start);
           a->out->push_back(std::move(t));
         }
