@@ -281,6 +281,17 @@ class Child {
     return true;
   }
 
+  // True once the child's stderr contains `needle`; false if `d` passes or
+  // the child ends first. Not a test failure: for retries.
+  bool StderrWithin(absl::string_view needle, absl::Duration d) {
+    const absl::Time deadline = absl::Now() + d;
+    while (!absl::StrContains(err_, needle)) {
+      if (err_eof_ || absl::Now() > deadline) return false;
+      Pump(absl::Milliseconds(20));
+    }
+    return true;
+  }
+
   // Reads the child's output for `d`.
   void Drain(absl::Duration d) {
     const absl::Time until = absl::Now() + d;
