@@ -86,6 +86,22 @@ TaskNode* InjectQueue::PopSlot() {
   return t;
 }
 
+void InjectQueue::DropLeadingTombstones() {
+  while (!RangeEmpty()) {
+    if (head_index_ == kSlots) {
+      Block* used = head_;  // used up, and the range goes on: move on
+      head_ = used->next;
+      head_->prev = nullptr;
+      head_index_ = 0;
+      FreeBlock(used);
+      continue;
+    }
+    if (head_->slots[head_index_] != nullptr) return;
+    ++head_index_;
+    if (RangeEmpty()) head_index_ = tail_index_ = 0;  // reuse the block
+  }
+}
+
 TaskNode* InjectQueue::Pop() {
   // relaxed: a hint that skips the lock when empty; a task pushed right after
   // is found by the worker's next round or by the parking re-check.
@@ -130,6 +146,7 @@ TaskNode* InjectQueue::PopIf(absl::FunctionRef<bool(const TaskNode*)> pred,
       if (!pred(t)) continue;
       b->slots[i] = nullptr;  // tombstone; Pop skips it
       size_.fetch_sub(1, std::memory_order_relaxed);
+      DropLeadingTombstones();
       return t;
     }
   }

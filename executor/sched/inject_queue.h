@@ -60,6 +60,11 @@ class InjectQueue {
   // tail_->slots[tail_index_], across the blocks from head_ to tail_.
   Block* NewBlock() ABSL_EXCLUSIVE_LOCKS_REQUIRED(mu_);
   void FreeBlock(Block* b) ABSL_EXCLUSIVE_LOCKS_REQUIRED(mu_);
+  // Drops the tombstones at the front of the range. PopIf calls it: a queue
+  // whose only consumer is PopIf (a Wait() off the executor taking the task
+  // it spawned) would otherwise keep every tombstone, and each PopIf would
+  // scan them all.
+  void DropLeadingTombstones() ABSL_EXCLUSIVE_LOCKS_REQUIRED(mu_);
   // Pops the front slot (maybe a tombstone) of a non-empty range.
   TaskNode* PopSlot() ABSL_EXCLUSIVE_LOCKS_REQUIRED(mu_);
   bool RangeEmpty() const ABSL_EXCLUSIVE_LOCKS_REQUIRED(mu_) {
