@@ -30,6 +30,18 @@ const bool kDeadlockKnobApplied = [] {
 
 }  // namespace
 
+int WorkersFromEnv() {
+  const char* v = std::getenv("RIPCORD_BENCH_WORKERS");
+  if (v == nullptr || *v == '\0') return 2;
+  char* end = nullptr;
+  const long n = std::strtol(v, &end, 10);
+  if (*end != '\0' || n < 1 || n > 4096) {
+    std::fprintf(stderr, "RIPCORD_BENCH_WORKERS=%s: want 1..4096\n", v);
+    std::abort();
+  }
+  return static_cast<int>(n);
+}
+
 void CheckOk(const absl::Status& status, const char* what) {
   if (status.ok()) return;
   std::fprintf(stderr, "benchmark workload failed: %s: %s\n", what,

@@ -15,10 +15,14 @@ class State;
 
 namespace ripcord_bench {
 
-// Both libraries get two worker threads on the 2-core reference machine:
-// ripcord ExecutorOptions{.num_workers = 2}; oneTBB a task_arena(2) (its
-// calling thread fills one slot) or global_control(max_allowed_parallelism, 2).
-inline constexpr int kWorkers = 2;
+// The worker count both libraries get: RIPCORD_BENCH_WORKERS from the
+// environment (a positive integer; anything else aborts with a message),
+// else 2, the reference machine's cores. ripcord gets
+// ExecutorOptions{.num_workers = n}; oneTBB a task_arena(n) (its calling
+// thread fills one slot) or global_control(max_allowed_parallelism, n).
+// benchmarks/compare.sh sets it for each WORKERS entry.
+int WorkersFromEnv();
+inline const int kWorkers = WorkersFromEnv();
 
 // Aborts with `what` and the status when `status` is not OK: a benchmark whose
 // workload failed must not report a time.

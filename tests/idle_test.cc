@@ -74,6 +74,21 @@ TEST(IdleTest, ALentSeatIsNeverWokenAndParksAgain) {
   EXPECT_EQ(idle.TransitionFromParked(seat), Idle::Wake::kSpurious);
 }
 
+TEST(IdleTest, AWokenWorkerWhoseThreadHasNotRunCanBeLent) {
+  Idle idle(2);
+  ASSERT_TRUE(Park(idle, 1));
+  ASSERT_EQ(idle.WorkerToNotify(), 1);  // counted unparked and searching
+  EXPECT_EQ(idle.num_searching(), 1);
+  ASSERT_EQ(idle.LendParked(), 1);
+  EXPECT_EQ(idle.num_searching(), 0);  // the borrower does not search
+  EXPECT_EQ(idle.NumUnparked(), 2);
+  // Its thread, woken at last, finds its seat lent and parks again.
+  EXPECT_EQ(idle.TransitionFromParked(1), Idle::Wake::kLent);
+  EXPECT_EQ(idle.LendParked(), -1);  // still lent: nothing to lend
+  EXPECT_TRUE(Park(idle, 1));
+  EXPECT_EQ(idle.TransitionFromParked(1), Idle::Wake::kSpurious);
+}
+
 TEST(IdleTest, ASeatGivenBackWhileAWorkerSearchesSkipsItsRecheck) {
   Idle idle(2);
   ASSERT_TRUE(Park(idle, 1));

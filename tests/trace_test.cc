@@ -563,7 +563,8 @@ TEST(Trace, FullRingKeepsTheNewestEvents) {
     for (int i = 0; i < 20; ++i) {
       TaskGroup g(executor, {.name = absl::StrCat("g", i)});
       g.Spawn([] {});
-      ASSERT_TRUE(g.Wait().ok());
+      // WaitFor: this thread runs no task (Wait() may, in its own ring).
+      ASSERT_TRUE(g.WaitFor(absl::Seconds(20)).ok());
     }
   }
   ASSERT_TRUE(executor.WriteTrace(path).ok());

@@ -448,8 +448,13 @@ absl::Status GroupState::WaitUntil(absl::Time deadline, bool* timed_out) {
     *timed_out = !exec_->HelpWhileWaiting(this, deadline);
     return absl::OkStatus();
   }
-  // External thread: sleep on the futex of pending_ itself (the
-  // waiter-publishes step).
+  // Off the executor: Wait() runs our subtree's tasks in a parked worker's
+  // seat while there are any, then sleeps (ExecutorImpl::HelpAsCaller).
+  // Not WaitFor(): a task it ran could keep it past its deadline.
+  if (deadline == absl::InfiniteFuture() && exec_->HelpAsCaller(this)) {
+    return absl::OkStatus();
+  }
+  // External thread: sleep on the futex of pending_ itself (the waiter-publishes step).
   CensusPoll poll;
   bool spun = false;
   for (;;) {

@@ -19,7 +19,7 @@ int Idle::WorkerToNotify() {
   if (!ShouldNotify() || sleepers_.empty()) return -1;
   int w = sleepers_.back();
   sleepers_.pop_back();
-  seat_state_[w] = kAwake;
+  seat_state_[w] = kNotified;
   // seq_cst: keeps the state in the single total order of the producer's
   // StoreLoad and the parking transition.
   state_.fetch_add(kUnparkedOne + kSearchingOne, std::memory_order_seq_cst);
@@ -28,7 +28,20 @@ int Idle::WorkerToNotify() {
 
 int Idle::LendParked() {
   MutexLock lock(&mu_);
-  if (sleepers_.empty()) return -1;
+  if (sleepers_.empty()) {
+    // A worker woken whose thread has not run yet: its wake-up was for
+    // work the borrower is about to run (a caller's own spawns, most
+    // often), so the seat serves that work at once, without the wait for
+    // its thread to be scheduled.
+    for (int w = 0; w < num_workers_; ++w) {
+      if (seat_state_[w] != kNotified) continue;
+      seat_state_[w] = kLent;
+      // seq_cst: as below. It stays unparked; it no longer searches.
+      state_.fetch_sub(kSearchingOne, std::memory_order_seq_cst);
+      return w;
+    }
+    return -1;
+  }
   const int w = sleepers_.back();
   sleepers_.pop_back();
   seat_state_[w] = kLent;
@@ -63,7 +76,10 @@ bool Idle::TransitionToParked(int worker, bool is_searching) {
 
 Idle::Wake Idle::TransitionFromParked(int worker) {
   MutexLock lock(&mu_);
-  if (seat_state_[worker] == kAwake) return Wake::kNotified;
+  if (seat_state_[worker] == kNotified) {
+    seat_state_[worker] = kAwake;
+    return Wake::kNotified;
+  }
   if (seat_state_[worker] == kLent) return Wake::kLent;
   for (size_t i = 0; i < sleepers_.size(); ++i) {
     if (sleepers_[i] == worker) {

@@ -49,8 +49,11 @@ class Idle {
   // (ParallelFor's caller, scheduler.cc "Guest seats"): takes a parked
   // worker off the list and counts it unparked, not searching, like a worker
   // waiting in a Wait(); its thread stays parked (kLent) until the seat is
-  // given back with TransitionToParked(worker, false). Returns the worker's
-  // index, or -1 when no worker is parked.
+  // given back with TransitionToParked(worker, false). With no worker
+  // parked, it lends the seat of a worker that WorkerToNotify picked and
+  // whose thread has not called TransitionFromParked yet (its wake-up then
+  // says kLent; it stops counting as searching). Returns the worker's
+  // index, or -1 when there is no such seat.
   int LendParked() ABSL_LOCKS_EXCLUDED(mu_);
   int num_parked() const ABSL_LOCKS_EXCLUDED(mu_);
   int num_searching() const;
@@ -72,10 +75,13 @@ class Idle {
   std::atomic<uint32_t> state_;
   mutable Mutex mu_;
   std::vector<int> sleepers_ ABSL_GUARDED_BY(mu_);
-  // Per worker: kAwake, kSleeping (listed in sleepers_) or kLent.
+  // Per worker: kAwake, kSleeping (listed in sleepers_), kNotified (picked
+  // by WorkerToNotify, its thread not yet past TransitionFromParked) or
+  // kLent.
   static constexpr char kAwake = 0;
   static constexpr char kSleeping = 1;
   static constexpr char kLent = 2;
+  static constexpr char kNotified = 3;
   std::vector<char> seat_state_ ABSL_GUARDED_BY(mu_);
 };
 

@@ -3,7 +3,8 @@
 // scheduler.cc: the workers' run loop, helping waits (and their stack
 // guard), guest seats and the root registry. A task of a stopped group is
 // dropped at the start gate, never run, and a helping wait runs only the
-// waited subtree's tasks. The steps and why nothing is lost, deadlocks or
+// waited subtree's tasks; a Wait() off the executor joins in through a
+// lent seat (HelpAsCaller). The steps and why nothing is lost, deadlocks or
 // hangs: docs/design/parking.md; the start gate: join-and-census.md.
 #include "executor/sched/scheduler.h"
 
@@ -535,7 +536,7 @@ TaskNode* ExecutorImpl::StealFromOthers(Worker* w,
     TaskNode* t = workers_[v]->deque.Steal(&lost_race);
     if (t == nullptr && lost_race) t = workers_[v]->deque.Steal(&lost_race);
     if (t == nullptr) continue;
-    if (filter == nullptr || QueuedWithin(w, t, filter)) return t;
+    if (filter == nullptr || MayHelpWith(w, t, filter)) return t;
     // Not ours to run while waiting: hand it to the injection queue's front
     // (it was the oldest task of its deque) for an ordinary worker.
     inject_.PushFront(t);
@@ -551,7 +552,9 @@ TaskNode* ExecutorImpl::FindWork(Worker* w, const GroupState* filter,
   // waited group.
   if (!last_search && w->deque.Bottom() > w->base) [[likely]] {
     TaskNode* t = w->deque.Pop();
-    if (t != nullptr && t->group == filter) [[likely]] return t;
+    if (t != nullptr && t->group == filter && GuestMayRun(w, t)) [[likely]] {
+      return t;
+    }
     return FindWorkAfter(w, filter, t);
   }
   return FindWorkAfter(w, filter, nullptr, last_search);
@@ -560,7 +563,7 @@ TaskNode* ExecutorImpl::FindWork(Worker* w, const GroupState* filter,
 TaskNode* ExecutorImpl::FindWorkAfter(Worker* w, const GroupState* filter,
                                       TaskNode* popped, bool last_search) {
   auto within = [this, w, filter](const TaskNode* n) {
-    return QueuedWithin(w, n, filter);
+    return MayHelpWith(w, n, filter);
   };
   if (popped != nullptr) {
     if (within(popped)) return popped;
@@ -840,6 +843,7 @@ Worker* ExecutorImpl::LendSeat() {
   // itself parked under Idle's mutex, and we took it off under the same.
   Worker* w = workers_[k].get();
   tls_worker = w;
+  w->lent = true;
   return w;
 }
 
@@ -854,6 +858,7 @@ void ExecutorImpl::ReturnSeat(Worker* w) {
     inject_.PushBack(t);  // seq_cst RMW of the length
     NotifyAfterPush();
   }
+  w->lent = false;
   tls_worker = nullptr;
   // Park the seat as its thread would (WorkerMain, the parking transition):
   // listed parked under Idle's mutex (our uses of the record happen-before its
@@ -865,6 +870,17 @@ void ExecutorImpl::ReturnSeat(Worker* w) {
   if (!idle_.TransitionToParked(w->index, /*is_searching=*/false)) return;
   FenceBeforeRecheck(/*others_unparked=*/idle_.NumUnparked() > 0);
   if (AnyWorkVisible()) NotifyOne();
+}
+
+bool ExecutorImpl::HelpAsCaller(GroupState* group) {
+  // A worker of another executor waits as it always does.
+  if (tls_worker != nullptr) return false;
+  Worker* const w = LendSeat();
+  if (w == nullptr) return false;
+  const bool joined =
+      HelpWhileWaiting(group, absl::InfiniteFuture(), /*guest=*/true);
+  ReturnSeat(w);
+  return joined;
 }
 
 GuestSeat::GuestSeat(TaskGroup& group)

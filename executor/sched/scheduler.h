@@ -116,6 +116,14 @@ struct Worker {
   std::atomic<GroupState*> deferred_group{nullptr};
   std::atomic<int64_t> deferred_n{0};
   int deferred_slot = -1;  // owner only
+  // Owner only: the seat is lent to a thread that is not a worker (guest
+  // seats atop scheduler.cc). Its own helping wait (outside any task) then
+  // runs plain tasks only: coroutines and SpawnBlocking's done callbacks
+  // run on workers, as task.h and task_group.h promise. A wait inside a
+  // task it runs helps with anything of its subtree, as on a worker: it
+  // may park holding the seat, and with one worker nobody else could run
+  // what it waits for.
+  bool lent = false;
   // Owner only, compared only: the group of the last lazy plain task this
   // worker released at once. Deferring starts with a group's second task
   // in a row: a group that gets one task at a time (fib's, and most child
@@ -165,6 +173,14 @@ class ExecutorImpl {
   // Gives back the seat LendSeat returned, from the same thread, outside
   // any task: moves what is left on its deque to the injection queue.
   void ReturnSeat(Worker* w);
+  // The caller joins in (TaskGroup::Wait() off the executor, "Guest seats"
+  // atop scheduler.cc): on a thread that is no executor's worker, runs
+  // plain tasks of `group`'s subtree (and only those) in a parked worker's
+  // seat while it finds any, then gives the seat back. Returns true if the
+  // group is joined (GroupState::Joined), false if the caller must still
+  // wait: no seat was free, or nothing of the group was left to run for a
+  // few tens of microseconds.
+  bool HelpAsCaller(GroupState* group);
   // Unparks the workers parked in a Wait() on `group` (compared, never
   // dereferenced: the group may already be gone).
   void WakeWaitersOf(const GroupState* group);
@@ -268,6 +284,16 @@ class ExecutorImpl {
   // group's census may pass meanwhile and let the group's parent record go
   // (the census's tag-walks step).
   bool QueuedWithin(Worker* w, const TaskNode* t, const GroupState* filter);
+  // QueuedWithin, and for a lent seat's own wait (outside any task) only
+  // for plain tasks (Worker::lent).
+  bool MayHelpWith(Worker* w, const TaskNode* t, const GroupState* filter) {
+    if (!GuestMayRun(w, t)) [[unlikely]] return false;
+    return QueuedWithin(w, t, filter);
+  }
+  static bool GuestMayRun(const Worker* w, const TaskNode* t) {
+    return !w->lent || w->frame_depth != 0 ||
+           (t->flags & TaskNode::kPlain) != 0;
+  }
   // The producer's StoreLoad (idle.h), after a task became visible. Inline,
   // with calls only in tail position.
   void NotifyAfterPush() {

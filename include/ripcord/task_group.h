@@ -238,8 +238,29 @@ class TaskGroup {
   // unrelated long task can never make Wait() return late (oneTBB issue 942),
   // and a nested task can never wait for the frame beneath it. Unrelated
   // tasks it meets are handed to the other workers. With no such task to run
-  // it parks until the group is idle. Called on any other thread it blocks
-  // without spinning.
+  // it parks until the group is idle.
+  //
+  // Called on any other thread (one that is no executor's worker), Wait()
+  // (not WaitFor()) joins in, as oneTBB's task_group::wait() does: while a worker is
+  // parked, it takes that worker's place and runs plain tasks of this group
+  // and of its descendants (never unrelated ones, never more tasks at once
+  // in the process than num_workers), then, once none is left to run, it
+  // sleeps until the group is idle. What you may notice:
+  //   - a plain task may run on the thread that waits for it, so a small
+  //     call (a few tasks, then Wait()) costs no thread hand-off;
+  //   - such a task runs under that thread's signal mask, not a worker's
+  //     (signals the thread blocks stay blocked while the task runs), and
+  //     sees that thread's thread_local variables;
+  //   - a task that blocks or runs long on the waiting thread holds this
+  //     Wait() until it ends, as it would on a worker the group waits for
+  //     anyway (WaitFor() never runs a task, so it keeps its timeout);
+  //   - coroutine tasks and SpawnBlocking's done callbacks are left to the
+  //     workers (but a Wait() inside a task that runs on this thread helps
+  //     as a worker's does, with any task of its subtree); StopCallbacks
+  //     still run on the thread that requests the stop (or registers the
+  //     callback), as always;
+  //   - a stop reaches the tasks the waiting thread runs like any other:
+  //     their token reports it, and queued ones are dropped unrun.
   //
   // Returns:
   //   OkStatus() when every task succeeded and no stop was requested;
@@ -261,7 +282,9 @@ class TaskGroup {
   // TaskGroup::WaitFor(timeout): Wait() for at most `timeout`.
   // Returns DeadlineExceededError if tasks are still running or queued then
   // (nothing is stopped by it), else what Wait() returns. A timeout of zero or
-  // less polls. Thread-safety: any thread.
+  // less polls. Off the executor it only waits: it runs no task on the
+  // calling thread (one could keep it past its timeout).
+  // Thread-safety: any thread.
   [[nodiscard]] absl::Status WaitFor(absl::Duration timeout) {
     return state_->WaitFor(timeout);
   }
