@@ -454,7 +454,8 @@ absl::Status GroupState::WaitUntil(absl::Time deadline, bool* timed_out) {
   if (deadline == absl::InfiniteFuture() && exec_->HelpAsCaller(this)) {
     return absl::OkStatus();
   }
-  // External thread: sleep on the futex of pending_ itself (the waiter-publishes step).
+  // External thread: sleep on the futex of pending_ itself (the
+  // waiter-publishes step).
   CensusPoll poll;
   bool spun = false;
   for (;;) {

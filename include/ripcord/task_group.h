@@ -241,11 +241,11 @@ class TaskGroup {
   // it parks until the group is idle.
   //
   // Called on any other thread (one that is no executor's worker), Wait()
-  // (not WaitFor()) joins in, as oneTBB's task_group::wait() does: while a worker is
-  // parked, it takes that worker's place and runs plain tasks of this group
-  // and of its descendants (never unrelated ones, never more tasks at once
-  // in the process than num_workers), then, once none is left to run, it
-  // sleeps until the group is idle. What you may notice:
+  // (not WaitFor()) joins in, as oneTBB's task_group::wait() does: while a
+  // worker is parked, it takes that worker's place and runs plain tasks of
+  // this group and of its descendants (never unrelated ones, never more
+  // tasks at once in the process than num_workers), then, once none is left
+  // to run, it sleeps until the group is idle. What you may notice:
   //   - a plain task may run on the thread that waits for it, so a small
   //     call (a few tasks, then Wait()) costs no thread hand-off;
   //   - such a task runs under that thread's signal mask, not a worker's
