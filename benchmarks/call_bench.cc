@@ -19,26 +19,18 @@
 
 #include "benchmark/benchmark.h"
 #include "benchmarks/bench_util.h"
+#include "benchmarks/workloads.h"
 #include "oneapi/tbb/global_control.h"
 #include "oneapi/tbb/task_group.h"
 #include "ripcord/ripcord.h"
 
 namespace {
 
+using ripcord_bench::About1us;
 using ripcord_bench::CheckOk;
 using ripcord_bench::kWorkers;
 
 constexpr int kSmallTasks = 64;
-// Steps of a dependent multiply-add chain: ~1 us on the reference machine.
-constexpr int kSteps = 400;
-
-// noinline: both libraries run the same machine code for the work.
-__attribute__((noinline)) void About1us(uint32_t seed) {
-  uint32_t x = seed;
-  for (int i = 0; i < kSteps; ++i) x = x * 1664525u + 1013904223u;
-  benchmark::DoNotOptimize(x);
-}
-
 void BM_SmallCall_Ripcord(benchmark::State& state) {
   ripcord::Executor executor({.num_workers = kWorkers});
   const ripcord_bench::CpuMeter cpu;

@@ -21,6 +21,11 @@
 //                      Wait() returned (oneTBB's wait() runs the cancelled
 //                      tasks of its own deque itself; ripcord's does not
 //                      need a worker): the waiter alone on the machine.
+//   BM_CancelBusy_*    as a user meets it: tasks of ~1 us each, the workers
+//                      free, so they are running tasks when the stop comes
+//                      (the rest sit in the injection queue and in the
+//                      workers' deques); the stop comes right after the
+//                      last submission.
 // ripcord runs a fresh Executor per run (not timed): since a stopped group's
 // Wait() returns before its queued tasks are dropped, the drop of one run's
 // 10^6 tasks would otherwise compete with the next run.
@@ -52,6 +57,9 @@ struct Tally {
   std::atomic<bool> stop_returned{false};
   std::atomic<int64_t> ran{0};
   std::atomic<int64_t> ran_after_stop{0};
+  const bool busy;  // each task does ~1 us of work
+
+  explicit Tally(bool busy) : busy(busy) {}
 
   void Run() {
     // Read the flag first: a task that sees it set started its body after the
@@ -59,6 +67,7 @@ struct Tally {
     const bool after = stop_returned.load(std::memory_order_acquire);
     ran.fetch_add(1, std::memory_order_relaxed);
     if (after) ran_after_stop.fetch_add(1, std::memory_order_relaxed);
+    if (busy) ripcord_bench::About1us(1);
   }
 };
 
@@ -75,9 +84,14 @@ double Seconds(Clock::time_point a, Clock::time_point b) {
 // How the workers are kept from running the tasks before the stop.
 enum class Hold {
   kNone,             // BM_Cancel_*: the workers run tasks during submission
+  kBusy,             // BM_CancelBusy_*: the same, with ~1 us per task
   kReleaseAtStop,    // BM_CancelQueued_*: held, released right after the stop
   kReleaseAfterWait  // BM_CancelHeld_*: held until Wait() has returned
 };
+
+bool Held(Hold hold) {
+  return hold == Hold::kReleaseAtStop || hold == Hold::kReleaseAfterWait;
+}
 
 void CancelRipcord(benchmark::State& state, Hold hold) {
   int64_t ran = 0;
@@ -87,9 +101,9 @@ void CancelRipcord(benchmark::State& state, Hold hold) {
     // group's Wait() does not wait for their drop) must not compete with the
     // next run for the 2 cores. Not timed.
     ripcord::Executor executor({.num_workers = kWorkers});
-    Tally tally;
+    Tally tally(hold == Hold::kBusy);
     std::optional<ripcord_bench::RipcordHolder> holder;
-    if (hold != Hold::kNone) holder.emplace(executor, kWorkers);
+    if (Held(hold)) holder.emplace(executor, kWorkers);
     ripcord::TaskGroup group(executor);
     for (int64_t i = 0; i < kTasks; ++i) {
       group.Spawn([&tally] { tally.Run(); });
@@ -117,9 +131,9 @@ void CancelTbb(benchmark::State& state, Hold hold) {
   int64_t ran = 0;
   int64_t ran_after = 0;
   for (auto _ : state) {
-    Tally tally;
+    Tally tally(hold == Hold::kBusy);
     std::optional<ripcord_bench::TbbHolder> holder;
-    if (hold != Hold::kNone) holder.emplace();
+    if (Held(hold)) holder.emplace();
     tbb::task_group group;
     for (int64_t i = 0; i < kTasks; ++i) {
       group.run([&tally] { tally.Run(); });
@@ -154,6 +168,12 @@ void BM_CancelHeld_Ripcord(benchmark::State& state) {
 void BM_CancelHeld_Tbb(benchmark::State& state) {
   CancelTbb(state, Hold::kReleaseAfterWait);
 }
+void BM_CancelBusy_Ripcord(benchmark::State& state) {
+  CancelRipcord(state, Hold::kBusy);
+}
+void BM_CancelBusy_Tbb(benchmark::State& state) {
+  CancelTbb(state, Hold::kBusy);
+}
 
 // 10 runs per repetition: each run queues 10^6 tasks (0.2-0.7 s here), and the
 // manual time is short, so the default min_time would take minutes.
@@ -163,5 +183,7 @@ BENCHMARK(BM_CancelQueued_Ripcord)->Iterations(10)->UseManualTime()->Unit(benchm
 BENCHMARK(BM_CancelQueued_Tbb)->Iterations(10)->UseManualTime()->Unit(benchmark::kMillisecond);
 BENCHMARK(BM_CancelHeld_Ripcord)->Iterations(10)->UseManualTime()->Unit(benchmark::kMillisecond);
 BENCHMARK(BM_CancelHeld_Tbb)->Iterations(10)->UseManualTime()->Unit(benchmark::kMillisecond);
+BENCHMARK(BM_CancelBusy_Ripcord)->Iterations(10)->UseManualTime()->Unit(benchmark::kMillisecond);
+BENCHMARK(BM_CancelBusy_Tbb)->Iterations(10)->UseManualTime()->Unit(benchmark::kMillisecond);
 
 }  // namespace

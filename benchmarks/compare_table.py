@@ -181,7 +181,9 @@ def main():
             ("5b", "cancel: stop→Wait(), 10^6 queued, workers released "
              "at the stop", "CancelQueued"),
             ("5c", "cancel: stop→Wait(), 10^6 queued, workers held until "
-             "Wait() returned", "CancelHeld")):
+             "Wait() returned", "CancelHeld"),
+            ("5d", "cancel: stop→Wait(), 10^6 tasks of ~1 µs submitted "
+             "while the workers run them", "CancelBusy")):
         rip, tbb = f"BM_{suffix}_Ripcord", f"BM_{suffix}_Tbb"
         a, b = get(rip), get(tbb)
         ran_r, after_r = get(rip, "ran"), get(rip, "ran_after_stop")
@@ -189,11 +191,15 @@ def main():
         note = (f"ran: ripcord {ran_r:.0f} ({after_r:.0f} after stop), "
                 f"oneTBB {ran_t:.0f} ({after_t:.0f} after stop)"
                 if None not in (ran_r, after_r, ran_t, after_t) else "")
-        ok = None if a is None or after_r is None else (a <= 1.0 and
-                                                          after_r == 0)
+        # Busy workers may each be starting a task as the stop lands: up
+        # to 2 may start after it; queued ones must not.
+        most_after = 2 if suffix == "CancelBusy" else 0
+        ok = None if a is None or after_r is None else (
+            a <= 1.0 and after_r <= most_after)
         table.append((num, label, fmt_ms(a), fmt_ms(b),
                       "n/a" if a is None or not b else f"{a / b:.2f}", "–",
-                      note, "≤ 1 ms, 0 run after stop", verdict(ok)))
+                      note, f"≤ 1 ms, ≤ {most_after} run after stop",
+                      verdict(ok)))
 
     # 6. signal to stop: no oneTBB counterpart.
     rip = "BM_SignalStop_Ripcord"

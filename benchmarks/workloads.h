@@ -2,8 +2,8 @@
 //
 // workloads.h: what several benchmark binaries share, in one copy so every
 // binary measures the same code: fib with one child group per call (the
-// oneTBB task_group idiom), skynet (10-ary tree), and the holders that keep
-// every worker busy so that spawned tasks stay queued.
+// oneTBB task_group idiom), skynet (10-ary tree), a ~1 us body, and the
+// holders that keep every worker busy so that spawned tasks stay queued.
 #ifndef RIPCORD_BENCHMARKS_WORKLOADS_H_
 #define RIPCORD_BENCHMARKS_WORKLOADS_H_
 
@@ -11,11 +11,20 @@
 #include <cstdint>
 
 #include "absl/synchronization/notification.h"
+#include "benchmark/benchmark.h"
 #include "benchmarks/bench_util.h"
 #include "oneapi/tbb/task_group.h"
 #include "ripcord/ripcord.h"
 
 namespace ripcord_bench {
+
+// ~1 us of work: a dependent multiply-add chain of 400 steps on the
+// reference machine. noinline: both libraries run the same machine code.
+__attribute__((noinline)) inline void About1us(uint32_t seed) {
+  uint32_t x = seed;
+  for (int i = 0; i < 400; ++i) x = x * 1664525u + 1013904223u;
+  benchmark::DoNotOptimize(x);
+}
 
 // fib(n): spawn one child, compute the other inline, wait.
 inline int64_t FibRipcord(ripcord::TaskGroup& parent, int n) {
