@@ -1,11 +1,11 @@
 // Copyright 2026 The ripcord Authors.
 //
-// scheduler.cc: the workers' run loop, helping waits (and their stack
-// guard), guest seats and the root registry. A task of a stopped group is
-// dropped at the start gate, never run, and a helping wait runs only the
-// waited subtree's tasks; a Wait() off the executor joins in through a
-// lent seat (HelpAsCaller). The steps and why nothing is lost, deadlocks or
-// hangs: docs/design/parking.md; the start gate: join-and-census.md.
+// scheduler.cc: the executor's construction and shutdown, scheduling and
+// wake-ups, and the workers' run loop. A task of a stopped group is dropped
+// at the start gate, never run. Helping waits are in help.cc, guest seats
+// in guest_seat.cc, the root registry in roots.cc. The steps and why
+// nothing is lost or hangs: docs/design/parking.md; the start gate:
+// docs/design/join-and-census.md.
 #include "executor/sched/scheduler.h"
 
 #include <sched.h>
@@ -52,15 +52,6 @@ constexpr int kRootShards = 16;
 // time in the kernel in submit_bench). Only searching workers spin, and at
 // most half the workers search (idle.h), so idle cost stays bounded.
 constexpr int kSearchSpins = 1024;
-// Rounds a helping wait searches before it parks.
-constexpr int kWaitSpinRounds = 32;
-// Rounds a guest's helping wait searches before it gives its seat back
-// (tens of microseconds, as kSearchSpins: the seat's core has nothing else
-// to run meanwhile, and the end of a loop is usually that close).
-constexpr int kGuestSpinRounds = 1024;
-// A helping wait on a stopped group runs the census every this many tasks.
-constexpr uint32_t kCensusEvery = 256;
-
 int ResolveWorkers(const ExecutorOptions& o) {
   RIPCORD_CHECK(o.num_workers >= 0,
                 "ExecutorOptions::num_workers must be >= 0 (0 = the CPUs "
@@ -102,19 +93,12 @@ uint64_t NextRandom(uint64_t* state) {
   return x * 0x2545F4914F6CDD1DULL;
 }
 
-int ThreadShardIndex() {
-  static std::atomic<int> next{0};
-  // relaxed: any spread of threads over shards is correct.
-  thread_local int index = next.fetch_add(1, std::memory_order_relaxed);
-  return index;
-}
 
-// tests/parking_test.cc holds a parking thread here (TestHook::kParkWindow).
+}  // namespace
+
 void RunParkWindowHook(ParkSite site) {
   RunTestHook(TestHook::kParkWindow, &site);
 }
-
-}  // namespace
 
 ExecutorImpl::ExecutorImpl(const ExecutorOptions& options)
     : idle_(ResolveWorkers(options)), created_(absl::Now()) {
@@ -151,14 +135,6 @@ ExecutorImpl::ExecutorImpl(const ExecutorOptions& options)
   }
 }
 
-int64_t ExecutorImpl::LiveRootGroups() const {
-  int64_t live = 0;
-  for (auto& shard : shards_) {
-    MutexLock lock(&shard->mu);
-    live += shard->count;
-  }
-  return live;
-}
 
 ExecutorImpl::~ExecutorImpl() {
   const int64_t live = LiveRootGroups();
@@ -289,74 +265,6 @@ bool ExecutorImpl::NotifyOne() {
   if (w < 0) return false;
   workers_[w]->parker.Unpark();
   return true;
-}
-
-void ExecutorImpl::WakeOneParkedWaiter() {
-  for (auto& w : workers_) {
-    if (w->parked_waiter.load(std::memory_order_relaxed) &&
-        w->parked_waiter.exchange(false, std::memory_order_acq_rel)) {
-      parked_waiters_.fetch_sub(1, std::memory_order_seq_cst);
-      w->wait_parker.Unpark();
-      return;
-    }
-  }
-}
-
-void ExecutorImpl::AddJoinWaiter(const GroupState* group, TaskNode* waiter) {
-  MutexLock lock(&join_mu_);
-  TaskNode*& head = join_waiters_[group];
-  waiter->next = head;
-  head = waiter;
-  num_join_waiters_.fetch_add(1, std::memory_order_seq_cst);
-}
-
-bool ExecutorImpl::RemoveJoinWaiter(const GroupState* group,
-                                    TaskNode* waiter) {
-  MutexLock lock(&join_mu_);
-  auto it = join_waiters_.find(group);
-  if (it == join_waiters_.end()) return false;
-  for (TaskNode** p = &it->second; *p != nullptr; p = &(*p)->next) {
-    if (*p != waiter) continue;
-    *p = waiter->next;
-    waiter->next = nullptr;
-    if (it->second == nullptr) join_waiters_.erase(it);
-    num_join_waiters_.fetch_sub(1, std::memory_order_relaxed);
-    return true;
-  }
-  return false;
-}
-
-void ExecutorImpl::WakeWaitersOf(const GroupState* group) {
-  // seq_cst: pairs with the seq_cst increment in AddJoinWaiter, which comes
-  // before the waiter sets the WAITERS bit our caller saw.
-  if (num_join_waiters_.load(std::memory_order_seq_cst) > 0) {
-    TaskNode* chain = nullptr;
-    {
-      MutexLock lock(&join_mu_);
-      auto it = join_waiters_.find(group);
-      if (it != join_waiters_.end()) {
-        chain = it->second;
-        join_waiters_.erase(it);
-      }
-    }
-    while (chain != nullptr) {
-      TaskNode* next = chain->next;
-      chain->next = nullptr;
-      num_join_waiters_.fetch_sub(1, std::memory_order_relaxed);
-      Schedule(chain);
-      chain = next;
-    }
-  }
-  for (auto& w : workers_) {
-    // acquire: pairs with the release store of waiting_on in
-    // HelpWhileWaiting (ordered before the WAITERS bit our caller saw).
-    if (w->waiting_on.load(std::memory_order_acquire) == group) {
-      if (w->parked_waiter.exchange(false, std::memory_order_acq_rel)) {
-        parked_waiters_.fetch_sub(1, std::memory_order_seq_cst);
-      }
-      w->wait_parker.Unpark();
-    }
-  }
 }
 
 void ExecutorImpl::FenceBeforeRecheck(bool others_unparked) const {
@@ -675,339 +583,6 @@ void ExecutorImpl::WorkerMain(Worker* w) {
     searching = wake == Idle::Wake::kNotified;
   }
   tls_worker = nullptr;
-}
-
-bool ExecutorImpl::HelpWhileWaiting(GroupState* group, absl::Time deadline,
-                                    bool guest) {
-  // The stack guard: too little stack left to nest another task.
-  if (reinterpret_cast<uintptr_t>(__builtin_frame_address(0)) <
-      StackGuardLimit()) [[unlikely]] {
-    return HelpOnFreshStack(group, deadline, guest);
-  }
-  return HelpLoop(group, deadline, guest);
-}
-
-bool ExecutorImpl::HelpLoop(GroupState* group, absl::Time deadline,
-                            bool guest) {
-  Worker* w = tls_worker;
-  // We return with no release deferred (the caller's frame must not find
-  // any above it): every return below either follows a search that found
-  // nothing (which flushes), or found the group joined, which our deferred
-  // units of it or of its subtree would prevent (the count holds them, and
-  // their frame keeps a census from passing).
-  int rounds = 0;
-  uint32_t ran = 0;
-  bool fenced = false;  // GroupState::Joined's census state
-  CensusPoll poll;
-  for (;;) {
-    // Releases we deferred of a group below the waited one go at once (the
-    // group's own release may be what the waited group waits for); those
-    // of the waited group itself go when they are all it waits for. Else
-    // the search below would take (and move away) outer tasks of our own
-    // deque while the wait is in fact over.
-    // relaxed: owner-written (Worker::deferred_n).
-    if (const int64_t n = w->deferred_n.load(std::memory_order_relaxed);
-        n != 0 && (w->deferred_group.load(std::memory_order_relaxed) != group ||
-                   group->CountAtMost(n))) {
-      FlushDeferred(w);
-    }
-    if (group->Done()) {
-      assert(w->deferred_n.load(std::memory_order_relaxed) == 0);
-      return true;
-    }
-    TaskNode* t = FindWork(w, group, /*last_search=*/false);
-    if (t != nullptr) {
-      RunTask(w, t);
-      rounds = 0;
-      // A stopped group: what we find is mostly tasks to drop. Every so
-      // often, see whether only lazily dropped ones are left (the census).
-      if (++ran % kCensusEvery == 0 && group->stop_requested() &&
-          group->Joined(&fenced)) {
-        assert(w->deferred_n.load(std::memory_order_relaxed) == 0);
-        return true;
-      }
-      continue;
-    }
-    // No work for us: the releases we deferred may be what the group (or a
-    // group of its subtree) still waits for.
-    if (w->deferred_n.load(std::memory_order_relaxed) != 0) {
-      FlushDeferred(w);
-      continue;
-    }
-    const bool stopped = group->stop_requested();
-    if (stopped && group->Joined(&fenced)) {
-      assert(w->deferred_n.load(std::memory_order_relaxed) == 0);
-      return true;
-    }
-    if (guest) {
-      // A guest holds a seat only while it has work (guest seats, above).
-      if (++rounds < kGuestSpinRounds) {
-        CpuRelax();
-        continue;
-      }
-      assert(w->deferred_n.load(std::memory_order_relaxed) == 0);
-      return false;
-    }
-    if (++rounds < kWaitSpinRounds) {
-      CpuRelax();
-      continue;
-    }
-    rounds = 0;
-    if (deadline != absl::InfiniteFuture() && absl::Now() >= deadline) {
-      assert(w->deferred_n.load(std::memory_order_relaxed) == 0);
-      return group->Joined(&fenced);
-    }
-    // The waiter-parks step. release: pairs with the acquire load in
-    // WakeWaitersOf().
-    w->waiting_on.store(group, std::memory_order_release);
-    if (group->SetWaitersBit(/*census=*/stopped && group->MarkersClear())) {
-      RunParkWindowHook(ParkSite::kHelpingWait);
-      w->parked_waiter.store(true, std::memory_order_seq_cst);
-      // seq_cst: the RMW half of our StoreLoad; the re-check follows.
-      parked_waiters_.fetch_add(1, std::memory_order_seq_cst);
-      // We count as unparked ourselves.
-      FenceBeforeRecheck(/*others_unparked=*/idle_.NumUnparked() > 1);
-      t = FindWork(w, group, /*last_search=*/true);
-      if (t == nullptr && !group->Done()) {
-        // A stopped group's waiter also polls (the census wait).
-        w->wait_parker.ParkUntil(poll.Until(deadline, stopped));
-      }
-      if (w->parked_waiter.exchange(false, std::memory_order_acq_rel)) {
-        parked_waiters_.fetch_sub(1, std::memory_order_seq_cst);
-      }
-    }
-    w->waiting_on.store(nullptr, std::memory_order_relaxed);
-    if (t != nullptr) RunTask(w, t);
-  }
-}
-
-bool ExecutorImpl::HelpOnFreshStack(GroupState* group, absl::Time deadline,
-                                    bool guest) {
-  Worker* const w = tls_worker;
-  GroupState* const current = tls_current_group;
-  bool helped = false;
-  // Thread creation and join order everything between the two threads:
-  // the seat's record is used by one thread at a time.
-  absl::StatusOr<Thread> t = TryStartThread(
-      "ripcord-worker", worker_stack_size_, [&] {
-        tls_worker = w;
-        tls_current_group = current;
-        // Not HelpWhileWaiting: a fresh stack runs at least one task even
-        // when the C library's TLS (large under TSan) leaves less than the
-        // guard's reserve, or the threads would only hand over.
-        helped = HelpLoop(group, deadline, guest);
-        tls_current_group = nullptr;
-        tls_worker = nullptr;
-      });
-  if (!t.ok()) return WaitWithoutHelping(w, group, deadline, guest);
-  t->join();  // parks this thread until the wait is over
-  return helped;
-}
-
-bool ExecutorImpl::WaitWithoutHelping(Worker* w, GroupState* group,
-                                      absl::Time deadline, bool guest) {
-  // Nothing may stay with us that the group waits for: our deferred
-  // releases, and the tasks the waiting task spawned onto our deque.
-  FlushDeferred(w);
-  while (w->deque.Bottom() > w->base) {
-    TaskNode* t = w->deque.Pop();
-    if (t == nullptr) break;
-    inject_.PushBack(t);  // seq_cst RMW of the length
-    NotifyAfterPush();
-  }
-  if (guest) return false;  // the caller's Wait() waits on the futex
-  bool fenced = false;  // GroupState::Joined's census state
-  for (;;) {
-    if (group->Done()) return true;
-    if (group->stop_requested() && group->Joined(&fenced)) return true;
-    if (deadline != absl::InfiniteFuture() && absl::Now() >= deadline) {
-      return group->Joined(&fenced);
-    }
-    // A poll: this path runs only when no thread can be started, and
-    // WakeWaitersOf wakes only waiters that set the WAITERS bit.
-    w->wait_parker.ParkUntil(
-        std::min(deadline, absl::Now() + absl::Milliseconds(1)));
-  }
-}
-
-
-// ---- guest seats ----------------------------------------------------------
-
-Worker* ExecutorImpl::LendSeat() {
-  RIPCORD_CHECK(tls_worker == nullptr,
-                "LendSeat called on a worker thread");
-  const int k = idle_.LendParked();
-  if (k < 0) return nullptr;
-  // The worker's last use of its record (its deque, frames, deferred
-  // releases, all settled before it parked) happens-before ours: it listed
-  // itself parked under Idle's mutex, and we took it off under the same.
-  Worker* w = workers_[k].get();
-  tls_worker = w;
-  w->lent = true;
-  return w;
-}
-
-void ExecutorImpl::ReturnSeat(Worker* w) {
-  RIPCORD_CHECK(tls_worker == w && w->frame_depth == 0,
-                "ReturnSeat: not the thread holding the seat, or inside a "
-                "task");
-  FlushDeferred(w);
-  // Tasks of other groups that the loop's bodies spawned may still sit on
-  // the seat's deque: the injection queue's back, for any worker.
-  while (TaskNode* t = w->deque.Pop()) {
-    inject_.PushBack(t);  // seq_cst RMW of the length
-    NotifyAfterPush();
-  }
-  w->lent = false;
-  tls_worker = nullptr;
-  // Park the seat as its thread would (WorkerMain, the parking transition):
-  // listed parked under Idle's mutex (our uses of the record happen-before its
-  // thread's next TransitionFromParked under the same), then the re-check
-  // unless another worker still searches. At a loop's end one usually does
-  // (the other workers just ran dry), which saves the re-check's heavy
-  // fence: a membarrier costs tens of microseconds while another thread of
-  // the process runs (docs/perf-notes.md).
-  if (!idle_.TransitionToParked(w->index, /*is_searching=*/false)) return;
-  FenceBeforeRecheck(/*others_unparked=*/idle_.NumUnparked() > 0);
-  if (AnyWorkVisible()) NotifyOne();
-}
-
-bool ExecutorImpl::HelpAsCaller(GroupState* group) {
-  // A worker of another executor waits as it always does.
-  if (tls_worker != nullptr) return false;
-  Worker* const w = LendSeat();
-  if (w == nullptr) return false;
-  const bool joined =
-      HelpWhileWaiting(group, absl::InfiniteFuture(), /*guest=*/true);
-  ReturnSeat(w);
-  return joined;
-}
-
-GuestSeat::GuestSeat(TaskGroup& group)
-    : group_(group.state_), exec_(group.state_->executor()) {
-  // Off the executor only: a worker (of this executor or another one)
-  // waits as it always does.
-  if (tls_worker == nullptr) worker_ = exec_->LendSeat();
-}
-
-GuestSeat::~GuestSeat() {
-  if (worker_ != nullptr) exec_->ReturnSeat(worker_);
-}
-
-void GuestSeat::Help() {
-  if (worker_ == nullptr) return;
-  exec_->HelpWhileWaiting(group_, absl::InfiniteFuture(), /*guest=*/true);
-  Worker* w = worker_;
-  worker_ = nullptr;
-  exec_->ReturnSeat(w);
-}
-
-// ---- root registry ------------------------------------------------------
-
-void ExecutorImpl::RegisterRoot(GroupState* group) {
-  RootShard* shard = shards_[ThreadShardIndex() % kRootShards].get();
-  MutexLock lock(&shard->mu);
-  group->shard_ = shard;
-  group->prev_root_ = nullptr;
-  group->next_root_ = shard->head;
-  if (shard->head != nullptr) shard->head->prev_root_ = group;
-  shard->head = group;
-  ++shard->count;
-}
-
-void ExecutorImpl::UnregisterRoot(GroupState* group) {
-  RootShard* shard = group->shard_;
-  MutexLock lock(&shard->mu);
-  if (group->prev_root_ != nullptr) {
-    group->prev_root_->next_root_ = group->next_root_;
-  } else {
-    shard->head = group->next_root_;
-  }
-  if (group->next_root_ != nullptr) {
-    group->next_root_->prev_root_ = group->prev_root_;
-  }
-  --shard->count;
-}
-
-int ExecutorImpl::RequestStop(StopTarget target, std::string_view reason) {
-  int stopped = 0;
-  const StopOrigin origin = target == StopTarget::kAll
-                                ? StopOrigin::kExecutorAll
-                                : StopOrigin::kExecutor;
-  for (auto& shard : shards_) {
-    // Pin the roots under the shard lock, stop them outside it: a stop runs
-    // user StopCallbacks, which may create or destroy root groups.
-    std::vector<GroupState*> roots;
-    {
-      MutexLock lock(&shard->mu);
-      for (GroupState* g = shard->head; g != nullptr; g = g->next_root_) {
-        g->Pin();
-        roots.push_back(g);
-      }
-    }
-    stopped += GroupState::StopPinned(roots, reason, origin);
-  }
-  return stopped;
-}
-
-std::string ExecutorImpl::DebugString() const {
-  const absl::Time now = absl::Now();
-  // relaxed: a snapshot for people.
-  std::string out = absl::StrFormat(
-      "Executor: %d workers (%d parked, %d searching, %d parked in Wait(); "
-      "queued per worker:",
-      num_workers(), idle_.num_parked(), idle_.num_searching(),
-      parked_waiters_.load(std::memory_order_relaxed));
-  for (const auto& w : workers_) {
-    absl::StrAppendFormat(&out, " %lld",
-                          static_cast<long long>(w->deque.SizeHint()));
-  }
-  out += ")\n";
-  int64_t skipped = 0;  // groups past DescribeTree's size cap
-  // The tasks running now, listed under their groups.
-  std::vector<RunningTask> running = SnapshotRunning(*this);
-  for (const auto& shard : shards_) {
-    MutexLock lock(&shard->mu);
-    for (GroupState* g = shard->head; g != nullptr; g = g->next_root_) {
-      g->ResolveRunning(&running, now);
-    }
-  }
-  for (const auto& shard : shards_) {
-    MutexLock lock(&shard->mu);
-    for (GroupState* g = shard->head; g != nullptr; g = g->next_root_) {
-      g->DescribeTree(&out, 1, now, &skipped, &running);
-    }
-  }
-  if (skipped > 0) absl::StrAppend(&out, "  ... ", skipped, " more groups\n");
-  BlockingPoolStats b = blocking_->stats();
-  absl::StrAppendFormat(&out,
-                        "blocking pool: %d threads (%d busy), %lld queued\n",
-                        b.threads, b.busy, static_cast<long long>(b.queued));
-  absl::StrAppendFormat(&out, "timers pending: %d\n",
-                        static_cast<int>(timers_->pending()));
-  return out;
-}
-
-std::vector<BusyGroup> ExecutorImpl::BusyGroups() const {
-  std::vector<BusyGroup> out;
-  for (const auto& shard : shards_) {
-    MutexLock lock(&shard->mu);
-    for (GroupState* g = shard->head; g != nullptr; g = g->next_root_) {
-      g->CollectBusy(&out);
-    }
-  }
-  return out;
-}
-
-// ParallelFor's split signal (include/ripcord/parallel_for.h).
-bool LoopShouldSplit() {
-  const Worker* w = tls_worker;
-  return w != nullptr && w->exec->num_workers() > 1 && w->deque.EmptyHint();
-}
-
-int LoopWorkerCount() {
-  const Worker* w = tls_worker;
-  return w != nullptr ? w->exec->num_workers() : 1;
 }
 
 }  // namespace ripcord::internal

@@ -364,6 +364,8 @@ class ExecutorImpl {
 // production, as wide as a test needs (tests/parking_test.cc). The hook's
 // arg is a const ParkSite*.
 enum class ParkSite { kWorker, kHelpingWait };
+// Runs TestHook::kParkWindow with `site` (nothing unless a test set it).
+void RunParkWindowHook(ParkSite site);
 
 // The worker running on this thread (null on other threads). External
 // linkage on purpose (RIPCORD_FAST_TLS, executor/base/check.h). constinit: other
