@@ -60,7 +60,7 @@ bool ExecutorImpl::HelpAsCaller(GroupState* group) {
   Worker* const w = LendSeat();
   if (w == nullptr) return false;
   const bool joined =
-      HelpWhileWaiting(group, absl::InfiniteFuture(), /*guest=*/true);
+      HelpAsGuest(group);
   ReturnSeat(w);
   return joined;
 }
@@ -78,7 +78,7 @@ GuestSeat::~GuestSeat() {
 
 void GuestSeat::Help() {
   if (worker_ == nullptr) return;
-  exec_->HelpWhileWaiting(group_, absl::InfiniteFuture(), /*guest=*/true);
+  exec_->HelpAsGuest(group_);
   Worker* w = worker_;
   worker_ = nullptr;
   exec_->ReturnSeat(w);

@@ -18,16 +18,59 @@
 namespace ripcord::internal {
 namespace {
 
-// Rounds a helping wait searches before it parks.
-constexpr int kWaitSpinRounds = 32;
-// Rounds a guest's helping wait searches before it gives its seat back
-// (tens of microseconds, as kSearchSpins: the seat's core has nothing else
-// to run meanwhile, and the end of a loop is usually that close).
-constexpr int kGuestSpinRounds = 1024;
 // A helping wait on a stopped group runs the census every this many tasks.
 constexpr uint32_t kCensusEvery = 256;
 
 }  // namespace
+
+// The ways of waiting once the waited subtree has nothing for us to run
+// (oneTBB's waiters.h: one small class per way, with the same members).
+// Spin() is called after each empty search: true to search again at once,
+// false when spinning is over. kParks says what comes next: park until a
+// subtree task appears, the group ends or the deadline passes (true), or
+// end the help (false).
+
+// A worker's Wait(), or one nested in a task on a lent seat.
+class WorkerWaiter {
+ public:
+  static constexpr bool kParks = true;
+  bool Spin() {
+    if (++rounds_ < kRounds) {
+      CpuRelax();
+      return true;
+    }
+    rounds_ = 0;
+    return false;
+  }
+  void Reset() { rounds_ = 0; }
+
+ private:
+  static constexpr int kRounds = 32;
+  int rounds_ = 0;
+};
+
+// A thread outside the executor in a lent seat (ParallelFor's GuestSeat,
+// Wait() joining in): it holds the seat only while it has work, so it never
+// parks there. It spins longer (tens of microseconds, as a searching
+// worker: the seat's core has nothing else to run meanwhile, and the end of
+// a loop is usually that close), then gives the seat back.
+class GuestWaiter {
+ public:
+  static constexpr bool kParks = false;
+  bool Spin() {
+    if (++rounds_ < kRounds) {
+      CpuRelax();
+      return true;
+    }
+    return false;
+  }
+  void Reset() { rounds_ = 0; }
+
+ private:
+  static constexpr int kRounds = 1024;
+  int rounds_ = 0;
+};
+
 
 void ExecutorImpl::WakeOneParkedWaiter() {
   for (auto& w : workers_) {
@@ -97,25 +140,33 @@ void ExecutorImpl::WakeWaitersOf(const GroupState* group) {
   }
 }
 
-bool ExecutorImpl::HelpWhileWaiting(GroupState* group, absl::Time deadline,
-                                    bool guest) {
+bool ExecutorImpl::HelpWhileWaiting(GroupState* group, absl::Time deadline) {
+  return Help<WorkerWaiter>(group, deadline);
+}
+
+bool ExecutorImpl::HelpAsGuest(GroupState* group) {
+  return Help<GuestWaiter>(group, absl::InfiniteFuture());
+}
+
+template <class Waiter>
+bool ExecutorImpl::Help(GroupState* group, absl::Time deadline) {
   // The stack guard: too little stack left to nest another task.
   if (reinterpret_cast<uintptr_t>(__builtin_frame_address(0)) <
       StackGuardLimit()) [[unlikely]] {
-    return HelpOnFreshStack(group, deadline, guest);
+    return HelpOnFreshStack<Waiter>(group, deadline);
   }
-  return HelpLoop(group, deadline, guest);
+  return HelpLoop<Waiter>(group, deadline);
 }
 
-bool ExecutorImpl::HelpLoop(GroupState* group, absl::Time deadline,
-                            bool guest) {
+template <class Waiter>
+bool ExecutorImpl::HelpLoop(GroupState* group, absl::Time deadline) {
   Worker* w = tls_worker;
   // We return with no release deferred (the caller's frame must not find
   // any above it): every return below either follows a search that found
   // nothing (which flushes), or found the group joined, which our deferred
   // units of it or of its subtree would prevent (the count holds them, and
   // their frame keeps a census from passing).
-  int rounds = 0;
+  Waiter waiter;
   uint32_t ran = 0;
   bool fenced = false;  // GroupState::Joined's census state
   CensusPoll poll;
@@ -138,7 +189,7 @@ bool ExecutorImpl::HelpLoop(GroupState* group, absl::Time deadline,
     TaskNode* t = FindWork(w, group, /*last_search=*/false);
     if (t != nullptr) {
       RunTask(w, t);
-      rounds = 0;
+      waiter.Reset();
       // A stopped group: what we find is mostly tasks to drop. Every so
       // often, see whether only lazily dropped ones are left (the census).
       if (++ran % kCensusEvery == 0 && group->stop_requested() &&
@@ -159,20 +210,11 @@ bool ExecutorImpl::HelpLoop(GroupState* group, absl::Time deadline,
       assert(w->deferred_n.load(std::memory_order_relaxed) == 0);
       return true;
     }
-    if (guest) {
-      // A guest holds a seat only while it has work (guest seats, above).
-      if (++rounds < kGuestSpinRounds) {
-        CpuRelax();
-        continue;
-      }
+    if (waiter.Spin()) continue;
+    if constexpr (!Waiter::kParks) {
       assert(w->deferred_n.load(std::memory_order_relaxed) == 0);
       return false;
     }
-    if (++rounds < kWaitSpinRounds) {
-      CpuRelax();
-      continue;
-    }
-    rounds = 0;
     if (deadline != absl::InfiniteFuture() && absl::Now() >= deadline) {
       assert(w->deferred_n.load(std::memory_order_relaxed) == 0);
       return group->Joined(&fenced);
@@ -201,8 +243,8 @@ bool ExecutorImpl::HelpLoop(GroupState* group, absl::Time deadline,
   }
 }
 
-bool ExecutorImpl::HelpOnFreshStack(GroupState* group, absl::Time deadline,
-                                    bool guest) {
+template <class Waiter>
+bool ExecutorImpl::HelpOnFreshStack(GroupState* group, absl::Time deadline) {
   Worker* const w = tls_worker;
   GroupState* const current = tls_current_group;
   bool helped = false;
@@ -212,20 +254,21 @@ bool ExecutorImpl::HelpOnFreshStack(GroupState* group, absl::Time deadline,
       "ripcord-worker", worker_stack_size_, [&] {
         tls_worker = w;
         tls_current_group = current;
-        // Not HelpWhileWaiting: a fresh stack runs at least one task even
+        // Not Help: a fresh stack runs at least one task even
         // when the C library's TLS (large under TSan) leaves less than the
         // guard's reserve, or the threads would only hand over.
-        helped = HelpLoop(group, deadline, guest);
+        helped = HelpLoop<Waiter>(group, deadline);
         tls_current_group = nullptr;
         tls_worker = nullptr;
       });
-  if (!t.ok()) return WaitWithoutHelping(w, group, deadline, guest);
+  if (!t.ok()) return WaitWithoutHelping<Waiter>(w, group, deadline);
   t->join();  // parks this thread until the wait is over
   return helped;
 }
 
+template <class Waiter>
 bool ExecutorImpl::WaitWithoutHelping(Worker* w, GroupState* group,
-                                      absl::Time deadline, bool guest) {
+                                      absl::Time deadline) {
   // Nothing may stay with us that the group waits for: our deferred
   // releases, and the tasks the waiting task spawned onto our deque.
   FlushDeferred(w);
@@ -235,7 +278,8 @@ bool ExecutorImpl::WaitWithoutHelping(Worker* w, GroupState* group,
     inject_.PushBack(t);  // seq_cst RMW of the length
     NotifyAfterPush();
   }
-  if (guest) return false;  // the caller's Wait() waits on the futex
+  // A guest's caller then waits on the futex.
+  if constexpr (!Waiter::kParks) return false;
   bool fenced = false;  // GroupState::Joined's census state
   for (;;) {
     if (group->Done()) return true;

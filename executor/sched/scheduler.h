@@ -159,13 +159,15 @@ class ExecutorImpl {
   [[gnu::noinline]] void ScheduleSlow(TaskNode* task);
   // Helps while `group` is not idle, then returns true; returns false at
   // `deadline`. Called only on this executor's worker threads (or on a
-  // lent seat). A `guest` never parks: it returns false once it has found
-  // nothing to run for kGuestSpinRounds searches (deadline ignored).
-  // The stack guard (docs/design/parking.md): called with less than a quarter
-  // of the thread's stack left, it parks and a fresh thread with a stack of
-  // worker_stack_size takes the seat for the whole wait.
-  bool HelpWhileWaiting(GroupState* group, absl::Time deadline,
-                        bool guest = false);
+  // lent seat). The stack guard (docs/design/parking.md): called with less
+  // than a quarter of the thread's stack left, it parks and a fresh thread
+  // with a stack of worker_stack_size takes the seat for the whole wait.
+  bool HelpWhileWaiting(GroupState* group, absl::Time deadline);
+  // The same for a thread in a lent seat (guest seats), which never parks
+  // there: returns true once the group is idle, false once it has found
+  // nothing to run for a while (help.cc's GuestWaiter). The caller must
+  // then give the seat back.
+  bool HelpAsGuest(GroupState* group);
   // Guest seats (docs/design/parking.md): lends the calling thread, which must
   // not be a worker, the seat of a parked worker (tls_worker points to it
   // until ReturnSeat). Null when no worker is parked.
@@ -317,11 +319,18 @@ class ExecutorImpl {
   // The stack guard's two ways out: a fresh thread that helps in our place
   // (the calling thread parks in join), or, if none can start, a wait that
   // runs nothing.
-  bool HelpOnFreshStack(GroupState* group, absl::Time deadline, bool guest);
-  // HelpWhileWaiting without the stack guard.
-  bool HelpLoop(GroupState* group, absl::Time deadline, bool guest);
-  bool WaitWithoutHelping(Worker* w, GroupState* group, absl::Time deadline,
-                          bool guest);
+  // Defined and instantiated in help.cc only; Waiter is one of its ways of
+  // waiting (WorkerWaiter, GuestWaiter).
+  template <class Waiter>
+  bool HelpOnFreshStack(GroupState* group, absl::Time deadline);
+  template <class Waiter>
+  bool WaitWithoutHelping(Worker* w, GroupState* group, absl::Time deadline);
+  // HelpWhileWaiting and HelpAsGuest, with the stack guard.
+  template <class Waiter>
+  bool Help(GroupState* group, absl::Time deadline);
+  // Help without the stack guard.
+  template <class Waiter>
+  bool HelpLoop(GroupState* group, absl::Time deadline);
 
   // ExecutorOptions::worker_stack_size: the workers' and the stack guard's
   // fresh threads' stacks.
