@@ -21,6 +21,7 @@
 #include "absl/strings/str_format.h"
 #include "absl/time/clock.h"
 #include "absl/time/time.h"
+#include "executor/base/test_hooks.h"
 #include "executor/base/threads.h"
 
 namespace ripcord::internal {
@@ -29,8 +30,6 @@ std::atomic<int> g_live_tracers{0};
 
 namespace {
 
-// relaxed: a test knob, read when a Tracer is created.
-std::atomic<size_t> ring_events_knob{0};
 // relaxed: only uniqueness matters.
 std::atomic<uint64_t> next_tracer_serial{1};
 std::atomic<uint64_t> next_thread_serial{1};
@@ -203,16 +202,13 @@ class TraceRing {
   std::atomic<uint64_t> head_{0};
 };
 
-void SetTraceRingEventsForTesting(size_t events) {
-  ring_events_knob.store(events, std::memory_order_relaxed);
-}
-
 Tracer::Tracer(std::string path)
     : path_(std::move(path)),
       serial_(next_tracer_serial.fetch_add(1, std::memory_order_relaxed)),
       ring_events_([] {
-        const size_t n = ring_events_knob.load(std::memory_order_relaxed);
-        return n == 0 ? kDefaultTraceRingEvents : n;
+        size_t n = kDefaultTraceRingEvents;
+        RunTestHook(TestHook::kTraceRingEvents, &n);
+        return std::max<size_t>(n, 1);
       }()),
       start_ticks_(Now()),
       start_mono_ns_(MonotonicNanos()) {
@@ -312,6 +308,31 @@ void Tracer::Signal(std::string_view name, bool last) {
   Local()->Append(
       {now, now, Intern(name), nullptr, nullptr, 0, TraceKind::kSignal});
   if (last) WriteToPath();
+}
+
+// The BlockingTraceScope recording on this thread, if any.
+thread_local BlockingTraceScope* tls_blocking_scope = nullptr;
+
+BlockingTraceScope::BlockingTraceScope(Tracer* tracer) : tracer_(tracer) {
+  if (tracer_ == nullptr) return;
+  tls_blocking_scope = this;
+  start_ = Tracer::Now();
+}
+
+BlockingTraceScope::~BlockingTraceScope() {
+  if (tracer_ == nullptr) return;
+  tls_blocking_scope = nullptr;
+  tracer_->Complete(TraceKind::kBlocking, label_, group_id_, group_name_,
+                    start_, Tracer::Now());
+}
+
+void NameBlockingEvent(const char* label, uint64_t group_id,
+                       const std::string& group_name) {
+  BlockingTraceScope* const s = tls_blocking_scope;
+  if (s == nullptr) return;
+  s->label_ = label;
+  s->group_id_ = group_id;
+  s->group_name_ = s->tracer_->GroupName(group_id, group_name);
 }
 
 // ---- the file ---------------------------------------------------------------

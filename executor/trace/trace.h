@@ -83,11 +83,9 @@ enum class TraceKind : uint8_t {
   kSignal,    // "i", cat "signal": a stop signal the SignalWatcher received
 };
 
-// The size of the rings of Tracers created from now on (events per thread).
-// For tests: a small ring makes overwriting common. 0 restores the default
-// (kDefaultTraceRingEvents). Thread-safe.
+// The size of a Tracer's rings (events per thread). Tests choose another
+// through TestHook::kTraceRingEvents (executor/base/test_hooks.h).
 inline constexpr size_t kDefaultTraceRingEvents = size_t{1} << 16;
-void SetTraceRingEventsForTesting(size_t events);
 
 class TraceRing;
 
@@ -206,6 +204,34 @@ class TraceScope {
   const char* group_name_ = nullptr;
   uint64_t start_ = 0;
 };
+
+// BlockingTraceScope: the complete event of one job of a blocking pool
+// (cat "blocking"), like TraceScope, with the label and group that the job
+// gives it while it runs (NameBlockingEvent); a job that gives none is
+// "blocking", without a group. A null tracer records nothing. A stack
+// object on the blocking thread; one at a time per thread.
+class BlockingTraceScope {
+ public:
+  explicit BlockingTraceScope(Tracer* tracer);
+  ~BlockingTraceScope();
+  BlockingTraceScope(const BlockingTraceScope&) = delete;
+  BlockingTraceScope& operator=(const BlockingTraceScope&) = delete;
+
+ private:
+  friend void NameBlockingEvent(const char*, uint64_t, const std::string&);
+  Tracer* const tracer_;
+  const char* label_ = nullptr;
+  uint64_t group_id_ = 0;
+  const char* group_name_ = nullptr;
+  uint64_t start_ = 0;
+};
+
+// Names the event of the blocking job running on this thread: `label` (it
+// must outlive the Tracer, as Complete's), the group's id and name. Does
+// nothing outside a BlockingTraceScope that records. Thread-safe (it
+// touches only the calling thread's scope).
+void NameBlockingEvent(const char* label, uint64_t group_id,
+                       const std::string& group_name);
 
 }  // namespace ripcord::internal
 

@@ -31,6 +31,31 @@ namespace internal {
 void BlockingRunBegin(const TaskNode* call);
 void BlockingRunEnd();
 
+// The flight recorder (executor/trace/trace.h), from task_handle.cc.
+class Tracer;
+// Names the blocking pool's trace event of the job running on this thread
+// after blocking call `call` (its label and group); nothing when tracing
+// is off. Thread-safe.
+void TraceBlockingCall(const TaskNode* call);
+
+// StartedTrace: the flight recorder's complete event ("cat":"task") for
+// one run of a started plain task, from construction to destruction; it
+// records nothing when tracing is off. A member of StartedRun.
+class StartedTrace {
+ public:
+  StartedTrace(const GroupState* group, const char* file, uint32_t line);
+  ~StartedTrace();
+  StartedTrace(const StartedTrace&) = delete;
+  StartedTrace& operator=(const StartedTrace&) = delete;
+
+ private:
+  Tracer* tracer_ = nullptr;  // null: not recording
+  const char* label_ = nullptr;
+  const char* group_name_ = nullptr;
+  uint64_t group_id_ = 0;
+  uint64_t start_ = 0;
+};
+
 // A task's label for reports (executor/sched/running_tasks.h): `site`, or,
 // when `name` is not empty, the name (wins), as {copy, 0}. The copy is kept
 // for the life of the process (one per distinct name, up to a cap; past
@@ -57,6 +82,8 @@ class StartedRun {
   StartedRun* prev = nullptr;
   StartedRun* next = nullptr;
   StartedRun* const below;  // the thread's enclosing StartedRun
+  // Last: built from the fields above, after them.
+  StartedTrace trace{group, file, line};
 };
 
 template <class>
@@ -269,6 +296,7 @@ struct BlockingCall final : TaskNode {
       group->CountStarted();
       group->BlockingFnStarted();
       BlockingRunBegin(self);
+      TraceBlockingCall(self);
       self->result = RunBlockingFn(self->fn, group->token());
       BlockingRunEnd();
       group->BlockingFnDone();
