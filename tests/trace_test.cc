@@ -783,5 +783,70 @@ TEST(Trace, BlockingCallHasItsLabelAndGroup) {
   EXPECT_EQ(unnamed_calls, 1);
 }
 
+// A plain task spawned inside a run has a flow arrow from that run to its
+// own: an "s" inside the spawning run's slice and an "f" at the start of
+// the spawned task's run ("bp":"e"), with the same id. A task spawned
+// outside any run (from the test's thread) has none.
+TEST(Trace, SpawnToRunFlowsPairUp) {
+  const std::string path = TempPath("flows.json");
+  int parent_line = 0;
+  {
+    Executor executor({.num_workers = 2, .trace_path = path});
+    TaskGroup g(executor, {.name = "flows"});
+    parent_line = __LINE__ + 1;
+    g.Spawn([&g] {
+      for (int i = 0; i < 3; ++i) g.Spawn([] {});
+    });
+    ASSERT_TRUE(g.Wait().ok());
+  }
+  struct Slice {
+    double tid, ts, dur;
+    std::string name;
+  };
+  std::vector<Slice> runs;
+  std::map<double, std::vector<std::pair<double, double>>> s_by_id;  // tid,ts
+  std::map<double, std::vector<std::pair<double, double>>> f_by_id;
+  for (const Json& e : EventsOf(ParseTrace(path))) {
+    const std::string ph = e.get_str("ph");
+    if (ph == "X" && e.get_str("cat") == "task") {
+      runs.push_back({e.get("tid")->num(), e.get("ts")->num(),
+                      e.get("dur")->num(), e.get_str("name")});
+    } else if (ph == "s" || ph == "f") {
+      EXPECT_EQ(e.get_str("cat"), "flow");
+      ASSERT_NE(e.get("id"), nullptr);
+      if (ph == "f") {
+        EXPECT_EQ(e.get_str("bp"), "e");
+      }
+      (ph == "s" ? s_by_id : f_by_id)[e.get("id")->num()].emplace_back(
+          e.get("tid")->num(), e.get("ts")->num());
+    }
+  }
+  ASSERT_EQ(runs.size(), 4u);
+  const std::string parent_name = absl::StrCat("trace_test.cc:", parent_line);
+  const Slice* parent = nullptr;
+  for (const Slice& r : runs) {
+    if (r.name == parent_name) parent = &r;
+  }
+  ASSERT_NE(parent, nullptr);
+  ASSERT_EQ(s_by_id.size(), 3u);
+  ASSERT_EQ(f_by_id.size(), 3u);
+  for (const auto& [id, starts] : s_by_id) {
+    ASSERT_EQ(starts.size(), 1u) << id;
+    ASSERT_EQ(f_by_id.count(id), 1u) << id;
+    ASSERT_EQ(f_by_id[id].size(), 1u) << id;
+    // The arrow leaves the parent's run...
+    EXPECT_EQ(starts[0].first, parent->tid);
+    EXPECT_GE(starts[0].second, parent->ts);
+    EXPECT_LE(starts[0].second, parent->ts + parent->dur);
+    // ...and reaches a child's run, at its start.
+    const auto [tid, ts] = f_by_id[id][0];
+    int reached = 0;
+    for (const Slice& r : runs) {
+      if (&r != parent && r.tid == tid && r.ts == ts) ++reached;
+    }
+    EXPECT_EQ(reached, 1) << id;
+  }
+}
+
 }  // namespace
 }  // namespace ripcord

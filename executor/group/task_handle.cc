@@ -130,12 +130,25 @@ StartedTrace::StartedTrace(const GroupState* group, const char* file,
   group_id_ = group->id();
   group_name_ = tracer->GroupName(group_id_, group->name());
   start_ = Tracer::Now();
+  TraceThreadState& t = tls_trace_state;
+  ++t.depth;
+  t.last_tick = start_;
 }
 
 StartedTrace::~StartedTrace() {
   if (tracer_ == nullptr) [[likely]] return;
+  const uint64_t end = Tracer::Now();
+  TraceThreadState& t = tls_trace_state;
+  --t.depth;
+  t.last_tick = end;
   tracer_->Complete(TraceKind::kTask, label_, group_id_, group_name_, start_,
-                    Tracer::Now());
+                    end);
+}
+
+void TraceSpawn(TaskNode* node) {
+  Tracer* const tracer = node->group->executor()->tracer();
+  if (tracer == nullptr) return;
+  node->flags |= tracer->Spawn() << kTraceFlowShift;
 }
 
 void TraceBlockingCall(const TaskNode* call) {

@@ -63,12 +63,18 @@
 #include "absl/container/node_hash_set.h"
 #include "absl/status/status.h"
 #include "absl/synchronization/mutex.h"
+#include "ripcord/internal/task_node.h"
 
 namespace ripcord::internal {
 
 // The number of live Tracers in the process (relaxed: a gate; a hook that
 // reads it stale records nothing, or asks its executor and finds no Tracer).
 extern std::atomic<int> g_live_tracers;
+
+// A plain task's flow id (Tracer::Spawn) travels in its TaskNode's flags,
+// above the flag bits (task_node.h): 24 bits, 0 for none.
+inline constexpr int kTraceFlowShift = 8;
+static_assert(TaskNode::kOwnStop < (uint32_t{1} << kTraceFlowShift));
 
 // Recording's active check: true if some executor of the process traces.
 inline bool TraceActive() {
@@ -81,7 +87,17 @@ enum class TraceKind : uint8_t {
   kBlocking,  // "X", cat "blocking": one blocking call
   kStop,      // "i", cat "stop": a group's first stop
   kSignal,    // "i", cat "signal": a stop signal the SignalWatcher received
+  kSpawn,     // a plain task's spawn: the "s" of its flow to its first run
 };
+
+// The calling thread's recording state, kept by the scopes below: how many
+// traced runs it is inside, and the clock's value at its last run boundary
+// (a spawn's time in its flow: inside the run that spawns, read for free).
+struct TraceThreadState {
+  int depth = 0;
+  uint64_t last_tick = 0;
+};
+inline thread_local constinit TraceThreadState tls_trace_state{};
 
 // The size of a Tracer's rings (events per thread). Tests choose another
 // through TestHook::kTraceRingEvents (executor/base/test_hooks.h).
@@ -128,6 +144,18 @@ class Tracer {
   // and "blocking" for blocking calls. `group_id` 0: no group.
   void Complete(TraceKind kind, const char* label, uint64_t group_id,
                 const char* group_name, uint64_t start, uint64_t end);
+  // Complete() of a plain task's run, labelled by its TaskNode's site
+  // (site_file/site_line: a spawn site, or a name with line 0), which the
+  // file's writer turns into text, so the run pays no lookup. `flow`: the
+  // id its spawn recorded (Spawn), 0 for none.
+  void CompleteSite(const char* file, uint32_t line, uint32_t flow,
+                    uint64_t group_id, const char* group_name,
+                    uint64_t start, uint64_t end);
+  // A plain task is being spawned on this thread: inside a traced run,
+  // records the spawn and returns the flow id (never 0) that its first run
+  // passes to CompleteSite; outside one (no slice to draw the arrow from),
+  // records nothing and returns 0.
+  uint32_t Spawn();
   // `group_name` for a group's events: its Intern()ed name, null when the
   // group is unnamed. Cached per thread for the last group seen.
   const char* GroupName(uint64_t group_id, const std::string& name);
@@ -148,8 +176,9 @@ class Tracer {
   void WriteToPath() const;
 
  private:
-  // This thread's ring, created on first use.
+  // This thread's ring, created on first use (LocalSlow).
   TraceRing* Local() ABSL_LOCKS_EXCLUDED(mu_);
+  [[gnu::noinline]] TraceRing* LocalSlow() ABSL_LOCKS_EXCLUDED(mu_);
 
   const std::string path_;
   const uint64_t serial_;  // unique per Tracer: keys the thread-local cache
@@ -187,11 +216,17 @@ class TraceScope {
       group_name_ = tracer_->GroupName(group_id, *group_name);
     }
     start_ = Tracer::Now();
+    TraceThreadState& t = tls_trace_state;
+    ++t.depth;
+    t.last_tick = start_;
   }
   ~TraceScope() {
     if (tracer_ == nullptr) return;
-    tracer_->Complete(kind_, label_, group_id_, group_name_, start_,
-                      Tracer::Now());
+    const uint64_t end = Tracer::Now();
+    TraceThreadState& t = tls_trace_state;
+    --t.depth;
+    t.last_tick = end;
+    tracer_->Complete(kind_, label_, group_id_, group_name_, start_, end);
   }
   TraceScope(const TraceScope&) = delete;
   TraceScope& operator=(const TraceScope&) = delete;
@@ -203,6 +238,50 @@ class TraceScope {
   const uint64_t group_id_;
   const char* group_name_ = nullptr;
   uint64_t start_ = 0;
+};
+
+// PlainTraceScope: TraceScope for a plain task's run (the scheduler's
+// start gate): `start` is the clock's value the gate already read for the
+// running-task record (RunTick() is Tracer::Now()), so a traced run reads
+// the clock once more, at its end. `t` is read here: the run frees it.
+class PlainTraceScope {
+ public:
+  PlainTraceScope(Tracer* tracer, const TaskNode* t, uint64_t group_id,
+                  const std::string& group_name, uint64_t start)
+      : tracer_(tracer),
+        file_(t->site_file),
+        line_(t->site_line),
+        flow_(t->flags >> kTraceFlowShift),
+        group_id_(group_id),
+        start_(start) {
+    if (tracer_ == nullptr) return;
+    if (!group_name.empty()) [[unlikely]] {
+      group_name_ = tracer_->GroupName(group_id, group_name);
+    }
+    TraceThreadState& s = tls_trace_state;
+    ++s.depth;
+    s.last_tick = start;
+  }
+  ~PlainTraceScope() {
+    if (tracer_ == nullptr) return;
+    const uint64_t end = Tracer::Now();
+    TraceThreadState& s = tls_trace_state;
+    --s.depth;
+    s.last_tick = end;
+    tracer_->CompleteSite(file_, line_, flow_, group_id_, group_name_, start_,
+                          end);
+  }
+  PlainTraceScope(const PlainTraceScope&) = delete;
+  PlainTraceScope& operator=(const PlainTraceScope&) = delete;
+
+ private:
+  Tracer* const tracer_;
+  const char* const file_;
+  const uint32_t line_;
+  const uint32_t flow_;
+  const uint64_t group_id_;
+  const char* group_name_ = nullptr;
+  const uint64_t start_;
 };
 
 // BlockingTraceScope: the complete event of one job of a blocking pool

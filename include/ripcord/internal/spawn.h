@@ -33,6 +33,11 @@ void BlockingRunEnd();
 
 // The flight recorder (executor/trace/trace.h), from task_handle.cc.
 class Tracer;
+// The number of live Tracers (trace.h's TraceActive()).
+extern std::atomic<int> g_live_tracers;
+// Records the spawn of plain task `node` (the start of its flow arrow)
+// when its executor traces. Thread-safe; call before submitting `node`.
+[[gnu::cold]] void TraceSpawn(TaskNode* node);
 // Names the blocking pool's trace event of the job running on this thread
 // after blocking call `call` (its label and group); nothing when tracing
 // is off. Thread-safe.
@@ -204,7 +209,12 @@ void SpawnPlain(GroupState* group, F&& f, SpawnSite site) {
   static_assert(std::is_void_v<R> || std::is_same_v<R, absl::Status>,
                 "TaskGroup::Spawn: f must return void, absl::Status or a "
                 "ripcord::Task<...>");
-  group->Submit(new PlainTask<Fn>(group, std::forward<F>(f), site));
+  auto* const node = new PlainTask<Fn>(group, std::forward<F>(f), site);
+  // relaxed: trace.h's active check.
+  if (g_live_tracers.load(std::memory_order_relaxed) != 0) [[unlikely]] {
+    TraceSpawn(node);
+  }
+  group->Submit(node);
 }
 
 // ---- SpawnBlocking -----------------------------------------------------
