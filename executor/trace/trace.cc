@@ -322,12 +322,13 @@ uint32_t Tracer::Spawn() {
   // Unique within a file in practice: 6 bits of the thread, 18 of a count
   // that wraps long after the ring overwrote the spawn (Write pairs a run
   // with the newest spawn of its id before it).
+  TraceRing* const ring = Local();  // first: it numbers a new thread
   TraceThreadCache& cache = tls_trace_cache;
   uint32_t n = ++cache.spawns & 0x3ffff;
   if (n == 0) n = cache.spawns = 1;
   const uint32_t id =
       static_cast<uint32_t>(tls_trace_thread_serial & 0x3f) << 18 | n;
-  Local()->Append({t.last_tick, t.last_tick, nullptr, nullptr, id, 0,
+  ring->Append({t.last_tick, t.last_tick, nullptr, nullptr, id, 0,
                    static_cast<uint8_t>(TraceKind::kSpawn)});
   return id;
 }
