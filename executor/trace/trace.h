@@ -9,17 +9,24 @@
 // active check, the scope and the append):
 //  1. A hook first reads TraceActive(), one relaxed load of a process-wide
 //     count of live Tracers: with tracing off, that load and a predictable
-//     branch are all a task pays.
+//     branch are all a task pays (once where it runs, once where a plain
+//     task is spawned: SpawnPlain, spawn.h).
 //  2. On, the hook asks its executor for its Tracer (null: another executor
-//     of the process traces, not this one) and opens a TraceScope: it
-//     captures the group's id and name (the group may be gone once the task
-//     ran; a named group's name is interned, cached per thread) and reads
-//     the clock. ~TraceScope reads the clock again and appends one complete
-//     event to this thread's ring (a one-entry thread-local cache, else the
-//     Tracer's map under its mutex).
+//     of the process traces, not this one) and opens a scope: it captures
+//     the group's id and name (the group may be gone once the task ran; a
+//     named group's name is interned, cached per thread) and the start
+//     tick (a plain task's: the one its running-task record already read,
+//     PlainTraceScope). The scope's end reads the clock and appends one
+//     complete event to this thread's ring (a one-entry thread-local cache,
+//     else the Tracer's map under its mutex). A plain task's event holds
+//     its raw site (file, line), which Write turns into its label.
 //  3. Append: writing_ = n (relaxed), the slot's fields (release stores),
 //     then head_ = n + 1 (release). When the ring is full the slot of event
 //     n - capacity is overwritten: the newest events are kept.
+// Flows: a plain task spawned inside a traced run (tls_trace_state.depth
+// > 0) appends a spawn event stamped with the thread's last run boundary
+// (no clock read) and carries its flow id in its TaskNode's flags; its run's
+// event carries the id, and Write pairs them into "s"/"f" arrows.
 // Reading (Tracer::Write, any thread, while the owners keep recording;
 // the head load, the copy and the torn check):
 //  1. head = head_ (acquire): events [head - capacity, head) were complete.
@@ -32,17 +39,18 @@
 //     dropped. This is a seqlock with the ring index as its sequence; on
 //     x86 every one of these atomics is a plain mov.
 // Timestamps: the TSC on x86-64 (invariant on every machine we run: the
-// constant_tsc and nonstop_tsc flags; 10 ns a read here, clock_gettime 24),
+// constant_tsc and nonstop_tsc flags; 19 ns a read, clock_gettime 40),
 // mapped to CLOCK_MONOTONIC microseconds by a line through two (TSC,
 // CLOCK_MONOTONIC) pairs: one taken when the Tracer starts, one when the
 // file is written. Elsewhere CLOCK_MONOTONIC itself.
-// Cost, on: two clock reads and about 170 instructions per run; fib(30),
-// whose tasks take about 80 ns, runs about 30% slower (the reads alone are
-// 20 ns of it).
+// Cost, on: per plain task one clock read (19 ns a read on the 2-vCPU EPYC
+// VM we measure on) and about 210 instructions (120 for the run's event,
+// 90 for the spawn's); off: the two active checks, about 5 instructions
+// (BENCHMARKS.md has the figures). A spawn-heavy workload fills a ring
+// twice as fast, with the spawn events.
 //
-// Not recorded: flow arrows from a spawn to its task's first run (a hook
-// and an event per spawn, as much again as the run's). Named groups'
-// activity is written as async spans derived from their events (Write).
+// Named groups' activity is written as async spans derived from their
+// events (Write), so recording pays nothing for them.
 #ifndef RIPCORD_EXECUTOR_TRACE_H_
 #define RIPCORD_EXECUTOR_TRACE_H_
 
