@@ -33,6 +33,7 @@
 #include "absl/synchronization/notification.h"
 #include "absl/time/clock.h"
 #include "absl/time/time.h"
+#include "executor/base/test_hooks.h"
 #include "executor/trace/trace.h"
 #include "gtest/gtest.h"
 #include "ripcord/ripcord.h"
@@ -443,6 +444,7 @@ TEST(Trace, FileHoldsTheWorkloadsEvents) {
     } else if (ph == "X" && cat == "blocking") {
       ++blocking_runs;
       blocking_thread = thread_names[e.get("tid")->num()];
+      EXPECT_EQ(e.get("args")->get_str("group"), "blocking");
       EXPECT_GE(e.get("dur")->num(), 1000);  // slept 2 ms
     } else if (ph == "i" && cat == "stop") {
       stops.emplace_back(e.get("args")->get_str("group"),
@@ -457,8 +459,8 @@ TEST(Trace, FileHoldsTheWorkloadsEvents) {
   EXPECT_EQ(task_runs["plain"], 10);
   EXPECT_EQ(task_runs["coro"], 3);  // the first run and 2 resumptions
   // Each named group with events has its span, from its first to its last.
-  ASSERT_EQ(spans.size(), 3u);
-  for (const char* g : {"plain", "coro", "stopped"}) {
+  ASSERT_EQ(spans.size(), 4u);
+  for (const char* g : {"plain", "coro", "blocking", "stopped"}) {
     ASSERT_TRUE(spans.count(g)) << g;
     EXPECT_GT(spans[g].first, 0) << g;
     EXPECT_GE(spans[g].second, spans[g].first) << g;
@@ -551,12 +553,32 @@ TEST(Trace, UnwritablePathIsTheFileSystemsError) {
   EXPECT_TRUE(absl::StrContains(s.message(), dir)) << s;
 }
 
+// Ring sizes for the Tracers created while a RingEvents lives, through
+// TestHook::kTraceRingEvents (builds without NDEBUG only).
+std::atomic<size_t> ring_events{0};
+bool SetRingEvents(const void* arg) {
+  *static_cast<size_t*>(const_cast<void*>(arg)) = ring_events.load();
+  return false;
+}
+class RingEvents {
+ public:
+  explicit RingEvents(size_t n) {
+    ring_events.store(n);
+    internal::SetTestHook(internal::TestHook::kTraceRingEvents,
+                          &SetRingEvents);
+  }
+  ~RingEvents() {
+    internal::SetTestHook(internal::TestHook::kTraceRingEvents, nullptr);
+  }
+};
+
 // A full ring keeps the newest events and counts the others dropped.
 TEST(Trace, FullRingKeepsTheNewestEvents) {
-  internal::SetTraceRingEventsForTesting(8);
+  if (!internal::TestHooksAvailable()) GTEST_SKIP() << "no test hooks";
   const std::string path = TempPath("ring.json");
+  auto ring = std::make_unique<RingEvents>(8);
   Executor executor({.num_workers = 1, .trace_path = path});
-  internal::SetTraceRingEventsForTesting(0);
+  ring.reset();
   {
     // One group per task, named by its number, all from this thread in
     // order: the worker runs them in order (one worker, FIFO injection).
@@ -584,10 +606,11 @@ TEST(Trace, FullRingKeepsTheNewestEvents) {
 // WriteTrace while workers record: every file is valid and holds no event
 // twice (a torn slot would show up as a stray or duplicated event).
 TEST(Trace, WriteWhileRecordingStress) {
-  internal::SetTraceRingEventsForTesting(64);
+  if (!internal::TestHooksAvailable()) GTEST_SKIP() << "no test hooks";
   const std::string path = TempPath("stress.json");
+  auto ring = std::make_unique<RingEvents>(64);
   Executor executor({.num_workers = 2, .trace_path = path});
-  internal::SetTraceRingEventsForTesting(0);
+  ring.reset();
   std::atomic<bool> stop{false};
   TaskGroup g(executor, {.name = "busy"});
   for (int w = 0; w < 2; ++w) {
@@ -691,6 +714,139 @@ TEST(Trace, ThirdSignalWritesTheFileBeforeTheProcessEnds) {
     if (e.get_str("cat") == "signal") ++signals;
   }
   EXPECT_EQ(signals, 3);
+}
+
+// The "X" task events of group `group` in the file at `path`, by name.
+std::map<std::string, int> TaskEventsOf(const std::string& path,
+                                        const std::string& cat,
+                                        const std::string& group) {
+  std::map<std::string, int> names;
+  for (const Json& e : EventsOf(ParseTrace(path))) {
+    if (e.get_str("ph") != "X" || e.get_str("cat") != cat) continue;
+    const Json* args = e.get("args");
+    if (args == nullptr || args->get_str("group") != group) continue;
+    ++names[e.get_str("name")];
+  }
+  return names;
+}
+
+// A started plain task's run is one task event like a spawned one's,
+// labelled with its name, else its Start's file:line.
+TEST(Trace, StartedTaskRunIsATaskEvent) {
+  const std::string path = TempPath("started.json");
+  int line = 0;
+  {
+    Executor executor({.num_workers = 2, .trace_path = path});
+    TaskGroup g(executor, {.name = "handles"});
+    auto named = g.Start([] { return 7; }, {.name = "seven"});
+    line = __LINE__ + 1;
+    auto unnamed = g.Start([] { absl::SleepFor(absl::Milliseconds(1)); });
+    const absl::StatusOr<int> seven = named.Wait();
+    ASSERT_TRUE(seven.ok()) << seven.status();
+    EXPECT_EQ(*seven, 7);
+    ASSERT_TRUE(unnamed.Wait().ok());
+    ASSERT_TRUE(g.Wait().ok());
+  }
+  const std::map<std::string, int> expected = {
+      {"'seven'", 1}, {absl::StrCat("trace_test.cc:", line), 1}};
+  EXPECT_EQ(TaskEventsOf(path, "task", "handles"), expected);
+}
+
+// A blocking call's event carries its spawn site and its group, named or
+// not.
+TEST(Trace, BlockingCallHasItsLabelAndGroup) {
+  const std::string path = TempPath("blocking.json");
+  int line = 0;
+  {
+    Executor executor({.num_workers = 1, .trace_path = path});
+    TaskGroup io(executor, {.name = "io"});
+    line = __LINE__ + 1;
+    io.SpawnBlocking([] { absl::SleepFor(absl::Milliseconds(1)); },
+                     [](absl::Status s) { EXPECT_TRUE(s.ok()) << s; });
+    ASSERT_TRUE(io.Wait().ok());
+    TaskGroup unnamed(executor);
+    unnamed.SpawnBlocking([] {}, [](absl::Status) {});
+    ASSERT_TRUE(unnamed.Wait().ok());
+  }
+  const std::map<std::string, int> expected = {
+      {absl::StrCat("trace_test.cc:", line), 1}};
+  EXPECT_EQ(TaskEventsOf(path, "blocking", "io"), expected);
+  int unnamed_calls = 0;
+  for (const Json& e : EventsOf(ParseTrace(path))) {
+    if (e.get_str("cat") != "blocking") continue;
+    ASSERT_NE(e.get("args"), nullptr);
+    const std::string group = e.get("args")->get_str("group");
+    if (group == "io") continue;
+    ++unnamed_calls;
+    EXPECT_TRUE(absl::StartsWith(group, "unnamed group #")) << group;
+    EXPECT_TRUE(absl::StartsWith(e.get_str("name"), "trace_test.cc:"));
+  }
+  EXPECT_EQ(unnamed_calls, 1);
+}
+
+// A plain task spawned inside a run has a flow arrow from that run to its
+// own: an "s" inside the spawning run's slice and an "f" at the start of
+// the spawned task's run ("bp":"e"), with the same id. A task spawned
+// outside any run (from the test's thread) has none.
+TEST(Trace, SpawnToRunFlowsPairUp) {
+  const std::string path = TempPath("flows.json");
+  int parent_line = 0;
+  {
+    Executor executor({.num_workers = 2, .trace_path = path});
+    TaskGroup g(executor, {.name = "flows"});
+    parent_line = __LINE__ + 1;
+    g.Spawn([&g] {
+      for (int i = 0; i < 3; ++i) g.Spawn([] {});
+    });
+    ASSERT_TRUE(g.Wait().ok());
+  }
+  struct Slice {
+    double tid, ts, dur;
+    std::string name;
+  };
+  std::vector<Slice> runs;
+  std::map<double, std::vector<std::pair<double, double>>> s_by_id;  // tid,ts
+  std::map<double, std::vector<std::pair<double, double>>> f_by_id;
+  for (const Json& e : EventsOf(ParseTrace(path))) {
+    const std::string ph = e.get_str("ph");
+    if (ph == "X" && e.get_str("cat") == "task") {
+      runs.push_back({e.get("tid")->num(), e.get("ts")->num(),
+                      e.get("dur")->num(), e.get_str("name")});
+    } else if (ph == "s" || ph == "f") {
+      EXPECT_EQ(e.get_str("cat"), "flow");
+      ASSERT_NE(e.get("id"), nullptr);
+      if (ph == "f") {
+        EXPECT_EQ(e.get_str("bp"), "e");
+      }
+      (ph == "s" ? s_by_id : f_by_id)[e.get("id")->num()].emplace_back(
+          e.get("tid")->num(), e.get("ts")->num());
+    }
+  }
+  ASSERT_EQ(runs.size(), 4u);
+  const std::string parent_name = absl::StrCat("trace_test.cc:", parent_line);
+  const Slice* parent = nullptr;
+  for (const Slice& r : runs) {
+    if (r.name == parent_name) parent = &r;
+  }
+  ASSERT_NE(parent, nullptr);
+  ASSERT_EQ(s_by_id.size(), 3u);
+  ASSERT_EQ(f_by_id.size(), 3u);
+  for (const auto& [id, starts] : s_by_id) {
+    ASSERT_EQ(starts.size(), 1u) << id;
+    ASSERT_EQ(f_by_id.count(id), 1u) << id;
+    ASSERT_EQ(f_by_id[id].size(), 1u) << id;
+    // The arrow leaves the parent's run...
+    EXPECT_EQ(starts[0].first, parent->tid);
+    EXPECT_GE(starts[0].second, parent->ts);
+    EXPECT_LE(starts[0].second, parent->ts + parent->dur);
+    // ...and reaches a child's run, at its start.
+    const auto [tid, ts] = f_by_id[id][0];
+    int reached = 0;
+    for (const Slice& r : runs) {
+      if (&r != parent && r.tid == tid && r.ts == ts) ++reached;
+    }
+    EXPECT_EQ(reached, 1) << id;
+  }
 }
 
 }  // namespace

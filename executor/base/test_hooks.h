@@ -35,6 +35,11 @@ enum class TestHook : int {
   // result makes the start fail as if the system refused (EAGAIN). arg:
   // the thread's name (const char*).
   kThreadStart,
+  // The flight recorder's Tracer constructor, choosing how many events
+  // each thread's ring holds. arg: a size_t* holding the default
+  // (kDefaultTraceRingEvents, executor/trace/trace.h); the hook may store
+  // another count there (at least 1; rounded up to a power of two).
+  kTraceRingEvents,
   kCount,
 };
 

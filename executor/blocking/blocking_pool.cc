@@ -106,7 +106,7 @@ thread_local const BlockingPool* tls_current_pool = nullptr;
 // caught the user's exceptions already, so one arriving here is a bug.
 void RunJob(Job& job, Tracer* tracer) {
   try {
-    TraceScope trace(tracer, TraceKind::kBlocking, nullptr, 0, nullptr);
+    BlockingTraceScope trace(tracer);  // named by the job, if at all
     std::move(job)();
   } catch (const std::exception& e) {
     RIPCORD_CHECK(false, "exception escaped a blocking job: %s", e.what());

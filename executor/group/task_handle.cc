@@ -21,8 +21,12 @@
 #include "absl/status/status.h"
 #include "absl/strings/cord.h"
 #include "absl/strings/str_cat.h"
+#include "executor/sched/running_tasks.h"
+#include "executor/sched/scheduler.h"
+#include "executor/trace/trace.h"
 #include "ripcord/internal/coroutine.h"
 #include "ripcord/internal/group_state.h"
+#include "ripcord/internal/spawn.h"
 #include "ripcord/internal/task_handle_state.h"
 
 namespace ripcord::internal {
@@ -112,6 +116,46 @@ TaskStateBase::RunningScope::RunningScope(TaskStateBase* s) noexcept
 TaskStateBase::RunningScope::~RunningScope() {
   tls_started_task = state_->below_;
   state_->below_ = nullptr;
+}
+
+// ---- the flight recorder's events for started tasks and blocking calls --
+
+StartedTrace::StartedTrace(const GroupState* group, const char* file,
+                           uint32_t line) {
+  if (!TraceActive()) [[likely]] return;
+  Tracer* const tracer = group->executor()->tracer();
+  if (tracer == nullptr) return;  // another executor traces, not this one
+  tracer_ = tracer;
+  label_ = LabelText(file, line);
+  group_id_ = group->id();
+  group_name_ = tracer->GroupName(group_id_, group->name());
+  start_ = Tracer::Now();
+  TraceThreadState& t = tls_trace_state;
+  ++t.depth;
+  t.last_tick = start_;
+}
+
+StartedTrace::~StartedTrace() {
+  if (tracer_ == nullptr) [[likely]] return;
+  const uint64_t end = Tracer::Now();
+  TraceThreadState& t = tls_trace_state;
+  --t.depth;
+  t.last_tick = end;
+  tracer_->Complete(TraceKind::kTask, label_, group_id_, group_name_, start_,
+                    end);
+}
+
+void TraceSpawn(TaskNode* node) {
+  Tracer* const tracer = node->group->executor()->tracer();
+  if (tracer == nullptr) return;
+  node->flags |= tracer->Spawn() << kTraceFlowShift;
+}
+
+void TraceBlockingCall(const TaskNode* call) {
+  if (!TraceActive()) [[likely]] return;
+  const GroupState* const group = call->group;
+  NameBlockingEvent(LabelText(call->site_file, call->site_line), group->id(),
+                    group->name());
 }
 
 }  // namespace ripcord::internal

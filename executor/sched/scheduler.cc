@@ -353,14 +353,15 @@ void ExecutorImpl::RunPlainGated(Worker* w, TaskNode* t) {
   BeginPlainRun(w->runs[slot], t);
   w->frame_depth = slot + 1;
   tls_gate_frame = slot;
-  if (TraceActive()) [[unlikely]] return RunPlainTraced(t);
+  if (TraceActive()) [[unlikely]] return RunPlainTraced(w->runs[slot], t);
   return t->run(t, /*drop=*/false);
 }
 
-void ExecutorImpl::RunPlainTraced(TaskNode* t) {
+void ExecutorImpl::RunPlainTraced(const RunRecord& r, TaskNode* t) {
   GroupState* const g = t->group;
-  TraceScope trace(tracer_.get(), TraceKind::kTask,
-                   LabelText(t->site_file, t->site_line), g->id(), &g->name());
+  // relaxed: this thread's own store (BeginPlainRun), reused as the start.
+  PlainTraceScope trace(tracer_.get(), t, g->id(), g->name(),
+                        r.start.load(std::memory_order_relaxed));
   t->run(t, /*drop=*/false);
 }
 

@@ -268,7 +268,8 @@ class ExecutorImpl {
                                     bool deferred);
   // RunPlainGated's last step while some executor traces: the run, recorded
   // when this one does.
-  [[gnu::noinline]] void RunPlainTraced(TaskNode* t);
+  // `r`: the run's record, whose start it reuses.
+  [[gnu::noinline]] void RunPlainTraced(const RunRecord& r, TaskNode* t);
   // A helping wait's search (the own-deque, search and drain-below steps): only
   // tasks inside filter's subtree; others it meets move to the injection queue.
   TaskNode* FindWork(Worker* w, const GroupState* filter, bool last_search);

@@ -21,6 +21,7 @@
 #include "absl/strings/str_format.h"
 #include "absl/time/clock.h"
 #include "absl/time/time.h"
+#include "executor/base/test_hooks.h"
 #include "executor/base/threads.h"
 
 namespace ripcord::internal {
@@ -29,8 +30,6 @@ std::atomic<int> g_live_tracers{0};
 
 namespace {
 
-// relaxed: a test knob, read when a Tracer is created.
-std::atomic<size_t> ring_events_knob{0};
 // relaxed: only uniqueness matters.
 std::atomic<uint64_t> next_tracer_serial{1};
 std::atomic<uint64_t> next_thread_serial{1};
@@ -59,6 +58,7 @@ struct TraceThreadCache {
   uint64_t group_tracer_serial = 0;
   uint64_t group_id = 0;
   const char* group_name = nullptr;
+  uint32_t spawns = 0;  // Spawn's count
 };
 thread_local TraceThreadCache tls_trace_cache;
 thread_local uint64_t tls_trace_thread_serial = 0;
@@ -69,14 +69,20 @@ thread_local uint64_t tls_trace_thread_serial = 0;
 // thread that records three events costs one small chunk, not a full ring.
 class TraceRing {
  public:
+  // `kind` as stored: a TraceKind, with kSiteLabel set when `label` is a
+  // TaskNode's site_file and `aux`'s low half its site_line (CompleteSite).
+  // `aux`: a stop's reason (a const char*); for a run, its site line and,
+  // in the high half, its flow id; for a spawn, its flow id.
+  static constexpr uint8_t kSiteLabel = 0x80;
   struct Event {
     uint64_t start;
     uint64_t end;
     const char* label;
     const char* group_name;
-    const char* reason;
+    uint64_t aux;
     uint64_t group_id;
-    TraceKind kind;
+    uint8_t kind;
+    TraceKind Kind() const { return static_cast<TraceKind>(kind & 0x7f); }
   };
 
   TraceRing(std::string name, int tid, size_t events)
@@ -102,7 +108,7 @@ class TraceRing {
   int tid() const { return tid_; }
 
   // Owner only. Recording's append (trace.h).
-  void Append(const Event& e) {
+  [[gnu::always_inline]] void Append(const Event& e) {
     const uint64_t n = next_;
     // relaxed: ordered before the slot's stores by their release.
     writing_.store(n, std::memory_order_relaxed);
@@ -113,8 +119,8 @@ class TraceRing {
     s->end.store(e.end, std::memory_order_release);
     s->label.store(e.label, std::memory_order_release);
     s->group_name.store(e.group_name, std::memory_order_release);
-    s->reason.store(e.reason, std::memory_order_release);
-    s->group_id_kind.store(e.group_id << 8 | static_cast<uint8_t>(e.kind),
+    s->aux.store(e.aux, std::memory_order_release);
+    s->group_id_kind.store(e.group_id << 8 | e.kind,
                            std::memory_order_release);
     next_ = n + 1;
     // release: publishes the slot; pairs with the acquire load in Snapshot.
@@ -141,10 +147,10 @@ class TraceRing {
       e.end = s->end.load(std::memory_order_acquire);
       e.label = s->label.load(std::memory_order_acquire);
       e.group_name = s->group_name.load(std::memory_order_acquire);
-      e.reason = s->reason.load(std::memory_order_acquire);
+      e.aux = s->aux.load(std::memory_order_acquire);
       const uint64_t gk = s->group_id_kind.load(std::memory_order_acquire);
       e.group_id = gk >> 8;
-      e.kind = static_cast<TraceKind>(gk & 0xff);
+      e.kind = static_cast<uint8_t>(gk & 0xff);
       out.push_back(e);
     }
     // The torn check. relaxed: after the acquire loads above (see trace.h).
@@ -166,7 +172,7 @@ class TraceRing {
     std::atomic<uint64_t> end{0};
     std::atomic<const char*> label{nullptr};
     std::atomic<const char*> group_name{nullptr};
-    std::atomic<const char*> reason{nullptr};
+    std::atomic<uint64_t> aux{0};
     std::atomic<uint64_t> group_id_kind{0};
   };
 
@@ -203,16 +209,13 @@ class TraceRing {
   std::atomic<uint64_t> head_{0};
 };
 
-void SetTraceRingEventsForTesting(size_t events) {
-  ring_events_knob.store(events, std::memory_order_relaxed);
-}
-
 Tracer::Tracer(std::string path)
     : path_(std::move(path)),
       serial_(next_tracer_serial.fetch_add(1, std::memory_order_relaxed)),
       ring_events_([] {
-        const size_t n = ring_events_knob.load(std::memory_order_relaxed);
-        return n == 0 ? kDefaultTraceRingEvents : n;
+        size_t n = kDefaultTraceRingEvents;
+        RunTestHook(TestHook::kTraceRingEvents, &n);
+        return std::max<size_t>(n, 1);
       }()),
       start_ticks_(Now()),
       start_mono_ns_(MonotonicNanos()) {
@@ -238,10 +241,15 @@ const char* Tracer::Intern(std::string_view s) {
   return strings_.emplace(s).first->c_str();
 }
 
-TraceRing* Tracer::Local() {
+inline TraceRing* Tracer::Local() {
   TraceThreadCache& cache = tls_trace_cache;
   if (cache.tracer_serial == serial_) [[likely]]
     return cache.ring;
+  return LocalSlow();
+}
+
+TraceRing* Tracer::LocalSlow() {
+  TraceThreadCache& cache = tls_trace_cache;
   if (tls_trace_thread_serial == 0) {
     tls_trace_thread_serial =
         next_thread_serial.fetch_add(1, std::memory_order_relaxed);
@@ -295,7 +303,34 @@ const char* Tracer::GroupName(uint64_t group_id, const std::string& name) {
 
 void Tracer::Complete(TraceKind kind, const char* label, uint64_t group_id,
                       const char* group_name, uint64_t start, uint64_t end) {
-  Local()->Append({start, end, label, group_name, nullptr, group_id, kind});
+  Local()->Append({start, end, label, group_name, 0, group_id,
+                   static_cast<uint8_t>(kind)});
+}
+
+void Tracer::CompleteSite(const char* file, uint32_t line, uint32_t flow,
+                          uint64_t group_id, const char* group_name,
+                          uint64_t start, uint64_t end) {
+  Local()->Append(
+      {start, end, file, group_name, uint64_t{flow} << 32 | line, group_id,
+       static_cast<uint8_t>(static_cast<uint8_t>(TraceKind::kTask) |
+                            TraceRing::kSiteLabel)});
+}
+
+uint32_t Tracer::Spawn() {
+  const TraceThreadState& t = tls_trace_state;
+  if (t.depth == 0) return 0;
+  // Unique within a file in practice: 6 bits of the thread, 18 of a count
+  // that wraps long after the ring overwrote the spawn (Write pairs a run
+  // with the newest spawn of its id before it).
+  TraceRing* const ring = Local();  // first: it numbers a new thread
+  TraceThreadCache& cache = tls_trace_cache;
+  uint32_t n = ++cache.spawns & 0x3ffff;
+  if (n == 0) n = cache.spawns = 1;
+  const uint32_t id =
+      static_cast<uint32_t>(tls_trace_thread_serial & 0x3f) << 18 | n;
+  ring->Append({t.last_tick, t.last_tick, nullptr, nullptr, id, 0,
+                   static_cast<uint8_t>(TraceKind::kSpawn)});
+  return id;
 }
 
 void Tracer::GroupStopped(uint64_t group_id, const std::string& name,
@@ -303,15 +338,48 @@ void Tracer::GroupStopped(uint64_t group_id, const std::string& name,
   const uint64_t now = Now();
   const char* group_name = name.empty() ? nullptr : Intern(name);
   const char* why = Intern(reason);
-  Local()->Append(
-      {now, now, "stop", group_name, why, group_id, TraceKind::kStop});
+  Local()->Append({now, now, "stop", group_name,
+                   reinterpret_cast<uintptr_t>(why), group_id,
+                   static_cast<uint8_t>(TraceKind::kStop)});
 }
 
 void Tracer::Signal(std::string_view name, bool last) {
   const uint64_t now = Now();
-  Local()->Append(
-      {now, now, Intern(name), nullptr, nullptr, 0, TraceKind::kSignal});
+  Local()->Append({now, now, Intern(name), nullptr, 0, 0,
+                   static_cast<uint8_t>(TraceKind::kSignal)});
   if (last) WriteToPath();
+}
+
+// The BlockingTraceScope recording on this thread, if any.
+thread_local BlockingTraceScope* tls_blocking_scope = nullptr;
+
+BlockingTraceScope::BlockingTraceScope(Tracer* tracer) : tracer_(tracer) {
+  if (tracer_ == nullptr) return;
+  tls_blocking_scope = this;
+  start_ = Tracer::Now();
+  TraceThreadState& t = tls_trace_state;
+  ++t.depth;
+  t.last_tick = start_;
+}
+
+BlockingTraceScope::~BlockingTraceScope() {
+  if (tracer_ == nullptr) return;
+  tls_blocking_scope = nullptr;
+  const uint64_t end = Tracer::Now();
+  TraceThreadState& t = tls_trace_state;
+  --t.depth;
+  t.last_tick = end;
+  tracer_->Complete(TraceKind::kBlocking, label_, group_id_, group_name_,
+                    start_, end);
+}
+
+void NameBlockingEvent(const char* label, uint64_t group_id,
+                       const std::string& group_name) {
+  BlockingTraceScope* const s = tls_blocking_scope;
+  if (s == nullptr) return;
+  s->label_ = label;
+  s->group_id_ = group_id;
+  s->group_name_ = s->tracer_->GroupName(group_id, group_name);
 }
 
 // ---- the file ---------------------------------------------------------------
@@ -405,6 +473,8 @@ const char* KindCategory(TraceKind kind) {
       return "stop";
     case TraceKind::kSignal:
       return "signal";
+    case TraceKind::kSpawn:
+      return "flow";
   }
   return "unknown";
 }
@@ -465,6 +535,30 @@ absl::Status Tracer::Write(std::string_view path) const {
     AppendJsonString(&out, v.name);
     out += "}}";
   }
+  // Site labels as running_tasks.cc spells them: 'name' (line 0), else the
+  // file without its folders, ':', the line.
+  absl::flat_hash_map<std::pair<const char*, uint32_t>, std::string> sites;
+  auto site_label = [&sites](const char* file,
+                             uint32_t line) -> const std::string& {
+    std::string& text = sites[{file, line}];
+    if (text.empty()) {
+      if (line == 0) {
+        text = absl::StrCat("'", file, "'");
+      } else {
+        const char* slash = std::strrchr(file, '/');
+        text = absl::StrCat(slash != nullptr ? slash + 1 : file, ":", line);
+      }
+    }
+    return text;
+  };
+  // Flows: spawns by id (tick, tid), and the runs that name one.
+  struct FlowEnd {
+    uint64_t tick;
+    int tid;
+    bool used;
+  };
+  absl::flat_hash_map<uint32_t, std::vector<FlowEnd>> spawns;
+  std::vector<std::pair<uint32_t, FlowEnd>> flow_runs;
   for (RingView& v : views) {
     // Oldest first by start: a nested run ends before its outer one, so
     // the ring holds it first.
@@ -473,44 +567,91 @@ absl::Status Tracer::Write(std::string_view path) const {
                        return a.start < b.start;
                      });
     for (const TraceRing::Event& e : v.events) {
-      const bool instant =
-          e.kind == TraceKind::kStop || e.kind == TraceKind::kSignal;
-      const char* label = e.label;
-      std::string fallback;
-      if (label == nullptr) {
-        if (e.kind == TraceKind::kTask && e.group_name != nullptr) {
-          label = e.group_name;
-        } else {
-          label = e.kind == TraceKind::kBlocking ? "blocking" : "task";
-        }
+      const TraceKind kind = e.Kind();
+      if (kind == TraceKind::kSpawn) {
+        spawns[static_cast<uint32_t>(e.aux)].push_back({e.start, v.tid, false});
+        continue;
+      }
+      const bool instant = kind == TraceKind::kStop || kind == TraceKind::kSignal;
+      const bool site = (e.kind & TraceRing::kSiteLabel) != 0;
+      if (site && e.aux >> 32 != 0) {
+        flow_runs.push_back(
+            {static_cast<uint32_t>(e.aux >> 32), {e.start, v.tid, false}});
       }
       absl::StrAppendFormat(&out, ",\n{\"ph\":\"%s\",\"cat\":\"%s\",\"name\":",
-                            instant ? "i" : "X", KindCategory(e.kind));
-      AppendJsonString(&out, label);
+                            instant ? "i" : "X", KindCategory(kind));
+      if (site && e.label != nullptr) {
+        AppendJsonString(&out, site_label(e.label, static_cast<uint32_t>(e.aux)));
+      } else if (e.label != nullptr) {
+        AppendJsonString(&out, e.label);
+      } else if (kind == TraceKind::kTask && e.group_name != nullptr) {
+        AppendJsonString(&out, e.group_name);
+      } else {
+        AppendJsonString(&out, kind == TraceKind::kBlocking ? "blocking" : "task");
+      }
       absl::StrAppendFormat(&out, ",\"pid\":%d,\"tid\":%d,\"ts\":%.3f", pid,
                             v.tid, micros(e.start));
       if (instant) {
         absl::StrAppendFormat(&out, ",\"s\":\"%s\"",
-                              e.kind == TraceKind::kSignal ? "g" : "t");
+                              kind == TraceKind::kSignal ? "g" : "t");
       } else {
         absl::StrAppendFormat(&out, ",\"dur\":%.3f",
                               std::max(0.0, micros(e.end) - micros(e.start)));
       }
-      if (e.group_id != 0 || e.reason != nullptr) {
+      const char* reason = kind == TraceKind::kStop
+                               ? reinterpret_cast<const char*>(e.aux)
+                               : nullptr;
+      if (e.group_id != 0 || reason != nullptr) {
         out += ",\"args\":{";
         if (e.group_id != 0) {
           out += "\"group\":";
           AppendJsonString(&out, GroupLabel(e.group_id, e.group_name));
         }
-        if (e.reason != nullptr) {
+        if (reason != nullptr) {
           if (e.group_id != 0) out += ",";
           out += "\"reason\":";
-          AppendJsonString(&out, e.reason);
+          AppendJsonString(&out, reason);
         }
         out += "}";
       }
       out += "}";
     }
+  }
+  // Flow arrows from a spawn to its task's run ("s" on the spawning
+  // thread, bound to the run it was spawned from; "f" bound to the run it
+  // leads to), paired by id: a run takes the newest unpaired spawn of its
+  // id at or before its start (ids wrap, see Tracer::Spawn). Runs whose
+  // spawn the ring no longer holds get none. Each pair gets a fresh id.
+  for (auto& [id, list] : spawns) {
+    std::sort(list.begin(), list.end(), [](const FlowEnd& a, const FlowEnd& b) {
+      return a.tick < b.tick;
+    });
+  }
+  int64_t next_flow = 1;
+  for (const auto& [id, run] : flow_runs) {
+    auto it = spawns.find(id);
+    if (it == spawns.end()) continue;
+    std::vector<FlowEnd>& list = it->second;
+    auto pos = std::upper_bound(
+        list.begin(), list.end(), run.tick,
+        [](uint64_t t, const FlowEnd& f) { return t < f.tick; });
+    while (pos != list.begin() && std::prev(pos)->used) --pos;
+    if (pos == list.begin()) continue;
+    FlowEnd& from = *std::prev(pos);
+    from.used = true;
+    // 2 ns into the spawning run: the tick is that run's start or the end
+    // of a run nested in it, which must not be the slice it binds to.
+    absl::StrAppendFormat(
+        &out,
+        ",\n{\"ph\":\"s\",\"cat\":\"flow\",\"name\":\"spawn\",\"id\":%d,"
+        "\"pid\":%d,\"tid\":%d,\"ts\":%.3f}",
+        next_flow, pid, from.tid, micros(from.tick) + 0.002);
+    absl::StrAppendFormat(
+        &out,
+        ",\n{\"ph\":\"f\",\"bp\":\"e\",\"cat\":\"flow\",\"name\":\"spawn\","
+        "\"id\":%d,\"pid\":%d,\"tid\":%d,\"ts\":%.3f}",
+        next_flow, pid, run.tid, micros(run.tick));
+    ++next_flow;
   }
   // Named groups' activity as async spans ("b"/"e", cat "group", a track
   // per group): from the group's first recorded event to its last. Derived

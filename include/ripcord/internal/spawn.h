@@ -31,6 +31,36 @@ namespace internal {
 void BlockingRunBegin(const TaskNode* call);
 void BlockingRunEnd();
 
+// The flight recorder (executor/trace/trace.h), from task_handle.cc.
+class Tracer;
+// The number of live Tracers (trace.h's TraceActive()).
+extern std::atomic<int> g_live_tracers;
+// Records the spawn of plain task `node` (the start of its flow arrow)
+// when its executor traces. Thread-safe; call before submitting `node`.
+[[gnu::cold]] void TraceSpawn(TaskNode* node);
+// Names the blocking pool's trace event of the job running on this thread
+// after blocking call `call` (its label and group); nothing when tracing
+// is off. Thread-safe.
+void TraceBlockingCall(const TaskNode* call);
+
+// StartedTrace: the flight recorder's complete event ("cat":"task") for
+// one run of a started plain task, from construction to destruction; it
+// records nothing when tracing is off. A member of StartedRun.
+class StartedTrace {
+ public:
+  StartedTrace(const GroupState* group, const char* file, uint32_t line);
+  ~StartedTrace();
+  StartedTrace(const StartedTrace&) = delete;
+  StartedTrace& operator=(const StartedTrace&) = delete;
+
+ private:
+  Tracer* tracer_ = nullptr;  // null: not recording
+  const char* label_ = nullptr;
+  const char* group_name_ = nullptr;
+  uint64_t group_id_ = 0;
+  uint64_t start_ = 0;
+};
+
 // A task's label for reports (executor/sched/running_tasks.h): `site`, or,
 // when `name` is not empty, the name (wins), as {copy, 0}. The copy is kept
 // for the life of the process (one per distinct name, up to a cap; past
@@ -57,6 +87,8 @@ class StartedRun {
   StartedRun* prev = nullptr;
   StartedRun* next = nullptr;
   StartedRun* const below;  // the thread's enclosing StartedRun
+  // Last: built from the fields above, after them.
+  StartedTrace trace{group, file, line};
 };
 
 template <class>
@@ -177,7 +209,12 @@ void SpawnPlain(GroupState* group, F&& f, SpawnSite site) {
   static_assert(std::is_void_v<R> || std::is_same_v<R, absl::Status>,
                 "TaskGroup::Spawn: f must return void, absl::Status or a "
                 "ripcord::Task<...>");
-  group->Submit(new PlainTask<Fn>(group, std::forward<F>(f), site));
+  auto* const node = new PlainTask<Fn>(group, std::forward<F>(f), site);
+  // relaxed: trace.h's active check.
+  if (g_live_tracers.load(std::memory_order_relaxed) != 0) [[unlikely]] {
+    TraceSpawn(node);
+  }
+  group->Submit(node);
 }
 
 // ---- SpawnBlocking -----------------------------------------------------
@@ -269,6 +306,7 @@ struct BlockingCall final : TaskNode {
       group->CountStarted();
       group->BlockingFnStarted();
       BlockingRunBegin(self);
+      TraceBlockingCall(self);
       self->result = RunBlockingFn(self->fn, group->token());
       BlockingRunEnd();
       group->BlockingFnDone();
