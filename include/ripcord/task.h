@@ -374,7 +374,7 @@ void SpawnCoroutine(GroupState* group, F&& f, SpawnSite site) {
 
 // ---- awaiters ---------------------------------------------------------------
 
-// Holds Sleep's operation (SleepOp, coroutine.cc) in place: the awaiter lives
+// Holds Sleep's operation (SleepOp, sleep.cc) in place: the awaiter lives
 // in the coroutine frame while it is suspended, so a sleep allocates nothing.
 // Not copyable or movable once constructed in the frame (the timer and the
 // stop source hold the operation's address while it is pending).
