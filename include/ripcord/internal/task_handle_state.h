@@ -421,69 +421,29 @@ struct StartedTask final : TaskNode, CacheAllocated<StartedTask<F, T>> {
 };
 
 // StartedCoroutine<F, T>: a started coroutine callable, with its root frame
-// in the node's block when it fits (FrameRoom, coroutine.h), as
-// SpawnedCoroutine (task.h) does: one allocation like a Spawn, plus the
-// state. Its checkpoints read its own stop state (TaskNode::kOwnStop).
+// in the node's block when it fits (CoroutineRoot, task.h): one allocation
+// like a Spawn, plus the state. Its checkpoints read its own stop state
+// (TaskNode::kOwnStop).
 template <class F, class T>
-struct StartedCoroutine final : CoroContext {
+struct StartedCoroutine final : CoroutineRoot<StartedCoroutine<F, T>> {
+  using Root = CoroutineRoot<StartedCoroutine>;
   using TaskType = typename CallResult<F>::type;
   using V = typename TaskType::value_type;
   using Outcome = typename OutcomeOf<T>::type;
 
-  static inline std::atomic<uint32_t> learnt{0};  // as SpawnedCoroutine's
-
-  template <class G>
-  static StartedCoroutine* New(GroupState* g, TaskState<T>* s, G&& fn) {
-    if constexpr (!kTaskAllocatable<StartedCoroutine>) {
-      void* const p =
-          ::operator new (sizeof(StartedCoroutine),
-                          std::align_val_t{alignof(StartedCoroutine)});
-      try {
-        return ::new (p) StartedCoroutine(g, s, std::forward<G>(fn), 0);
-      } catch (...) {
-        ::operator delete (p, std::align_val_t{alignof(StartedCoroutine)});
-        throw;
-      }
-    } else {
-      // relaxed: see FrameRoom::learnt.
-      uint32_t room = learnt.load(std::memory_order_relaxed);
-      if (room > kMaxCachedTaskSize - NodeBytes()) room = 0;
-      const size_t bytes = NodeBytes() + room;
-      void* const p = AllocateTask(bytes);
-      try {
-        return ::new (p) StartedCoroutine(g, s, std::forward<G>(fn), room);
-      } catch (...) {
-        FreeTask(p, bytes);
-        throw;
-      }
-    }
-  }
-
   static void operator delete(StartedCoroutine* p,
                               std::destroying_delete_t) noexcept {
-    const size_t bytes = NodeBytes() + p->room_bytes;
-    p->~StartedCoroutine();
-    if constexpr (!kTaskAllocatable<StartedCoroutine>) {
-      (void)bytes;
-      ::operator delete (static_cast<void*>(p),
-                         std::align_val_t{alignof(StartedCoroutine)});
-    } else {
-      FreeTask(p, bytes);
-    }
+    Root::Free(p);
   }
 
-  ~StartedCoroutine() override {
-    if (room_bytes == 0 || task.handle().address() != Room()) return;
-    void* const saved = std::exchange(tls_room_release, Room());
-    task = TaskType();  // destroys the frame that lives in our room
-    tls_room_release = saved;
-  }
+  // The frame first: ref (a member) is released after it and the callable.
+  ~StartedCoroutine() override { this->DestroyFrameInRoom(); }
 
   StopState* OwnStopState() noexcept override {
     return ref.state->stop_state();
   }
   absl::Status OwnStopStatus() noexcept override {
-    return ref.state->StopCause(group);
+    return ref.state->StopCause(this->group);
   }
 
   // Dropped unrun, or run: CoroContext::Run (which calls RootStatus()).
@@ -503,29 +463,11 @@ struct StartedCoroutine final : CoroContext {
       ref.state->ChainToGroup();
       if (ref.state->stop_requested()) {
         // Stopped before it started: f is never called.
-        create_error = ref.state->StopCause(group);
+        this->create_error = ref.state->StopCause(this->group);
         return {};
       }
-      FrameRoom offer{std::addressof(f), room_bytes != 0 ? Room() : nullptr,
-                      room_bytes, false, &learnt};
-      FrameRoom* const saved = std::exchange(tls_frame_room, &offer);
-      try {
-        task = CallWithToken(f, ref.state->token());
-      } catch (...) {
-        tls_frame_room = saved;
-        create_error = StatusFromException(std::current_exception(), "task");
-        if (offer.in_use) FrameRoomEscaped();
-        return {};
-      }
-      tls_frame_room = saved;
-      if (offer.in_use && task.handle().address() != offer.room) {
-        FrameRoomEscaped();
-      }
-      if (!task.handle()) {
-        create_error = absl::InternalError("Start: f returned an empty Task");
-        return {};
-      }
-      task.handle().promise().ctx = this;
+      return this->CreateRoot(ref.state->token(),
+                              "Start: f returned an empty Task");
     }
     return task.handle();
   }
@@ -534,8 +476,8 @@ struct StartedCoroutine final : CoroContext {
   // runs here) and returns the status the group settles with.
   absl::Status RootStatus() noexcept override {
     Outcome outcome = absl::Status(absl::StatusCode::kUnknown, "");
-    if (!create_error.ok()) {
-      outcome = Outcome(create_error);
+    if (!this->create_error.ok()) {
+      outcome = Outcome(this->create_error);
     } else {
       try {
         if constexpr (std::is_void_v<V>) {
@@ -551,30 +493,23 @@ struct StartedCoroutine final : CoroContext {
     }
     TaskState<T>* const state = ref.state;
     absl::Status for_group = state->ForGroup(StatusOf(outcome));
-    absl::Status callback_error = state->Complete(group, std::move(outcome));
+    absl::Status callback_error =
+        state->Complete(this->group, std::move(outcome));
     if (!callback_error.ok()) return callback_error;
     return for_group;
   }
 
-  static constexpr size_t NodeBytes() {
-    constexpr size_t kAlign = __STDCPP_DEFAULT_NEW_ALIGNMENT__;
-    return (sizeof(StartedCoroutine) + kAlign - 1) / kAlign * kAlign;
-  }
-  void* Room() noexcept { return reinterpret_cast<char*>(this) + NodeBytes(); }
-
   StateRef<T> ref;  // first: released after the frame and the callable
   F f;              // before task: destroyed after the frame
   TaskType task;
-  absl::Status create_error;
 
  private:
+  friend Root;
   template <class G>
   StartedCoroutine(GroupState* g, TaskState<T>* s, G&& fn, uint32_t room)
-      : CoroContext(g), ref(s), f(std::forward<G>(fn)) {
-    static_assert(kMaxCachedTaskSize <= UINT16_MAX);
-    run = &Run;
-    flags |= TaskNode::kOwnStop;
-    room_bytes = static_cast<uint16_t>(room);
+      : Root(g, room), ref(s), f(std::forward<G>(fn)) {
+    this->run = &Run;
+    this->flags |= TaskNode::kOwnStop;
     s->set_coroutine(this);
   }
 };
