@@ -371,7 +371,7 @@ struct SpawnedCoroutine final : CoroutineRoot<SpawnedCoroutine<F>> {
 
   std::coroutine_handle<> RootHandle() noexcept override {
     if (task.handle()) return task.handle();
-    return this->CreateRoot(this->group->token(),
+    return this->CreateRoot(GroupRef::token(this->group),
                             "Spawn: f returned an empty Task");
   }
 
@@ -403,7 +403,7 @@ template <class F>
 void SpawnCoroutine(GroupState* group, F&& f, SpawnSite site) {
   auto* ctx = SpawnedCoroutine<std::decay_t<F>>::New(group, std::forward<F>(f));
   ctx->site = site;
-  group->Submit(ctx);
+  GroupRef::Submit(group, ctx);
 }
 
 // ---- awaiters ---------------------------------------------------------------

@@ -27,7 +27,7 @@
 #include "absl/functional/any_invocable.h"
 #include "absl/status/status.h"
 #include "absl/time/time.h"
-#include "ripcord/internal/group_state.h"
+#include "ripcord/internal/group_ref.h"
 #include "ripcord/internal/task_node.h"
 
 namespace ripcord::internal {
@@ -142,12 +142,14 @@ struct CoroContext : TaskNode {
   // or by a thread the suspended task waits for (Blocking's fn).
   StopState* stop_state() noexcept {
     return (flags & TaskNode::kOwnStop) != 0 ? OwnStopState()
-                                             : group->stop_state();
+                                             : GroupRef::stop_state(group);
   }
   bool stop_requested() noexcept { return stop_state()->stop_requested(); }
-  StopToken token() noexcept { return GroupState::TokenFor(stop_state()); }
+  StopToken token() noexcept { return TokenFor(stop_state()); }
   // The task's own stop state; overridden by the nodes that set kOwnStop.
-  virtual StopState* OwnStopState() noexcept { return group->stop_state(); }
+  virtual StopState* OwnStopState() noexcept {
+    return GroupRef::stop_state(group);
+  }
   // With kOwnStop: the CancelledError a checkpoint (Sleep, Yield) returns
   // after the task's own stop, naming its cause ("task 'x' stopped: ...",
   // or the group's stop cause).

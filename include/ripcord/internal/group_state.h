@@ -24,6 +24,7 @@
 #include "ripcord/internal/mutex.h"
 #include "absl/time/clock.h"
 #include "absl/time/time.h"
+#include "ripcord/internal/group_ref.h"
 #include "ripcord/internal/stop_state.h"
 #include "ripcord/internal/task_alloc.h"
 #include "ripcord/internal/task_node.h"
@@ -76,26 +77,6 @@ class CensusPoll {
  private:
   absl::Duration period_ = kCensusFirstPoll;
 };
-
-class GroupState;
-// The group of the task running on this thread (null outside tasks), and
-// the frame the scheduler's start gate opened for the plain task it is
-// starting (-1: nested too deep to publish, counted in the group's
-// running_other_). Defined in executor/group/group_state.cc; initial-exec with
-// external linkage (see RIPCORD_FAST_TLS in executor/base/check.h), constinit
-// so that the inline readers below need no TLS-wrapper call.
-extern __attribute__((tls_model("initial-exec"))) constinit thread_local
-    GroupState* tls_current_group;
-extern __attribute__((tls_model("initial-exec"))) constinit thread_local int
-    tls_gate_frame;
-
-// The payload a started task's CancelledError carries to its group when the
-// task was stopped through its TaskHandle (internal/task_handle_state.h):
-// the group counts it cancelled, not failed, and is not stopped by it.
-inline constexpr char kTaskStoppedPayload[] = "ripcord.internal/task-stopped";
-inline bool StoppedByItsHandle(const absl::Status& status) {
-  return status.GetPayload(kTaskStoppedPayload).has_value();
-}
 
 // Who asked a group to stop; decides whether a shielded group listens.
 enum class StopOrigin {

@@ -49,7 +49,7 @@
 #include "absl/status/status.h"
 #include "absl/status/statusor.h"
 #include "ripcord/internal/coroutine.h"
-#include "ripcord/internal/group_state.h"
+#include "ripcord/internal/group_ref.h"
 #include "ripcord/internal/mutex.h"
 #include "ripcord/internal/spawn.h"
 #include "ripcord/internal/stop_state.h"
@@ -122,7 +122,7 @@ class TaskStateBase {
 
   // The task's own stop source and its token.
   StopState* stop_state() noexcept { return &stop_; }
-  StopToken token() noexcept { return GroupState::TokenFor(&stop_); }
+  StopToken token() noexcept { return TokenFor(&stop_); }
   // The task's own stop source: its handle's stop, or, once the task
   // runs, its group's (which sets it through chain_).
   bool stop_requested() const noexcept { return stop_.stop_requested(); }
@@ -168,7 +168,9 @@ class TaskStateBase {
   // group's (a stopped group stops it at once). Before that the scheduler's
   // own check of the group's stop drops it, so a queued task costs the
   // group's stop source nothing.
-  void ChainToGroup() { chain_.emplace(group_->token(), Chain{this}); }
+  void ChainToGroup() {
+    chain_.emplace(GroupRef::token(group_), Chain{this});
+  }
   // Task side: for RunningHere() (coroutines; set before the node is queued).
   void set_coroutine(const CoroContext* ctx) noexcept { coroutine_ = ctx; }
 
@@ -278,7 +280,7 @@ class TaskState final : public TaskStateBase,
     });
     if (joiner != nullptr) ScheduleResume(joiner);
     if (!callback) return absl::OkStatus();
-    GroupState* const previous = group->Enter();
+    GroupState* const previous = GroupRef::Enter(group);
     absl::Status status;
     try {
       std::move(callback)(std::move(outcome));
@@ -286,7 +288,7 @@ class TaskState final : public TaskStateBase,
       status = StatusFromException(std::current_exception(),
                                    "TaskHandle::OnDone callback");
     }
-    GroupState::Leave(previous);
+    GroupRef::Leave(previous);
     return status;
   }
 
@@ -358,12 +360,12 @@ void SettleDropped(GroupState* group, StateRef<T> ref) {
       ref.state->Complete(group, ref.state->StopCause(group));
   { StateRef<T> drop = std::move(ref); }
   if (callback_error.ok()) {
-    group->FinishDropped();
+    GroupRef::FinishDropped(group);
     return;
   }
   // An OnDone callback that threw fails the task (SpawnBlocking's done).
-  group->CountStarted();
-  group->FinishTask(std::move(callback_error));
+  GroupRef::CountStarted(group);
+  GroupRef::FinishTask(group, std::move(callback_error));
 }
 
 // StartedTask<F, T>: a started plain callable. Not a kPlain node: it takes
@@ -386,15 +388,15 @@ struct StartedTask final : TaskNode, CacheAllocated<StartedTask<F, T>> {
     const bool slot = (self->flags & TaskNode::kSlot) != 0;
     if (drop) {
       delete self;
-      if (slot) group->ReleaseSlot();
+      if (slot) GroupRef::ReleaseSlot(group);
       SettleDropped(group, std::move(ref));
       return;
     }
-    group->CountStarted();
+    GroupRef::CountStarted(group);
     // A placeholder without a heap message (an empty one is inline).
     typename OutcomeOf<T>::type outcome =
         absl::Status(absl::StatusCode::kUnknown, "");
-    GroupState* const previous = group->Enter();
+    GroupState* const previous = GroupRef::Enter(group);
     state->ChainToGroup();
     if (state->stop_requested()) {
       // Stopped (by its handle, or its group just now) before it started.
@@ -407,13 +409,13 @@ struct StartedTask final : TaskNode, CacheAllocated<StartedTask<F, T>> {
     // The callable (and its captures) dies before the group hears the task
     // finished, as a spawned task's.
     delete self;
-    GroupState::Leave(previous);
-    if (slot) [[unlikely]] group->ReleaseSlot();
+    GroupRef::Leave(previous);
+    if (slot) [[unlikely]] GroupRef::ReleaseSlot(group);
     absl::Status for_group = state->ForGroup(StatusOf(outcome));
     absl::Status callback_error = state->Complete(group, std::move(outcome));
     { StateRef<T> drop = std::move(ref); }
     if (!callback_error.ok()) for_group = std::move(callback_error);
-    group->FinishTask(std::move(for_group));
+    GroupRef::FinishTask(group, std::move(for_group));
   }
 
   StateRef<T> ref;
@@ -454,7 +456,7 @@ struct StartedCoroutine final : CoroutineRoot<StartedCoroutine<F, T>> {
     StateRef<T> ref = std::move(self->ref);
     const bool slot = (self->flags & TaskNode::kSlot) != 0;  // as above
     delete self;
-    if (slot) group->ReleaseSlot();
+    if (slot) GroupRef::ReleaseSlot(group);
     SettleDropped(group, std::move(ref));
   }
 
