@@ -28,7 +28,6 @@ namespace ripcord {
 
 class StopToken;
 namespace internal {
-class GroupState;
 // The token of a stop source (a group's, or a started task's own).
 inline StopToken TokenFor(StopState* state) noexcept;
 }  // namespace internal
@@ -66,7 +65,6 @@ class StopToken {
   }
 
  private:
-  friend class internal::GroupState;
   friend StopToken internal::TokenFor(internal::StopState* state) noexcept;
   template <class Callback>
   friend class StopCallback;
