@@ -8,7 +8,7 @@
 // own, so a child process started from any ripcord thread (system, popen,
 // posix_spawn, fork+exec in a task or a blocking fn) starts with the mask
 // the program had. The SignalWatcher catches its signals with a handler
-// instead (signal_watcher.cc), so a signal may land on any thread.
+// instead (signal_handler.cc), so a signal may land on any thread.
 #ifndef RIPCORD_EXECUTOR_THREADS_H_
 #define RIPCORD_EXECUTOR_THREADS_H_
 

@@ -522,13 +522,6 @@ absl::Status GroupState::WaitUntil(absl::Time deadline, bool* timed_out) {
   return absl::OkStatus();
 }
 
-absl::Status GroupState::Wait() {
-  if (CurrentTaskInside()) return CheckNotInside("TaskGroup::Wait()");
-  bool timed_out = false;
-  WaitUntil(absl::InfiniteFuture(), &timed_out).IgnoreError();
-  return Outcome();
-}
-
 absl::Status GroupState::WaitFor(absl::Duration timeout) {
   RIPCORD_RETURN_IF_ERROR(CheckNotInside("TaskGroup::WaitFor()"));
   bool timed_out = false;

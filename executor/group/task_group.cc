@@ -1,8 +1,9 @@
 // Copyright 2026 The ripcord Authors.
 //
-// task_group.cc: TaskGroup's out-of-line members: construction and
-// the destructor's join (stop first when an exception unwinds the owner's
-// scope; leak on purpose in a fork child or during exit()).
+// task_group.cc: TaskGroup's out-of-line members: construction, the
+// destructor's join (stop first when an exception unwinds the owner's
+// scope; leak on purpose in a fork child or during exit()), and the accessors
+// that read the group's record.
 #include <algorithm>
 #include <cstdio>
 #include <exception>
@@ -82,5 +83,27 @@ TaskGroup::~TaskGroup() {
   state_->Close();
 }
 
+
+absl::Status TaskGroup::Wait() { return state_->Wait(); }
+
+absl::Status TaskGroup::WaitFor(absl::Duration timeout) {
+  return state_->WaitFor(timeout);
+}
+
+void TaskGroup::RequestStop(std::string_view reason) {
+  state_->Stop(reason, internal::StopOrigin::kSelf);
+}
+
+StopToken TaskGroup::stop_token() const { return state_->token(); }
+
+bool TaskGroup::stop_requested() const { return state_->stop_requested(); }
+
+bool TaskGroup::shielded() const { return state_->shielded(); }
+
+const std::string& TaskGroup::name() const { return state_->name(); }
+
+GroupStats TaskGroup::stats() const { return state_->Stats(); }
+
+GroupStats TaskGroup::tree_stats() const { return state_->TreeStats(); }
 
 }  // namespace ripcord

@@ -1,11 +1,10 @@
 // Copyright 2026 The ripcord Authors.
 //
-// signal_watcher.cc: SignalWatcher, its signal handler and the signal thread.
-//
-// A minimal handler counts each watched signal and writes an eventfd; the
-// signal thread does the rest. No thread blocks any signal. The install,
-// handler, thread, restore and close steps, why no signal is lost, why
-// g_in_handler, and the rejected signalfd design: docs/design/signals.md.
+// signal_watcher.cc: SignalWatcher and its signal thread, which turns the
+// counts of the handler (signal_handler.cc) into staged stop requests, the
+// grace period and the progress lines (signal_report.cc). No thread blocks
+// any signal. The install, thread, restore and close steps, and the rejected
+// signalfd design: docs/design/signals.md.
 #include "ripcord/signal_watcher.h"
 
 #include <errno.h>
@@ -20,29 +19,24 @@
 #include <atomic>
 #include <chrono>
 #include <cstdint>
-#include <cstdio>
-#include <cstdlib>
 #include <cstring>
 #include <exception>
 #include <limits>
-#include <mutex>
 #include <optional>
 #include <string>
 #include <thread>
 #include <utility>
-#include <vector>
 
 #include "absl/strings/str_cat.h"
-#include "absl/strings/str_join.h"
-#include "absl/strings/str_format.h"
 #include "absl/strings/string_view.h"
 #include "absl/time/clock.h"
 #include "absl/time/time.h"
 #include "executor/base/check.h"
 #include "executor/base/process_life.h"
-#include "executor/sched/running_tasks.h"
-#include "executor/sched/scheduler.h"
 #include "executor/base/threads.h"
+#include "executor/sched/scheduler.h"
+#include "executor/signal/signal_handler.h"
+#include "executor/signal/signal_report.h"
 #include "ripcord/executor.h"
 
 namespace ripcord {
@@ -51,146 +45,12 @@ namespace {
 
 using Clock = std::chrono::steady_clock;
 
-// True while a SignalWatcher exists. exchange(acq_rel) in the constructor;
-// store(release) at the very end of the destructor, so the next watcher's
-// constructor sees the previous one's dispositions restored. Reset by the
-// fork child hook.
-std::atomic<bool> g_watcher_alive{false};
-
-// The handler's state (see the protocol above). Lock-free atomics only: the
-// handler may run on any thread, at any point of that thread's code.
-static_assert(std::atomic<int>::is_always_lock_free);
-static_assert(std::atomic<uint32_t>::is_always_lock_free);
-// The eventfd the handler writes, -1 when none.
-std::atomic<int> g_wake_fd{-1};
-// Handlers between their increment and decrement (the close step waits for 0).
-std::atomic<int> g_in_handler{0};
-// Signals counted by the handler and not yet taken by the signal thread.
-std::atomic<uint32_t> g_counts[NSIG];
-
-extern "C" void OnWatchedSignal(int signo) {
-  const int saved_errno = errno;
-  // seq_cst: orders this increment before the load of g_wake_fd below, in
-  // the total order shared with the close step's store of -1 and load
-  // of g_in_handler (docs/design/signals.md, "No write to a closed fd").
-  g_in_handler.fetch_add(1, std::memory_order_seq_cst);
-  if (signo > 0 && signo < NSIG) {
-    // release: the count is visible to the thread that is woken below (it
-    // reads the counters with acquire exchanges after reading the eventfd).
-    g_counts[signo].fetch_add(1, std::memory_order_release);
-  }
-  const int fd = g_wake_fd.load(std::memory_order_seq_cst);
-  if (fd >= 0) {
-    const uint64_t one = 1;
-    // Cannot block (EFD_NONBLOCK); a failed write (counter saturated) still
-    // leaves the eventfd readable, so the thread wakes either way.
-    ssize_t ignored = ::write(fd, &one, sizeof one);
-    (void)ignored;
-  }
-  g_in_handler.fetch_sub(1, std::memory_order_seq_cst);
-  errno = saved_errno;
-}
-
-// Fork child hook: the watcher's thread does not exist in the child, so the
-// child gets the dispositions back that the watcher replaced (else a SIGINT
-// to the child would be counted for a thread that is not there, and the
-// child could not be interrupted), drops the parent's eventfd, and may
-// construct a watcher of its own. Only async-signal-safe calls.
-struct SavedDisposition {
-  int signo;
-  struct sigaction action;
-};
-constexpr int kMaxWatched = 8;
-// The stop-signal and progress lines name this many running tasks, longest
-// first; the third signal's report names them all.
-constexpr size_t kNamedTasks = 5;
-// Written by the constructor and destructor (under g_watcher_alive), read
-// by the fork child hook while the child has one thread.
-SavedDisposition g_saved[kMaxWatched];
-std::atomic<int> g_num_saved{0};
-
-void WatcherForkChild() {
-  if (!g_watcher_alive.load(std::memory_order_relaxed)) return;
-  const int n = g_num_saved.load(std::memory_order_relaxed);
-  for (int i = 0; i < n; ++i) {
-    struct sigaction current;
-    if (sigaction(g_saved[i].signo, nullptr, &current) == 0 &&
-        current.sa_handler == OnWatchedSignal) {
-      sigaction(g_saved[i].signo, &g_saved[i].action, nullptr);
-    }
-  }
-  const int fd = g_wake_fd.exchange(-1, std::memory_order_relaxed);
-  if (fd >= 0) ::close(fd);
-  g_num_saved.store(0, std::memory_order_relaxed);
-  g_watcher_alive.store(false, std::memory_order_relaxed);
-}
-
 // Whether fd 2 was open when the watcher was constructed. If it was not
 // (the program was started with `2>&-`), the watcher never writes to fd 2:
 // a file the program opens later may take that number.
 bool Fd2Open() { return ::fcntl(STDERR_FILENO, F_GETFD) != -1; }
 
-std::string SignalName(int signo) {
-  switch (signo) {
-    case SIGINT:
-      return "SIGINT";
-    case SIGTERM:
-      return "SIGTERM";
-    case SIGHUP:
-      return "SIGHUP";
-    case SIGQUIT:
-      return "SIGQUIT";
-    case SIGUSR1:
-      return "SIGUSR1";
-    case SIGUSR2:
-      return "SIGUSR2";
-    default:
-      return absl::StrCat("signal ", signo);
-  }
-}
-
-bool IsWatchable(int signo) {
-  if (signo < 1 || signo >= NSIG) return false;
-  sigset_t allowed = AsyncSignalSet();
-  return sigismember(&allowed, signo) == 1;
-}
-
-// Writes all of `s` to `fd` (stderr), retrying short writes and EINTR. One
-// write(2) per line keeps lines whole next to other writers. fd < 0: nothing.
-void WriteAll(int fd, absl::string_view s) {
-  if (fd < 0) return;
-  while (!s.empty()) {
-    ssize_t n = ::write(fd, s.data(), s.size());
-    if (n < 0) {
-      if (errno == EINTR) continue;
-      return;  // stderr closed or full: nothing better to do
-    }
-    s.remove_prefix(static_cast<size_t>(n));
-  }
-}
-
-std::string Count(int64_t n, absl::string_view noun) {
-  return absl::StrCat(n, " ", noun, n == 1 ? "" : "s");
-}
-
-std::string Ordinal(int n) {
-  switch (n) {
-    case 1:
-      return "1st";
-    case 2:
-      return "2nd";
-    case 3:
-      return "3rd";
-    default:
-      return absl::StrCat(n, "th");
-  }
-}
-
 }  // namespace
-
-// Restores signo's default action, unblocks it in the calling thread and
-// raises it there; _exit(128 + signo) if the process survives that.
-[[noreturn]] void RaiseWithDefaultAction(int signo);
 
 // SignalWatcherImpl: the state behind ripcord::SignalWatcher.
 // Thread-safety: the constructor and destructor run on the owner's thread;
@@ -223,9 +83,6 @@ class SignalWatcherImpl {
   void CallOnSignal(int signo, int n);
 
  public:
-  // Puts back the dispositions the constructor replaced (only those that are
-  // still ours).
-  void RestoreDispositions();
   bool InheritedByFork() const { return ForkGeneration() != fork_generation_; }
   bool OnSignalThread() const {
     return std::this_thread::get_id() == thread_.get_id();
@@ -281,7 +138,8 @@ SignalWatcherImpl::SignalWatcherImpl(Executor& executor, SignalOptions options)
                   "SignalWatcher: SignalOptions::signals contains %d (%s); "
                   "only SIGINT, SIGTERM, SIGHUP, SIGQUIT, SIGUSR1 and SIGUSR2 "
                   "can be watched",
-                  signo, signo > 0 && signo < NSIG ? strsignal(signo) : "invalid");
+                  signo,
+                  signo > 0 && signo < NSIG ? strsignal(signo) : "invalid");
     sigaddset(&stop_, signo);
     sigaddset(&watched_, signo);
   }
@@ -298,13 +156,10 @@ SignalWatcherImpl::SignalWatcherImpl(Executor& executor, SignalOptions options)
                 "SignalWatcher: SignalOptions::progress_interval must be "
                 "positive (InfiniteDuration() turns the progress lines off)");
   NoteProcessLifeObject();
-  static std::once_flag once;
-  std::call_once(once,
-                 [] { pthread_atfork(nullptr, nullptr, WatcherForkChild); });
+  InstallForkHook();
 
-  // The install step. acq_rel: acquire pairs with the release store at the end
-  // of the previous watcher's destructor.
-  RIPCORD_CHECK(!g_watcher_alive.exchange(true, std::memory_order_acq_rel),
+  // The install step.
+  RIPCORD_CHECK(ClaimWatcherSlot(),
                 "SignalWatcher constructed while another SignalWatcher is "
                 "alive; only one may exist at a time (signals are "
                 "process-wide): destroy the first one before constructing "
@@ -320,46 +175,13 @@ SignalWatcherImpl::SignalWatcherImpl(Executor& executor, SignalOptions options)
   RIPCORD_CHECK(event_fd_ >= 0, "SignalWatcher: fcntl(F_DUPFD_CLOEXEC): %s",
                 std::strerror(errno));
   if (event_fd_ != raw) ::close(raw);
-  g_wake_fd.store(event_fd_, std::memory_order_seq_cst);
-  int n = 0;
-  for (int signo = 1; signo < NSIG; ++signo) {
-    if (sigismember(&watched_, signo) != 1) continue;
-    // relaxed: no handler of ours is installed for signo yet.
-    g_counts[signo].store(0, std::memory_order_relaxed);
-    struct sigaction sa;
-    std::memset(&sa, 0, sizeof sa);
-    sa.sa_handler = OnWatchedSignal;
-    sigemptyset(&sa.sa_mask);
-    sa.sa_flags = SA_RESTART;
-    RIPCORD_CHECK(n < kMaxWatched, "SignalWatcher: too many signals");
-    g_saved[n].signo = signo;
-    RIPCORD_CHECK(sigaction(signo, &sa, &g_saved[n].action) == 0,
-                  "SignalWatcher: sigaction(%d) failed: %s", signo,
-                  std::strerror(errno));
-    ++n;
-    g_num_saved.store(n, std::memory_order_relaxed);
-  }
+  InstallHandlers(event_fd_, watched_);
 
   // The thread step.
   thread_ = StartThread("ripcord-signal", [this] {
     pthread_sigmask(SIG_UNBLOCK, &watched_, nullptr);
     Run();
   });
-}
-
-void SignalWatcherImpl::RestoreDispositions() {
-  const int n = g_num_saved.load(std::memory_order_relaxed);
-  for (int i = 0; i < n; ++i) {
-    struct sigaction current;
-    // A disposition the program changed while the watcher lived is the
-    // program's: leave it.
-    if (sigaction(g_saved[i].signo, nullptr, &current) == 0 &&
-        !(current.sa_flags & SA_SIGINFO) &&
-        current.sa_handler == OnWatchedSignal) {
-      sigaction(g_saved[i].signo, &g_saved[i].action, nullptr);
-    }
-  }
-  g_num_saved.store(0, std::memory_order_relaxed);
 }
 
 SignalWatcherImpl::~SignalWatcherImpl() {
@@ -374,14 +196,9 @@ SignalWatcherImpl::~SignalWatcherImpl() {
   while (::write(event_fd_, &one, sizeof one) < 0 && errno == EINTR) {
   }
   thread_.join();
-  // The close step. seq_cst: see docs/design/signals.md.
-  g_wake_fd.store(-1, std::memory_order_seq_cst);
-  while (g_in_handler.load(std::memory_order_seq_cst) != 0) {
-    std::this_thread::yield();
-  }
-  ::close(event_fd_);
-  // release: pairs with the acq_rel exchange in the next constructor.
-  g_watcher_alive.store(false, std::memory_order_release);
+  // The close step.
+  CloseWakeFd(event_fd_);
+  ReleaseWatcherSlot();
 }
 
 void SignalWatcherImpl::Run() {
@@ -389,9 +206,8 @@ void SignalWatcherImpl::Run() {
     pollfd fd = {event_fd_, POLLIN, 0};
     const int r = ::poll(&fd, 1, TimeoutMs(Clock::now()));
     if (r < 0 && errno != EINTR) {
-      WriteAll(err_fd_,
-               absl::StrCat("ripcord: SignalWatcher: poll failed: ",
-                            std::strerror(errno), "; retrying\n"));
+      WriteAll(err_fd_, absl::StrCat("ripcord: SignalWatcher: poll failed: ",
+                                     std::strerror(errno), "; retrying\n"));
       std::this_thread::sleep_for(std::chrono::milliseconds(100));
       continue;
     }
@@ -414,8 +230,7 @@ void SignalWatcherImpl::DrainSignals() {
   // Increasing signal number, as the kernel dequeues pending signals.
   for (int signo = 1; signo < NSIG; ++signo) {
     if (sigismember(&watched_, signo) != 1) continue;
-    // acquire: pairs with the handler's release increment.
-    uint32_t n = g_counts[signo].exchange(0, std::memory_order_acquire);
+    uint32_t n = TakeSignalCount(signo);
     for (; n > 0; --n) Handle(signo);
   }
 }
@@ -447,13 +262,14 @@ void SignalWatcherImpl::HandleStop(int signo) {
     first_time_ = now;
     const int stopped =
         executor_.impl()->RequestStop(StopTarget::kUnshielded, name);
-    what = absl::StrCat("stopped ", Count(stopped, "unshielded group"));
+    what = absl::StrCat("stopped ", CountOf(stopped, "unshielded group"));
     if (options_.grace_period <= absl::ZeroDuration()) {
       const int more = executor_.impl()->RequestStop(
           StopTarget::kAll,
           absl::StrCat(name, ": grace period ",
-                       absl::FormatDuration(options_.grace_period), " expired"));
-      what = absl::StrCat("stopped ", Count(stopped + more, "group"),
+                       absl::FormatDuration(options_.grace_period),
+                       " expired"));
+      what = absl::StrCat("stopped ", CountOf(stopped + more, "group"),
                           ", shielded too (grace period 0)");
       all_stopped = true;
     } else if (options_.grace_period != absl::InfiniteDuration()) {
@@ -462,7 +278,7 @@ void SignalWatcherImpl::HandleStop(int signo) {
   } else {
     const int stopped = executor_.impl()->RequestStop(StopTarget::kAll, name);
     grace_deadline_.reset();
-    what = absl::StrCat("stopped ", Count(stopped, "more group"),
+    what = absl::StrCat("stopped ", CountOf(stopped, "more group"),
                         ", shielded too");
     all_stopped = true;
   }
@@ -470,7 +286,8 @@ void SignalWatcherImpl::HandleStop(int signo) {
   // in signals_received().
   received_.store(n, std::memory_order_release);
   if (!options_.quiet) {
-    std::string label = n == 1 ? name : absl::StrCat(name, " (", Ordinal(n), " signal)");
+    std::string label =
+        n == 1 ? name : absl::StrCat(name, " (", Ordinal(n), " signal)");
     std::string next = all_stopped ? "next signal ends the process"
                                    : "next signal stops shielded groups too";
     if (grace_deadline_.has_value()) {
@@ -485,10 +302,9 @@ void SignalWatcherImpl::HandleStop(int signo) {
 }
 
 void SignalWatcherImpl::HandleDump(int signo) {
-  WriteAll(err_fd_,
-           absl::StrCat("ripcord: ", SignalName(signo),
-                        ": state dump (nothing was stopped)\n",
-                        executor_.DebugString()));
+  WriteAll(err_fd_, absl::StrCat("ripcord: ", SignalName(signo),
+                                 ": state dump (nothing was stopped)\n",
+                                 executor_.DebugString()));
 }
 
 void SignalWatcherImpl::OnTimers(Clock::time_point now) {
@@ -500,9 +316,9 @@ void SignalWatcherImpl::OnTimers(Clock::time_point now) {
         absl::StrCat(first_name_, ": grace period ", grace, " expired"));
     if (!options_.quiet) {
       Line(absl::StrCat(first_name_, ": grace period ", grace,
-                        " expired: stopped ", Count(stopped, "more group"),
-                        ", shielded too; ",
-                        WaitingAfterSettling(), "; next signal ends the process"));
+                        " expired: stopped ", CountOf(stopped, "more group"),
+                        ", shielded too; ", WaitingAfterSettling(),
+                        "; next signal ends the process"));
       StartProgress(now);
     }
   }
@@ -516,13 +332,15 @@ void SignalWatcherImpl::OnTimers(Clock::time_point now) {
           absl::FromChrono(now - first_time_), absl::Milliseconds(100));
       Line(absl::StrCat(first_name_, " ", absl::FormatDuration(ago),
                         " ago: still ", waiting));
-      progress_due_ = now + absl::ToChronoNanoseconds(options_.progress_interval);
+      progress_due_ =
+          now + absl::ToChronoNanoseconds(options_.progress_interval);
     }
   }
 }
 
 void SignalWatcherImpl::StartProgress(Clock::time_point now) {
-  if (options_.quiet || options_.progress_interval == absl::InfiniteDuration()) {
+  if (options_.quiet ||
+      options_.progress_interval == absl::InfiniteDuration()) {
     return;
   }
   progress_due_ = now + absl::ToChronoNanoseconds(options_.progress_interval);
@@ -536,18 +354,20 @@ int SignalWatcherImpl::TimeoutMs(Clock::time_point now) const {
   if (!due) return -1;
   if (*due <= now) return 0;
   // Round up, so the timer never fires early and spins.
-  const auto ms = std::chrono::ceil<std::chrono::milliseconds>(*due - now).count();
-  return static_cast<int>(std::min<int64_t>(ms, std::numeric_limits<int>::max()));
+  const auto ms =
+      std::chrono::ceil<std::chrono::milliseconds>(*due - now).count();
+  return static_cast<int>(
+      std::min<int64_t>(ms, std::numeric_limits<int>::max()));
 }
 
 void SignalWatcherImpl::Die(int signo, int n) {
   // The report covers this executor only: another Executor of the process
   // may still be running tasks that it does not count.
-  WriteAll(err_fd_,
-           absl::StrCat("ripcord: ", SignalName(signo), " (", Ordinal(n),
-                        " signal): ending the process now; this executor: ",
-                        Waiting(nullptr, SIZE_MAX), "\n",
-                        executor_.DebugString()));
+  WriteAll(
+      err_fd_,
+      absl::StrCat("ripcord: ", SignalName(signo), " (", Ordinal(n),
+                   " signal): ending the process now; this executor: ",
+                   Waiting(nullptr, SIZE_MAX), "\n", executor_.DebugString()));
   // Not ExitBySignal(): its fflush could wait forever for a stdio lock held
   // by a thread blocked in a write (stdout into a full pipe), and the third
   // signal must end the process at once.
@@ -568,57 +388,7 @@ void SignalWatcherImpl::CallOnSignal(int signo, int n) {
 
 std::string SignalWatcherImpl::Waiting(int64_t* tasks_out,
                                        size_t max_named) const {
-  const std::vector<BusyGroup> busy = executor_.impl()->BusyGroups();
-  int64_t running = 0;
-  int64_t queued = 0;
-  int64_t blocking = 0;
-  std::vector<std::string> shielded;
-  std::vector<std::string> others;
-  for (const BusyGroup& b : busy) {
-    running += b.running;
-    queued += b.queued;
-    blocking += b.blocking;
-    (b.shielded ? shielded : others).push_back(b.label);
-  }
-  if (tasks_out != nullptr) *tasks_out = running + queued;
-  if (busy.empty()) return "nothing left running";
-  // At most four names per kind: the line must stay one line.
-  auto names = [](const std::vector<std::string>& v) {
-    std::vector<std::string> head(v.begin(),
-                                  v.begin() + std::min<size_t>(v.size(), 4));
-    std::string out = absl::StrJoin(head, ", ");
-    if (v.size() > 4) absl::StrAppend(&out, ", ...");
-    return out;
-  };
-  std::vector<std::string> parts;
-  if (!shielded.empty()) {
-    parts.push_back(absl::StrCat(Count(shielded.size(), "shielded group"), " (",
-                                 names(shielded), ")"));
-  }
-  if (!others.empty()) {
-    parts.push_back(absl::StrCat(
-        Count(others.size(), shielded.empty() ? "group" : "other group"), " (",
-        names(others), ")"));
-  }
-  std::string tasks = absl::StrCat(Count(running, "task"), " running");
-  if (queued > 0) absl::StrAppend(&tasks, ", ", queued, " queued");
-  if (blocking > 0) {
-    absl::StrAppend(&tasks, ", ", Count(blocking, "blocking call"),
-                    " among them");
-  }
-  std::string out = absl::StrCat("waiting for ", absl::StrJoin(parts, " and "),
-                                 ": ", tasks);
-  if (max_named == 0) return out;
-  const std::vector<RunningTask> longest = executor_.impl()->RunningTasks();
-  for (size_t i = 0; i < longest.size() && i < max_named; ++i) {
-    absl::StrAppend(&out, i == 0 ? "; longest: " : "; ",
-                    FormatRunning(longest[i]), " in ",
-                    longest[i].group_label);
-  }
-  if (longest.size() > max_named) {
-    absl::StrAppend(&out, "; ", longest.size() - max_named, " more");
-  }
-  return out;
+  return DescribeWaiting(*executor_.impl(), tasks_out, max_named);
 }
 
 // Right after a stop request, tasks that honour their token are still
@@ -645,9 +415,8 @@ void SignalWatcherImpl::Line(absl::string_view text) const {
 }  // namespace internal
 
 SignalWatcher::SignalWatcher(Executor& executor, SignalOptions options)
-    : impl_(std::make_unique<internal::SignalWatcherImpl>(executor,
-                                                          std::move(options))) {}
-
+    : impl_(std::make_unique<internal::SignalWatcherImpl>(
+          executor, std::move(options))) {}
 
 SignalWatcher::~SignalWatcher() {
   // Process life (executor/base/process_life.h). Inherited by a fork child: the
@@ -660,50 +429,15 @@ SignalWatcher::~SignalWatcher() {
     return;
   }
   if (impl_->OnSignalThread() && internal::ExitingFor(this)) {
-    impl_->RestoreDispositions();
+    internal::RestoreDispositions();
     internal::LeakOnPurpose(impl_.release());
   }
 }
 
-int SignalWatcher::signals_received() const { return impl_->signals_received(); }
+int SignalWatcher::signals_received() const {
+  return impl_->signals_received();
+}
 
 int SignalWatcher::first_signal() const { return impl_->first_signal(); }
-
-namespace internal {
-
-void RaiseWithDefaultAction(int signo) {
-  // Default action, unblocked in this thread, raised at this thread: the
-  // signal is delivered before raise() returns, and a default action that
-  // terminates (SIGINT, SIGTERM, SIGHUP, SIGUSR1, SIGUSR2; core for SIGQUIT)
-  // ends the whole process.
-  struct sigaction dfl;
-  std::memset(&dfl, 0, sizeof dfl);
-  dfl.sa_handler = SIG_DFL;
-  sigemptyset(&dfl.sa_mask);
-  sigaction(signo, &dfl, nullptr);
-  sigset_t one;
-  sigemptyset(&one);
-  sigaddset(&one, signo);
-  pthread_sigmask(SIG_UNBLOCK, &one, nullptr);
-  raise(signo);
-  // A signal whose default action does not terminate (SIGCHLD, SIGWINCH,
-  // or a stop signal once continued): the status a shell would show.
-  _exit(128 + signo);
-}
-
-}  // namespace internal
-
-void ExitBySignal(int signo) {
-  if (signo <= 0 || signo >= NSIG) {
-    std::fprintf(stderr, "ripcord: fatal: ExitBySignal(%d): not a signal\n",
-                 signo);
-    std::fflush(stderr);
-    std::abort();
-  }
-  // What was written so far reaches its destination (a killed process does
-  // not flush C stdio; std::cout writes through to stdout by default).
-  std::fflush(nullptr);
-  internal::RaiseWithDefaultAction(signo);
-}
 
 }  // namespace ripcord

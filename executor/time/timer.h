@@ -105,7 +105,7 @@ class TimerEntry {
   // Position of the entry's slot in TimerQueue::heap_, or -1 when not
   // scheduled. First: the one field a cancellation touches, at the start
   // of the entry, so an owner can keep it on one cache line with its own
-  // hot fields just before (coroutine.cc's SleepOp).
+  // hot fields just before (sleep.cc's SleepOp).
   int64_t heap_index_ = -1;
   const Fn fn_;
   // deadline() in Unix nanoseconds (INT64_MAX: infinite), 8 bytes where an

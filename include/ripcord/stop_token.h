@@ -26,8 +26,10 @@
 
 namespace ripcord {
 
+class StopToken;
 namespace internal {
-class GroupState;
+// The token of a stop source (a group's, or a started task's own).
+inline StopToken TokenFor(StopState* state) noexcept;
 }  // namespace internal
 
 // StopToken: observes whether a group was asked to stop.
@@ -63,7 +65,7 @@ class StopToken {
   }
 
  private:
-  friend class internal::GroupState;
+  friend StopToken internal::TokenFor(internal::StopState* state) noexcept;
   template <class Callback>
   friend class StopCallback;
   explicit StopToken(internal::StopState* state) noexcept : state_(state) {}
@@ -106,6 +108,10 @@ class StopCallback : private internal::StopCallbackBase {
 
 template <class Callback>
 StopCallback(StopToken, Callback) -> StopCallback<Callback>;
+
+inline StopToken internal::TokenFor(internal::StopState* state) noexcept {
+  return StopToken(state);
+}
 
 // SleepFor(): a cancellable sleep.
 //

@@ -229,33 +229,33 @@ inline Task<void> Promise<void>::get_return_object() noexcept {
   return Task<void>(std::coroutine_handle<Promise<void>>::from_promise(*this));
 }
 
-// SpawnedCoroutine<F>: the callable (kept alive until the coroutine finished)
-// and its root Task, in one block with room for the root frame after the
-// node (FrameRoom, coroutine.h): as many bytes as F's frame took the last
-// time one was created, so from the second spawn of F on, node and frame are
-// usually one allocation.
-template <class F>
-struct SpawnedCoroutine final : CoroContext {
-  using TaskType = typename CallResult<F>::type;
-  using T = typename TaskType::value_type;
-  static_assert(std::is_void_v<T> || std::is_same_v<T, absl::Status>,
-                "TaskGroup::Spawn: a coroutine task must be a Task<> or a "
-                "Task<absl::Status>");
-
-  // F's frame size as last seen (FrameRoom::learnt); 0 before the first.
+// CoroutineRoot<Self>: the block a spawned or started coroutine lives in:
+// its node and, when it fits, its root frame after it (FrameRoom,
+// coroutine.h), as many bytes as the frame took the last time one was
+// created, so from the second spawn of a callable on, node and frame are
+// usually one allocation. Shared by SpawnedCoroutine (below) and
+// StartedCoroutine (task_handle_state.h). Self is final, derives from
+// CoroutineRoot<Self>, has members `f` (the callable, declared before
+// `task`, so destroyed after the frame) and `task` (its root Task), a
+// constructor Self(GroupState*, Args..., uint32_t room) that befriends us,
+// a destructor that calls DestroyFrameInRoom() first, and a destroying
+// operator delete that calls Free(). Thread-compatible, as CoroContext.
+template <class Self>
+struct CoroutineRoot : CoroContext {
+  // Self's frame size as last seen (FrameRoom::learnt); 0 before the first.
   static inline std::atomic<uint32_t> learnt{0};
 
-  // A new node with room for F's frame (as learnt). Throws what allocation
-  // or F's move or copy throws, leaking nothing.
-  template <class G>
-  static SpawnedCoroutine* New(GroupState* g, G&& fn) {
-    if constexpr (!kTaskAllocatable<SpawnedCoroutine>) {
-      void* const p = ::operator new(sizeof(SpawnedCoroutine),
-                                     std::align_val_t{alignof(SpawnedCoroutine)});
+  // A new Self(g, args..., room) with room for its frame (as learnt).
+  // Throws what allocation or Self's constructor throws, leaking nothing.
+  template <class... Args>
+  static Self* New(GroupState* g, Args&&... args) {
+    if constexpr (!kTaskAllocatable<Self>) {
+      void* const p =
+          ::operator new(sizeof(Self), std::align_val_t{alignof(Self)});
       try {
-        return ::new (p) SpawnedCoroutine(g, std::forward<G>(fn), 0);
+        return ::new (p) Self(g, std::forward<Args>(args)..., 0);
       } catch (...) {
-        ::operator delete(p, std::align_val_t{alignof(SpawnedCoroutine)});
+        ::operator delete(p, std::align_val_t{alignof(Self)});
         throw;
       }
     } else {
@@ -267,7 +267,7 @@ struct SpawnedCoroutine final : CoroContext {
       const size_t bytes = NodeBytes() + room;
       void* const p = AllocateTask(bytes);
       try {
-        return ::new (p) SpawnedCoroutine(g, std::forward<G>(fn), room);
+        return ::new (p) Self(g, std::forward<Args>(args)..., room);
       } catch (...) {
         FreeTask(p, bytes);
         throw;
@@ -275,63 +275,108 @@ struct SpawnedCoroutine final : CoroContext {
     }
   }
 
-  // `delete ctx` (a CoroContext*) frees the whole block, room included.
-  static void operator delete(SpawnedCoroutine* p,
-                              std::destroying_delete_t) noexcept {
+  // Self's destroying operator delete: `delete ctx` (a CoroContext*)
+  // destroys *p and frees the whole block, room included.
+  static void Free(Self* p) noexcept {
     const size_t bytes = NodeBytes() + p->room_bytes;
-    p->~SpawnedCoroutine();
-    if constexpr (!kTaskAllocatable<SpawnedCoroutine>) {
+    p->~Self();
+    if constexpr (!kTaskAllocatable<Self>) {
       (void)bytes;
-      ::operator delete(static_cast<void*>(p),
-                        std::align_val_t{alignof(SpawnedCoroutine)});
+      ::operator delete(static_cast<void*>(p), std::align_val_t{alignof(Self)});
     } else {
       FreeTask(p, bytes);
     }
   }
 
-  ~SpawnedCoroutine() override {
-    // Both tests: without a room, a frame allocated apart may still start
-    // right where the room would (the next block).
-    if (room_bytes == 0 || task.handle().address() != Room()) return;
-    // The root frame lives in our room: its operator delete must not free
-    // it (the block goes with the node, above).
+  // The node's size rounded up to the frame alignment: the room starts there.
+  static constexpr size_t NodeBytes() {
+    constexpr size_t kAlign = __STDCPP_DEFAULT_NEW_ALIGNMENT__;
+    return (sizeof(Self) + kAlign - 1) / kAlign * kAlign;
+  }
+  // Where the root frame goes when it fits in room_bytes.
+  void* Room() noexcept { return reinterpret_cast<char*>(this) + NodeBytes(); }
+
+  // The first run: calls f with `token` (which creates the frame, suspended
+  // at its start), offering it our room, and returns the frame's handle.
+  // Without a room, no address: a frame allocated apart may start where the
+  // room would, and its operator delete must free it. Returns null, with
+  // create_error set, if f threw, or returned an empty Task (then
+  // create_error is InternalError(empty_task_error)).
+  std::coroutine_handle<> CreateRoot(StopToken token,
+                                     const char* empty_task_error) noexcept {
+    Self& self = static_cast<Self&>(*this);
+    FrameRoom offer{std::addressof(self.f), room_bytes != 0 ? Room() : nullptr,
+                    room_bytes, false, &learnt};
+    FrameRoom* const saved = std::exchange(tls_frame_room, &offer);
+    try {
+      self.task = CallWithToken(self.f, std::move(token));
+    } catch (...) {
+      tls_frame_room = saved;
+      create_error = StatusFromException(std::current_exception(), "task");
+      if (offer.in_use) FrameRoomEscaped();
+      return {};
+    }
+    tls_frame_room = saved;
+    if (offer.in_use && self.task.handle().address() != offer.room) {
+      FrameRoomEscaped();
+    }
+    if (!self.task.handle()) {
+      create_error = absl::InternalError(empty_task_error);
+      return {};
+    }
+    self.task.handle().promise().ctx = this;
+    return self.task.handle();
+  }
+
+  // Called first by ~Self: destroys the root frame if it lives in our room
+  // (its operator delete must not free it: the block goes with the node).
+  // Both tests: without a room, a frame allocated apart may still start
+  // right where the room would (the next block).
+  void DestroyFrameInRoom() noexcept {
+    Self& self = static_cast<Self&>(*this);
+    if (room_bytes == 0 || self.task.handle().address() != Room()) return;
     void* const saved = std::exchange(tls_room_release, Room());
-    task = TaskType();  // destroys the frame
+    self.task = typename Self::TaskType();  // destroys the frame
     tls_room_release = saved;
   }
 
+  // Why the frame was not created (f threw, returned an empty Task, or the
+  // task was stopped first); OK otherwise.
+  absl::Status create_error;
+
+ protected:
+  CoroutineRoot(GroupState* g, uint32_t room) : CoroContext(g) {
+    static_assert(kMaxCachedTaskSize <= UINT16_MAX);
+    room_bytes = static_cast<uint16_t>(room);
+  }
+};
+
+// SpawnedCoroutine<F>: the callable (kept alive until the coroutine finished)
+// and its root Task, in one CoroutineRoot block.
+template <class F>
+struct SpawnedCoroutine final : CoroutineRoot<SpawnedCoroutine<F>> {
+  using Root = CoroutineRoot<SpawnedCoroutine>;
+  using TaskType = typename CallResult<F>::type;
+  using T = typename TaskType::value_type;
+  static_assert(std::is_void_v<T> || std::is_same_v<T, absl::Status>,
+                "TaskGroup::Spawn: a coroutine task must be a Task<> or a "
+                "Task<absl::Status>");
+
+  static void operator delete(SpawnedCoroutine* p,
+                              std::destroying_delete_t) noexcept {
+    Root::Free(p);
+  }
+
+  ~SpawnedCoroutine() override { this->DestroyFrameInRoom(); }
+
   std::coroutine_handle<> RootHandle() noexcept override {
-    if (!task.handle()) {
-      // First run: call f (which creates the frame, suspended at its start),
-      // offering it our room. Without one, no address: a frame allocated
-      // apart may start where the room would, and its operator delete must
-      // free it.
-      FrameRoom offer{std::addressof(f), room_bytes != 0 ? Room() : nullptr,
-                      room_bytes, false, &learnt};
-      FrameRoom* const saved = std::exchange(tls_frame_room, &offer);
-      try {
-        task = CallWithToken(f, group->token());
-      } catch (...) {
-        tls_frame_room = saved;
-        create_error = StatusFromException(std::current_exception(), "task");
-        if (offer.in_use) FrameRoomEscaped();
-        return {};
-      }
-      tls_frame_room = saved;
-      if (offer.in_use && task.handle().address() != offer.room) {
-        FrameRoomEscaped();
-      }
-      if (!task.handle()) {
-        create_error = absl::InternalError("Spawn: f returned an empty Task");
-        return {};
-      }
-      task.handle().promise().ctx = this;
-    }
-    return task.handle();
+    if (task.handle()) return task.handle();
+    return this->CreateRoot(GroupRef::token(this->group),
+                            "Spawn: f returned an empty Task");
   }
 
   absl::Status RootStatus() noexcept override {
-    if (!create_error.ok()) return create_error;
+    if (!this->create_error.ok()) return this->create_error;
     try {
       if constexpr (std::is_void_v<T>) {
         task.handle().promise().Take();
@@ -344,37 +389,26 @@ struct SpawnedCoroutine final : CoroContext {
     }
   }
 
-  // The node's size rounded up to the frame alignment: the room starts there.
-  static constexpr size_t NodeBytes() {
-    constexpr size_t kAlign = __STDCPP_DEFAULT_NEW_ALIGNMENT__;
-    return (sizeof(SpawnedCoroutine) + kAlign - 1) / kAlign * kAlign;
-  }
-  // Where the root frame goes when it fits in room_bytes.
-  void* Room() noexcept { return reinterpret_cast<char*>(this) + NodeBytes(); }
-
-  F f;             // declared before task: destroyed after the frame
+  F f;  // declared before task: destroyed after the frame
   TaskType task;
-  absl::Status create_error;
 
  private:
+  friend Root;
   template <class G>
   SpawnedCoroutine(GroupState* g, G&& fn, uint32_t room)
-      : CoroContext(g), f(std::forward<G>(fn)) {
-    static_assert(kMaxCachedTaskSize <= UINT16_MAX);
-    room_bytes = static_cast<uint16_t>(room);
-  }
+      : Root(g, room), f(std::forward<G>(fn)) {}
 };
 
 template <class F>
 void SpawnCoroutine(GroupState* group, F&& f, SpawnSite site) {
   auto* ctx = SpawnedCoroutine<std::decay_t<F>>::New(group, std::forward<F>(f));
   ctx->site = site;
-  group->Submit(ctx);
+  GroupRef::Submit(group, ctx);
 }
 
 // ---- awaiters ---------------------------------------------------------------
 
-// Holds Sleep's operation (SleepOp, coroutine.cc) in place: the awaiter lives
+// Holds Sleep's operation (SleepOp, sleep.cc) in place: the awaiter lives
 // in the coroutine frame while it is suspended, so a sleep allocates nothing.
 // Not copyable or movable once constructed in the frame (the timer and the
 // stop source hold the operation's address while it is pending).

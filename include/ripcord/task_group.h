@@ -28,7 +28,7 @@
 #include "absl/status/status.h"
 #include "absl/time/time.h"
 #include "ripcord/executor.h"
-#include "ripcord/internal/group_state.h"
+#include "ripcord/internal/group_ref.h"
 #include "ripcord/internal/spawn.h"
 #include "ripcord/stop_token.h"
 
@@ -277,7 +277,7 @@ class TaskGroup {
   // Memory ordering: everything a task did before finishing happens-before
   // Wait() returns.
   // Thread-safety: any thread.
-  [[nodiscard]] absl::Status Wait() { return state_->Wait(); }
+  [[nodiscard]] absl::Status Wait();
 
   // TaskGroup::WaitFor(timeout): Wait() for at most `timeout`.
   // Returns DeadlineExceededError if tasks are still running or queued then
@@ -285,9 +285,7 @@ class TaskGroup {
   // less polls. Off the executor it only waits: it runs no task on the
   // calling thread (one could keep it past its timeout).
   // Thread-safety: any thread.
-  [[nodiscard]] absl::Status WaitFor(absl::Duration timeout) {
-    return state_->WaitFor(timeout);
-  }
+  [[nodiscard]] absl::Status WaitFor(absl::Duration timeout);
 
   // TaskGroup::RequestStop(reason): stops the group and, recursively, every
   // child group that is not shielded. Running tasks see
@@ -301,21 +299,19 @@ class TaskGroup {
   // for its StopCallbacks). Cost: O(number of groups in the subtree), never
   // O(queued tasks).
   // Thread-safety: any thread.
-  void RequestStop(std::string_view reason = "stop requested") {
-    state_->Stop(reason, internal::StopOrigin::kSelf);
-  }
+  void RequestStop(std::string_view reason = "stop requested");
 
   // TaskGroup::stop_token(): the token every task of this group receives.
   // Valid while the group lives.
-  StopToken stop_token() const { return state_->token(); }
-  bool stop_requested() const { return state_->stop_requested(); }
-  bool shielded() const { return state_->shielded(); }
-  const std::string& name() const { return state_->name(); }
+  StopToken stop_token() const;
+  bool stop_requested() const;
+  bool shielded() const;
+  const std::string& name() const;
 
   // TaskGroup::stats(): this group's counters (not its children's). Exact once
   // the group is joined: spawned == completed + failed + cancelled.
   // Thread-safety: any thread; a snapshot while tasks run.
-  GroupStats stats() const { return state_->Stats(); }
+  GroupStats stats() const;
 
   // TaskGroup::tree_stats(): stats() of this group and of all its
   // descendants (child groups alive now, recursively), summed. A child group
@@ -325,7 +321,7 @@ class TaskGroup {
   // while tasks run the sum is a snapshot of snapshots. Cost: O(number of
   // groups in the subtree); it holds each group's child-list lock while it
   // reads that group's children.
-  GroupStats tree_stats() const { return state_->TreeStats(); }
+  GroupStats tree_stats() const;
 
   // TaskGroup::Join(): `co_await group.Join()` inside a coroutine task is
   // Wait() without holding a worker (see task.h).
@@ -334,7 +330,7 @@ class TaskGroup {
  private:
   friend class internal::GuestSeat;  // reads state_ (ripcord/parallel_for.h)
 
-  // The group's record (internal/group_state.h): owned, freed by Close() in
+  // The group's record (executor/group/): owned, freed by Close() in
   // ~TaskGroup or, after a stop, by the last lazily dropped task.
   internal::GroupState* const state_;
   const int uncaught_at_construction_;

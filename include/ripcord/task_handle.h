@@ -264,7 +264,7 @@ auto TaskGroup::Start(F&& f, TaskOptions options, internal::SpawnSite site) {
     node->site_file = label.file;
     node->site_line = label.line;
   }
-  state_->Submit(node);
+  internal::GroupRef::Submit(state_, node);
   return handle;
 }
 

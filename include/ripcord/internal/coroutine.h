@@ -27,7 +27,7 @@
 #include "absl/functional/any_invocable.h"
 #include "absl/status/status.h"
 #include "absl/time/time.h"
-#include "ripcord/internal/group_state.h"
+#include "ripcord/internal/group_ref.h"
 #include "ripcord/internal/task_node.h"
 
 namespace ripcord::internal {
@@ -47,7 +47,7 @@ struct DriverFrame {
 inline thread_local DriverFrame* tls_driver = nullptr;
 
 class SleepOp;
-// The per-thread state of executor/coro/coroutine.cc, with external linkage
+// The per-thread state of executor/coro/, with external linkage
 // rather than in an anonymous namespace there: in the sanitizer builds
 // (fastbuild, so libcore is a shared library, linked by gold), adding
 // internal-linkage thread_locals to libcore left the initial-exec GOT entry
@@ -56,7 +56,7 @@ class SleepOp;
 // TLS symbols with external linkage, like tls_driver, are relocated against
 // themselves.
 // While a stop sweep resumes its batch: where Sleep's CancelledError comes
-// from (executor/coro/coroutine.cc, SleepFinish). Null otherwise.
+// from (executor/coro/sleep.cc, SleepFinish). Null otherwise.
 struct SleepCancelledSource;
 inline thread_local SleepCancelledSource* tls_sleep_cancelled = nullptr;
 
@@ -142,12 +142,14 @@ struct CoroContext : TaskNode {
   // or by a thread the suspended task waits for (Blocking's fn).
   StopState* stop_state() noexcept {
     return (flags & TaskNode::kOwnStop) != 0 ? OwnStopState()
-                                             : group->stop_state();
+                                             : GroupRef::stop_state(group);
   }
   bool stop_requested() noexcept { return stop_state()->stop_requested(); }
-  StopToken token() noexcept { return GroupState::TokenFor(stop_state()); }
+  StopToken token() noexcept { return TokenFor(stop_state()); }
   // The task's own stop state; overridden by the nodes that set kOwnStop.
-  virtual StopState* OwnStopState() noexcept { return group->stop_state(); }
+  virtual StopState* OwnStopState() noexcept {
+    return GroupRef::stop_state(group);
+  }
   // With kOwnStop: the CancelledError a checkpoint (Sleep, Yield) returns
   // after the task's own stop, naming its cause ("task 'x' stopped: ...",
   // or the group's stop cause).
@@ -181,19 +183,19 @@ void ScheduleResume(CoroContext* ctx);
 // The same, behind every queued task (Yield).
 void ScheduleResumeBack(CoroContext* ctx);
 
-// ---- out-of-line awaitable operations (executor/coro/coroutine.cc) ------------
+// ---- out-of-line awaitable operations (executor/coro/) ------------------------
 // Each *Suspend returns true if the coroutine must stay suspended (the
 // operation will ScheduleResume(ctx) later), or false if the result is ready
 // now (in *result, or from *Finish).
 
 // Sleep's operation lives inside the awaiter, so in the coroutine frame: a
 // sleeping coroutine costs no allocation beyond its frame. Its type is
-// private to coroutine.cc (it embeds the executor's TimerEntry); the awaiter
-// reserves kSleepOpSize bytes for it (coroutine.cc static_asserts the fit).
+// private to sleep.cc (it embeds the executor's TimerEntry); the awaiter
+// reserves kSleepOpSize bytes for it (sleep.cc static_asserts the fit).
 inline constexpr size_t kSleepOpSize = 64;
 // 16, the alignment every frame gets (operator new, the task cache): where
 // the stop-time fields of the operation sit within a cache line then
-// depends on fewer placements (coroutine.cc, SleepOpFields).
+// depends on fewer placements (sleep.cc, SleepOpFields).
 inline constexpr size_t kSleepOpAlign = 16;
 // Constructs the operation in `storage` (and sets *op) only if it suspends
 // or may still be completed; otherwise *op stays null and *cancelled tells

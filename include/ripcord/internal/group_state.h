@@ -24,6 +24,7 @@
 #include "ripcord/internal/mutex.h"
 #include "absl/time/clock.h"
 #include "absl/time/time.h"
+#include "ripcord/internal/group_ref.h"
 #include "ripcord/internal/stop_state.h"
 #include "ripcord/internal/task_alloc.h"
 #include "ripcord/internal/task_node.h"
@@ -77,26 +78,6 @@ class CensusPoll {
   absl::Duration period_ = kCensusFirstPoll;
 };
 
-class GroupState;
-// The group of the task running on this thread (null outside tasks), and
-// the frame the scheduler's start gate opened for the plain task it is
-// starting (-1: nested too deep to publish, counted in the group's
-// running_other_). Defined in executor/group/group_state.cc; initial-exec with
-// external linkage (see RIPCORD_FAST_TLS in executor/base/check.h), constinit
-// so that the inline readers below need no TLS-wrapper call.
-extern __attribute__((tls_model("initial-exec"))) constinit thread_local
-    GroupState* tls_current_group;
-extern __attribute__((tls_model("initial-exec"))) constinit thread_local int
-    tls_gate_frame;
-
-// The payload a started task's CancelledError carries to its group when the
-// task was stopped through its TaskHandle (internal/task_handle_state.h):
-// the group counts it cancelled, not failed, and is not stopped by it.
-inline constexpr char kTaskStoppedPayload[] = "ripcord.internal/task-stopped";
-inline bool StoppedByItsHandle(const absl::Status& status) {
-  return status.GetPayload(kTaskStoppedPayload).has_value();
-}
-
 // Who asked a group to stop; decides whether a shielded group listens.
 enum class StopOrigin {
   kSelf,        // its own RequestStop(), timeout or failing task: always obeyed
@@ -133,12 +114,8 @@ class GroupState final : public CacheAllocated<GroupState> {
   // A TaskNode's run function brackets user code with these. Enter makes
   // this group current on the thread and returns the previous current group,
   // to restore with Leave.
-  GroupState* Enter() {
-    GroupState* previous = tls_current_group;
-    tls_current_group = this;
-    return previous;
-  }
-  static void Leave(GroupState* previous) { tls_current_group = previous; }
+  GroupState* Enter() { return GroupRef::Enter(this); }
+  static void Leave(GroupState* previous) { GroupRef::Leave(previous); }
   // Settles one task; the last touch of the group by that task.
   // Plain tasks bracket their run with StartPlain()/FinishPlain(): the
   // running count of plain tasks comes from the workers' published frames
@@ -147,7 +124,7 @@ class GroupState final : public CacheAllocated<GroupState> {
   // frame the scheduler's start gate opened (tls_gate_frame; -1:
   // untracked, counted in running_other_ by the gate). Call only from the
   // task's run function, on the worker that runs it. `lazy`: the task has TaskNode::kLazy.
-  static int StartPlain() { return tls_gate_frame; }
+  static int StartPlain() { return GroupRef::StartPlain(); }
   // The start gate of a plain task nested too deep for a frame: counts it
   // running (seq_cst: a full barrier of its own), then checks the stop.
   // Returns false, counting nothing, if the group is stopped.
@@ -201,7 +178,14 @@ class GroupState final : public CacheAllocated<GroupState> {
   bool HasChildren() const { return children_mu_.count() != 0; }
 
   // ---- join -------------------------------------------------------------
-  absl::Status Wait();
+  // Inline so that TaskGroup::Wait(), out of line in task_group.cc, is one
+  // call deep, as when it inlined this call in user code.
+  absl::Status Wait() {
+    if (CurrentTaskInside()) return CheckNotInside("TaskGroup::Wait()");
+    bool timed_out = false;
+    WaitUntil(absl::InfiniteFuture(), &timed_out).IgnoreError();
+    return Outcome();
+  }
   absl::Status WaitFor(absl::Duration timeout);
   bool Idle() const;             // nothing pending (tasks or busy children)
   // True if the count (tasks not settled, busy children) is at most `n`: a
@@ -244,9 +228,7 @@ class GroupState final : public CacheAllocated<GroupState> {
   // also if a concurrent call made the stop (the helping rule,
   // docs/design/stop.md).
   int Stop(std::string_view reason, StopOrigin origin);
-  StopToken token() { return StopToken(&stop_); }
-  // A token of any stop source (a started task's own, task_handle_state.h).
-  static StopToken TokenFor(StopState* state) { return StopToken(state); }
+  StopToken token() { return TokenFor(&stop_); }
   // CancelledError naming this group's stop cause ("group 'x' stopped:
   // reason"), for a started task the stop dropped. Valid once stopped.
   absl::Status StopStatus() const ABSL_LOCKS_EXCLUDED(mu_);

@@ -14,7 +14,7 @@
 
 #include "absl/status/status.h"
 #include "absl/status/statusor.h"
-#include "ripcord/internal/group_state.h"
+#include "ripcord/internal/group_ref.h"
 #include "ripcord/internal/task_alloc.h"
 #include "ripcord/internal/task_node.h"
 #include "ripcord/stop_token.h"
@@ -146,6 +146,17 @@ absl::Status RunPlain(F& f, StopToken token) noexcept {
   }
 }
 
+// The token a plain task's f is called with: its group's if f takes one;
+// otherwise none, without the call GroupRef::token costs.
+template <class F>
+StopToken TokenIfTaken(GroupState* group) {
+  if constexpr (std::is_invocable_v<F&, StopToken>) {
+    return GroupRef::token(group);
+  } else {
+    return StopToken();
+  }
+}
+
 // PlainTask<F>: a spawned callable and its TaskNode in one allocation, from
 // the per-thread task cache (task_alloc.h) unless F is over-aligned.
 template <class F>
@@ -169,29 +180,29 @@ struct PlainTask final : TaskNode, CacheAllocated<PlainTask<F>> {
       const bool lazy = (self->flags & TaskNode::kLazy) != 0;
       const bool slot = (self->flags & TaskNode::kSlot) != 0;
       delete self;
-      if (slot) group->ReleaseSlot();
-      group->FinishDropped(lazy);
+      if (slot) GroupRef::ReleaseSlot(group);
+      GroupRef::FinishDropped(group, lazy);
       return;
     }
     // The frame the scheduler's start gate opened for this task.
-    const int frame = group->StartPlain();
-    GroupState* previous = group->Enter();
-    absl::Status status = RunPlain(self->f, group->token());
+    const int frame = GroupRef::StartPlain();
+    GroupState* previous = GroupRef::Enter(group);
+    absl::Status status = RunPlain(self->f, TokenIfTaken<F>(group));
     // max_concurrency (executor/group/group_limit.h): set only in limited groups.
     const bool slot = (self->flags & TaskNode::kSlot) != 0;
     // The callable (and its captures) dies before the group hears the task
     // finished: after Wait() returns, no capture destructor is still running.
     delete self;
-    GroupState::Leave(previous);
-    if (slot) [[unlikely]] group->ReleaseSlot();
+    GroupRef::Leave(previous);
+    if (slot) [[unlikely]] GroupRef::ReleaseSlot(group);
     if (status.ok()) {
       if constexpr (kLazy) {
-        group->FinishLazyOk(frame);
+        GroupRef::FinishLazyOk(group, frame);
       } else {
-        group->FinishPlainOk(frame, /*lazy=*/false);
+        GroupRef::FinishPlainOk(group, frame, /*lazy=*/false);
       }
     } else {
-      group->FinishPlain(std::move(status), frame, kLazy);
+      GroupRef::FinishPlain(group, std::move(status), frame, kLazy);
     }
   }
 
@@ -214,7 +225,7 @@ void SpawnPlain(GroupState* group, F&& f, SpawnSite site) {
   if (g_live_tracers.load(std::memory_order_relaxed) != 0) [[unlikely]] {
     TraceSpawn(node);
   }
-  group->Submit(node);
+  GroupRef::Submit(group, node);
 }
 
 // ---- SpawnBlocking -----------------------------------------------------
@@ -294,22 +305,22 @@ struct BlockingCall final : TaskNode {
     auto* self = static_cast<BlockingCall*>(node);
     GroupState* group = self->group;
     if (drop) {
-      group->CountStarted();
+      GroupRef::CountStarted(group);
       self->result = Result(absl::ResourceExhaustedError(
           "SpawnBlocking: no blocking thread could be started (a thread or "
           "memory limit); fn did not run"));
-    } else if (group->stop_requested()) {
+    } else if (GroupRef::stop_requested(group)) {
       self->result = CancelledResult<Result>(
           "SpawnBlocking: group stopped before fn started");
       self->started = false;
     } else {
-      group->CountStarted();
-      group->BlockingFnStarted();
+      GroupRef::CountStarted(group);
+      GroupRef::BlockingFnStarted(group);
       BlockingRunBegin(self);
       TraceBlockingCall(self);
-      self->result = RunBlockingFn(self->fn, group->token());
+      self->result = RunBlockingFn(self->fn, GroupRef::token(group));
       BlockingRunEnd();
-      group->BlockingFnDone();
+      GroupRef::BlockingFnDone(group);
     }
     self->run = &RunDonePhase;
     ScheduleContinuation(self);
@@ -324,7 +335,7 @@ struct BlockingCall final : TaskNode {
     const bool started = self->started;
     const bool slot = (self->flags & TaskNode::kSlot) != 0;
     absl::Status fn_status = StatusOf(self->result);
-    GroupState* previous = group->Enter();
+    GroupState* previous = GroupRef::Enter(group);
     absl::Status done_status;
     try {
       self->done(std::move(self->result));
@@ -333,21 +344,22 @@ struct BlockingCall final : TaskNode {
           StatusFromException(std::current_exception(), "SpawnBlocking done");
     }
     delete self;
-    GroupState::Leave(previous);
-    if (slot) group->ReleaseSlot();  // the call ends: fn and done both ran
+    GroupRef::Leave(previous);
+    // The call ends: fn and done both ran.
+    if (slot) GroupRef::ReleaseSlot(group);
     if (!done_status.ok()) {
       // An exception thrown by done fails the group like a task's. A call
       // whose fn never ran still counts as started (and failed) then, so
       // that stats() shows nothing queued after the join.
-      if (!started) group->CountStarted();
-      group->FinishTask(std::move(done_status));
+      if (!started) GroupRef::CountStarted(group);
+      GroupRef::FinishTask(group, std::move(done_status));
       return;
     }
     if (!started) {
-      group->FinishDropped();
+      GroupRef::FinishDropped(group);
       return;
     }
-    group->FinishCounted(fn_status);
+    GroupRef::FinishCounted(group, fn_status);
   }
 
   Fn fn;

@@ -34,7 +34,7 @@ struct StopSegment;
 inline constexpr int kStopEntryBatch = 28;
 
 // StopEntry: a registration that the stop does not run but hands, claimed,
-// to SweepStopEntries() (defined by executor/coro/coroutine.cc) in batches.
+// to SweepStopEntries() (defined by executor/coro/sleep.cc) in batches.
 // Thread-safety: Register/Unregister by the owner; MarkDone by the thread
 // that claimed the entry; the rest is guarded by the StopState's LOCKED bit.
 class StopEntry {
@@ -77,7 +77,7 @@ class StopEntry {
 // callbacks) with the first claimed batch of entries (n >= 1) when there are
 // any: completes them at once (the claimer's duty, see StopEntry::Unregister)
 // and has the executor's workers claim and complete the rest. Defined in
-// executor/coro/coroutine.cc, the one user of StopEntry.
+// executor/coro/sleep.cc, the one user of StopEntry.
 void SweepStopEntries(StopEntry* const* entries, int n) noexcept;
 
 // StopCallbackBase: the intrusive list node of one registered callback.

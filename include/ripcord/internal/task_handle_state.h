@@ -49,7 +49,7 @@
 #include "absl/status/status.h"
 #include "absl/status/statusor.h"
 #include "ripcord/internal/coroutine.h"
-#include "ripcord/internal/group_state.h"
+#include "ripcord/internal/group_ref.h"
 #include "ripcord/internal/mutex.h"
 #include "ripcord/internal/spawn.h"
 #include "ripcord/internal/stop_state.h"
@@ -122,7 +122,7 @@ class TaskStateBase {
 
   // The task's own stop source and its token.
   StopState* stop_state() noexcept { return &stop_; }
-  StopToken token() noexcept { return GroupState::TokenFor(&stop_); }
+  StopToken token() noexcept { return TokenFor(&stop_); }
   // The task's own stop source: its handle's stop, or, once the task
   // runs, its group's (which sets it through chain_).
   bool stop_requested() const noexcept { return stop_.stop_requested(); }
@@ -168,7 +168,9 @@ class TaskStateBase {
   // group's (a stopped group stops it at once). Before that the scheduler's
   // own check of the group's stop drops it, so a queued task costs the
   // group's stop source nothing.
-  void ChainToGroup() { chain_.emplace(group_->token(), Chain{this}); }
+  void ChainToGroup() {
+    chain_.emplace(GroupRef::token(group_), Chain{this});
+  }
   // Task side: for RunningHere() (coroutines; set before the node is queued).
   void set_coroutine(const CoroContext* ctx) noexcept { coroutine_ = ctx; }
 
@@ -278,7 +280,7 @@ class TaskState final : public TaskStateBase,
     });
     if (joiner != nullptr) ScheduleResume(joiner);
     if (!callback) return absl::OkStatus();
-    GroupState* const previous = group->Enter();
+    GroupState* const previous = GroupRef::Enter(group);
     absl::Status status;
     try {
       std::move(callback)(std::move(outcome));
@@ -286,7 +288,7 @@ class TaskState final : public TaskStateBase,
       status = StatusFromException(std::current_exception(),
                                    "TaskHandle::OnDone callback");
     }
-    GroupState::Leave(previous);
+    GroupRef::Leave(previous);
     return status;
   }
 
@@ -358,12 +360,12 @@ void SettleDropped(GroupState* group, StateRef<T> ref) {
       ref.state->Complete(group, ref.state->StopCause(group));
   { StateRef<T> drop = std::move(ref); }
   if (callback_error.ok()) {
-    group->FinishDropped();
+    GroupRef::FinishDropped(group);
     return;
   }
   // An OnDone callback that threw fails the task (SpawnBlocking's done).
-  group->CountStarted();
-  group->FinishTask(std::move(callback_error));
+  GroupRef::CountStarted(group);
+  GroupRef::FinishTask(group, std::move(callback_error));
 }
 
 // StartedTask<F, T>: a started plain callable. Not a kPlain node: it takes
@@ -386,15 +388,15 @@ struct StartedTask final : TaskNode, CacheAllocated<StartedTask<F, T>> {
     const bool slot = (self->flags & TaskNode::kSlot) != 0;
     if (drop) {
       delete self;
-      if (slot) group->ReleaseSlot();
+      if (slot) GroupRef::ReleaseSlot(group);
       SettleDropped(group, std::move(ref));
       return;
     }
-    group->CountStarted();
+    GroupRef::CountStarted(group);
     // A placeholder without a heap message (an empty one is inline).
     typename OutcomeOf<T>::type outcome =
         absl::Status(absl::StatusCode::kUnknown, "");
-    GroupState* const previous = group->Enter();
+    GroupState* const previous = GroupRef::Enter(group);
     state->ChainToGroup();
     if (state->stop_requested()) {
       // Stopped (by its handle, or its group just now) before it started.
@@ -407,13 +409,13 @@ struct StartedTask final : TaskNode, CacheAllocated<StartedTask<F, T>> {
     // The callable (and its captures) dies before the group hears the task
     // finished, as a spawned task's.
     delete self;
-    GroupState::Leave(previous);
-    if (slot) [[unlikely]] group->ReleaseSlot();
+    GroupRef::Leave(previous);
+    if (slot) [[unlikely]] GroupRef::ReleaseSlot(group);
     absl::Status for_group = state->ForGroup(StatusOf(outcome));
     absl::Status callback_error = state->Complete(group, std::move(outcome));
     { StateRef<T> drop = std::move(ref); }
     if (!callback_error.ok()) for_group = std::move(callback_error);
-    group->FinishTask(std::move(for_group));
+    GroupRef::FinishTask(group, std::move(for_group));
   }
 
   StateRef<T> ref;
@@ -421,69 +423,29 @@ struct StartedTask final : TaskNode, CacheAllocated<StartedTask<F, T>> {
 };
 
 // StartedCoroutine<F, T>: a started coroutine callable, with its root frame
-// in the node's block when it fits (FrameRoom, coroutine.h), as
-// SpawnedCoroutine (task.h) does: one allocation like a Spawn, plus the
-// state. Its checkpoints read its own stop state (TaskNode::kOwnStop).
+// in the node's block when it fits (CoroutineRoot, task.h): one allocation
+// like a Spawn, plus the state. Its checkpoints read its own stop state
+// (TaskNode::kOwnStop).
 template <class F, class T>
-struct StartedCoroutine final : CoroContext {
+struct StartedCoroutine final : CoroutineRoot<StartedCoroutine<F, T>> {
+  using Root = CoroutineRoot<StartedCoroutine>;
   using TaskType = typename CallResult<F>::type;
   using V = typename TaskType::value_type;
   using Outcome = typename OutcomeOf<T>::type;
 
-  static inline std::atomic<uint32_t> learnt{0};  // as SpawnedCoroutine's
-
-  template <class G>
-  static StartedCoroutine* New(GroupState* g, TaskState<T>* s, G&& fn) {
-    if constexpr (!kTaskAllocatable<StartedCoroutine>) {
-      void* const p =
-          ::operator new (sizeof(StartedCoroutine),
-                          std::align_val_t{alignof(StartedCoroutine)});
-      try {
-        return ::new (p) StartedCoroutine(g, s, std::forward<G>(fn), 0);
-      } catch (...) {
-        ::operator delete (p, std::align_val_t{alignof(StartedCoroutine)});
-        throw;
-      }
-    } else {
-      // relaxed: see FrameRoom::learnt.
-      uint32_t room = learnt.load(std::memory_order_relaxed);
-      if (room > kMaxCachedTaskSize - NodeBytes()) room = 0;
-      const size_t bytes = NodeBytes() + room;
-      void* const p = AllocateTask(bytes);
-      try {
-        return ::new (p) StartedCoroutine(g, s, std::forward<G>(fn), room);
-      } catch (...) {
-        FreeTask(p, bytes);
-        throw;
-      }
-    }
-  }
-
   static void operator delete(StartedCoroutine* p,
                               std::destroying_delete_t) noexcept {
-    const size_t bytes = NodeBytes() + p->room_bytes;
-    p->~StartedCoroutine();
-    if constexpr (!kTaskAllocatable<StartedCoroutine>) {
-      (void)bytes;
-      ::operator delete (static_cast<void*>(p),
-                         std::align_val_t{alignof(StartedCoroutine)});
-    } else {
-      FreeTask(p, bytes);
-    }
+    Root::Free(p);
   }
 
-  ~StartedCoroutine() override {
-    if (room_bytes == 0 || task.handle().address() != Room()) return;
-    void* const saved = std::exchange(tls_room_release, Room());
-    task = TaskType();  // destroys the frame that lives in our room
-    tls_room_release = saved;
-  }
+  // The frame first: ref (a member) is released after it and the callable.
+  ~StartedCoroutine() override { this->DestroyFrameInRoom(); }
 
   StopState* OwnStopState() noexcept override {
     return ref.state->stop_state();
   }
   absl::Status OwnStopStatus() noexcept override {
-    return ref.state->StopCause(group);
+    return ref.state->StopCause(this->group);
   }
 
   // Dropped unrun, or run: CoroContext::Run (which calls RootStatus()).
@@ -494,7 +456,7 @@ struct StartedCoroutine final : CoroContext {
     StateRef<T> ref = std::move(self->ref);
     const bool slot = (self->flags & TaskNode::kSlot) != 0;  // as above
     delete self;
-    if (slot) group->ReleaseSlot();
+    if (slot) GroupRef::ReleaseSlot(group);
     SettleDropped(group, std::move(ref));
   }
 
@@ -503,29 +465,11 @@ struct StartedCoroutine final : CoroContext {
       ref.state->ChainToGroup();
       if (ref.state->stop_requested()) {
         // Stopped before it started: f is never called.
-        create_error = ref.state->StopCause(group);
+        this->create_error = ref.state->StopCause(this->group);
         return {};
       }
-      FrameRoom offer{std::addressof(f), room_bytes != 0 ? Room() : nullptr,
-                      room_bytes, false, &learnt};
-      FrameRoom* const saved = std::exchange(tls_frame_room, &offer);
-      try {
-        task = CallWithToken(f, ref.state->token());
-      } catch (...) {
-        tls_frame_room = saved;
-        create_error = StatusFromException(std::current_exception(), "task");
-        if (offer.in_use) FrameRoomEscaped();
-        return {};
-      }
-      tls_frame_room = saved;
-      if (offer.in_use && task.handle().address() != offer.room) {
-        FrameRoomEscaped();
-      }
-      if (!task.handle()) {
-        create_error = absl::InternalError("Start: f returned an empty Task");
-        return {};
-      }
-      task.handle().promise().ctx = this;
+      return this->CreateRoot(ref.state->token(),
+                              "Start: f returned an empty Task");
     }
     return task.handle();
   }
@@ -534,8 +478,8 @@ struct StartedCoroutine final : CoroContext {
   // runs here) and returns the status the group settles with.
   absl::Status RootStatus() noexcept override {
     Outcome outcome = absl::Status(absl::StatusCode::kUnknown, "");
-    if (!create_error.ok()) {
-      outcome = Outcome(create_error);
+    if (!this->create_error.ok()) {
+      outcome = Outcome(this->create_error);
     } else {
       try {
         if constexpr (std::is_void_v<V>) {
@@ -551,30 +495,23 @@ struct StartedCoroutine final : CoroContext {
     }
     TaskState<T>* const state = ref.state;
     absl::Status for_group = state->ForGroup(StatusOf(outcome));
-    absl::Status callback_error = state->Complete(group, std::move(outcome));
+    absl::Status callback_error =
+        state->Complete(this->group, std::move(outcome));
     if (!callback_error.ok()) return callback_error;
     return for_group;
   }
 
-  static constexpr size_t NodeBytes() {
-    constexpr size_t kAlign = __STDCPP_DEFAULT_NEW_ALIGNMENT__;
-    return (sizeof(StartedCoroutine) + kAlign - 1) / kAlign * kAlign;
-  }
-  void* Room() noexcept { return reinterpret_cast<char*>(this) + NodeBytes(); }
-
   StateRef<T> ref;  // first: released after the frame and the callable
   F f;              // before task: destroyed after the frame
   TaskType task;
-  absl::Status create_error;
 
  private:
+  friend Root;
   template <class G>
   StartedCoroutine(GroupState* g, TaskState<T>* s, G&& fn, uint32_t room)
-      : CoroContext(g), ref(s), f(std::forward<G>(fn)) {
-    static_assert(kMaxCachedTaskSize <= UINT16_MAX);
-    run = &Run;
-    flags |= TaskNode::kOwnStop;
-    room_bytes = static_cast<uint16_t>(room);
+      : Root(g, room), ref(s), f(std::forward<G>(fn)) {
+    this->run = &Run;
+    this->flags |= TaskNode::kOwnStop;
     s->set_coroutine(this);
   }
 };
