@@ -9,7 +9,7 @@
 // program without tracing pays. The "on" executor writes its file (to
 // $TEST_TMPDIR or /tmp) when destroyed, outside the timing loop.
 //
-//   bazel run -c opt //executor/trace:trace_bench --
+//   bazel run -c opt //benchmarks:trace_bench --
 //       --benchmark_repetitions=9 --benchmark_enable_random_interleaving=true
 // (one command line).
 #include <stdlib.h>
