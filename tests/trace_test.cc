@@ -788,6 +788,26 @@ TEST(Trace, BlockingCallHasItsLabelAndGroup) {
   EXPECT_EQ(unnamed_calls, 1);
 }
 
+// A coroutine's co_await Blocking(...) is a blocking event named after the
+// coroutine (its spawn site) in the coroutine's group.
+TEST(Trace, CoroutineBlockingCallHasItsLabelAndGroup) {
+  const std::string path = TempPath("coro_blocking.json");
+  int line = 0;
+  {
+    Executor executor({.num_workers = 1, .trace_path = path});
+    TaskGroup io(executor, {.name = "coro-io"});
+    line = __LINE__ + 1;
+    io.Spawn([]() -> Task<absl::Status> {
+      co_return co_await Blocking(
+          [] { absl::SleepFor(absl::Milliseconds(1)); });
+    });
+    ASSERT_TRUE(io.Wait().ok());
+  }
+  const std::map<std::string, int> expected = {
+      {absl::StrCat("trace_test.cc:", line), 1}};
+  EXPECT_EQ(TaskEventsOf(path, "blocking", "coro-io"), expected);
+}
+
 // A plain task spawned inside a run has a flow arrow from that run to its
 // own: an "s" inside the spawning run's slice and an "f" at the start of
 // the spawned task's run ("bp":"e"), with the same id. A task spawned

@@ -213,6 +213,13 @@ bool YieldSuspend(CoroContext* ctx) {
   return true;
 }
 
+void TraceCoroBlocking(const CoroContext* ctx) {
+  if (!TraceActive()) [[likely]] return;
+  const GroupState* const g = ctx->group;
+  NameBlockingEvent(LabelText(ctx->site.file, ctx->site.line), g->id(),
+                    g->name());
+}
+
 absl::Status SubmitBlocking(CoroContext* ctx,
                             absl::AnyInvocable<void() &&> job) {
   if (GroupLimit* limit = ctx->group->limit()) {

@@ -510,6 +510,7 @@ class BlockingAwaiter {
     }
     ctx->resume_handle = h;
     absl::Status submitted = SubmitBlocking(ctx, [this, ctx]() {
+      TraceCoroBlocking(ctx);
       result_.emplace(RunBlockingFn(fn_, ctx->token()));
       // Last touch of this awaiter on the blocking thread.
       ScheduleResume(ctx);

@@ -182,6 +182,10 @@ struct CoroContext : TaskNode {
 void ScheduleResume(CoroContext* ctx);
 // The same, behind every queued task (Yield).
 void ScheduleResumeBack(CoroContext* ctx);
+// Called by a co_await Blocking job on its blocking thread: names that
+// call's trace event after the awaiting coroutine (its spawn site) and
+// group. Nothing unless some executor traces.
+void TraceCoroBlocking(const CoroContext* ctx);
 
 // ---- out-of-line awaitable operations (executor/coro/) ------------------------
 // Each *Suspend returns true if the coroutine must stay suspended (the
