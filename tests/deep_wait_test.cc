@@ -128,7 +128,9 @@ TEST(DeepWait, WorkersGetTheConfiguredStackSize) {
     pthread_attr_getstacksize(&attr, &got);
     pthread_attr_destroy(&attr);
   });
-  ASSERT_TRUE(g.Wait().ok());
+  // WaitFor: it never runs the task here (Wait() off the executor may, on
+  // this thread's own stack).
+  ASSERT_TRUE(g.WaitFor(absl::Minutes(5)).ok());
   // glibc may hand out a cached stack up to 4 times larger.
   EXPECT_GE(got, want);
   EXPECT_LE(got, 4 * want);
