@@ -77,7 +77,7 @@ absl::StatusOr<Thread> TryStartThread(const char* name, size_t stack_size,
 // (test_hooks.h): a hook that returns true makes the start fail.
 
 // The lowest address of the calling thread's stack that a helping wait may
-// reach before it must stop nesting tasks (scheduler.cc, the stack guard):
+// reach before it must stop nesting tasks (help.cc, the stack guard):
 // its stack's low end plus a reserve of a quarter of the stack, at least
 // 64 KiB. Computed once per thread (pthread_getattr_np); 0 if unknown (no
 // guard then). Thread-safety: about the calling thread only.

@@ -46,7 +46,7 @@ class Idle {
   enum class Wake { kNotified, kSpurious, kLent };
   Wake TransitionFromParked(int worker) ABSL_LOCKS_EXCLUDED(mu_);
   // Lends the seat of a parked worker to a thread outside the executor
-  // (ParallelFor's caller, scheduler.cc "Guest seats"): takes a parked
+  // (ParallelFor's caller, guest_seat.cc): takes a parked
   // worker off the list and counts it unparked, not searching, like a worker
   // waiting in a Wait(); its thread stays parked (kLent) until the seat is
   // given back with TransitionToParked(worker, false). With no worker

@@ -117,7 +117,7 @@ struct Worker {
   std::atomic<int64_t> deferred_n{0};
   int deferred_slot = -1;  // owner only
   // Owner only: the seat is lent to a thread that is not a worker (guest
-  // seats atop scheduler.cc). Its own helping wait (outside any task) then
+  // seats, guest_seat.cc). Its own helping wait (outside any task) then
   // runs plain tasks only: coroutines and SpawnBlocking's done callbacks
   // run on workers, as task.h and task_group.h promise. A wait inside a
   // task it runs helps with anything of its subtree, as on a worker: it
@@ -175,8 +175,8 @@ class ExecutorImpl {
   // Gives back the seat LendSeat returned, from the same thread, outside
   // any task: moves what is left on its deque to the injection queue.
   void ReturnSeat(Worker* w);
-  // The caller joins in (TaskGroup::Wait() off the executor, "Guest seats"
-  // atop scheduler.cc): on a thread that is no executor's worker, runs
+  // The caller joins in (TaskGroup::Wait() off the executor; guest_seat.cc,
+  // docs/design/parking.md): on a thread that is no executor's worker, runs
   // plain tasks of `group`'s subtree (and only those) in a parked worker's
   // seat while it finds any, then gives the seat back. Returns true if the
   // group is joined (GroupState::Joined), false if the caller must still

@@ -67,7 +67,7 @@ namespace internal {
 // True when the calling thread is a worker of an executor with more than
 // one worker and that worker's deque is empty: nothing for a thief to take,
 // so a loop task should split. Thread-safety: any thread (false off a
-// worker). Defined in executor/sched/scheduler.cc.
+// worker). Defined in executor/sched/guest_seat.cc.
 bool LoopShouldSplit();
 
 // The number of workers of the executor whose worker is the calling thread;
@@ -84,7 +84,7 @@ class ExecutorImpl;
 // executor still runs no more threads than it has workers: the seat's own
 // thread stays parked.
 // Thread-safety: one object per thread, used only by the thread that made
-// it. Defined in executor/sched/scheduler.cc.
+// it. Defined in executor/sched/guest_seat.cc.
 class GuestSeat {
  public:
   // Takes a parked worker's seat when the calling thread is not a worker

@@ -301,7 +301,8 @@ class GroupState final : public CacheAllocated<GroupState> {
   static int StopPinned(std::vector<GroupState*>& pinned,
                         std::string_view reason, StopOrigin origin);
 
-  // Root registry links (executor/sched/scheduler.cc): guarded by the shard's mutex.
+  // Root registry links (executor/sched/roots.cc): guarded by the shard's
+  // mutex.
   GroupState* next_root_ = nullptr;
   GroupState* prev_root_ = nullptr;
   RootShard* shard_ = nullptr;
